@@ -1,0 +1,86 @@
+// Elementwise kernels over flat arrays. Grids may spill into y for large
+// arrays (see Context::linear_groups), hence the 2-D linear index.
+
+struct Params {
+    n: u32,      // elements (gather: output rows)
+    cols: u32,   // gather: row width in 32-bit words
+    alpha: f32,  // fill value, scale factor, axpy alpha, activation parameter
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+override ACT: u32 = 0u;
+const WG: u32 = 256u;
+
+fn linear(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * WG;
+}
+
+// ---- act_forward: out = act(x) -------------------------------------------
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(WG)
+fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = linear(gid, groups);
+    if (i < p.n) {
+        y[i] = activate(x[i], ACT, p.alpha);
+    }
+}
+
+// ---- axpy: y += alpha · x ------------------------------------------------
+@compute @workgroup_size(WG)
+fn axpy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = linear(gid, groups);
+    if (i < p.n) {
+        y[i] = fma(p.alpha, x[i], y[i]);
+    }
+}
+
+// ---- act_backward: gin = gout ⊙ act'(z) ----------------------------------
+@group(0) @binding(1) var<storage, read> z: array<f32>;
+@group(0) @binding(2) var<storage, read> gout: array<f32>;
+@group(0) @binding(3) var<storage, read_write> gin: array<f32>;
+
+@compute @workgroup_size(WG)
+fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = linear(gid, groups);
+    if (i < p.n) {
+        gin[i] = gout[i] * activate_grad(z[i], ACT, p.alpha);
+    }
+}
+
+// ---- fill and scale, in place ----------------------------------------------
+@group(0) @binding(1) var<storage, read_write> t: array<f32>;
+
+@compute @workgroup_size(WG)
+fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = linear(gid, groups);
+    if (i < p.n) {
+        t[i] = p.alpha;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = linear(gid, groups);
+    if (i < p.n) {
+        t[i] = p.alpha * t[i];
+    }
+}
+
+// ---- gather_rows: out[i, :] = src[idx[i], :], on raw 32-bit words ----------
+// Words, not floats, so the same kernel gathers f32 features and u32 labels.
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read> idx: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<u32>;
+
+@compute @workgroup_size(WG)
+fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = linear(gid, groups);
+    if (e < p.n * p.cols) {
+        let row = e / p.cols;
+        let col = e - row * p.cols;
+        dst[e] = src[idx[row] * p.cols + col];
+    }
+}

@@ -1,0 +1,84 @@
+// Reductions. Every order of summation is fixed by the sizes alone, so the
+// results are deterministic from run to run.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    n: u32,        // elements to reduce (partial, final)
+    divisor: f32,  // final: n for a mean, 1 otherwise
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+override OP: u32 = 0u;   // 0 sum (and mean, through divisor), 2 max
+const WG: u32 = 256u;
+
+fn identity() -> f32 {
+    return select(0.0, bitcast<f32>(0xff800000u), OP == 2u);   // -inf for max
+}
+
+fn combine(a: f32, b: f32) -> f32 {
+    if (OP == 2u) {
+        return max(a, b);
+    }
+    return a + b;
+}
+
+var<workgroup> scratch: array<f32, WG>;
+
+// Tree reduction of one value per invocation; invocation 0 gets the result.
+fn workgroup_reduce(lid: u32, v: f32) -> f32 {
+    scratch[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            scratch[lid] = combine(scratch[lid], scratch[lid + s]);
+        }
+        workgroupBarrier();
+    }
+    return scratch[0];
+}
+
+// ---- sum_rows: out[j] = Σ_i x[i, j], one invocation per column ----------
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(64)
+fn sum_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x;
+    if (j >= p.cols) {
+        return;
+    }
+    var s = 0.0;
+    for (var i = 0u; i < p.rows; i++) {
+        s += x[i * p.cols + j];
+    }
+    out[j] = s;
+}
+
+// ---- partial: out[g] = reduce of x[g·WG + t + s·stride] ------------------
+@compute @workgroup_size(WG)
+fn partial(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    var v = identity();
+    let stride = groups.x * WG;
+    for (var i = wid.x * WG + lid.x; i < p.n; i += stride) {
+        v = combine(v, x[i]);
+    }
+    let r = workgroup_reduce(lid.x, v);
+    if (lid.x == 0u) {
+        out[wid.x] = r;
+    }
+}
+
+// ---- final: out[0] = reduce(x[0..n]) / divisor, one workgroup ------------
+@compute @workgroup_size(WG)
+fn final_(@builtin(local_invocation_id) lid: vec3<u32>) {
+    var v = identity();
+    for (var i = lid.x; i < p.n; i += WG) {
+        v = combine(v, x[i]);
+    }
+    let r = workgroup_reduce(lid.x, v);
+    if (lid.x == 0u) {
+        out[0] = r / p.divisor;
+    }
+}

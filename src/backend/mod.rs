@@ -1,0 +1,147 @@
+//! The backend interface: the handful of operations a training step needs.
+//!
+//! Layers, losses, optimizers and the training loop are written once against
+//! [`Backend`]. [`Cpu`] implements it in plain Rust (generic over `f32` and
+//! `f64`); [`Gpu`](crate::Gpu) implements it with WGSL kernels. Because both
+//! sides expose the same operations, parity can be tested at every level.
+//!
+//! Conventions, shared by both backends:
+//! - Tensors are row-major matrices `rows × cols`; a batch is `N × features`
+//!   and a vector is `1 × n`. Dense weights are stored as PyTorch does,
+//!   `[out, in]`, so a layer computes `Z = X·Wᵀ + b`.
+//! - Every operation writes into an output tensor the caller allocated, so a
+//!   model allocates its buffers once and a training step allocates nothing.
+//! - Shapes are checked on the host before anything runs; a mismatch is an
+//!   [`Error::Shape`](crate::Error::Shape) naming both shapes.
+//! - Losses are summed over the output columns and averaged over the batch
+//!   rows (the seeds' convention); see [`Loss`] for the PyTorch equivalents.
+
+pub(crate) mod cpu;
+pub(crate) mod ops;
+
+pub use cpu::{Cpu, CpuIndex, CpuTensor};
+pub use ops::{Activation, Loss, MatmulSpec, Reduce, Target};
+
+use crate::Result;
+
+/// What every tensor handle can tell about itself.
+pub trait Shaped {
+    /// Number of rows.
+    fn rows(&self) -> usize;
+    /// Number of columns.
+    fn cols(&self) -> usize;
+    /// `rows × cols`.
+    fn len(&self) -> usize {
+        self.rows() * self.cols()
+    }
+    /// True when the tensor has no elements (never true for tensors made by a backend).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// `"rows×cols"`, for error messages.
+    fn shape_str(&self) -> String {
+        format!("{}x{}", self.rows(), self.cols())
+    }
+}
+
+/// A vector of `u32` on the device: class labels or row indices, each checked
+/// against an exclusive `bound` when it was written.
+pub trait IndexVector {
+    /// Number of entries.
+    fn len(&self) -> usize;
+    /// True when there are no entries (never true for vectors made by a backend).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Every entry is `< bound` (the number of classes, or of rows indexed).
+    fn bound(&self) -> usize;
+}
+
+/// The operations a training step needs, implemented once per device type.
+///
+/// ```
+/// use wgtrain::{Backend, Cpu, MatmulSpec, Activation};
+/// let cpu = Cpu::<f64>::new();
+/// let a = cpu.upload_f64(2, 3, &[1., 2., 3., 4., 5., 6.]).unwrap();
+/// let b = cpu.upload_f64(3, 1, &[1., 0., -1.]).unwrap();
+/// let mut c = cpu.zeros(2, 1).unwrap();
+/// cpu.matmul(&a, &b, &mut c, MatmulSpec::default()).unwrap();
+/// assert_eq!(cpu.download(&c).unwrap(), vec![-2.0, -2.0]);
+/// ```
+pub trait Backend {
+    /// The element type of tensors (`f32` on the GPU, `f32` or `f64` on the CPU).
+    type Scalar: num_traits::Float + Copy + std::fmt::Debug + Send + Sync + 'static;
+    /// A matrix resident on this backend.
+    type Tensor: Shaped + std::fmt::Debug;
+    /// A `u32` vector resident on this backend.
+    type Index: IndexVector + std::fmt::Debug;
+
+    /// One line saying what this backend runs on.
+    fn describe(&self) -> String;
+
+    /// A new tensor filled with zeros.
+    fn zeros(&self, rows: usize, cols: usize) -> Result<Self::Tensor>;
+    /// A new tensor holding `data` (row-major, `rows × cols` values), rounded to [`Self::Scalar`].
+    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Result<Self::Tensor>;
+    /// As [`Backend::upload`], from `f64` values (exact on `Cpu<f64>`).
+    fn upload_f64(&self, rows: usize, cols: usize, data: &[f64]) -> Result<Self::Tensor>;
+    /// Overwrites a tensor's values; `data.len()` must equal `t.len()`.
+    fn write(&self, t: &mut Self::Tensor, data: &[f64]) -> Result<()>;
+    /// Reads a tensor back to the host (waits for pending work on the GPU).
+    fn download(&self, t: &Self::Tensor) -> Result<Vec<f64>>;
+    /// Copies `src` into `dst` (same shape).
+    fn copy(&self, src: &Self::Tensor, dst: &mut Self::Tensor) -> Result<()>;
+
+    /// A new index vector; every entry must be `< bound`.
+    fn indices(&self, data: &[u32], bound: usize) -> Result<Self::Index>;
+    /// Overwrites an index vector (same length, same bound).
+    fn write_indices(&self, idx: &mut Self::Index, data: &[u32]) -> Result<()>;
+    /// Reads an index vector back to the host.
+    fn download_indices(&self, idx: &Self::Index) -> Result<Vec<u32>>;
+
+    /// `out = act(op(A)·op(B) + bias)`, with `op` a transpose when asked.
+    fn matmul(
+        &self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        out: &mut Self::Tensor,
+        spec: MatmulSpec<'_, Self::Tensor>,
+    ) -> Result<()>;
+    /// `out = act(x)` elementwise.
+    fn activation(&self, act: Activation, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
+    /// `grad_in = grad_out ⊙ act'(z)`, with `z` the activation's input.
+    fn activation_backward(
+        &self,
+        act: Activation,
+        z: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        grad_in: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// Column sums over the rows: `out[0, j] = Σᵢ x[i, j]` (bias gradients).
+    fn sum_rows(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
+    /// Reduces all elements to `out` of shape `1×1`.
+    fn reduce(&self, op: Reduce, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
+    /// The mean loss over the batch into `loss` (`1×1`) and its gradient with
+    /// respect to `pred` into `grad` (same shape as `pred`).
+    fn loss(
+        &self,
+        kind: Loss,
+        pred: &Self::Tensor,
+        target: Target<'_, Self>,
+        grad: &mut Self::Tensor,
+        loss: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// `out[i, :] = src[idx[i], :]`: a minibatch from a resident data set.
+    fn gather_rows(&self, src: &Self::Tensor, idx: &Self::Index, out: &mut Self::Tensor) -> Result<()>;
+    /// `out[i] = src[idx[i]]`: the labels of a minibatch.
+    fn gather_indices(&self, src: &Self::Index, idx: &Self::Index, out: &mut Self::Index) -> Result<()>;
+    /// Sets every element to `value`.
+    fn fill(&self, t: &mut Self::Tensor, value: f64) -> Result<()>;
+    /// `t = alpha · t`.
+    fn scale(&self, t: &mut Self::Tensor, alpha: f64) -> Result<()>;
+    /// `y = alpha · x + y`.
+    fn axpy(&self, alpha: f64, x: &Self::Tensor, y: &mut Self::Tensor) -> Result<()>;
+
+    /// Submits recorded work and waits for it (a no-op on the CPU).
+    fn synchronize(&self) -> Result<()>;
+}

@@ -1,0 +1,137 @@
+//! The one error type of the library: every fallible call returns [`Result`].
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong, each variant naming the problem and the sizes
+/// involved so that the message alone tells the user what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No wgpu adapter could be opened.
+    #[error(
+        "no GPU adapter found ({detail}). Install a Vulkan driver (on Debian/Ubuntu: \
+         `apt-get install mesa-vulkan-drivers` gives the lavapipe software adapter) \
+         or use the CPU backend (WGTRAIN_DEVICE=cpu)"
+    )]
+    NoAdapter {
+        /// What was tried.
+        detail: String,
+    },
+    /// The adapter was found but the device could not be created.
+    #[error("could not open the GPU device: {0}")]
+    DeviceRequest(String),
+    /// The GPU reported an error (out of memory, lost device, mapping failure).
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    /// Two shapes that must agree do not.
+    #[error("shape mismatch in {op}: {detail}")]
+    Shape {
+        /// The operation that was called.
+        op: &'static str,
+        /// The shapes involved.
+        detail: String,
+    },
+    /// A tensor with no elements where at least one is needed.
+    #[error("{op}: zero-sized tensor ({rows}x{cols})")]
+    Empty {
+        /// The operation that was called.
+        op: &'static str,
+        /// Rows asked for.
+        rows: usize,
+        /// Columns asked for.
+        cols: usize,
+    },
+    /// A buffer larger than the device allows in one binding.
+    #[error("{what} needs {bytes} bytes but the device allows at most {limit} bytes per buffer")]
+    TooLarge {
+        /// What was being allocated.
+        what: String,
+        /// Bytes asked for.
+        bytes: u64,
+        /// The device's limit.
+        limit: u64,
+    },
+    /// Host data whose length does not match the tensor.
+    #[error("{op}: expected {expected} elements, got {got}")]
+    Length {
+        /// The operation that was called.
+        op: &'static str,
+        /// Elements the shape implies.
+        expected: usize,
+        /// Elements given.
+        got: usize,
+    },
+    /// A class label outside `0..classes`.
+    #[error("label {label} at row {row} is out of range for {classes} classes")]
+    LabelRange {
+        /// The offending label.
+        label: u32,
+        /// Where it was found.
+        row: usize,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// An index outside the rows of the tensor it indexes.
+    #[error("{op}: index {index} at position {position} is out of range (must be below {bound})")]
+    IndexRange {
+        /// The operation that was called.
+        op: &'static str,
+        /// The offending index.
+        index: u32,
+        /// Where it was found.
+        position: usize,
+        /// The exclusive upper bound (rows indexed, or classes).
+        bound: usize,
+    },
+    /// NaN or infinity where finite numbers are required.
+    #[error("{what}: non-finite value {value} at element {index}")]
+    NonFinite {
+        /// What held it (a batch, a loss, a parameter).
+        what: String,
+        /// The flat index of the first bad element.
+        index: usize,
+        /// The value found.
+        value: f64,
+    },
+    /// The loss became NaN or infinite during training.
+    #[error("loss became {value} at epoch {epoch}, step {step}")]
+    Diverged {
+        /// Epoch (0-based) where it happened.
+        epoch: usize,
+        /// Step within the epoch (0-based).
+        step: usize,
+        /// The loss value.
+        value: f64,
+    },
+    /// A hyperparameter outside its allowed range.
+    #[error("invalid {name} = {value}: must be {allowed}")]
+    InvalidParameter {
+        /// The parameter's name as in the config.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+        /// The allowed range, in words.
+        allowed: &'static str,
+    },
+    /// A model that cannot be run as built (empty, widths that do not chain).
+    #[error("invalid model: {0}")]
+    Model(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file whose contents are not what its format requires.
+    #[error("{path}: corrupt or malformed file: {detail}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// Shorthand used throughout the crate.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,344 @@
+//! The GPU backend: WGSL kernels dispatched through wgpu, every tensor a
+//! device buffer, every operation recorded into one command encoder until a
+//! result is read back or [`Backend::synchronize`] is called.
+
+mod device;
+mod runtime;
+
+use crate::backend::cpu::{check_gather, check_gather_indices};
+use crate::backend::ops::{check_indices, check_len, check_loss, check_matmul, check_nonempty, check_same, shape_err};
+use crate::backend::{Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target};
+use crate::Result;
+use runtime::{Bind, Buf, Context, Kernel, Shader};
+use std::rc::Rc;
+
+static MATMUL: Shader = Shader {
+    name: "matmul",
+    source: concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/matmul.wgsl")),
+};
+static ELEMENTWISE: Shader = Shader {
+    name: "elementwise",
+    source: concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/elementwise.wgsl")),
+};
+static REDUCE: Shader = Shader { name: "reduce", source: include_str!("../../shaders/reduce.wgsl") };
+static LOSS: Shader = Shader {
+    name: "loss",
+    source: concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/loss.wgsl")),
+};
+
+/// Every shader the library builds, as `(name, full source)`, for validation in tests.
+pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
+    [&MATMUL, &ELEMENTWISE, &REDUCE, &LOSS].iter().map(|s| (s.name, s.source)).collect()
+}
+
+/// Matmul tile: rows × columns computed per workgroup (see shaders/matmul.wgsl).
+const MATMUL_TILE: (u32, u32) = (4 * 8, 8 * 8);
+/// Workgroup size of the elementwise and reduction kernels.
+const WG: u32 = 256;
+/// Most workgroups the first pass of a reduction uses.
+const REDUCE_GROUPS: usize = 256;
+
+/// The GPU backend. Cloning is cheap and shares the device.
+///
+/// ```no_run
+/// use wgtrain::{Backend, Gpu};
+/// let gpu = Gpu::new().expect("a GPU adapter (or lavapipe)");
+/// println!("{}", gpu.describe());
+/// let x = gpu.upload(2, 2, &[1.0, -2.0, 3.0, -4.0]).unwrap();
+/// let mut y = gpu.zeros(2, 2).unwrap();
+/// gpu.activation(wgtrain::Activation::Relu, &x, &mut y).unwrap();
+/// assert_eq!(gpu.download(&y).unwrap(), vec![1.0, 0.0, 3.0, 0.0]);
+/// ```
+#[derive(Clone)]
+pub struct Gpu {
+    ctx: Rc<Context>,
+    /// Bound in place of an absent optional input (no bias, no dense target).
+    dummy: Rc<Buf>,
+}
+
+/// A matrix resident in a device buffer.
+pub struct GpuTensor {
+    rows: usize,
+    cols: usize,
+    buf: Buf,
+}
+
+impl Shaped for GpuTensor {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn cols(&self) -> usize {
+        self.cols
+    }
+}
+
+/// A `u32` vector resident in a device buffer.
+pub struct GpuIndex {
+    len: usize,
+    bound: usize,
+    buf: Buf,
+}
+
+impl std::fmt::Debug for GpuTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuTensor({}x{})", self.rows, self.cols)
+    }
+}
+
+impl std::fmt::Debug for GpuIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuIndex(len {}, bound {})", self.len, self.bound)
+    }
+}
+
+impl IndexVector for GpuIndex {
+    fn len(&self) -> usize {
+        self.len
+    }
+    fn bound(&self) -> usize {
+        self.bound
+    }
+}
+
+impl Gpu {
+    /// Opens the best adapter: a discrete GPU, then an integrated one, then a
+    /// software adapter such as lavapipe. `WGPU_ADAPTER_NAME` and
+    /// `WGPU_BACKEND` narrow the choice.
+    pub fn new() -> Result<Gpu> {
+        let (adapter, device, queue) = device::open()?;
+        let ctx = Context::new(device, queue, adapter.get_info());
+        let dummy = Rc::new(ctx.alloc(4, "dummy")?);
+        Ok(Gpu { ctx, dummy })
+    }
+
+    /// The adapter's description (name, backend, driver).
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.ctx.info
+    }
+
+    /// The limits the device was opened with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.ctx.limits
+    }
+
+    /// True when the adapter is a CPU implementation (lavapipe, SwiftShader, WARP):
+    /// its timings are CPU timings.
+    pub fn is_software(&self) -> bool {
+        self.ctx.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// (dispatches recorded, submissions made) since the device was opened.
+    pub fn counters(&self) -> (u64, u64) {
+        self.ctx.counters()
+    }
+
+    /// Submits recorded work without waiting for it.
+    pub fn flush(&self) -> Result<()> {
+        self.ctx.flush()
+    }
+
+    fn tensor(&self, rows: usize, cols: usize, op: &'static str) -> Result<GpuTensor> {
+        check_nonempty(op, rows, cols)?;
+        let buf = self.ctx.alloc((rows * cols * 4) as u64, &format!("{rows}x{cols} tensor"))?;
+        Ok(GpuTensor { rows, cols, buf })
+    }
+
+    fn elementwise(&self, entry: &'static str, act: Option<Activation>, n: usize, alpha: f32, binds: &[Bind<'_>]) -> Result<()> {
+        let code = act.map_or(0, |a| a.code()) as f64;
+        let constants = [("ACT", code)];
+        let kernel = Kernel { shader: &ELEMENTWISE, entry, constants: if act.is_some() { &constants } else { &[] } };
+        self.ctx.dispatch(&kernel, &[n as u32, 0, alpha.to_bits()], binds, self.ctx.linear_groups(n, WG))
+    }
+}
+
+impl Backend for Gpu {
+    type Scalar = f32;
+    type Tensor = GpuTensor;
+    type Index = GpuIndex;
+
+    fn describe(&self) -> String {
+        format!("GPU backend (f32) on {}", device::describe(&self.ctx.info, &self.ctx.limits))
+    }
+
+    fn zeros(&self, rows: usize, cols: usize) -> Result<GpuTensor> {
+        let t = self.tensor(rows, cols, "zeros")?;
+        self.ctx.clear(&t.buf);
+        Ok(t)
+    }
+
+    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Result<GpuTensor> {
+        check_nonempty("upload", rows, cols)?;
+        check_len("upload", rows * cols, data.len())?;
+        let t = self.tensor(rows, cols, "upload")?;
+        self.ctx.write_bytes(&t.buf, bytemuck::cast_slice(data));
+        Ok(t)
+    }
+
+    fn upload_f64(&self, rows: usize, cols: usize, data: &[f64]) -> Result<GpuTensor> {
+        let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+        self.upload(rows, cols, &v)
+    }
+
+    fn write(&self, t: &mut GpuTensor, data: &[f64]) -> Result<()> {
+        check_len("write", t.len(), data.len())?;
+        let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+        self.ctx.write_bytes(&t.buf, bytemuck::cast_slice(&v));
+        Ok(())
+    }
+
+    fn download(&self, t: &GpuTensor) -> Result<Vec<f64>> {
+        let bytes = self.ctx.read_bytes(&t.buf, (t.len() * 4) as u64)?;
+        Ok(bytemuck::cast_slice::<u8, f32>(&bytes).iter().map(|&v| v as f64).collect())
+    }
+
+    fn copy(&self, src: &GpuTensor, dst: &mut GpuTensor) -> Result<()> {
+        check_same("copy", "source vs destination", src, dst)?;
+        self.ctx.copy(&src.buf, &dst.buf, (src.len() * 4) as u64);
+        Ok(())
+    }
+
+    fn indices(&self, data: &[u32], bound: usize) -> Result<GpuIndex> {
+        check_indices("indices", data, bound)?;
+        let buf = self.ctx.alloc((data.len() * 4) as u64, &format!("{} indices", data.len()))?;
+        self.ctx.write_bytes(&buf, bytemuck::cast_slice(data));
+        Ok(GpuIndex { len: data.len(), bound, buf })
+    }
+
+    fn write_indices(&self, idx: &mut GpuIndex, data: &[u32]) -> Result<()> {
+        check_len("write_indices", idx.len, data.len())?;
+        check_indices("write_indices", data, idx.bound)?;
+        self.ctx.write_bytes(&idx.buf, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    fn download_indices(&self, idx: &GpuIndex) -> Result<Vec<u32>> {
+        let bytes = self.ctx.read_bytes(&idx.buf, (idx.len * 4) as u64)?;
+        Ok(bytemuck::cast_slice::<u8, u32>(&bytes).to_vec())
+    }
+
+    fn matmul(&self, a: &GpuTensor, b: &GpuTensor, out: &mut GpuTensor, spec: MatmulSpec<'_, GpuTensor>) -> Result<()> {
+        let (m, n, k) = check_matmul(a, b, out, &spec)?;
+        let constants = [
+            ("TA", spec.transpose_a as u32 as f64),
+            ("TB", spec.transpose_b as u32 as f64),
+            ("ACT", spec.act.code() as f64),
+            ("HAS_BIAS", spec.bias.is_some() as u32 as f64),
+        ];
+        let kernel = Kernel { shader: &MATMUL, entry: "main", constants: &constants };
+        let bias = spec.bias.map_or(&*self.dummy, |t| &t.buf);
+        let groups = [(n as u32).div_ceil(MATMUL_TILE.1), (m as u32).div_ceil(MATMUL_TILE.0), 1];
+        self.ctx.dispatch(
+            &kernel,
+            &[m as u32, n as u32, k as u32, spec.act.param().to_bits()],
+            &[Bind::read(&a.buf), Bind::read(&b.buf), Bind::read(bias), Bind::write(&out.buf)],
+            groups,
+        )
+    }
+
+    fn activation(&self, act: Activation, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
+        check_same("activation", "input vs output", x, out)?;
+        self.elementwise("act_forward", Some(act), x.len(), act.param(), &[Bind::read(&x.buf), Bind::write(&out.buf)])
+    }
+
+    fn activation_backward(&self, act: Activation, z: &GpuTensor, grad_out: &GpuTensor, grad_in: &mut GpuTensor) -> Result<()> {
+        check_same("activation_backward", "pre-activation vs gradient", z, grad_out)?;
+        check_same("activation_backward", "pre-activation vs input gradient", z, grad_in)?;
+        self.elementwise(
+            "act_backward",
+            Some(act),
+            z.len(),
+            act.param(),
+            &[Bind::read(&z.buf), Bind::read(&grad_out.buf), Bind::write(&grad_in.buf)],
+        )
+    }
+
+    fn sum_rows(&self, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
+        if out.rows != 1 || out.cols != x.cols {
+            return Err(shape_err("sum_rows", format!("input {} needs output 1x{}, got {}", x.shape_str(), x.cols, out.shape_str())));
+        }
+        let kernel = Kernel { shader: &REDUCE, entry: "sum_rows", constants: &[] };
+        self.ctx.dispatch(
+            &kernel,
+            &[x.rows as u32, x.cols as u32, 0, 0],
+            &[Bind::read(&x.buf), Bind::write(&out.buf)],
+            [(x.cols as u32).div_ceil(64), 1, 1],
+        )
+    }
+
+    fn reduce(&self, op: Reduce, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
+        if out.len() != 1 {
+            return Err(shape_err("reduce", format!("output must be 1x1, got {}", out.shape_str())));
+        }
+        let code = if op == Reduce::Max { 2.0 } else { 0.0 };
+        let constants = [("OP", code)];
+        let n = x.len();
+        let divisor = if op == Reduce::Mean { n as f32 } else { 1.0 };
+        let groups = n.div_ceil(WG as usize).min(REDUCE_GROUPS);
+        // Pass 1 leaves one partial per workgroup; pass 2 combines them.
+        let partials = self.ctx.alloc((groups * 4) as u64, "reduction partials")?;
+        let partial = Kernel { shader: &REDUCE, entry: "partial", constants: &constants };
+        self.ctx.dispatch(&partial, &[0, 0, n as u32, 0], &[Bind::read(&x.buf), Bind::write(&partials)], [groups as u32, 1, 1])?;
+        let fin = Kernel { shader: &REDUCE, entry: "final_", constants: &constants };
+        self.ctx.dispatch(
+            &fin,
+            &[0, 0, groups as u32, divisor.to_bits()],
+            &[Bind::read(&partials), Bind::write(&out.buf)],
+            [1, 1, 1],
+        )
+    }
+
+    fn loss(&self, kind: Loss, pred: &GpuTensor, target: Target<'_, Self>, grad: &mut GpuTensor, loss: &mut GpuTensor) -> Result<()> {
+        check_loss::<Self>(kind, pred, &target, grad, loss)?;
+        let (labels, dense, has_labels) = match target {
+            Target::Labels(l) => (&l.buf, &*self.dummy, true),
+            Target::Dense(t) => (&*self.dummy, &t.buf, false),
+        };
+        let constants = [("LOSS", kind.code() as f64), ("HAS_LABELS", has_labels as u32 as f64)];
+        let kernel = Kernel { shader: &LOSS, entry: "main", constants: &constants };
+        self.ctx.dispatch(
+            &kernel,
+            &[pred.rows as u32, pred.cols as u32],
+            &[Bind::read(&pred.buf), Bind::read(labels), Bind::read(dense), Bind::write(&grad.buf), Bind::write(&loss.buf)],
+            [1, 1, 1],
+        )
+    }
+
+    fn gather_rows(&self, src: &GpuTensor, idx: &GpuIndex, out: &mut GpuTensor) -> Result<()> {
+        check_gather(src, idx, out)?;
+        self.gather(&src.buf, &idx.buf, &out.buf, idx.len, src.cols)
+    }
+
+    fn gather_indices(&self, src: &GpuIndex, idx: &GpuIndex, out: &mut GpuIndex) -> Result<()> {
+        check_gather_indices(src, idx, out)?;
+        self.gather(&src.buf, &idx.buf, &out.buf, idx.len, 1)
+    }
+
+    fn fill(&self, t: &mut GpuTensor, value: f64) -> Result<()> {
+        self.elementwise("fill", None, t.len(), value as f32, &[Bind::write(&t.buf)])
+    }
+
+    fn scale(&self, t: &mut GpuTensor, alpha: f64) -> Result<()> {
+        self.elementwise("scale", None, t.len(), alpha as f32, &[Bind::write(&t.buf)])
+    }
+
+    fn axpy(&self, alpha: f64, x: &GpuTensor, y: &mut GpuTensor) -> Result<()> {
+        check_same("axpy", "x vs y", x, y)?;
+        self.elementwise("axpy", None, x.len(), alpha as f32, &[Bind::read(&x.buf), Bind::write(&y.buf)])
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.ctx.synchronize()
+    }
+}
+
+impl Gpu {
+    fn gather(&self, src: &Buf, idx: &Buf, out: &Buf, rows: usize, cols: usize) -> Result<()> {
+        let kernel = Kernel { shader: &ELEMENTWISE, entry: "gather_rows", constants: &[] };
+        self.ctx.dispatch(
+            &kernel,
+            &[rows as u32, cols as u32, 0],
+            &[Bind::read(src), Bind::read(idx), Bind::write(out)],
+            self.ctx.linear_groups(rows * cols, WG),
+        )
+    }
+}

@@ -1,0 +1,418 @@
+//! The command recorder behind [`Gpu`](super::Gpu): pipelines built once and
+//! cached, buffers pooled, bind groups cached, kernel parameters packed into
+//! one uniform arena, and every dispatch recorded into one encoder until
+//! something needs the results.
+
+use crate::{Error, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+/// A WGSL source, loaded with `include_str!` and built once per device.
+pub(crate) struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+/// Bytes reserved per dispatch in the parameter arena: the largest uniform
+/// offset alignment any adapter asks for, and room for 64 `u32` words.
+const PARAM_SLOT: u64 = 256;
+/// Dispatches recorded before a submission is forced by a full arena.
+const PARAM_SLOTS: u64 = 4096;
+/// Most storage buffers one kernel binds.
+const MAX_BINDINGS: usize = 6;
+
+/// One kernel: an entry point of a shader, specialised by override constants
+/// (transpose flags, activation, tile sizes), each listed as `(name, value)`.
+pub(crate) struct Kernel<'a> {
+    pub shader: &'static Shader,
+    pub entry: &'static str,
+    pub constants: &'a [(&'static str, f64)],
+}
+
+/// A storage buffer binding: which buffer, and whether the kernel writes it.
+pub(crate) struct Bind<'a> {
+    pub buf: &'a Buf,
+    pub write: bool,
+}
+
+impl<'a> Bind<'a> {
+    pub fn read(buf: &'a Buf) -> Self {
+        Bind { buf, write: false }
+    }
+    pub fn write(buf: &'a Buf) -> Self {
+        Bind { buf, write: true }
+    }
+}
+
+/// A pooled device buffer; dropping it returns it to the pool for reuse.
+pub(crate) struct Buf {
+    pub id: u64,
+    pub buffer: wgpu::Buffer,
+    pub bytes: u64,
+    ctx: Rc<Context>,
+}
+
+impl Drop for Buf {
+    fn drop(&mut self) {
+        let mut st = self.ctx.state.borrow_mut();
+        st.pool.entry(self.bytes).or_default().push((self.id, self.buffer.clone()));
+    }
+}
+
+#[derive(Hash, PartialEq, Eq, Clone, Copy)]
+struct PipelineKey {
+    shader: &'static str,
+    entry: &'static str,
+    constants: [u64; 8],
+}
+
+#[derive(Hash, PartialEq, Eq, Clone, Copy)]
+struct BindKey {
+    layout: u8,
+    ids: [u64; MAX_BINDINGS],
+}
+
+/// Layout of binding 0 (the parameter slot) plus up to MAX_BINDINGS storage
+/// buffers, encoded as a bit per binding: 1 = read-write.
+#[derive(Hash, PartialEq, Eq, Clone, Copy)]
+struct LayoutKey {
+    count: u8,
+    writes: u8,
+}
+
+struct Pipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: LayoutKey,
+}
+
+pub(crate) struct Context {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    params_buf: wgpu::Buffer,
+    /// Errors wgpu reports outside an error scope, surfaced at the next flush.
+    error: Arc<Mutex<Option<String>>>,
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
+    params: Vec<u8>,
+    modules: HashMap<&'static str, wgpu::ShaderModule>,
+    layouts: HashMap<LayoutKey, (u8, wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    pipelines: HashMap<PipelineKey, Rc<Pipeline>>,
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
+    pool: HashMap<u64, Vec<(u64, wgpu::Buffer)>>,
+    next_id: u64,
+    dispatches: u64,
+    submissions: u64,
+}
+
+impl Context {
+    pub fn new(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Rc<Context> {
+        let limits = device.limits();
+        let error = Arc::new(Mutex::new(None::<String>));
+        let sink = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| e.to_string());
+        }));
+        let params_buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgtrain params"),
+            size: PARAM_SLOT * PARAM_SLOTS,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Rc::new(Context { device, queue, info, limits, params_buf, error, state: RefCell::new(State::default()) })
+    }
+
+    /// A buffer of `bytes` bytes from the pool, or a new one. Its contents are
+    /// whatever the last user left: callers clear or overwrite it.
+    pub fn alloc(self: &Rc<Self>, bytes: u64, what: &str) -> Result<Buf> {
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(Error::TooLarge { what: what.to_string(), bytes, limit });
+        }
+        let bytes = bytes.max(4);
+        let mut st = self.state.borrow_mut();
+        if let Some((id, buffer)) = st.pool.get_mut(&bytes).and_then(|v| v.pop()) {
+            return Ok(Buf { id, buffer, bytes, ctx: self.clone() });
+        }
+        st.next_id += 1;
+        let id = st.next_id;
+        drop(st);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Buf { id, buffer, bytes, ctx: self.clone() })
+    }
+
+    /// Runs `f` on the open encoder (closing any open compute pass first),
+    /// for copies and clears, which cannot happen inside a pass.
+    pub fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
+        let mut st = self.state.borrow_mut();
+        st.pass = None;
+        let encoder = st
+            .encoder
+            .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgtrain") }));
+        f(encoder)
+    }
+
+    /// Fills a buffer with zero bytes, in stream order.
+    pub fn clear(&self, buf: &Buf) {
+        self.with_encoder(|e| e.clear_buffer(&buf.buffer, 0, None));
+    }
+
+    /// Copies host bytes into a buffer, in stream order: through a staging
+    /// buffer and a recorded copy, so work recorded earlier still sees the old
+    /// contents (a queue write would land before it).
+    pub fn write_bytes(&self, buf: &Buf, bytes: &[u8]) {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgtrain upload"),
+            size: bytes.len() as u64,
+            usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: true,
+        });
+        staging
+            .slice(..)
+            .get_mapped_range_mut()
+            .expect("a buffer mapped at creation is mapped")
+            .copy_from_slice(bytes);
+        staging.unmap();
+        self.with_encoder(|e| e.copy_buffer_to_buffer(&staging, 0, &buf.buffer, 0, bytes.len() as u64));
+    }
+
+    /// Copies `bytes` bytes between two buffers, in stream order.
+    pub fn copy(&self, src: &Buf, dst: &Buf, bytes: u64) {
+        self.with_encoder(|e| e.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, bytes));
+    }
+
+    /// Submits what was recorded and waits, then returns the first `bytes` bytes of `buf`.
+    pub fn read_bytes(&self, buf: &Buf, bytes: u64) -> Result<Vec<u8>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgtrain readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.with_encoder(|e| e.copy_buffer_to_buffer(&buf.buffer, 0, &staging, 0, bytes));
+        self.flush()?;
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
+        match pollster::block_on(rx.receive()) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Error::Gpu(format!("mapping a readback buffer failed: {e}"))),
+            None => return Err(Error::Gpu("the readback was dropped before it completed".into())),
+        }
+        self.take_error()?;
+        let data = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?
+            .to_vec();
+        staging.unmap();
+        Ok(data)
+    }
+
+    /// Submits everything recorded so far (does not wait).
+    pub fn flush(&self) -> Result<()> {
+        let mut st = self.state.borrow_mut();
+        st.pass = None;
+        if let Some(encoder) = st.encoder.take() {
+            if !st.params.is_empty() {
+                self.queue.write_buffer(&self.params_buf, 0, &st.params);
+                st.params.clear();
+            }
+            self.queue.submit([encoder.finish()]);
+            st.submissions += 1;
+        }
+        drop(st);
+        self.take_error()
+    }
+
+    /// Submits and waits until the device is idle.
+    pub fn synchronize(&self) -> Result<()> {
+        self.flush()?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
+        self.take_error()
+    }
+
+    fn take_error(&self) -> Result<()> {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.take() {
+            Some(e) => Err(Error::Gpu(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// (dispatches recorded, submissions made) since the device was opened.
+    pub fn counters(&self) -> (u64, u64) {
+        let st = self.state.borrow();
+        (st.dispatches, st.submissions)
+    }
+
+    fn layout(&self, st: &mut State, key: LayoutKey) -> u8 {
+        let next = st.layouts.len() as u8;
+        if let Some((id, _, _)) = st.layouts.get(&key) {
+            return *id;
+        }
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: wgpu::BufferSize::new(PARAM_SLOT),
+            },
+            count: None,
+        }];
+        for i in 0..key.count as u32 {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: key.writes & (1 << i) == 0 },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let bgl = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries });
+        let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: None,
+            bind_group_layouts: &[Some(&bgl)],
+            immediate_size: 0,
+        });
+        st.layouts.insert(key, (next, bgl, pl));
+        next
+    }
+
+    fn pipeline(&self, st: &mut State, kernel: &Kernel<'_>, layout: LayoutKey) -> Result<Rc<Pipeline>> {
+        let mut constants = [0u64; 8];
+        for (slot, (_, v)) in constants.iter_mut().zip(kernel.constants) {
+            *slot = v.to_bits();
+        }
+        let key = PipelineKey { shader: kernel.shader.name, entry: kernel.entry, constants };
+        if let Some(p) = st.pipelines.get(&key) {
+            if p.layout != layout {
+                return Err(Error::Gpu(format!("{}::{} bound with a different layout", kernel.shader.name, kernel.entry)));
+            }
+            return Ok(p.clone());
+        }
+        self.layout(st, layout);
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = st.modules.entry(kernel.shader.name).or_insert_with(|| {
+            self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(kernel.shader.name),
+                source: wgpu::ShaderSource::Wgsl(kernel.shader.source.into()),
+            })
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry),
+            layout: Some(&st.layouts[&layout].2),
+            module,
+            entry_point: Some(kernel.entry),
+            compilation_options: wgpu::PipelineCompilationOptions { constants: kernel.constants, zero_initialize_workgroup_memory: false },
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("building {}::{}: {e}", kernel.shader.name, kernel.entry)));
+        }
+        let p = Rc::new(Pipeline { pipeline, layout });
+        st.pipelines.insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Records one dispatch: `params` go to binding 0, `binds` to 1, 2, …
+    pub fn dispatch(&self, kernel: &Kernel<'_>, params: &[u32], binds: &[Bind<'_>], groups: [u32; 3]) -> Result<()> {
+        assert!(binds.len() <= MAX_BINDINGS && params.len() * 4 <= PARAM_SLOT as usize && kernel.constants.len() <= 8);
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::TooLarge {
+                what: format!("dispatch {:?} of {}::{}", groups, kernel.shader.name, kernel.entry),
+                bytes: *groups.iter().max().unwrap() as u64,
+                limit: max as u64,
+            });
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        if self.state.borrow().params.len() as u64 >= PARAM_SLOT * PARAM_SLOTS {
+            self.flush()?;
+        }
+        let mut writes = 0u8;
+        let mut ids = [0u64; MAX_BINDINGS];
+        for (i, b) in binds.iter().enumerate() {
+            writes |= (b.write as u8) << i;
+            ids[i] = b.buf.id;
+        }
+        let layout = LayoutKey { count: binds.len() as u8, writes };
+        let mut st = self.state.borrow_mut();
+        let pipeline = self.pipeline(&mut st, kernel, layout)?;
+        let layout_id = st.layouts[&layout].0;
+        let bind_key = BindKey { layout: layout_id, ids };
+        if !st.bind_groups.contains_key(&bind_key) {
+            // Bounded: a long-lived program that keeps making new tensors
+            // must not grow this without limit.
+            if st.bind_groups.len() > 8192 {
+                st.bind_groups.clear();
+            }
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &self.params_buf,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(PARAM_SLOT),
+                }),
+            }];
+            for (i, b) in binds.iter().enumerate() {
+                entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.buf.buffer.as_entire_binding() });
+            }
+            let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &st.layouts[&layout].1,
+                entries: &entries,
+            });
+            st.bind_groups.insert(bind_key, bg);
+        }
+        let offset = st.params.len();
+        st.params.extend(params.iter().flat_map(|w| w.to_le_bytes()));
+        st.params.resize(offset + PARAM_SLOT as usize, 0);
+        st.dispatches += 1;
+        let State { encoder, pass, bind_groups, .. } = &mut *st;
+        let pass = pass.get_or_insert_with(|| {
+            let encoder = encoder
+                .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgtrain") }));
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None }).forget_lifetime()
+        });
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind_groups[&bind_key], &[offset as u32]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        Ok(())
+    }
+
+    /// Workgroup counts covering `n` items at `per_group` items a group,
+    /// spilling into y when x would pass the per-dimension limit. Kernels
+    /// rebuild the linear index as `gid.x + gid.y · num_workgroups.x · size`.
+    pub fn linear_groups(&self, n: usize, per_group: u32) -> [u32; 3] {
+        let groups = n.div_ceil(per_group as usize) as u64;
+        let max = self.limits.max_compute_workgroups_per_dimension as u64;
+        if groups <= max {
+            [groups as u32, 1, 1]
+        } else {
+            [max as u32, groups.div_ceil(max) as u32, 1]
+        }
+    }
+}
