@@ -8,9 +8,15 @@
 //! in `shaders/`, [`Cpu`] in plain Rust over `f32` or `f64`.
 
 pub mod backend;
+pub mod cost;
+pub mod diagnostics;
 pub mod error;
 pub mod gpu;
+pub mod init;
+pub mod nn;
 
 pub use backend::{Activation, Backend, Cpu, CpuIndex, CpuTensor, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuIndex, GpuTensor};
+pub use init::Init;
+pub use nn::{Layer, Mode, Model, Parameter, Sequential};

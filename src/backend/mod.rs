@@ -68,7 +68,7 @@ pub trait IndexVector {
 /// cpu.matmul(&a, &b, &mut c, MatmulSpec::default()).unwrap();
 /// assert_eq!(cpu.download(&c).unwrap(), vec![-2.0, -2.0]);
 /// ```
-pub trait Backend {
+pub trait Backend: Clone {
     /// The element type of tensors (`f32` on the GPU, `f32` or `f64` on the CPU).
     type Scalar: num_traits::Float + Copy + std::fmt::Debug + Send + Sync + 'static;
     /// A matrix resident on this backend.

@@ -1,0 +1,328 @@
+//! A built network: parameters and gradients resident on a backend, and the
+//! per-batch-size buffers of the forward and backward passes.
+//!
+//! Forward: `Z = X·Wᵀ + b`, `H = σ(Z)`. Backward (seeds 000/004):
+//! `∂ρ/∂W = δᵀ·X`, `∂ρ/∂b = Σᵢ δᵢ`, `δ_in = δ·W`, `δ_Z = δ_H ⊙ σ'(Z)`.
+//! Gradients are overwritten by each backward pass (no accumulation).
+
+use super::{Layer, Sequential};
+use crate::backend::{Activation, Backend, Loss, MatmulSpec, Shaped, Target};
+use crate::{Error, Result};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::collections::HashMap;
+
+/// Training keeps what backward needs; inference fuses bias and activation
+/// into the matmul epilogue and keeps nothing extra.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Keep pre-activations for the backward pass.
+    Train,
+    /// Fastest forward pass; backward is not possible after it.
+    Eval,
+}
+
+struct Dense<B: Backend> {
+    w: B::Tensor,
+    b: B::Tensor,
+    gw: B::Tensor,
+    gb: B::Tensor,
+}
+
+enum Node<B: Backend> {
+    Dense(Dense<B>),
+    Act(Activation),
+    Residual(Vec<Node<B>>),
+}
+
+/// The buffers of one node for one batch size: its output and the gradient
+/// with respect to its input.
+struct Stage<B: Backend> {
+    out: B::Tensor,
+    grad_in: B::Tensor,
+    sub: Vec<Stage<B>>,
+}
+
+struct Workspace<B: Backend> {
+    stages: Vec<Stage<B>>,
+    grad_pred: B::Tensor,
+    loss: B::Tensor,
+}
+
+/// A parameter tensor and its gradient, with its PyTorch state-dict name.
+pub struct Parameter<'a, B: Backend> {
+    /// `nn.Sequential` name, e.g. `0.weight`, `2.1.bias` (inside a residual block).
+    pub name: String,
+    /// The values.
+    pub value: &'a mut B::Tensor,
+    /// The gradient from the last backward pass.
+    pub grad: &'a B::Tensor,
+}
+
+/// A network built on backend `B`.
+pub struct Model<B: Backend> {
+    backend: B,
+    spec: Sequential,
+    nodes: Vec<Node<B>>,
+    workspaces: HashMap<usize, Workspace<B>>,
+}
+
+impl<B: Backend> Model<B> {
+    /// Builds the nodes; see [`Sequential::build`].
+    pub(super) fn new(backend: &B, spec: &Sequential, seed: u64) -> Result<Self> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let nodes = build_nodes(backend, spec.layers(), &mut rng)?;
+        Ok(Model { backend: backend.clone(), spec: spec.clone(), nodes, workspaces: HashMap::new() })
+    }
+}
+
+fn build_nodes<B: Backend>(b: &B, layers: &[Layer], rng: &mut StdRng) -> Result<Vec<Node<B>>> {
+    layers
+        .iter()
+        .map(|layer| {
+            Ok(match layer {
+                Layer::Dense { inputs, outputs, weight_init, bias_init } => {
+                    let w = weight_init.sample(rng, *inputs, *outputs, inputs * outputs);
+                    let bias = bias_init.sample(rng, *inputs, *outputs, *outputs);
+                    Node::Dense(Dense {
+                        w: b.upload_f64(*outputs, *inputs, &w)?,
+                        b: b.upload_f64(1, *outputs, &bias)?,
+                        gw: b.zeros(*outputs, *inputs)?,
+                        gb: b.zeros(1, *outputs)?,
+                    })
+                }
+                Layer::Activation(a) => Node::Act(*a),
+                Layer::Residual(inner) => Node::Residual(build_nodes(b, inner, rng)?),
+            })
+        })
+        .collect()
+}
+
+fn build_stages<B: Backend>(b: &B, nodes: &[Node<B>], rows: usize, mut width: usize) -> Result<Vec<Stage<B>>> {
+    let mut stages = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let (out_width, sub) = match node {
+            Node::Dense(d) => (d.w.rows(), Vec::new()),
+            Node::Act(_) => (width, Vec::new()),
+            Node::Residual(inner) => (width, build_stages(b, inner, rows, width)?),
+        };
+        stages.push(Stage { out: b.zeros(rows, out_width)?, grad_in: b.zeros(rows, width)?, sub });
+        width = out_width;
+    }
+    Ok(stages)
+}
+
+fn forward_chain<B: Backend>(b: &B, nodes: &[Node<B>], stages: &mut [Stage<B>], x: &B::Tensor, mode: Mode) -> Result<()> {
+    let mut i = 0;
+    while i < nodes.len() {
+        let (done, rest) = stages.split_at_mut(i);
+        let input = if i == 0 { x } else { &done[i - 1].out };
+        // In inference a dense layer and the activation after it are one
+        // kernel: the activation's stage receives the fused result.
+        if let (Mode::Eval, Node::Dense(d), Some(Node::Act(act))) = (mode, &nodes[i], nodes.get(i + 1)) {
+            let spec = MatmulSpec { transpose_b: true, bias: Some(&d.b), act: *act, ..Default::default() };
+            b.matmul(input, &d.w, &mut rest[1].out, spec)?;
+            i += 2;
+            continue;
+        }
+        let stage = &mut rest[0];
+        match &nodes[i] {
+            Node::Dense(d) => {
+                let spec = MatmulSpec { transpose_b: true, bias: Some(&d.b), ..Default::default() };
+                b.matmul(input, &d.w, &mut stage.out, spec)?;
+            }
+            Node::Act(act) => b.activation(*act, input, &mut stage.out)?,
+            Node::Residual(inner) => {
+                forward_chain(b, inner, &mut stage.sub, input, mode)?;
+                b.copy(&stage.sub.last().expect("validated: blocks are not empty").out, &mut stage.out)?;
+                b.axpy(1.0, input, &mut stage.out)?;
+            }
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Backpropagates `grad_out` (the gradient at the chain's output) to every
+/// parameter, and to `stages[0].grad_in` when `input_grad`.
+fn backward_chain<B: Backend>(
+    b: &B,
+    nodes: &mut [Node<B>],
+    stages: &mut [Stage<B>],
+    x: &B::Tensor,
+    grad_out: &B::Tensor,
+    input_grad: bool,
+) -> Result<()> {
+    for i in (0..nodes.len()).rev() {
+        let (before, from_i) = stages.split_at_mut(i);
+        let (here, after) = from_i.split_at_mut(1);
+        let stage = &mut here[0];
+        let input = if i == 0 { x } else { &before[i - 1].out };
+        let g = if i + 1 == nodes.len() { grad_out } else { &after[0].grad_in };
+        let need_grad_in = i > 0 || input_grad;
+        match &mut nodes[i] {
+            Node::Dense(d) => {
+                b.matmul(g, input, &mut d.gw, MatmulSpec { transpose_a: true, ..Default::default() })?;
+                b.sum_rows(g, &mut d.gb)?;
+                if need_grad_in {
+                    b.matmul(g, &d.w, &mut stage.grad_in, MatmulSpec::default())?;
+                }
+            }
+            Node::Act(act) => {
+                if need_grad_in {
+                    b.activation_backward(*act, input, g, &mut stage.grad_in)?;
+                }
+            }
+            Node::Residual(inner) => {
+                // y = x + f(x) ⇒ ∂ρ/∂x = g + J_fᵀ·g.
+                backward_chain(b, inner, &mut stage.sub, input, g, true)?;
+                b.copy(g, &mut stage.grad_in)?;
+                b.axpy(1.0, &stage.sub[0].grad_in, &mut stage.grad_in)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn collect_params<'a, B: Backend>(nodes: &'a mut [Node<B>], prefix: &str, out: &mut Vec<Parameter<'a, B>>) {
+    for (i, node) in nodes.iter_mut().enumerate() {
+        match node {
+            Node::Dense(d) => {
+                out.push(Parameter { name: format!("{prefix}{i}.weight"), value: &mut d.w, grad: &d.gw });
+                out.push(Parameter { name: format!("{prefix}{i}.bias"), value: &mut d.b, grad: &d.gb });
+            }
+            Node::Act(_) => {}
+            Node::Residual(inner) => collect_params(inner, &format!("{prefix}{i}."), out),
+        }
+    }
+}
+
+impl<B: Backend> Model<B> {
+    /// The description the model was built from.
+    pub fn spec(&self) -> &Sequential {
+        &self.spec
+    }
+
+    /// The backend the model lives on.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    fn check_input(&self, x: &B::Tensor) -> Result<()> {
+        if x.cols() != self.spec.input_width() {
+            return Err(Error::Shape {
+                op: "forward",
+                detail: format!("the model takes {} features per row, the batch has {} ({})", self.spec.input_width(), x.cols(), x.shape_str()),
+            });
+        }
+        Ok(())
+    }
+
+    fn workspace(&mut self, rows: usize) -> Result<&mut Workspace<B>> {
+        if !self.workspaces.contains_key(&rows) {
+            let stages = build_stages(&self.backend, &self.nodes, rows, self.spec.input_width())?;
+            let out_width = self.spec.output_width();
+            let ws = Workspace { stages, grad_pred: self.backend.zeros(rows, out_width)?, loss: self.backend.zeros(1, 1)? };
+            self.workspaces.insert(rows, ws);
+        }
+        Ok(self.workspaces.get_mut(&rows).expect("inserted above"))
+    }
+
+    /// Runs the network on a batch `x` (`rows × input width`) and returns the
+    /// output (`rows × output width`), still on the device.
+    pub fn forward(&mut self, x: &B::Tensor, mode: Mode) -> Result<&B::Tensor> {
+        self.check_input(x)?;
+        let rows = x.rows();
+        self.workspace(rows)?;
+        let ws = self.workspaces.get_mut(&rows).expect("made by workspace()");
+        forward_chain(&self.backend, &self.nodes, &mut ws.stages, x, mode)?;
+        Ok(&ws.stages.last().expect("validated: not empty").out)
+    }
+
+    /// Forward in training mode, the loss, and the backward pass: afterwards
+    /// every parameter's gradient is set and [`Model::loss_tensor`] holds the
+    /// mean loss. Nothing is read back to the host.
+    pub fn forward_backward(&mut self, x: &B::Tensor, loss: Loss, target: Target<'_, B>) -> Result<()> {
+        self.forward(x, Mode::Train)?;
+        let b = &self.backend;
+        let ws = self.workspaces.get_mut(&x.rows()).expect("made by forward()");
+        let pred = &ws.stages.last().expect("validated: not empty").out;
+        b.loss(loss, pred, target, &mut ws.grad_pred, &mut ws.loss)?;
+        backward_chain(b, &mut self.nodes, &mut ws.stages, x, &ws.grad_pred, false)
+    }
+
+    /// As [`Model::forward_backward`], and also computes the gradient with
+    /// respect to the input, returned (the first layer's input gradient is
+    /// otherwise skipped as no parameter needs it).
+    pub fn forward_backward_input(&mut self, x: &B::Tensor, loss: Loss, target: Target<'_, B>) -> Result<&B::Tensor> {
+        self.forward(x, Mode::Train)?;
+        let b = &self.backend;
+        let ws = self.workspaces.get_mut(&x.rows()).expect("made by forward()");
+        let pred = &ws.stages.last().expect("validated: not empty").out;
+        b.loss(loss, pred, target, &mut ws.grad_pred, &mut ws.loss)?;
+        backward_chain(b, &mut self.nodes, &mut ws.stages, x, &ws.grad_pred, true)?;
+        Ok(&ws.stages[0].grad_in)
+    }
+
+    /// The `1×1` loss of the last [`Model::forward_backward`] on a batch of `rows`.
+    pub fn loss_tensor(&self, rows: usize) -> Option<&B::Tensor> {
+        self.workspaces.get(&rows).map(|ws| &ws.loss)
+    }
+
+    /// Reads back the loss of the last [`Model::forward_backward`] on a batch of `rows`.
+    pub fn loss_value(&self, rows: usize) -> Result<f64> {
+        let t = self.loss_tensor(rows).ok_or_else(|| Error::Model(format!("no forward_backward has run on a batch of {rows} rows")))?;
+        Ok(self.backend.download(t)?[0])
+    }
+
+    /// Every parameter with its gradient, in `state_dict` order.
+    pub fn parameters_mut(&mut self) -> Vec<Parameter<'_, B>> {
+        let mut out = Vec::new();
+        collect_params(&mut self.nodes, "", &mut out);
+        out
+    }
+
+    /// The parameter names, in `state_dict` order.
+    pub fn parameter_names(&mut self) -> Vec<String> {
+        self.parameters_mut().into_iter().map(|p| p.name).collect()
+    }
+
+    /// Reads a parameter back: `(rows, cols, values)`.
+    pub fn parameter(&mut self, name: &str) -> Result<(usize, usize, Vec<f64>)> {
+        let backend = self.backend.clone();
+        let params = collect_named(&mut self.nodes);
+        let p = params.into_iter().find(|p| p.name == name).ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
+        Ok((p.value.rows(), p.value.cols(), backend.download(p.value)?))
+    }
+
+    /// Reads a parameter's gradient back.
+    pub fn gradient(&mut self, name: &str) -> Result<Vec<f64>> {
+        let backend = self.backend.clone();
+        let params = collect_named(&mut self.nodes);
+        let p = params.into_iter().find(|p| p.name == name).ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
+        backend.download(p.grad)
+    }
+
+    /// Overwrites a parameter (its length must match).
+    pub fn set_parameter(&mut self, name: &str, values: &[f64]) -> Result<()> {
+        let backend = self.backend.clone();
+        let params = collect_named(&mut self.nodes);
+        let p = params.into_iter().find(|p| p.name == name).ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
+        backend.write(p.value, values)
+    }
+
+    /// Plain gradient descent on every parameter: `θ ← θ − lr·∂ρ/∂θ`.
+    pub fn sgd_step(&mut self, lr: f64) -> Result<()> {
+        let backend = self.backend.clone();
+        for p in collect_named(&mut self.nodes) {
+            backend.axpy(-lr, p.grad, p.value)?;
+        }
+        Ok(())
+    }
+}
+
+fn collect_named<B: Backend>(nodes: &mut [Node<B>]) -> Vec<Parameter<'_, B>> {
+    let mut out = Vec::new();
+    collect_params(nodes, "", &mut out);
+    out
+}
