@@ -21,7 +21,11 @@ pub struct WorkedExample {
 /// Runs the seed's example on `backend`.
 pub fn run<B: Backend>(backend: &B) -> wgtrain::Result<WorkedExample> {
     // Parameters are set by hand below, so the initialiser does not matter.
-    let spec = Sequential::new(2).dense(2, Init::Zeros).sigmoid().dense(2, Init::Zeros).sigmoid();
+    let spec = Sequential::new(2)
+        .dense(2, Init::Zeros)
+        .sigmoid()
+        .dense(2, Init::Zeros)
+        .sigmoid();
     let mut model = spec.build(backend, 0)?;
     // PyTorch layout [out, in]: h1 = σ(w1·i1 + w2·i2 + b1), h2 = σ(w3·i1 + w4·i2 + b1).
     model.set_parameter("0.weight", &[0.15, 0.20, 0.25, 0.30])?;
@@ -50,7 +54,13 @@ pub fn run<B: Backend>(backend: &B) -> wgtrain::Result<WorkedExample> {
     let mut updated = [0.0; 8];
     updated[..4].copy_from_slice(&w_hidden);
     updated[4..].copy_from_slice(&w_out);
-    Ok(WorkedExample { out_h: [out_h[0], out_h[1]], out_o: [out_o[0], out_o[1]], e_total, de_dw5, updated })
+    Ok(WorkedExample {
+        out_h: [out_h[0], out_h[1]],
+        out_o: [out_o[0], out_o[1]],
+        e_total,
+        de_dw5,
+        updated,
+    })
 }
 
 fn print(name: &str, r: &WorkedExample) {

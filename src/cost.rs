@@ -42,7 +42,10 @@ impl Cost {
 /// ```
 pub fn seed003(n: u64, hidden_layers: u64, d: u64, hidden: u64, k: u64) -> (u64, u64, u64) {
     let l = hidden_layers;
-    let ops = n * ((l - 1) * (3 * hidden * hidden + hidden) + hidden * (2 * hidden + d + 3 * k + 1) + 2 * k);
+    let ops = n
+        * ((l - 1) * (3 * hidden * hidden + hidden)
+            + hidden * (2 * hidden + d + 3 * k + 1)
+            + 2 * k);
     let params = (l - 1) * (hidden * hidden + hidden) + hidden * (d + k) + k;
     (ops, params, params + 2 * n * hidden)
 }
@@ -63,19 +66,41 @@ pub fn seed003(n: u64, hidden_layers: u64, d: u64, hidden: u64, k: u64) -> (u64,
 /// assert_eq!(c.parameters, 784 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10);
 /// ```
 pub fn cost(spec: &Sequential, n: usize) -> Cost {
-    let mut c = Cost { batch: n, flops: 0, matmul_flops: 0, parameters: 0, backprop_floats: 0 };
+    let mut c = Cost {
+        batch: n,
+        flops: 0,
+        matmul_flops: 0,
+        parameters: 0,
+        backprop_floats: 0,
+    };
     let n64 = n as u64;
     let mut activations = n64 * spec.input_width() as u64;
-    walk(spec.layers(), spec.input_width(), true, n64, &mut c, &mut activations);
+    walk(
+        spec.layers(),
+        spec.input_width(),
+        true,
+        n64,
+        &mut c,
+        &mut activations,
+    );
     c.flops += 4 * n64 * spec.output_width() as u64;
     c.backprop_floats = 2 * c.parameters + activations;
     c
 }
 
-fn walk(layers: &[Layer], mut width: usize, mut first: bool, n: u64, c: &mut Cost, activations: &mut u64) -> usize {
+fn walk(
+    layers: &[Layer],
+    mut width: usize,
+    mut first: bool,
+    n: u64,
+    c: &mut Cost,
+    activations: &mut u64,
+) -> usize {
     for layer in layers {
         match layer {
-            Layer::Dense { inputs, outputs, .. } => {
+            Layer::Dense {
+                inputs, outputs, ..
+            } => {
                 let (i, o) = (*inputs as u64, *outputs as u64);
                 let products = if first { 2 } else { 3 };
                 c.matmul_flops += products * 2 * n * i * o;
@@ -84,8 +109,14 @@ fn walk(layers: &[Layer], mut width: usize, mut first: bool, n: u64, c: &mut Cos
                 *activations += n * o;
                 width = *outputs;
             }
-            Layer::Activation(_) => {
+            Layer::Activation(_) | Layer::Dropout { .. } => {
                 c.flops += 2 * n * width as u64;
+                *activations += n * width as u64;
+            }
+            Layer::BatchNorm { .. } => {
+                // Statistics, normalisation and its backward: about 10 per element.
+                c.flops += 10 * n * width as u64;
+                c.parameters += 2 * width as u64;
                 *activations += n * width as u64;
             }
             Layer::Residual(inner) => {

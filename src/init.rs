@@ -41,7 +41,9 @@ impl Init {
     /// `n` values for a tensor of a layer with the given widths.
     pub fn sample(self, rng: &mut StdRng, fan_in: usize, fan_out: usize, n: usize) -> Vec<f64> {
         let (fi, fo) = (fan_in as f64, fan_out as f64);
-        let uniform = |rng: &mut StdRng, a: f64| -> Vec<f64> { (0..n).map(|_| rng.random_range(-a..=a)).collect() };
+        let uniform = |rng: &mut StdRng, a: f64| -> Vec<f64> {
+            (0..n).map(|_| rng.random_range(-a..=a)).collect()
+        };
         let normal = |rng: &mut StdRng, var: f64| -> Vec<f64> {
             let d = Normal::new(0.0, var.sqrt()).expect("a positive variance");
             (0..n).map(|_| d.sample(rng)).collect()

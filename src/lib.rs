@@ -15,7 +15,10 @@ pub mod gpu;
 pub mod init;
 pub mod nn;
 
-pub use backend::{Activation, Backend, Cpu, CpuIndex, CpuTensor, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target};
+pub use backend::{
+    Activation, Backend, Cpu, CpuIndex, CpuTensor, IndexVector, Loss, MatmulSpec, Reduce, Shaped,
+    Target,
+};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuIndex, GpuTensor};
 pub use init::Init;

@@ -9,14 +9,29 @@ use wgtrain::{Activation, Backend, Cpu, Error, Loss, MatmulSpec, Reduce, Target}
 
 /// `op(A)·op(B) (+ bias, act)` on any backend, from host data.
 #[allow(clippy::too_many_arguments)]
-fn matmul<B: Backend>(b: &B, m: usize, n: usize, k: usize, ta: bool, tb: bool, bias: bool, act: Activation, seed: u64) -> Vec<f64> {
+fn matmul<B: Backend>(
+    b: &B,
+    m: usize,
+    n: usize,
+    k: usize,
+    ta: bool,
+    tb: bool,
+    bias: bool,
+    act: Activation,
+    seed: u64,
+) -> Vec<f64> {
     let (ar, ac) = if ta { (k, m) } else { (m, k) };
     let (br, bc) = if tb { (n, k) } else { (k, n) };
     let a = b.upload(ar, ac, &random(seed, m * k)).unwrap();
     let bb = b.upload(br, bc, &random(seed + 1, k * n)).unwrap();
     let bias_t = b.upload(1, n, &random(seed + 2, n)).unwrap();
     let mut out = b.zeros(m, n).unwrap();
-    let spec = MatmulSpec { transpose_a: ta, transpose_b: tb, bias: bias.then_some(&bias_t), act };
+    let spec = MatmulSpec {
+        transpose_a: ta,
+        transpose_b: tb,
+        bias: bias.then_some(&bias_t),
+        act,
+    };
     b.matmul(&a, &bb, &mut out, spec).unwrap();
     b.download(&out).unwrap()
 }
@@ -42,7 +57,12 @@ fn matmul_all_forms_awkward_sizes() {
                 seed += 10;
                 let gv = matmul(&g, m, n, k, ta, tb, false, Activation::Identity, seed);
                 let cv = matmul(&cpu, m, n, k, ta, tb, false, Activation::Identity, seed);
-                assert_parity(&format!("matmul ta={ta} tb={tb} {m}x{k}·{k}x{n}"), &gv, &cv, MATMUL_TOL);
+                assert_parity(
+                    &format!("matmul ta={ta} tb={tb} {m}x{k}·{k}x{n}"),
+                    &gv,
+                    &cv,
+                    MATMUL_TOL,
+                );
             }
         }
     }
@@ -62,7 +82,12 @@ fn matmul_large_non_square() {
     ] {
         let gv = matmul(&g, m, n, k, ta, tb, false, Activation::Identity, 7);
         let cv = matmul(&cpu, m, n, k, ta, tb, false, Activation::Identity, 7);
-        assert_parity(&format!("matmul ta={ta} tb={tb} {m}x{k}·{k}x{n}"), &gv, &cv, MATMUL_TOL);
+        assert_parity(
+            &format!("matmul ta={ta} tb={tb} {m}x{k}·{k}x{n}"),
+            &gv,
+            &cv,
+            MATMUL_TOL,
+        );
     }
 }
 
@@ -74,7 +99,12 @@ fn matmul_fused_bias_and_every_activation() {
         for &(m, n, k) in &[(1, 1, 1), (33, 65, 7), (257, 10, 33)] {
             let gv = matmul(&g, m, n, k, false, true, true, act, 99);
             let cv = matmul(&cpu, m, n, k, false, true, true, act, 99);
-            assert_parity(&format!("matmul+bias+{act:?} {m}x{k}·{k}x{n}"), &gv, &cv, MATMUL_TOL);
+            assert_parity(
+                &format!("matmul+bias+{act:?} {m}x{k}·{k}x{n}"),
+                &gv,
+                &cv,
+                MATMUL_TOL,
+            );
         }
     }
 }
@@ -103,15 +133,29 @@ fn activations_forward_and_backward() {
     for act in Activation::all() {
         for &n in &[1, 7, 257, 100_003] {
             for backward in [false, true] {
-                let what = format!("{act:?} {} n={n}", if backward { "backward" } else { "forward" });
-                assert_parity(&what, &activation(&g, act, n, backward), &activation(&cpu, act, n, backward), ELEMENTWISE_TOL);
+                let what = format!(
+                    "{act:?} {} n={n}",
+                    if backward { "backward" } else { "forward" }
+                );
+                assert_parity(
+                    &what,
+                    &activation(&g, act, n, backward),
+                    &activation(&cpu, act, n, backward),
+                    ELEMENTWISE_TOL,
+                );
             }
         }
     }
 }
 
 fn reductions<B: Backend>(b: &B, rows: usize, cols: usize) -> Vec<f64> {
-    let x = b.upload(rows, cols, &random(rows as u64 * 31 + cols as u64, rows * cols)).unwrap();
+    let x = b
+        .upload(
+            rows,
+            cols,
+            &random(rows as u64 * 31 + cols as u64, rows * cols),
+        )
+        .unwrap();
     let mut col_sums = b.zeros(1, cols).unwrap();
     b.sum_rows(&x, &mut col_sums).unwrap();
     let mut out = b.download(&col_sums).unwrap();
@@ -130,7 +174,12 @@ fn reductions_column_sums_sum_mean_max() {
     for &rows in &AWKWARD {
         for &cols in &[1, 10, 65, 513] {
             // Sums of up to 513k values in [-1, 1]: f32 summation order error ~1e-4 of max(1,|s|).
-            assert_parity(&format!("reductions {rows}x{cols}"), &reductions(&g, rows, cols), &reductions(&cpu, rows, cols), 1e-4);
+            assert_parity(
+                &format!("reductions {rows}x{cols}"),
+                &reductions(&g, rows, cols),
+                &reductions(&cpu, rows, cols),
+                1e-4,
+            );
         }
     }
     // Max must find the maximum exactly, wherever it sits.
@@ -143,18 +192,28 @@ fn reductions_column_sums_sum_mean_max() {
 }
 
 fn loss<B: Backend>(b: &B, kind: Loss, rows: usize, cols: usize, labels: bool) -> Vec<f64> {
-    let pred: Vec<f32> = random(rows as u64 + 17, rows * cols).iter().map(|v| v * 4.0).collect();
+    let pred: Vec<f32> = random(rows as u64 + 17, rows * cols)
+        .iter()
+        .map(|v| v * 4.0)
+        .collect();
     let p = b.upload(rows, cols, &pred).unwrap();
     let mut grad = b.zeros(rows, cols).unwrap();
     let mut l = b.zeros(1, 1).unwrap();
     if labels {
-        let y = b.indices(&random_labels(rows as u64, rows, cols), cols).unwrap();
-        b.loss(kind, &p, Target::Labels(&y), &mut grad, &mut l).unwrap();
+        let y = b
+            .indices(&random_labels(rows as u64, rows, cols), cols)
+            .unwrap();
+        b.loss(kind, &p, Target::Labels(&y), &mut grad, &mut l)
+            .unwrap();
     } else {
         // Targets in [0, 1]: valid for BCE, soft targets for cross-entropy.
-        let t: Vec<f32> = random(rows as u64 + 3, rows * cols).iter().map(|v| (v + 1.0) / 2.0).collect();
+        let t: Vec<f32> = random(rows as u64 + 3, rows * cols)
+            .iter()
+            .map(|v| (v + 1.0) / 2.0)
+            .collect();
         let t = b.upload(rows, cols, &t).unwrap();
-        b.loss(kind, &p, Target::Dense(&t), &mut grad, &mut l).unwrap();
+        b.loss(kind, &p, Target::Dense(&t), &mut grad, &mut l)
+            .unwrap();
     }
     let mut out = b.download(&l).unwrap();
     out.extend(b.download(&grad).unwrap());
@@ -174,9 +233,17 @@ fn losses_value_and_gradient() {
                 if labels && kind != Loss::SoftmaxCrossEntropy && cols == 1 {
                     continue;
                 }
-                let what = format!("{kind:?} {} {rows}x{cols}", if labels { "labels" } else { "dense" });
+                let what = format!(
+                    "{kind:?} {} {rows}x{cols}",
+                    if labels { "labels" } else { "dense" }
+                );
                 // Sums over ≤1000 rows of O(10) terms in f32: 1e-5 of max(1, |loss|).
-                assert_parity(&what, &loss(&g, kind, rows, cols, labels), &loss(&cpu, kind, rows, cols, labels), 1e-5);
+                assert_parity(
+                    &what,
+                    &loss(&g, kind, rows, cols, labels),
+                    &loss(&cpu, kind, rows, cols, labels),
+                    1e-5,
+                );
             }
         }
     }
@@ -197,7 +264,12 @@ fn gather_fill_scale_axpy<B: Backend>(b: &B, rows: usize, cols: usize) -> Vec<f6
     let mut f = b.zeros(rows, cols).unwrap();
     b.fill(&mut f, 0.25).unwrap();
     let mut v = b.download(&out).unwrap();
-    v.extend(b.download_indices(&picked).unwrap().iter().map(|&i| i as f64));
+    v.extend(
+        b.download_indices(&picked)
+            .unwrap()
+            .iter()
+            .map(|&i| i as f64),
+    );
     v.extend(b.download(&y).unwrap());
     v.extend(b.download(&f).unwrap());
     v
@@ -210,8 +282,16 @@ fn gather_fill_scale_axpy_match() {
     for &rows in &AWKWARD {
         for &cols in &[1, 7, 784] {
             // Gathers and fills are exact; axpy and scale are one rounding each.
-            let (gv, cv) = (gather_fill_scale_axpy(&g, rows, cols), gather_fill_scale_axpy(&cpu, rows, cols));
-            assert_parity(&format!("gather/fill/scale/axpy {rows}x{cols}"), &gv, &cv, 1e-7);
+            let (gv, cv) = (
+                gather_fill_scale_axpy(&g, rows, cols),
+                gather_fill_scale_axpy(&cpu, rows, cols),
+            );
+            assert_parity(
+                &format!("gather/fill/scale/axpy {rows}x{cols}"),
+                &gv,
+                &cv,
+                1e-7,
+            );
         }
     }
 }
@@ -229,11 +309,18 @@ fn one_submission_for_many_dispatches() {
     let v = g.download(&y).unwrap();
     let (d1, s1) = g.counters();
     assert_eq!(d1 - d0, 50);
-    assert_eq!(s1 - s0, 1, "50 dispatches and a readback should be one submission");
+    assert_eq!(
+        s1 - s0,
+        1,
+        "50 dispatches and a readback should be one submission"
+    );
     let xs = g.download(&x).unwrap();
     for (a, b) in v.iter().zip(&xs) {
         // 50 accumulations in f32, each rounding by up to 2⁻²⁴·|a|.
-        assert!((a - 50.0 * b).abs() < 1e-4 * a.abs().max(1.0), "{v:?} vs 50 × {xs:?}");
+        assert!(
+            (a - 50.0 * b).abs() < 1e-4 * a.abs().max(1.0),
+            "{v:?} vs 50 × {xs:?}"
+        );
     }
 }
 
@@ -242,28 +329,80 @@ fn bad_inputs<B: Backend>(b: &B) {
     let a = b.zeros(3, 4).unwrap();
     let w = b.zeros(5, 4).unwrap();
     let mut out = b.zeros(3, 5).unwrap();
-    let err = b.matmul(&a, &w, &mut out, MatmulSpec::default()).unwrap_err();
+    let err = b
+        .matmul(&a, &w, &mut out, MatmulSpec::default())
+        .unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");
-    assert!(err.to_string().contains("3x4") && err.to_string().contains("5x4"), "{err}");
+    assert!(
+        err.to_string().contains("3x4") && err.to_string().contains("5x4"),
+        "{err}"
+    );
     let mut wrong = b.zeros(3, 4).unwrap();
     assert!(matches!(
-        b.matmul(&a, &w, &mut wrong, MatmulSpec { transpose_b: true, ..Default::default() }),
+        b.matmul(
+            &a,
+            &w,
+            &mut wrong,
+            MatmulSpec {
+                transpose_b: true,
+                ..Default::default()
+            }
+        ),
         Err(Error::Shape { .. })
     ));
     assert!(matches!(b.zeros(0, 3), Err(Error::Empty { .. })));
-    assert!(matches!(b.upload(2, 2, &[1.0; 3]), Err(Error::Length { expected: 4, got: 3, .. })));
+    assert!(matches!(
+        b.upload(2, 2, &[1.0; 3]),
+        Err(Error::Length {
+            expected: 4,
+            got: 3,
+            ..
+        })
+    ));
     let e = b.indices(&[0, 1, 10], 10).unwrap_err();
-    assert!(matches!(e, Error::IndexRange { index: 10, position: 2, bound: 10, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::IndexRange {
+                index: 10,
+                position: 2,
+                bound: 10,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let labels = b.indices(&[0, 1], 2).unwrap();
     let (mut g3, mut l) = (b.zeros(3, 4).unwrap(), b.zeros(1, 1).unwrap());
     assert!(matches!(
-        b.loss(Loss::SoftmaxCrossEntropy, &a, Target::Labels(&labels), &mut g3, &mut l),
+        b.loss(
+            Loss::SoftmaxCrossEntropy,
+            &a,
+            Target::Labels(&labels),
+            &mut g3,
+            &mut l
+        ),
         Err(Error::Shape { .. })
     ));
-    assert!(matches!(b.loss(Loss::SquaredError, &a, Target::Labels(&labels), &mut g3, &mut l), Err(Error::Shape { .. })));
+    assert!(matches!(
+        b.loss(
+            Loss::SquaredError,
+            &a,
+            Target::Labels(&labels),
+            &mut g3,
+            &mut l
+        ),
+        Err(Error::Shape { .. })
+    ));
     let mut small = b.zeros(2, 4).unwrap();
     let idx = b.indices(&[0, 5], 6).unwrap();
-    assert!(matches!(b.gather_rows(&a, &idx, &mut small), Err(Error::Shape { .. })), "index bound beyond source rows");
+    assert!(
+        matches!(
+            b.gather_rows(&a, &idx, &mut small),
+            Err(Error::Shape { .. })
+        ),
+        "index bound beyond source rows"
+    );
 }
 
 #[test]
@@ -274,8 +413,14 @@ fn bad_inputs_are_typed_errors() {
         // Reading back into the wrong length is impossible by construction;
         // writing the wrong length is an error.
         let mut t = g.zeros(2, 2).unwrap();
-        assert!(matches!(g.write(&mut t, &[1.0; 5]), Err(Error::Length { .. })));
-        let limit = g.limits().max_storage_buffer_binding_size.min(g.limits().max_buffer_size);
+        assert!(matches!(
+            g.write(&mut t, &[1.0; 5]),
+            Err(Error::Length { .. })
+        ));
+        let limit = g
+            .limits()
+            .max_storage_buffer_binding_size
+            .min(g.limits().max_buffer_size);
         let rows = (limit / 4 / 1024 + 1) as usize;
         assert!(matches!(g.zeros(rows, 1024), Err(Error::TooLarge { .. })));
     }

@@ -7,7 +7,9 @@ mod common;
 mod worked_example;
 
 use common::{assert_parity, gpu, random, random_labels};
-use wgtrain::diagnostics::{first_step_loss_check, gradient_check, overfit_tiny_subset, HostTarget};
+use wgtrain::diagnostics::{
+    first_step_loss_check, gradient_check, overfit_tiny_subset, HostTarget,
+};
 use wgtrain::{Activation, Backend, Cpu, Error, Init, Loss, Mode, Sequential, Target};
 
 fn host(seed: u64, n: usize) -> Vec<f64> {
@@ -18,8 +20,15 @@ fn host(seed: u64, n: usize) -> Vec<f64> {
 /// values in (0, 1) for BCE, values in [-1, 1] otherwise.
 fn target_for(loss: Loss, rows: usize, cols: usize, seed: u64) -> HostTarget {
     match loss {
-        Loss::SoftmaxCrossEntropy | Loss::Hinge | Loss::SquaredHinge => HostTarget::Labels(random_labels(seed, rows, cols), cols),
-        Loss::BinaryCrossEntropy => HostTarget::Dense(host(seed, rows * cols).iter().map(|v| (v + 1.0) / 2.0).collect()),
+        Loss::SoftmaxCrossEntropy | Loss::Hinge | Loss::SquaredHinge => {
+            HostTarget::Labels(random_labels(seed, rows, cols), cols)
+        }
+        Loss::BinaryCrossEntropy => HostTarget::Dense(
+            host(seed, rows * cols)
+                .iter()
+                .map(|v| (v + 1.0) / 2.0)
+                .collect(),
+        ),
         Loss::SquaredError | Loss::L1 => HostTarget::Dense(host(seed, rows * cols)),
     }
 }
@@ -35,15 +44,25 @@ fn check(name: &str, spec: &Sequential, loss: Loss, rows: usize) {
     let target = target_for(loss, rows, spec.output_width(), 8);
     let report = gradient_check(spec, 3, loss, &x, rows, &target, 200).unwrap();
     for t in &report.tensors {
-        println!("gradcheck {name} {}: {:.2e} over {} elements", t.name, t.worst_relative_error, t.checked);
+        println!(
+            "gradcheck {name} {}: {:.2e} over {} elements",
+            t.name, t.worst_relative_error, t.checked
+        );
     }
-    assert!(report.worst() < GRADCHECK_TOL, "{name}: worst relative error {:.2e}", report.worst());
+    assert!(
+        report.worst() < GRADCHECK_TOL,
+        "{name}: worst relative error {:.2e}",
+        report.worst()
+    );
 }
 
 #[test]
 fn gradient_check_every_activation() {
     for act in Activation::all() {
-        let spec = Sequential::new(5).dense_with(7, Init::XavierUniform, Init::TorchDefault).act(act).dense(4, Init::XavierUniform);
+        let spec = Sequential::new(5)
+            .dense_with(7, Init::XavierUniform, Init::TorchDefault)
+            .act(act)
+            .dense(4, Init::XavierUniform);
         check(&format!("{act:?}"), &spec, Loss::SoftmaxCrossEntropy, 6);
     }
 }
@@ -51,23 +70,48 @@ fn gradient_check_every_activation() {
 #[test]
 fn gradient_check_every_loss() {
     for loss in Loss::all() {
-        let spec = Sequential::new(4).dense(6, Init::XavierUniform).tanh().dense(3, Init::XavierUniform);
+        let spec = Sequential::new(4)
+            .dense(6, Init::XavierUniform)
+            .tanh()
+            .dense(3, Init::XavierUniform);
         check(&format!("{loss:?}"), &spec, loss, 5);
     }
     // Soft targets for cross-entropy.
     let spec = Sequential::new(4).dense(3, Init::XavierUniform);
     let soft: Vec<f64> = host(2, 15).iter().map(|v| (v + 1.0) / 2.0).collect();
-    let report = gradient_check(&spec, 1, Loss::SoftmaxCrossEntropy, &host(1, 20), 5, &HostTarget::Dense(soft), 100).unwrap();
-    assert!(report.worst() < GRADCHECK_TOL, "soft targets: {:.2e}", report.worst());
+    let report = gradient_check(
+        &spec,
+        1,
+        Loss::SoftmaxCrossEntropy,
+        &host(1, 20),
+        5,
+        &HostTarget::Dense(soft),
+        100,
+    )
+    .unwrap();
+    assert!(
+        report.worst() < GRADCHECK_TOL,
+        "soft targets: {:.2e}",
+        report.worst()
+    );
 }
 
 #[test]
 fn gradient_check_deep_stack_and_residual_block() {
-    let deep = (0..6).fold(Sequential::new(3), |s, _| s.dense_with(5, Init::XavierUniform, Init::TorchDefault).tanh()).dense(2, Init::XavierUniform);
+    let deep = (0..6)
+        .fold(Sequential::new(3), |s, _| {
+            s.dense_with(5, Init::XavierUniform, Init::TorchDefault)
+                .tanh()
+        })
+        .dense(2, Init::XavierUniform);
     check("deep tanh stack", &deep, Loss::SoftmaxCrossEntropy, 4);
     let residual = Sequential::new(4)
         .dense(6, Init::XavierUniform)
-        .residual(|b| b.dense_with(6, Init::XavierUniform, Init::TorchDefault).act(Activation::LeakyRelu { slope: 0.1 }).dense(6, Init::XavierUniform))
+        .residual(|b| {
+            b.dense_with(6, Init::XavierUniform, Init::TorchDefault)
+                .act(Activation::LeakyRelu { slope: 0.1 })
+                .dense(6, Init::XavierUniform)
+        })
         .sigmoid()
         .residual(|b| b.residual(|c| c.dense(6, Init::XavierUniform).tanh()))
         .dense(3, Init::XavierUniform);
@@ -79,27 +123,69 @@ fn gradient_check_catches_a_wrong_gradient() {
     // The check must be able to fail: compare a correct gradient with one
     // from a different data point and expect a large error.
     let spec = Sequential::new(3).dense(2, Init::XavierUniform);
-    let ok = gradient_check(&spec, 1, Loss::SquaredError, &host(1, 6), 2, &HostTarget::Dense(host(2, 4)), 10).unwrap();
+    let ok = gradient_check(
+        &spec,
+        1,
+        Loss::SquaredError,
+        &host(1, 6),
+        2,
+        &HostTarget::Dense(host(2, 4)),
+        10,
+    )
+    .unwrap();
     assert!(ok.worst() < GRADCHECK_TOL);
     let cpu = Cpu::<f64>::new();
     let mut m = spec.build(&cpu, 1).unwrap();
-    let (x, y) = (cpu.upload_f64(2, 3, &host(1, 6)).unwrap(), cpu.upload_f64(2, 2, &host(2, 4)).unwrap());
-    m.forward_backward(&x, Loss::SquaredError, Target::Dense(&y)).unwrap();
+    let (x, y) = (
+        cpu.upload_f64(2, 3, &host(1, 6)).unwrap(),
+        cpu.upload_f64(2, 2, &host(2, 4)).unwrap(),
+    );
+    m.forward_backward(&x, Loss::SquaredError, Target::Dense(&y))
+        .unwrap();
     let right = m.gradient("0.weight").unwrap();
     let x2 = cpu.upload_f64(2, 3, &host(5, 6)).unwrap();
-    m.forward_backward(&x2, Loss::SquaredError, Target::Dense(&y)).unwrap();
+    m.forward_backward(&x2, Loss::SquaredError, Target::Dense(&y))
+        .unwrap();
     let wrong = m.gradient("0.weight").unwrap();
-    let err = right.iter().zip(&wrong).map(|(a, b)| (a - b).abs() / a.abs().max(b.abs())).fold(0.0, f64::max);
-    assert!(err > 1e-2, "different data should give a different gradient");
+    let err = right
+        .iter()
+        .zip(&wrong)
+        .map(|(a, b)| (a - b).abs() / a.abs().max(b.abs()))
+        .fold(0.0, f64::max);
+    assert!(
+        err > 1e-2,
+        "different data should give a different gradient"
+    );
 }
 
 /// One full SGD step; returns the loss, the output and every parameter after the step.
 fn train_step<B: Backend>(b: &B, spec: &Sequential, loss: Loss, rows: usize) -> Vec<f64> {
     let mut model = spec.build(b, 11).unwrap();
-    let x = b.upload(rows, spec.input_width(), &random(21, rows * spec.input_width())).unwrap();
-    let labels = b.indices(&random_labels(22, rows, spec.output_width()), spec.output_width()).unwrap();
-    let dense = b.upload(rows, spec.output_width(), &random(23, rows * spec.output_width())).unwrap();
-    let target = if loss.takes_labels() { Target::Labels(&labels) } else { Target::Dense(&dense) };
+    let x = b
+        .upload(
+            rows,
+            spec.input_width(),
+            &random(21, rows * spec.input_width()),
+        )
+        .unwrap();
+    let labels = b
+        .indices(
+            &random_labels(22, rows, spec.output_width()),
+            spec.output_width(),
+        )
+        .unwrap();
+    let dense = b
+        .upload(
+            rows,
+            spec.output_width(),
+            &random(23, rows * spec.output_width()),
+        )
+        .unwrap();
+    let target = if loss.takes_labels() {
+        Target::Labels(&labels)
+    } else {
+        Target::Dense(&dense)
+    };
     model.forward_backward(&x, loss, target).unwrap();
     let mut out = vec![model.loss_value(rows).unwrap()];
     model.sgd_step(0.1).unwrap();
@@ -114,24 +200,47 @@ fn train_step<B: Backend>(b: &B, spec: &Sequential, loss: Loss, rows: usize) -> 
 fn training_step_gpu_matches_cpu() {
     let Some(g) = gpu() else { return };
     let cpu = Cpu::<f32>::new();
-    let mlp = Sequential::new(784).dense(512, Init::HeNormal).relu().dense(512, Init::HeNormal).relu().dense(10, Init::XavierUniform);
+    let mlp = Sequential::new(784)
+        .dense(512, Init::HeNormal)
+        .relu()
+        .dense(512, Init::HeNormal)
+        .relu()
+        .dense(10, Init::XavierUniform);
     let cases = [
-        ("784-512-512-10 relu, batch 256", mlp, Loss::SoftmaxCrossEntropy, 256),
+        (
+            "784-512-512-10 relu, batch 256",
+            mlp,
+            Loss::SoftmaxCrossEntropy,
+            256,
+        ),
         (
             "33-65-7 sigmoid/tanh, batch 7",
-            Sequential::new(33).dense(65, Init::XavierUniformSigmoid).sigmoid().dense(7, Init::XavierUniform).tanh(),
+            Sequential::new(33)
+                .dense(65, Init::XavierUniformSigmoid)
+                .sigmoid()
+                .dense(7, Init::XavierUniform)
+                .tanh(),
             Loss::SquaredError,
             7,
         ),
         (
             "residual leaky-relu, batch 1",
-            Sequential::new(9).dense(16, Init::HeNormal).residual(|b| b.dense(16, Init::HeNormal).act(Activation::LeakyRelu { slope: 0.01 })).dense(5, Init::XavierUniform),
+            Sequential::new(9)
+                .dense(16, Init::HeNormal)
+                .residual(|b| {
+                    b.dense(16, Init::HeNormal)
+                        .act(Activation::LeakyRelu { slope: 0.01 })
+                })
+                .dense(5, Init::XavierUniform),
             Loss::Hinge,
             1,
         ),
         (
             "scaled tanh, BCE, batch 65",
-            Sequential::new(20).dense(31, Init::LeCunUniform).act(Activation::ScaledTanh).dense(6, Init::XavierUniform),
+            Sequential::new(20)
+                .dense(31, Init::LeCunUniform)
+                .act(Activation::ScaledTanh)
+                .dense(6, Init::XavierUniform),
             Loss::BinaryCrossEntropy,
             65,
         ),
@@ -139,7 +248,12 @@ fn training_step_gpu_matches_cpu() {
     for (name, spec, loss, rows) in cases {
         // A step is several f32 matmuls of length ≤ 784 and a reduction over
         // the batch; the two backends order their sums differently: 1e-5.
-        assert_parity(&format!("train step {name}"), &train_step(&g, &spec, loss, rows), &train_step(&cpu, &spec, loss, rows), 1e-5);
+        assert_parity(
+            &format!("train step {name}"),
+            &train_step(&g, &spec, loss, rows),
+            &train_step(&cpu, &spec, loss, rows),
+            1e-5,
+        );
     }
 }
 
@@ -153,25 +267,60 @@ fn worked_example_seed_004() {
     assert_eq!(round9(r.out_o[1]), 0.772928465);
     assert_eq!(round9(r.e_total), 0.298371109);
     assert_eq!(round9(r.de_dw5), 0.082167041);
-    let seed = [0.149780716, 0.199561432, 0.249751144, 0.299502287, 0.358916480, 0.408666186, 0.511301270, 0.561370121];
+    let seed = [
+        0.149780716,
+        0.199561432,
+        0.249751144,
+        0.299502287,
+        0.358916480,
+        0.408666186,
+        0.511301270,
+        0.561370121,
+    ];
     for (i, (w, s)) in r.updated.iter().zip(seed).enumerate() {
         assert_eq!(round9(*w), s, "w{}+", i + 1);
     }
     if let Some(g) = gpu() {
         let r32 = worked_example::run(&g).unwrap();
-        let mut got = vec![r32.out_h[0], r32.out_h[1], r32.out_o[0], r32.out_o[1], r32.e_total, r32.de_dw5];
+        let mut got = vec![
+            r32.out_h[0],
+            r32.out_h[1],
+            r32.out_o[0],
+            r32.out_o[1],
+            r32.e_total,
+            r32.de_dw5,
+        ];
         got.extend(r32.updated);
-        let mut want = vec![0.593269992, 0.596884378, 0.751365070, 0.772928465, 0.298371109, 0.082167041];
+        let mut want = vec![
+            0.593269992,
+            0.596884378,
+            0.751365070,
+            0.772928465,
+            0.298371109,
+            0.082167041,
+        ];
         want.extend(seed);
-        let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs() / w.abs()).fold(0.0, f64::max);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).abs() / w.abs())
+            .fold(0.0, f64::max);
         println!("worked example on the GPU: worst relative error {worst:.2e}");
-        assert!(worst < 1e-6, "GPU worked example: relative error {worst:.2e}");
+        assert!(
+            worst < 1e-6,
+            "GPU worked example: relative error {worst:.2e}"
+        );
     }
 }
 
 #[test]
 fn cost_model_matches_seed_formulas() {
-    let spec = Sequential::new(784).dense(512, Init::HeNormal).relu().dense(512, Init::HeNormal).relu().dense(10, Init::HeNormal);
+    let spec = Sequential::new(784)
+        .dense(512, Init::HeNormal)
+        .relu()
+        .dense(512, Init::HeNormal)
+        .relu()
+        .dense(10, Init::HeNormal);
     let c = wgtrain::cost::cost(&spec, 256);
     // 0.82 GFLOP of matmul per step, as the peers count it.
     assert_eq!(c.matmul_flops, 821_559_296);
@@ -179,14 +328,21 @@ fn cost_model_matches_seed_formulas() {
     // The seed's parameter count omits the first layer's bias.
     assert_eq!(c.parameters, seed_params + 512);
     // The seed counts about one operation per multiply-add.
-    assert!((c.matmul_flops as f64 / 2.0 / seed_ops as f64 - 1.0).abs() < 0.1, "{} vs {seed_ops}", c.matmul_flops);
+    assert!(
+        (c.matmul_flops as f64 / 2.0 / seed_ops as f64 - 1.0).abs() < 0.1,
+        "{} vs {seed_ops}",
+        c.matmul_flops
+    );
     assert!(c.backprop_floats > seed_mem);
 }
 
 #[test]
 fn first_step_loss_and_overfitting_a_tiny_subset() {
     let cpu = Cpu::<f32>::new();
-    let spec = Sequential::new(20).dense(64, Init::HeNormal).relu().dense(10, Init::XavierUniform);
+    let spec = Sequential::new(20)
+        .dense(64, Init::HeNormal)
+        .relu()
+        .dense(10, Init::XavierUniform);
     let mut model = spec.build(&cpu, 5).unwrap();
     let x = cpu.upload(64, 20, &random(1, 64 * 20)).unwrap();
     let y = cpu.indices(&random_labels(2, 64, 10), 10).unwrap();
@@ -196,13 +352,33 @@ fn first_step_loss_and_overfitting_a_tiny_subset() {
 
     let x5 = cpu.upload(5, 20, &random(3, 100)).unwrap();
     let y5 = cpu.indices(&[0, 3, 5, 7, 9], 10).unwrap();
-    let history = overfit_tiny_subset(&mut model, &x5, Target::Labels(&y5), Loss::SoftmaxCrossEntropy, 0.5, 200).unwrap();
+    let history = overfit_tiny_subset(
+        &mut model,
+        &x5,
+        Target::Labels(&y5),
+        Loss::SoftmaxCrossEntropy,
+        0.5,
+        200,
+    )
+    .unwrap();
     println!("overfit: {:.3} -> {:.5}", history[0], history[200]);
-    assert!(history[200] < 0.01 * history[0], "{} -> {}", history[0], history[200]);
+    assert!(
+        history[200] < 0.01 * history[0],
+        "{} -> {}",
+        history[0],
+        history[200]
+    );
 
     // A model scaled up tenfold fails the first-step check.
-    let mut loud = Sequential::new(20).dense_with(10, Init::Constant(1.0), Init::Zeros).build(&cpu, 0).unwrap();
-    loud.set_parameter("0.weight", &host(4, 200).iter().map(|v| 30.0 * v).collect::<Vec<_>>()).unwrap();
+    let mut loud = Sequential::new(20)
+        .dense_with(10, Init::Constant(1.0), Init::Zeros)
+        .build(&cpu, 0)
+        .unwrap();
+    loud.set_parameter(
+        "0.weight",
+        &host(4, 200).iter().map(|v| 30.0 * v).collect::<Vec<_>>(),
+    )
+    .unwrap();
     assert!(!first_step_loss_check(&mut loud, &x, &y, 0.25).unwrap().ok);
 }
 
@@ -211,17 +387,45 @@ fn bad_network_input<B: Backend>(b: &B) {
     let mut model = spec.build(b, 0).unwrap();
     let wrong_width = b.zeros(2, 5).unwrap();
     let e = model.forward(&wrong_width, Mode::Eval).unwrap_err();
-    assert!(matches!(e, Error::Shape { .. }) && e.to_string().contains("4 features"), "{e}");
+    assert!(
+        matches!(e, Error::Shape { .. }) && e.to_string().contains("4 features"),
+        "{e}"
+    );
     let x = b.upload(2, 4, &random(1, 8)).unwrap();
     let wide_target = b.zeros(2, 4).unwrap();
-    assert!(matches!(model.forward_backward(&x, Loss::SquaredError, Target::Dense(&wide_target)), Err(Error::Shape { .. })));
+    assert!(matches!(
+        model.forward_backward(&x, Loss::SquaredError, Target::Dense(&wide_target)),
+        Err(Error::Shape { .. })
+    ));
     let too_many_classes = b.indices(&[0, 4], 5).unwrap();
-    assert!(matches!(model.forward_backward(&x, Loss::SoftmaxCrossEntropy, Target::Labels(&too_many_classes)), Err(Error::Shape { .. })));
-    assert!(matches!(b.indices(&[0, 3], 3), Err(Error::IndexRange { index: 3, .. })), "label ≥ classes");
-    assert!(matches!(Sequential::new(4).relu().build(b, 0), Err(Error::Model(_))));
-    assert!(matches!(Sequential::new(4).build(b, 0), Err(Error::Model(_))));
+    assert!(matches!(
+        model.forward_backward(
+            &x,
+            Loss::SoftmaxCrossEntropy,
+            Target::Labels(&too_many_classes)
+        ),
+        Err(Error::Shape { .. })
+    ));
+    assert!(
+        matches!(
+            b.indices(&[0, 3], 3),
+            Err(Error::IndexRange { index: 3, .. })
+        ),
+        "label ≥ classes"
+    );
+    assert!(matches!(
+        Sequential::new(4).relu().build(b, 0),
+        Err(Error::Model(_))
+    ));
+    assert!(matches!(
+        Sequential::new(4).build(b, 0),
+        Err(Error::Model(_))
+    ));
     let changes_width = Sequential::new(4).residual(|r| r.dense(5, Init::XavierUniform));
-    let e = changes_width.build(b, 0).err().expect("a residual block must keep its width");
+    let e = changes_width
+        .build(b, 0)
+        .err()
+        .expect("a residual block must keep its width");
     assert!(e.to_string().contains("width 4 to 5"), "{e}");
 }
 

@@ -2,8 +2,13 @@
 //! (for parity with the GPU) and `f64` (for gradient checks and textbook
 //! numbers). This is the reference the WGSL kernels are tested against.
 
-use super::ops::{check_indices, check_len, check_loss, check_matmul, check_nonempty, check_same, shape_err};
-use super::{Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target};
+use super::ops::check_batch_norm;
+use super::ops::{
+    check_indices, check_len, check_loss, check_matmul, check_nonempty, check_same, shape_err,
+};
+use super::{
+    dropout_keep, Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target,
+};
 use crate::Result;
 use num_traits::Float;
 use std::marker::PhantomData;
@@ -25,7 +30,9 @@ pub struct Cpu<T> {
 impl<T> Cpu<T> {
     /// The CPU backend.
     pub fn new() -> Self {
-        Cpu { _scalar: PhantomData }
+        Cpu {
+            _scalar: PhantomData,
+        }
     }
 }
 
@@ -93,19 +100,31 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
 
     fn zeros(&self, rows: usize, cols: usize) -> Result<CpuTensor<T>> {
         check_nonempty("zeros", rows, cols)?;
-        Ok(CpuTensor { rows, cols, data: vec![T::zero(); rows * cols] })
+        Ok(CpuTensor {
+            rows,
+            cols,
+            data: vec![T::zero(); rows * cols],
+        })
     }
 
     fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Result<CpuTensor<T>> {
         check_nonempty("upload", rows, cols)?;
         check_len("upload", rows * cols, data.len())?;
-        Ok(CpuTensor { rows, cols, data: data.iter().map(|&v| cast(v as f64)).collect() })
+        Ok(CpuTensor {
+            rows,
+            cols,
+            data: data.iter().map(|&v| cast(v as f64)).collect(),
+        })
     }
 
     fn upload_f64(&self, rows: usize, cols: usize, data: &[f64]) -> Result<CpuTensor<T>> {
         check_nonempty("upload", rows, cols)?;
         check_len("upload", rows * cols, data.len())?;
-        Ok(CpuTensor { rows, cols, data: data.iter().map(|&v| cast(v)).collect() })
+        Ok(CpuTensor {
+            rows,
+            cols,
+            data: data.iter().map(|&v| cast(v)).collect(),
+        })
     }
 
     fn write(&self, t: &mut CpuTensor<T>, data: &[f64]) -> Result<()> {
@@ -117,7 +136,10 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn download(&self, t: &CpuTensor<T>) -> Result<Vec<f64>> {
-        Ok(t.data.iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).collect())
+        Ok(t.data
+            .iter()
+            .map(|v| v.to_f64().unwrap_or(f64::NAN))
+            .collect())
     }
 
     fn copy(&self, src: &CpuTensor<T>, dst: &mut CpuTensor<T>) -> Result<()> {
@@ -128,7 +150,10 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
 
     fn indices(&self, data: &[u32], bound: usize) -> Result<CpuIndex> {
         check_indices("indices", data, bound)?;
-        Ok(CpuIndex { data: data.to_vec(), bound })
+        Ok(CpuIndex {
+            data: data.to_vec(),
+            bound,
+        })
     }
 
     fn write_indices(&self, idx: &mut CpuIndex, data: &[u32]) -> Result<()> {
@@ -151,8 +176,20 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     ) -> Result<()> {
         let (m, n, k) = check_matmul(a, b, out, &spec)?;
         // Element (i, p) of op(A) and (p, j) of op(B), whatever the storage.
-        let a_at = |i: usize, p: usize| if spec.transpose_a { a.data[p * m + i] } else { a.data[i * k + p] };
-        let b_at = |p: usize, j: usize| if spec.transpose_b { b.data[j * k + p] } else { b.data[p * n + j] };
+        let a_at = |i: usize, p: usize| {
+            if spec.transpose_a {
+                a.data[p * m + i]
+            } else {
+                a.data[i * k + p]
+            }
+        };
+        let b_at = |p: usize, j: usize| {
+            if spec.transpose_b {
+                b.data[j * k + p]
+            } else {
+                b.data[p * n + j]
+            }
+        };
         let mut row = vec![T::zero(); n];
         for i in 0..m {
             row.iter_mut().for_each(|v| *v = T::zero());
@@ -188,8 +225,18 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         grad_out: &CpuTensor<T>,
         grad_in: &mut CpuTensor<T>,
     ) -> Result<()> {
-        check_same("activation_backward", "pre-activation vs gradient", z, grad_out)?;
-        check_same("activation_backward", "pre-activation vs input gradient", z, grad_in)?;
+        check_same(
+            "activation_backward",
+            "pre-activation vs gradient",
+            z,
+            grad_out,
+        )?;
+        check_same(
+            "activation_backward",
+            "pre-activation vs input gradient",
+            z,
+            grad_in,
+        )?;
         for ((gi, &g), &zv) in grad_in.data.iter_mut().zip(&grad_out.data).zip(&z.data) {
             *gi = g * act.derivative(zv);
         }
@@ -198,7 +245,15 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
 
     fn sum_rows(&self, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
         if out.rows != 1 || out.cols != x.cols {
-            return Err(shape_err("sum_rows", format!("input {} needs output 1x{}, got {}", x.shape_str(), x.cols, out.shape_str())));
+            return Err(shape_err(
+                "sum_rows",
+                format!(
+                    "input {} needs output 1x{}, got {}",
+                    x.shape_str(),
+                    x.cols,
+                    out.shape_str()
+                ),
+            ));
         }
         out.data.iter_mut().for_each(|v| *v = T::zero());
         for row in x.data.chunks(x.cols) {
@@ -211,14 +266,23 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
 
     fn reduce(&self, op: Reduce, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
         if out.len() != 1 {
-            return Err(shape_err("reduce", format!("output must be 1x1, got {}", out.shape_str())));
+            return Err(shape_err(
+                "reduce",
+                format!("output must be 1x1, got {}", out.shape_str()),
+            ));
         }
         let sum = || x.data.iter().fold(T::zero(), |s, &v| s + v);
         out.data[0] = match op {
             Reduce::Sum => sum(),
             Reduce::Mean => sum() / cast(x.data.len() as f64),
             // NaN propagates, as torch.max does.
-            Reduce::Max => x.data.iter().fold(T::neg_infinity(), |m, &v| if v.is_nan() || m.is_nan() { T::nan() } else { m.max(v) }),
+            Reduce::Max => x.data.iter().fold(T::neg_infinity(), |m, &v| {
+                if v.is_nan() || m.is_nan() {
+                    T::nan()
+                } else {
+                    m.max(v)
+                }
+            }),
         };
         Ok(())
     }
@@ -248,7 +312,13 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
                 Target::Labels(_) => None,
             };
             let t_at = |j: usize| match (label, dense) {
-                (Some(y), _) => if j == y { T::one() } else { T::zero() },
+                (Some(y), _) => {
+                    if j == y {
+                        T::one()
+                    } else {
+                        T::zero()
+                    }
+                }
                 (None, Some(d)) => d[j],
                 (None, None) => unreachable!("a target is either labels or dense"),
             };
@@ -276,7 +346,13 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
                     for j in 0..cols {
                         let d = z[j] - t_at(j);
                         row_loss = row_loss + d.abs();
-                        let s = if d > T::zero() { T::one() } else if d < T::zero() { -T::one() } else { T::zero() };
+                        let s = if d > T::zero() {
+                            T::one()
+                        } else if d < T::zero() {
+                            -T::one()
+                        } else {
+                            T::zero()
+                        };
                         g[j] = s * inv_n;
                     }
                 }
@@ -291,7 +367,11 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
                         }
                         let margin = z[j] - z[y] + T::one();
                         if margin > T::zero() {
-                            let (l, d) = if squared { (margin * margin, cast::<T>(2.0) * margin) } else { (margin, T::one()) };
+                            let (l, d) = if squared {
+                                (margin * margin, cast::<T>(2.0) * margin)
+                            } else {
+                                (margin, T::one())
+                            };
                             row_loss = row_loss + l;
                             g[j] = d * inv_n;
                             g_y = g_y - d * inv_n;
@@ -303,7 +383,8 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
                     // max(z,0) − z·t + ln(1 + e^(−|z|)); grad σ(z) − t.
                     for j in 0..cols {
                         let (zj, tj) = (z[j], t_at(j));
-                        row_loss = row_loss + zj.max(T::zero()) - zj * tj + (-zj.abs()).exp().ln_1p();
+                        row_loss =
+                            row_loss + zj.max(T::zero()) - zj * tj + (-zj.abs()).exp().ln_1p();
                         g[j] = (Activation::Sigmoid.apply(zj) - tj) * inv_n;
                     }
                 }
@@ -314,11 +395,17 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         Ok(())
     }
 
-    fn gather_rows(&self, src: &CpuTensor<T>, idx: &CpuIndex, out: &mut CpuTensor<T>) -> Result<()> {
+    fn gather_rows(
+        &self,
+        src: &CpuTensor<T>,
+        idx: &CpuIndex,
+        out: &mut CpuTensor<T>,
+    ) -> Result<()> {
         check_gather(src, idx, out)?;
         let c = src.cols;
         for (i, &r) in idx.data.iter().enumerate() {
-            out.data[i * c..(i + 1) * c].copy_from_slice(&src.data[r as usize * c..(r as usize + 1) * c]);
+            out.data[i * c..(i + 1) * c]
+                .copy_from_slice(&src.data[r as usize * c..(r as usize + 1) * c]);
         }
         Ok(())
     }
@@ -351,6 +438,112 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         Ok(())
     }
 
+    fn dropout(
+        &self,
+        x: &CpuTensor<T>,
+        out: &mut CpuTensor<T>,
+        p: f64,
+        seed: u64,
+        step: u64,
+    ) -> Result<()> {
+        check_same("dropout", "input vs output", x, out)?;
+        // Divide (not multiply by the reciprocal) to round as the GPU does.
+        let keep = T::one() - cast::<T>(p as f32 as f64);
+        for (i, (o, &v)) in out.data.iter_mut().zip(&x.data).enumerate() {
+            *o = if dropout_keep(seed, step, i as u32, p) {
+                v / keep
+            } else {
+                T::zero()
+            };
+        }
+        Ok(())
+    }
+
+    fn batch_norm_train(
+        &self,
+        x: &CpuTensor<T>,
+        gamma: &CpuTensor<T>,
+        beta: &CpuTensor<T>,
+        running_mean: &mut CpuTensor<T>,
+        running_var: &mut CpuTensor<T>,
+        saved: &mut CpuTensor<T>,
+        out: &mut CpuTensor<T>,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<()> {
+        check_batch_norm(x, gamma, beta, running_mean, running_var, out, Some(saved))?;
+        let (n, c) = (x.rows, x.cols);
+        let (nt, m, e) = (cast::<T>(n as f64), cast::<T>(momentum), cast::<T>(eps));
+        for j in 0..c {
+            let col = || (0..n).map(|i| x.data[i * c + j]);
+            let mean = col().fold(T::zero(), |s, v| s + v) / nt;
+            let ss = col().fold(T::zero(), |s, v| s + (v - mean) * (v - mean));
+            let inv_std = T::one() / (ss / nt + e).sqrt();
+            saved.data[j] = mean;
+            saved.data[c + j] = inv_std;
+            running_mean.data[j] = (T::one() - m) * running_mean.data[j] + m * mean;
+            running_var.data[j] =
+                (T::one() - m) * running_var.data[j] + m * ss / cast(n as f64 - 1.0);
+            for i in 0..n {
+                out.data[i * c + j] =
+                    gamma.data[j] * (x.data[i * c + j] - mean) * inv_std + beta.data[j];
+            }
+        }
+        Ok(())
+    }
+
+    fn batch_norm_eval(
+        &self,
+        x: &CpuTensor<T>,
+        gamma: &CpuTensor<T>,
+        beta: &CpuTensor<T>,
+        running_mean: &CpuTensor<T>,
+        running_var: &CpuTensor<T>,
+        out: &mut CpuTensor<T>,
+        eps: f64,
+    ) -> Result<()> {
+        check_batch_norm(x, gamma, beta, running_mean, running_var, out, None)?;
+        let c = x.cols;
+        for (i, (o, &v)) in out.data.iter_mut().zip(&x.data).enumerate() {
+            let j = i % c;
+            *o = gamma.data[j] * (v - running_mean.data[j])
+                / (running_var.data[j] + cast(eps)).sqrt()
+                + beta.data[j];
+        }
+        Ok(())
+    }
+
+    fn batch_norm_backward(
+        &self,
+        x: &CpuTensor<T>,
+        gamma: &CpuTensor<T>,
+        saved: &CpuTensor<T>,
+        grad_out: &CpuTensor<T>,
+        grad_in: &mut CpuTensor<T>,
+        grad_gamma: &mut CpuTensor<T>,
+        grad_beta: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        check_same("batch_norm_backward", "gradient vs input", grad_out, x)?;
+        check_same("batch_norm_backward", "input gradient vs input", grad_in, x)?;
+        check_same("batch_norm_backward", "γ gradient vs γ", grad_gamma, gamma)?;
+        check_same("batch_norm_backward", "β gradient vs γ", grad_beta, gamma)?;
+        let (n, c) = (x.rows, x.cols);
+        let nt = cast::<T>(n as f64);
+        for j in 0..c {
+            let (mean, inv_std) = (saved.data[j], saved.data[c + j]);
+            let xhat = |i: usize| (x.data[i * c + j] - mean) * inv_std;
+            let sg = (0..n).fold(T::zero(), |s, i| s + grad_out.data[i * c + j]);
+            let sgx = (0..n).fold(T::zero(), |s, i| s + grad_out.data[i * c + j] * xhat(i));
+            grad_gamma.data[j] = sgx;
+            grad_beta.data[j] = sg;
+            let k = gamma.data[j] * inv_std / nt;
+            for i in 0..n {
+                grad_in.data[i * c + j] = k * (nt * grad_out.data[i * c + j] - sg - xhat(i) * sgx);
+            }
+        }
+        Ok(())
+    }
+
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
@@ -358,28 +551,64 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
 
 /// Checks a row gather: `out` has one row per index and `src`'s width, and
 /// the indices were bounded by `src`'s rows when written.
-pub(crate) fn check_gather(src: &impl Shaped, idx: &impl IndexVector, out: &impl Shaped) -> Result<()> {
+pub(crate) fn check_gather(
+    src: &impl Shaped,
+    idx: &impl IndexVector,
+    out: &impl Shaped,
+) -> Result<()> {
     if out.rows() != idx.len() || out.cols() != src.cols() {
         return Err(shape_err(
             "gather_rows",
-            format!("{} indices into {} need output {}x{}, got {}", idx.len(), src.shape_str(), idx.len(), src.cols(), out.shape_str()),
+            format!(
+                "{} indices into {} need output {}x{}, got {}",
+                idx.len(),
+                src.shape_str(),
+                idx.len(),
+                src.cols(),
+                out.shape_str()
+            ),
         ));
     }
     if idx.bound() > src.rows() {
-        return Err(shape_err("gather_rows", format!("indices may reach {} but the source has {} rows", idx.bound() - 1, src.rows())));
+        return Err(shape_err(
+            "gather_rows",
+            format!(
+                "indices may reach {} but the source has {} rows",
+                idx.bound() - 1,
+                src.rows()
+            ),
+        ));
     }
     Ok(())
 }
 
-pub(crate) fn check_gather_indices(src: &impl IndexVector, idx: &impl IndexVector, out: &impl IndexVector) -> Result<()> {
+pub(crate) fn check_gather_indices(
+    src: &impl IndexVector,
+    idx: &impl IndexVector,
+    out: &impl IndexVector,
+) -> Result<()> {
     if out.len() != idx.len() || out.bound() != src.bound() {
         return Err(shape_err(
             "gather_indices",
-            format!("{} indices need an output of length {} and bound {}, got length {} bound {}", idx.len(), idx.len(), src.bound(), out.len(), out.bound()),
+            format!(
+                "{} indices need an output of length {} and bound {}, got length {} bound {}",
+                idx.len(),
+                idx.len(),
+                src.bound(),
+                out.len(),
+                out.bound()
+            ),
         ));
     }
     if idx.bound() > src.len() {
-        return Err(shape_err("gather_indices", format!("indices may reach {} but the source has {} entries", idx.bound() - 1, src.len())));
+        return Err(shape_err(
+            "gather_indices",
+            format!(
+                "indices may reach {} but the source has {} entries",
+                idx.bound() - 1,
+                src.len()
+            ),
+        ));
     }
     Ok(())
 }

@@ -132,9 +132,19 @@ pub trait Backend: Clone {
         loss: &mut Self::Tensor,
     ) -> Result<()>;
     /// `out[i, :] = src[idx[i], :]`: a minibatch from a resident data set.
-    fn gather_rows(&self, src: &Self::Tensor, idx: &Self::Index, out: &mut Self::Tensor) -> Result<()>;
+    fn gather_rows(
+        &self,
+        src: &Self::Tensor,
+        idx: &Self::Index,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
     /// `out[i] = src[idx[i]]`: the labels of a minibatch.
-    fn gather_indices(&self, src: &Self::Index, idx: &Self::Index, out: &mut Self::Index) -> Result<()>;
+    fn gather_indices(
+        &self,
+        src: &Self::Index,
+        idx: &Self::Index,
+        out: &mut Self::Index,
+    ) -> Result<()>;
     /// Sets every element to `value`.
     fn fill(&self, t: &mut Self::Tensor, value: f64) -> Result<()>;
     /// `t = alpha · t`.
@@ -142,6 +152,85 @@ pub trait Backend: Clone {
     /// `y = alpha · x + y`.
     fn axpy(&self, alpha: f64, x: &Self::Tensor, y: &mut Self::Tensor) -> Result<()>;
 
+    /// Inverted dropout: `out = x ⊙ keep / (1 − p)`, element `i` kept when
+    /// `hash(seed, step, i) ≥ p` (see [`dropout_keep`]). The backward pass is
+    /// the same call on the gradient with the same `seed` and `step`.
+    fn dropout(
+        &self,
+        x: &Self::Tensor,
+        out: &mut Self::Tensor,
+        p: f64,
+        seed: u64,
+        step: u64,
+    ) -> Result<()>;
+    /// Batch normalisation with the batch's statistics (BatchNorm1d in
+    /// training mode): normalises each column, updates the running mean and
+    /// the running *unbiased* variance with `momentum`, and keeps the batch
+    /// mean and 1/std in `saved` (`2 × cols`) for the backward pass.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_train(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        running_mean: &mut Self::Tensor,
+        running_var: &mut Self::Tensor,
+        saved: &mut Self::Tensor,
+        out: &mut Self::Tensor,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<()>;
+    /// Batch normalisation with the running statistics (evaluation mode).
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_eval(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        running_mean: &Self::Tensor,
+        running_var: &Self::Tensor,
+        out: &mut Self::Tensor,
+        eps: f64,
+    ) -> Result<()>;
+    /// Gradients of [`Backend::batch_norm_train`] with respect to its input, γ and β.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        saved: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        grad_in: &mut Self::Tensor,
+        grad_gamma: &mut Self::Tensor,
+        grad_beta: &mut Self::Tensor,
+    ) -> Result<()>;
+
     /// Submits recorded work and waits for it (a no-op on the CPU).
     fn synchronize(&self) -> Result<()>;
+}
+
+/// lowbias32 (C. Wellons): a 32-bit integer mixer with full avalanche.
+fn mix(x: u32) -> u32 {
+    let mut h = x;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x7feb_352d);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x846c_a68b);
+    h ^= h >> 16;
+    h
+}
+
+/// The dropout mask of both backends: whether element `i` is kept at
+/// `step` for `seed` with drop probability `p`. A counter-based draw, so the
+/// CPU and the GPU (shaders/normalize.wgsl) drop exactly the same elements.
+///
+/// ```
+/// let kept = (0..10_000).filter(|&i| wgtrain::backend::dropout_keep(7, 0, i, 0.3)).count();
+/// assert!((6_700..7_300).contains(&kept));
+/// ```
+pub fn dropout_keep(seed: u64, step: u64, i: u32, p: f64) -> bool {
+    let key =
+        mix(mix(mix(mix(seed as u32) ^ (seed >> 32) as u32) ^ step as u32) ^ (step >> 32) as u32);
+    let u = (mix(key ^ i) >> 8) as f32 * (1.0 / 16_777_216.0);
+    u >= p as f32
 }

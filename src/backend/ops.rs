@@ -171,7 +171,12 @@ pub struct MatmulSpec<'a, T> {
 
 impl<T> Default for MatmulSpec<'_, T> {
     fn default() -> Self {
-        MatmulSpec { transpose_a: false, transpose_b: false, bias: None, act: Activation::Identity }
+        MatmulSpec {
+            transpose_a: false,
+            transpose_b: false,
+            bias: None,
+            act: Activation::Identity,
+        }
     }
 }
 
@@ -247,7 +252,10 @@ impl Loss {
     /// Whether this loss takes class labels (else dense targets).
     /// Softmax cross-entropy takes either.
     pub fn takes_labels(self) -> bool {
-        matches!(self, Loss::SoftmaxCrossEntropy | Loss::Hinge | Loss::SquaredHinge)
+        matches!(
+            self,
+            Loss::SoftmaxCrossEntropy | Loss::Hinge | Loss::SquaredHinge
+        )
     }
 
     /// Whether this loss takes dense targets of the prediction's shape.
@@ -257,27 +265,35 @@ impl Loss {
 }
 
 /// What a loss compares the prediction with.
-pub enum Target<'a, B: Backend + ?Sized> {
+pub enum Target<'a, B: Backend> {
     /// One class index per row.
     Labels(&'a B::Index),
     /// A target row per prediction row (one-hot, soft or real-valued).
     Dense(&'a B::Tensor),
 }
 
-impl<B: Backend + ?Sized> Clone for Target<'_, B> {
+impl<B: Backend> Clone for Target<'_, B> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<B: Backend + ?Sized> Copy for Target<'_, B> {}
+impl<B: Backend> Copy for Target<'_, B> {}
 
 pub(crate) fn shape_err(op: &'static str, detail: String) -> Error {
     Error::Shape { op, detail }
 }
 
-pub(crate) fn check_same(op: &'static str, what: &str, a: &impl Shaped, b: &impl Shaped) -> Result<()> {
+pub(crate) fn check_same(
+    op: &'static str,
+    what: &str,
+    a: &impl Shaped,
+    b: &impl Shaped,
+) -> Result<()> {
     if a.rows() != b.rows() || a.cols() != b.cols() {
-        return Err(shape_err(op, format!("{what}: {} vs {}", a.shape_str(), b.shape_str())));
+        return Err(shape_err(
+            op,
+            format!("{what}: {} vs {}", a.shape_str(), b.shape_str()),
+        ));
     }
     Ok(())
 }
@@ -297,9 +313,22 @@ pub(crate) fn check_len(op: &'static str, expected: usize, got: usize) -> Result
 }
 
 /// Checks a matmul's operands and returns `(m, n, k)`.
-pub(crate) fn check_matmul<T: Shaped>(a: &T, b: &T, out: &T, spec: &MatmulSpec<'_, T>) -> Result<(usize, usize, usize)> {
-    let (m, ka) = if spec.transpose_a { (a.cols(), a.rows()) } else { (a.rows(), a.cols()) };
-    let (kb, n) = if spec.transpose_b { (b.cols(), b.rows()) } else { (b.rows(), b.cols()) };
+pub(crate) fn check_matmul<T: Shaped>(
+    a: &T,
+    b: &T,
+    out: &T,
+    spec: &MatmulSpec<'_, T>,
+) -> Result<(usize, usize, usize)> {
+    let (m, ka) = if spec.transpose_a {
+        (a.cols(), a.rows())
+    } else {
+        (a.rows(), a.cols())
+    };
+    let (kb, n) = if spec.transpose_b {
+        (b.cols(), b.rows())
+    } else {
+        (b.rows(), b.cols())
+    };
     let form = match (spec.transpose_a, spec.transpose_b) {
         (false, false) => "A·B",
         (true, false) => "Aᵀ·B",
@@ -309,22 +338,32 @@ pub(crate) fn check_matmul<T: Shaped>(a: &T, b: &T, out: &T, spec: &MatmulSpec<'
     if ka != kb {
         return Err(shape_err(
             "matmul",
-            format!("{form} with A {} and B {}: inner dimensions {ka} and {kb} differ", a.shape_str(), b.shape_str()),
+            format!(
+                "{form} with A {} and B {}: inner dimensions {ka} and {kb} differ",
+                a.shape_str(),
+                b.shape_str()
+            ),
         ));
     }
     if out.rows() != m || out.cols() != n {
-        return Err(shape_err("matmul", format!("{form} gives {m}x{n} but the output is {}", out.shape_str())));
+        return Err(shape_err(
+            "matmul",
+            format!("{form} gives {m}x{n} but the output is {}", out.shape_str()),
+        ));
     }
     if let Some(bias) = spec.bias {
         if bias.rows() != 1 || bias.cols() != n {
-            return Err(shape_err("matmul", format!("bias must be 1x{n}, got {}", bias.shape_str())));
+            return Err(shape_err(
+                "matmul",
+                format!("bias must be 1x{n}, got {}", bias.shape_str()),
+            ));
         }
     }
     Ok((m, n, ka))
 }
 
 /// Checks a loss's operands (the label range was checked when the labels were written).
-pub(crate) fn check_loss<B: Backend + ?Sized>(
+pub(crate) fn check_loss<B: Backend>(
     kind: Loss,
     pred: &B::Tensor,
     target: &Target<'_, B>,
@@ -333,29 +372,46 @@ pub(crate) fn check_loss<B: Backend + ?Sized>(
 ) -> Result<()> {
     check_same("loss", "gradient vs prediction", grad, pred)?;
     if loss.rows() != 1 || loss.cols() != 1 {
-        return Err(shape_err("loss", format!("the loss output must be 1x1, got {}", loss.shape_str())));
+        return Err(shape_err(
+            "loss",
+            format!("the loss output must be 1x1, got {}", loss.shape_str()),
+        ));
     }
     match target {
         Target::Labels(labels) => {
             if !kind.takes_labels() {
-                return Err(shape_err("loss", format!("{kind:?} needs dense targets, got class labels")));
+                return Err(shape_err(
+                    "loss",
+                    format!("{kind:?} needs dense targets, got class labels"),
+                ));
             }
             if labels.len() != pred.rows() {
                 return Err(shape_err(
                     "loss",
-                    format!("{} labels for a batch of {} rows", labels.len(), pred.rows()),
+                    format!(
+                        "{} labels for a batch of {} rows",
+                        labels.len(),
+                        pred.rows()
+                    ),
                 ));
             }
             if labels.bound() > pred.cols() {
                 return Err(shape_err(
                     "loss",
-                    format!("labels may go up to {} but the prediction has {} classes", labels.bound() - 1, pred.cols()),
+                    format!(
+                        "labels may go up to {} but the prediction has {} classes",
+                        labels.bound() - 1,
+                        pred.cols()
+                    ),
                 ));
             }
         }
         Target::Dense(t) => {
             if !kind.takes_dense() {
-                return Err(shape_err("loss", format!("{kind:?} needs class labels, got dense targets")));
+                return Err(shape_err(
+                    "loss",
+                    format!("{kind:?} needs class labels, got dense targets"),
+                ));
             }
             check_same("loss", "target vs prediction", *t, pred)?;
         }
@@ -366,7 +422,60 @@ pub(crate) fn check_loss<B: Backend + ?Sized>(
 pub(crate) fn check_indices(op: &'static str, data: &[u32], bound: usize) -> Result<()> {
     check_nonempty(op, 1, data.len())?;
     if let Some((position, &index)) = data.iter().enumerate().find(|(_, &v)| v as usize >= bound) {
-        return Err(Error::IndexRange { op, index, position, bound });
+        return Err(Error::IndexRange {
+            op,
+            index,
+            position,
+            bound,
+        });
+    }
+    Ok(())
+}
+
+/// Checks batch-norm operands: `x` and `out` of one shape, the per-feature
+/// tensors `1 × cols`, and in training (`saved` given, `2 × cols`) more than
+/// one row, as PyTorch requires.
+pub(crate) fn check_batch_norm<T: Shaped>(
+    x: &T,
+    gamma: &T,
+    beta: &T,
+    mean: &T,
+    var: &T,
+    out: &T,
+    saved: Option<&T>,
+) -> Result<()> {
+    check_same("batch_norm", "output vs input", out, x)?;
+    for (what, t) in [
+        ("γ", gamma),
+        ("β", beta),
+        ("running mean", mean),
+        ("running variance", var),
+    ] {
+        if t.rows() != 1 || t.cols() != x.cols() {
+            return Err(shape_err(
+                "batch_norm",
+                format!("{what} must be 1x{}, got {}", x.cols(), t.shape_str()),
+            ));
+        }
+    }
+    if let Some(saved) = saved {
+        if saved.rows() != 2 || saved.cols() != x.cols() {
+            return Err(shape_err(
+                "batch_norm",
+                format!(
+                    "saved statistics must be 2x{}, got {}",
+                    x.cols(),
+                    saved.shape_str()
+                ),
+            ));
+        }
+    }
+    if saved.is_some() && x.rows() < 2 {
+        return Err(Error::InvalidParameter {
+            name: "batch size",
+            value: x.rows() as f64,
+            allowed: "at least 2 in training mode (batch statistics of one sample are undefined)",
+        });
     }
     Ok(())
 }

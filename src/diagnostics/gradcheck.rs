@@ -18,7 +18,8 @@ pub enum HostTarget {
 pub struct TensorCheck {
     /// State-dict name, e.g. `0.weight`.
     pub name: String,
-    /// Worst `|analytic − numeric| / max(|analytic|, |numeric|, 1e-8)` over the checked elements.
+    /// Worst `|analytic − numeric| / max(|analytic|, |numeric|, FLOOR)` over the
+    /// checked elements, with FLOOR = 1e-4 (see [`gradient_check`]).
     pub worst_relative_error: f64,
     /// Elements checked (all of them for small tensors).
     pub checked: usize,
@@ -34,7 +35,10 @@ pub struct GradCheckReport {
 impl GradCheckReport {
     /// The worst relative error over all tensors.
     pub fn worst(&self) -> f64 {
-        self.tensors.iter().map(|t| t.worst_relative_error).fold(0.0, f64::max)
+        self.tensors
+            .iter()
+            .map(|t| t.worst_relative_error)
+            .fold(0.0, f64::max)
     }
 }
 
@@ -43,10 +47,16 @@ impl GradCheckReport {
 /// 1e-6 that an analytic mistake produces.
 const H: f64 = 1e-6;
 
+/// Gradients smaller than this are compared absolutely: central differences
+/// carry about 1e-10 of rounding noise, which would make a gradient that is
+/// exactly 0 (a bias in front of a batch norm) look wrong relative to itself.
+const FLOOR: f64 = 1e-4;
+
 /// Builds `spec` on `Cpu<f64>` from `seed`, computes the loss of a batch `x`
 /// (`rows × input width`) and its analytic gradients, then compares every
 /// parameter element (at most `max_per_tensor` of them, evenly spaced) with
-/// `(ρ(θ + h) − ρ(θ − h)) / 2h`.
+/// `(ρ(θ + h) − ρ(θ − h)) / 2h`. Dropout masks are held fixed and batch
+/// norm runs in training mode (batch statistics).
 ///
 /// ```
 /// use wgtrain::{Sequential, Init, Loss};
@@ -67,6 +77,8 @@ pub fn gradient_check(
 ) -> Result<GradCheckReport> {
     let cpu = Cpu::<f64>::new();
     let mut model = spec.build(&cpu, seed)?;
+    // Finite differences need the same function at every probe.
+    model.freeze_dropout_masks(true);
     let xt = cpu.upload_f64(rows, spec.input_width(), x)?;
     let (labels, dense) = match target {
         HostTarget::Labels(l, classes) => (Some(cpu.indices(l, *classes)?), None),
@@ -104,14 +116,22 @@ pub fn gradient_check(
             probe[i] = theta[i];
             let numeric = (plus - minus) / (2.0 * H);
             if !numeric.is_finite() {
-                return Err(Error::NonFinite { what: format!("finite difference of {name}"), index: i, value: numeric });
+                return Err(Error::NonFinite {
+                    what: format!("finite difference of {name}"),
+                    index: i,
+                    value: numeric,
+                });
             }
-            let err = (grad[i] - numeric).abs() / grad[i].abs().max(numeric.abs()).max(1e-8);
+            let err = (grad[i] - numeric).abs() / grad[i].abs().max(numeric.abs()).max(FLOOR);
             worst = worst.max(err);
             checked += 1;
         }
         model.set_parameter(name, &theta)?;
-        tensors.push(TensorCheck { name: name.clone(), worst_relative_error: worst, checked });
+        tensors.push(TensorCheck {
+            name: name.clone(),
+            worst_relative_error: worst,
+            checked,
+        });
     }
     Ok(GradCheckReport { tensors })
 }

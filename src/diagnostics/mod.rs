@@ -32,7 +32,11 @@ pub fn first_step_loss_check<B: Backend>(
     model.forward_backward(x, Loss::SoftmaxCrossEntropy, Target::Labels(labels))?;
     let loss = model.loss_value(x.rows())?;
     let expected = (classes as f64).ln();
-    Ok(FirstLossCheck { loss, expected, ok: (loss - expected).abs() <= tolerance * expected })
+    Ok(FirstLossCheck {
+        loss,
+        expected,
+        ok: (loss - expected).abs() <= tolerance * expected,
+    })
 }
 
 /// Seed 001: with regularisation off, a network must drive the loss on a
@@ -51,7 +55,11 @@ pub fn overfit_tiny_subset<B: Backend>(
         model.forward_backward(x, loss, target)?;
         let value = model.loss_value(x.rows())?;
         if !value.is_finite() {
-            return Err(Error::Diverged { epoch: 0, step, value });
+            return Err(Error::Diverged {
+                epoch: 0,
+                step,
+                value,
+            });
         }
         history.push(value);
         if step < steps {

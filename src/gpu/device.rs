@@ -17,7 +17,8 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 /// substring) if set, else the best-ranked one. `WGPU_BACKEND` restricts the
 /// backends searched (wgpu reads it through `InstanceDescriptor::with_env`).
 pub(crate) fn open() -> Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue)> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
     let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
     let found: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
@@ -26,14 +27,19 @@ pub(crate) fn open() -> Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue)> {
         adapters.retain(|a| a.get_info().name.to_lowercase().contains(&wanted));
         if adapters.is_empty() {
             return Err(Error::NoAdapter {
-                detail: format!("WGPU_ADAPTER_NAME={wanted} matches none of the adapters found: {found:?}"),
+                detail: format!(
+                    "WGPU_ADAPTER_NAME={wanted} matches none of the adapters found: {found:?}"
+                ),
             });
         }
     }
     adapters.sort_by_key(|a| rank(a.get_info().device_type));
-    let adapter = adapters.into_iter().next().ok_or_else(|| Error::NoAdapter {
-        detail: format!("wgpu found no adapter on the backends {backends:?}"),
-    })?;
+    let adapter = adapters
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::NoAdapter {
+            detail: format!("wgpu found no adapter on the backends {backends:?}"),
+        })?;
 
     // The adapter's own limits, not wgpu's conservative defaults: storage
     // bindings above 128 MiB are what lets a whole data set stay resident.

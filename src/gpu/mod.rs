@@ -6,7 +6,10 @@ mod device;
 mod runtime;
 
 use crate::backend::cpu::{check_gather, check_gather_indices};
-use crate::backend::ops::{check_indices, check_len, check_loss, check_matmul, check_nonempty, check_same, shape_err};
+use crate::backend::ops::{
+    check_batch_norm, check_indices, check_len, check_loss, check_matmul, check_nonempty,
+    check_same, shape_err,
+};
 use crate::backend::{Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target};
 use crate::Result;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
@@ -14,21 +17,40 @@ use std::rc::Rc;
 
 static MATMUL: Shader = Shader {
     name: "matmul",
-    source: concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/matmul.wgsl")),
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul.wgsl")
+    ),
 };
 static ELEMENTWISE: Shader = Shader {
     name: "elementwise",
-    source: concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/elementwise.wgsl")),
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/elementwise.wgsl")
+    ),
 };
-static REDUCE: Shader = Shader { name: "reduce", source: include_str!("../../shaders/reduce.wgsl") };
+static NORMALIZE: Shader = Shader {
+    name: "normalize",
+    source: include_str!("../../shaders/normalize.wgsl"),
+};
+static REDUCE: Shader = Shader {
+    name: "reduce",
+    source: include_str!("../../shaders/reduce.wgsl"),
+};
 static LOSS: Shader = Shader {
     name: "loss",
-    source: concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/loss.wgsl")),
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/loss.wgsl")
+    ),
 };
 
 /// Every shader the library builds, as `(name, full source)`, for validation in tests.
 pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
-    [&MATMUL, &ELEMENTWISE, &REDUCE, &LOSS].iter().map(|s| (s.name, s.source)).collect()
+    [&MATMUL, &ELEMENTWISE, &REDUCE, &LOSS, &NORMALIZE]
+        .iter()
+        .map(|s| (s.name, s.source))
+        .collect()
 }
 
 /// Matmul tile: rows × columns computed per workgroup (see shaders/matmul.wgsl).
@@ -139,15 +161,33 @@ impl Gpu {
 
     fn tensor(&self, rows: usize, cols: usize, op: &'static str) -> Result<GpuTensor> {
         check_nonempty(op, rows, cols)?;
-        let buf = self.ctx.alloc((rows * cols * 4) as u64, &format!("{rows}x{cols} tensor"))?;
+        let buf = self
+            .ctx
+            .alloc((rows * cols * 4) as u64, &format!("{rows}x{cols} tensor"))?;
         Ok(GpuTensor { rows, cols, buf })
     }
 
-    fn elementwise(&self, entry: &'static str, act: Option<Activation>, n: usize, alpha: f32, binds: &[Bind<'_>]) -> Result<()> {
+    fn elementwise(
+        &self,
+        entry: &'static str,
+        act: Option<Activation>,
+        n: usize,
+        alpha: f32,
+        binds: &[Bind<'_>],
+    ) -> Result<()> {
         let code = act.map_or(0, |a| a.code()) as f64;
         let constants = [("ACT", code)];
-        let kernel = Kernel { shader: &ELEMENTWISE, entry, constants: if act.is_some() { &constants } else { &[] } };
-        self.ctx.dispatch(&kernel, &[n as u32, 0, alpha.to_bits()], binds, self.ctx.linear_groups(n, WG))
+        let kernel = Kernel {
+            shader: &ELEMENTWISE,
+            entry,
+            constants: if act.is_some() { &constants } else { &[] },
+        };
+        self.ctx.dispatch(
+            &kernel,
+            &[n as u32, 0, alpha.to_bits()],
+            binds,
+            self.ctx.linear_groups(n, WG),
+        )
     }
 }
 
@@ -157,7 +197,10 @@ impl Backend for Gpu {
     type Index = GpuIndex;
 
     fn describe(&self) -> String {
-        format!("GPU backend (f32) on {}", device::describe(&self.ctx.info, &self.ctx.limits))
+        format!(
+            "GPU backend (f32) on {}",
+            device::describe(&self.ctx.info, &self.ctx.limits)
+        )
     }
 
     fn zeros(&self, rows: usize, cols: usize) -> Result<GpuTensor> {
@@ -188,7 +231,10 @@ impl Backend for Gpu {
 
     fn download(&self, t: &GpuTensor) -> Result<Vec<f64>> {
         let bytes = self.ctx.read_bytes(&t.buf, (t.len() * 4) as u64)?;
-        Ok(bytemuck::cast_slice::<u8, f32>(&bytes).iter().map(|&v| v as f64).collect())
+        Ok(bytemuck::cast_slice::<u8, f32>(&bytes)
+            .iter()
+            .map(|&v| v as f64)
+            .collect())
     }
 
     fn copy(&self, src: &GpuTensor, dst: &mut GpuTensor) -> Result<()> {
@@ -199,9 +245,15 @@ impl Backend for Gpu {
 
     fn indices(&self, data: &[u32], bound: usize) -> Result<GpuIndex> {
         check_indices("indices", data, bound)?;
-        let buf = self.ctx.alloc((data.len() * 4) as u64, &format!("{} indices", data.len()))?;
+        let buf = self
+            .ctx
+            .alloc((data.len() * 4) as u64, &format!("{} indices", data.len()))?;
         self.ctx.write_bytes(&buf, bytemuck::cast_slice(data));
-        Ok(GpuIndex { len: data.len(), bound, buf })
+        Ok(GpuIndex {
+            len: data.len(),
+            bound,
+            buf,
+        })
     }
 
     fn write_indices(&self, idx: &mut GpuIndex, data: &[u32]) -> Result<()> {
@@ -216,7 +268,13 @@ impl Backend for Gpu {
         Ok(bytemuck::cast_slice::<u8, u32>(&bytes).to_vec())
     }
 
-    fn matmul(&self, a: &GpuTensor, b: &GpuTensor, out: &mut GpuTensor, spec: MatmulSpec<'_, GpuTensor>) -> Result<()> {
+    fn matmul(
+        &self,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        out: &mut GpuTensor,
+        spec: MatmulSpec<'_, GpuTensor>,
+    ) -> Result<()> {
         let (m, n, k) = check_matmul(a, b, out, &spec)?;
         let constants = [
             ("TA", spec.transpose_a as u32 as f64),
@@ -224,39 +282,90 @@ impl Backend for Gpu {
             ("ACT", spec.act.code() as f64),
             ("HAS_BIAS", spec.bias.is_some() as u32 as f64),
         ];
-        let kernel = Kernel { shader: &MATMUL, entry: "main", constants: &constants };
+        let kernel = Kernel {
+            shader: &MATMUL,
+            entry: "main",
+            constants: &constants,
+        };
         let bias = spec.bias.map_or(&*self.dummy, |t| &t.buf);
-        let groups = [(n as u32).div_ceil(MATMUL_TILE.1), (m as u32).div_ceil(MATMUL_TILE.0), 1];
+        let groups = [
+            (n as u32).div_ceil(MATMUL_TILE.1),
+            (m as u32).div_ceil(MATMUL_TILE.0),
+            1,
+        ];
         self.ctx.dispatch(
             &kernel,
             &[m as u32, n as u32, k as u32, spec.act.param().to_bits()],
-            &[Bind::read(&a.buf), Bind::read(&b.buf), Bind::read(bias), Bind::write(&out.buf)],
+            &[
+                Bind::read(&a.buf),
+                Bind::read(&b.buf),
+                Bind::read(bias),
+                Bind::write(&out.buf),
+            ],
             groups,
         )
     }
 
     fn activation(&self, act: Activation, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
         check_same("activation", "input vs output", x, out)?;
-        self.elementwise("act_forward", Some(act), x.len(), act.param(), &[Bind::read(&x.buf), Bind::write(&out.buf)])
+        self.elementwise(
+            "act_forward",
+            Some(act),
+            x.len(),
+            act.param(),
+            &[Bind::read(&x.buf), Bind::write(&out.buf)],
+        )
     }
 
-    fn activation_backward(&self, act: Activation, z: &GpuTensor, grad_out: &GpuTensor, grad_in: &mut GpuTensor) -> Result<()> {
-        check_same("activation_backward", "pre-activation vs gradient", z, grad_out)?;
-        check_same("activation_backward", "pre-activation vs input gradient", z, grad_in)?;
+    fn activation_backward(
+        &self,
+        act: Activation,
+        z: &GpuTensor,
+        grad_out: &GpuTensor,
+        grad_in: &mut GpuTensor,
+    ) -> Result<()> {
+        check_same(
+            "activation_backward",
+            "pre-activation vs gradient",
+            z,
+            grad_out,
+        )?;
+        check_same(
+            "activation_backward",
+            "pre-activation vs input gradient",
+            z,
+            grad_in,
+        )?;
         self.elementwise(
             "act_backward",
             Some(act),
             z.len(),
             act.param(),
-            &[Bind::read(&z.buf), Bind::read(&grad_out.buf), Bind::write(&grad_in.buf)],
+            &[
+                Bind::read(&z.buf),
+                Bind::read(&grad_out.buf),
+                Bind::write(&grad_in.buf),
+            ],
         )
     }
 
     fn sum_rows(&self, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
         if out.rows != 1 || out.cols != x.cols {
-            return Err(shape_err("sum_rows", format!("input {} needs output 1x{}, got {}", x.shape_str(), x.cols, out.shape_str())));
+            return Err(shape_err(
+                "sum_rows",
+                format!(
+                    "input {} needs output 1x{}, got {}",
+                    x.shape_str(),
+                    x.cols,
+                    out.shape_str()
+                ),
+            ));
         }
-        let kernel = Kernel { shader: &REDUCE, entry: "sum_rows", constants: &[] };
+        let kernel = Kernel {
+            shader: &REDUCE,
+            entry: "sum_rows",
+            constants: &[],
+        };
         self.ctx.dispatch(
             &kernel,
             &[x.rows as u32, x.cols as u32, 0, 0],
@@ -267,7 +376,10 @@ impl Backend for Gpu {
 
     fn reduce(&self, op: Reduce, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
         if out.len() != 1 {
-            return Err(shape_err("reduce", format!("output must be 1x1, got {}", out.shape_str())));
+            return Err(shape_err(
+                "reduce",
+                format!("output must be 1x1, got {}", out.shape_str()),
+            ));
         }
         let code = if op == Reduce::Max { 2.0 } else { 0.0 };
         let constants = [("OP", code)];
@@ -276,9 +388,22 @@ impl Backend for Gpu {
         let groups = n.div_ceil(WG as usize).min(REDUCE_GROUPS);
         // Pass 1 leaves one partial per workgroup; pass 2 combines them.
         let partials = self.ctx.alloc((groups * 4) as u64, "reduction partials")?;
-        let partial = Kernel { shader: &REDUCE, entry: "partial", constants: &constants };
-        self.ctx.dispatch(&partial, &[0, 0, n as u32, 0], &[Bind::read(&x.buf), Bind::write(&partials)], [groups as u32, 1, 1])?;
-        let fin = Kernel { shader: &REDUCE, entry: "final_", constants: &constants };
+        let partial = Kernel {
+            shader: &REDUCE,
+            entry: "partial",
+            constants: &constants,
+        };
+        self.ctx.dispatch(
+            &partial,
+            &[0, 0, n as u32, 0],
+            &[Bind::read(&x.buf), Bind::write(&partials)],
+            [groups as u32, 1, 1],
+        )?;
+        let fin = Kernel {
+            shader: &REDUCE,
+            entry: "final_",
+            constants: &constants,
+        };
         self.ctx.dispatch(
             &fin,
             &[0, 0, groups as u32, divisor.to_bits()],
@@ -287,18 +412,38 @@ impl Backend for Gpu {
         )
     }
 
-    fn loss(&self, kind: Loss, pred: &GpuTensor, target: Target<'_, Self>, grad: &mut GpuTensor, loss: &mut GpuTensor) -> Result<()> {
+    fn loss(
+        &self,
+        kind: Loss,
+        pred: &GpuTensor,
+        target: Target<'_, Self>,
+        grad: &mut GpuTensor,
+        loss: &mut GpuTensor,
+    ) -> Result<()> {
         check_loss::<Self>(kind, pred, &target, grad, loss)?;
         let (labels, dense, has_labels) = match target {
             Target::Labels(l) => (&l.buf, &*self.dummy, true),
             Target::Dense(t) => (&*self.dummy, &t.buf, false),
         };
-        let constants = [("LOSS", kind.code() as f64), ("HAS_LABELS", has_labels as u32 as f64)];
-        let kernel = Kernel { shader: &LOSS, entry: "main", constants: &constants };
+        let constants = [
+            ("LOSS", kind.code() as f64),
+            ("HAS_LABELS", has_labels as u32 as f64),
+        ];
+        let kernel = Kernel {
+            shader: &LOSS,
+            entry: "main",
+            constants: &constants,
+        };
         self.ctx.dispatch(
             &kernel,
             &[pred.rows as u32, pred.cols as u32],
-            &[Bind::read(&pred.buf), Bind::read(labels), Bind::read(dense), Bind::write(&grad.buf), Bind::write(&loss.buf)],
+            &[
+                Bind::read(&pred.buf),
+                Bind::read(labels),
+                Bind::read(dense),
+                Bind::write(&grad.buf),
+                Bind::write(&loss.buf),
+            ],
             [1, 1, 1],
         )
     }
@@ -323,7 +468,136 @@ impl Backend for Gpu {
 
     fn axpy(&self, alpha: f64, x: &GpuTensor, y: &mut GpuTensor) -> Result<()> {
         check_same("axpy", "x vs y", x, y)?;
-        self.elementwise("axpy", None, x.len(), alpha as f32, &[Bind::read(&x.buf), Bind::write(&y.buf)])
+        self.elementwise(
+            "axpy",
+            None,
+            x.len(),
+            alpha as f32,
+            &[Bind::read(&x.buf), Bind::write(&y.buf)],
+        )
+    }
+
+    fn dropout(
+        &self,
+        x: &GpuTensor,
+        out: &mut GpuTensor,
+        p: f64,
+        seed: u64,
+        step: u64,
+    ) -> Result<()> {
+        check_same("dropout", "input vs output", x, out)?;
+        let kernel = Kernel {
+            shader: &NORMALIZE,
+            entry: "dropout",
+            constants: &[],
+        };
+        let params = normalize_params(x, seed, step, p, 0.0, 0.0);
+        self.ctx.dispatch(
+            &kernel,
+            &params,
+            &[Bind::read(&x.buf), Bind::write(&out.buf)],
+            self.ctx.linear_groups(x.len(), WG),
+        )
+    }
+
+    fn batch_norm_train(
+        &self,
+        x: &GpuTensor,
+        gamma: &GpuTensor,
+        beta: &GpuTensor,
+        running_mean: &mut GpuTensor,
+        running_var: &mut GpuTensor,
+        saved: &mut GpuTensor,
+        out: &mut GpuTensor,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<()> {
+        check_batch_norm(x, gamma, beta, running_mean, running_var, out, Some(saved))?;
+        let kernel = Kernel {
+            shader: &NORMALIZE,
+            entry: "bn_train",
+            constants: &[],
+        };
+        self.ctx.dispatch(
+            &kernel,
+            &normalize_params(x, 0, 0, 0.0, momentum, eps),
+            &[
+                Bind::read(&x.buf),
+                Bind::read(&gamma.buf),
+                Bind::read(&beta.buf),
+                Bind::write(&running_mean.buf),
+                Bind::write(&running_var.buf),
+                Bind::write(&saved.buf),
+                Bind::write(&out.buf),
+            ],
+            [(x.cols as u32).div_ceil(64), 1, 1],
+        )
+    }
+
+    fn batch_norm_eval(
+        &self,
+        x: &GpuTensor,
+        gamma: &GpuTensor,
+        beta: &GpuTensor,
+        running_mean: &GpuTensor,
+        running_var: &GpuTensor,
+        out: &mut GpuTensor,
+        eps: f64,
+    ) -> Result<()> {
+        check_batch_norm(x, gamma, beta, running_mean, running_var, out, None)?;
+        let kernel = Kernel {
+            shader: &NORMALIZE,
+            entry: "bn_eval",
+            constants: &[],
+        };
+        self.ctx.dispatch(
+            &kernel,
+            &normalize_params(x, 0, 0, 0.0, 0.0, eps),
+            &[
+                Bind::read(&x.buf),
+                Bind::read(&gamma.buf),
+                Bind::read(&beta.buf),
+                Bind::read(&running_mean.buf),
+                Bind::read(&running_var.buf),
+                Bind::write(&out.buf),
+            ],
+            self.ctx.linear_groups(x.len(), WG),
+        )
+    }
+
+    fn batch_norm_backward(
+        &self,
+        x: &GpuTensor,
+        gamma: &GpuTensor,
+        saved: &GpuTensor,
+        grad_out: &GpuTensor,
+        grad_in: &mut GpuTensor,
+        grad_gamma: &mut GpuTensor,
+        grad_beta: &mut GpuTensor,
+    ) -> Result<()> {
+        check_same("batch_norm_backward", "gradient vs input", grad_out, x)?;
+        check_same("batch_norm_backward", "input gradient vs input", grad_in, x)?;
+        check_same("batch_norm_backward", "γ gradient vs γ", grad_gamma, gamma)?;
+        check_same("batch_norm_backward", "β gradient vs γ", grad_beta, gamma)?;
+        let kernel = Kernel {
+            shader: &NORMALIZE,
+            entry: "bn_backward",
+            constants: &[],
+        };
+        self.ctx.dispatch(
+            &kernel,
+            &normalize_params(x, 0, 0, 0.0, 0.0, 0.0),
+            &[
+                Bind::read(&x.buf),
+                Bind::read(&gamma.buf),
+                Bind::read(&saved.buf),
+                Bind::read(&grad_out.buf),
+                Bind::write(&grad_in.buf),
+                Bind::write(&grad_gamma.buf),
+                Bind::write(&grad_beta.buf),
+            ],
+            [(x.cols as u32).div_ceil(64), 1, 1],
+        )
     }
 
     fn synchronize(&self) -> Result<()> {
@@ -331,9 +605,35 @@ impl Backend for Gpu {
     }
 }
 
+/// The parameter words of shaders/normalize.wgsl.
+fn normalize_params(
+    x: &GpuTensor,
+    seed: u64,
+    step: u64,
+    p: f64,
+    momentum: f64,
+    eps: f64,
+) -> [u32; 9] {
+    [
+        x.rows as u32,
+        x.cols as u32,
+        seed as u32,
+        (seed >> 32) as u32,
+        step as u32,
+        (step >> 32) as u32,
+        (p as f32).to_bits(),
+        (momentum as f32).to_bits(),
+        (eps as f32).to_bits(),
+    ]
+}
+
 impl Gpu {
     fn gather(&self, src: &Buf, idx: &Buf, out: &Buf, rows: usize, cols: usize) -> Result<()> {
-        let kernel = Kernel { shader: &ELEMENTWISE, entry: "gather_rows", constants: &[] };
+        let kernel = Kernel {
+            shader: &ELEMENTWISE,
+            entry: "gather_rows",
+            constants: &[],
+        };
         self.ctx.dispatch(
             &kernel,
             &[rows as u32, cols as u32, 0],

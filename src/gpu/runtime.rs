@@ -21,7 +21,7 @@ const PARAM_SLOT: u64 = 256;
 /// Dispatches recorded before a submission is forced by a full arena.
 const PARAM_SLOTS: u64 = 4096;
 /// Most storage buffers one kernel binds.
-const MAX_BINDINGS: usize = 6;
+const MAX_BINDINGS: usize = 8;
 
 /// One kernel: an entry point of a shader, specialised by override constants
 /// (transpose flags, activation, tile sizes), each listed as `(name, value)`.
@@ -57,7 +57,10 @@ pub(crate) struct Buf {
 impl Drop for Buf {
     fn drop(&mut self) {
         let mut st = self.ctx.state.borrow_mut();
-        st.pool.entry(self.bytes).or_default().push((self.id, self.buffer.clone()));
+        st.pool
+            .entry(self.bytes)
+            .or_default()
+            .push((self.id, self.buffer.clone()));
     }
 }
 
@@ -128,20 +131,40 @@ impl Context {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Rc::new(Context { device, queue, info, limits, params_buf, error, state: RefCell::new(State::default()) })
+        Rc::new(Context {
+            device,
+            queue,
+            info,
+            limits,
+            params_buf,
+            error,
+            state: RefCell::new(State::default()),
+        })
     }
 
     /// A buffer of `bytes` bytes from the pool, or a new one. Its contents are
     /// whatever the last user left: callers clear or overwrite it.
     pub fn alloc(self: &Rc<Self>, bytes: u64, what: &str) -> Result<Buf> {
-        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         if bytes > limit {
-            return Err(Error::TooLarge { what: what.to_string(), bytes, limit });
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                bytes,
+                limit,
+            });
         }
         let bytes = bytes.max(4);
         let mut st = self.state.borrow_mut();
         if let Some((id, buffer)) = st.pool.get_mut(&bytes).and_then(|v| v.pop()) {
-            return Ok(Buf { id, buffer, bytes, ctx: self.clone() });
+            return Ok(Buf {
+                id,
+                buffer,
+                bytes,
+                ctx: self.clone(),
+            });
         }
         st.next_id += 1;
         let id = st.next_id;
@@ -149,10 +172,17 @@ impl Context {
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(what),
             size: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Ok(Buf { id, buffer, bytes, ctx: self.clone() })
+        Ok(Buf {
+            id,
+            buffer,
+            bytes,
+            ctx: self.clone(),
+        })
     }
 
     /// Runs `f` on the open encoder (closing any open compute pass first),
@@ -160,9 +190,12 @@ impl Context {
     pub fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
         let mut st = self.state.borrow_mut();
         st.pass = None;
-        let encoder = st
-            .encoder
-            .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgtrain") }));
+        let encoder = st.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("wgtrain"),
+                })
+        });
         f(encoder)
     }
 
@@ -187,7 +220,9 @@ impl Context {
             .expect("a buffer mapped at creation is mapped")
             .copy_from_slice(bytes);
         staging.unmap();
-        self.with_encoder(|e| e.copy_buffer_to_buffer(&staging, 0, &buf.buffer, 0, bytes.len() as u64));
+        self.with_encoder(|e| {
+            e.copy_buffer_to_buffer(&staging, 0, &buf.buffer, 0, bytes.len() as u64)
+        });
     }
 
     /// Copies `bytes` bytes between two buffers, in stream order.
@@ -209,11 +244,19 @@ impl Context {
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
         match pollster::block_on(rx.receive()) {
             Some(Ok(())) => {}
-            Some(Err(e)) => return Err(Error::Gpu(format!("mapping a readback buffer failed: {e}"))),
-            None => return Err(Error::Gpu("the readback was dropped before it completed".into())),
+            Some(Err(e)) => {
+                return Err(Error::Gpu(format!("mapping a readback buffer failed: {e}")))
+            }
+            None => {
+                return Err(Error::Gpu(
+                    "the readback was dropped before it completed".into(),
+                ))
+            }
         }
         self.take_error()?;
         let data = staging
@@ -244,7 +287,9 @@ impl Context {
     /// Submits and waits until the device is idle.
     pub fn synchronize(&self) -> Result<()> {
         self.flush()?;
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(e.to_string()))?;
         self.take_error()
     }
 
@@ -282,53 +327,83 @@ impl Context {
                 binding: i + 1,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage { read_only: key.writes & (1 << i) == 0 },
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: key.writes & (1 << i) == 0,
+                    },
                     has_dynamic_offset: false,
                     min_binding_size: None,
                 },
                 count: None,
             });
         }
-        let bgl = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: None, entries: &entries });
-        let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: None,
-            bind_group_layouts: &[Some(&bgl)],
-            immediate_size: 0,
-        });
+        let bgl = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: None,
+                entries: &entries,
+            });
+        let pl = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: None,
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
         st.layouts.insert(key, (next, bgl, pl));
         next
     }
 
-    fn pipeline(&self, st: &mut State, kernel: &Kernel<'_>, layout: LayoutKey) -> Result<Rc<Pipeline>> {
+    fn pipeline(
+        &self,
+        st: &mut State,
+        kernel: &Kernel<'_>,
+        layout: LayoutKey,
+    ) -> Result<Rc<Pipeline>> {
         let mut constants = [0u64; 8];
         for (slot, (_, v)) in constants.iter_mut().zip(kernel.constants) {
             *slot = v.to_bits();
         }
-        let key = PipelineKey { shader: kernel.shader.name, entry: kernel.entry, constants };
+        let key = PipelineKey {
+            shader: kernel.shader.name,
+            entry: kernel.entry,
+            constants,
+        };
         if let Some(p) = st.pipelines.get(&key) {
             if p.layout != layout {
-                return Err(Error::Gpu(format!("{}::{} bound with a different layout", kernel.shader.name, kernel.entry)));
+                return Err(Error::Gpu(format!(
+                    "{}::{} bound with a different layout",
+                    kernel.shader.name, kernel.entry
+                )));
             }
             return Ok(p.clone());
         }
         self.layout(st, layout);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = st.modules.entry(kernel.shader.name).or_insert_with(|| {
-            self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(kernel.shader.name),
-                source: wgpu::ShaderSource::Wgsl(kernel.shader.source.into()),
-            })
+            self.device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel.shader.name),
+                    source: wgpu::ShaderSource::Wgsl(kernel.shader.source.into()),
+                })
         });
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(kernel.entry),
-            layout: Some(&st.layouts[&layout].2),
-            module,
-            entry_point: Some(kernel.entry),
-            compilation_options: wgpu::PipelineCompilationOptions { constants: kernel.constants, zero_initialize_workgroup_memory: false },
-            cache: None,
-        });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.entry),
+                layout: Some(&st.layouts[&layout].2),
+                module,
+                entry_point: Some(kernel.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: kernel.constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("building {}::{}: {e}", kernel.shader.name, kernel.entry)));
+            return Err(Error::Gpu(format!(
+                "building {}::{}: {e}",
+                kernel.shader.name, kernel.entry
+            )));
         }
         let p = Rc::new(Pipeline { pipeline, layout });
         st.pipelines.insert(key, p.clone());
@@ -336,12 +411,25 @@ impl Context {
     }
 
     /// Records one dispatch: `params` go to binding 0, `binds` to 1, 2, …
-    pub fn dispatch(&self, kernel: &Kernel<'_>, params: &[u32], binds: &[Bind<'_>], groups: [u32; 3]) -> Result<()> {
-        assert!(binds.len() <= MAX_BINDINGS && params.len() * 4 <= PARAM_SLOT as usize && kernel.constants.len() <= 8);
+    pub fn dispatch(
+        &self,
+        kernel: &Kernel<'_>,
+        params: &[u32],
+        binds: &[Bind<'_>],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        assert!(
+            binds.len() <= MAX_BINDINGS
+                && params.len() * 4 <= PARAM_SLOT as usize
+                && kernel.constants.len() <= 8
+        );
         let max = self.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(Error::TooLarge {
-                what: format!("dispatch {:?} of {}::{}", groups, kernel.shader.name, kernel.entry),
+                what: format!(
+                    "dispatch {:?} of {}::{}",
+                    groups, kernel.shader.name, kernel.entry
+                ),
                 bytes: *groups.iter().max().unwrap() as u64,
                 limit: max as u64,
             });
@@ -358,11 +446,17 @@ impl Context {
             writes |= (b.write as u8) << i;
             ids[i] = b.buf.id;
         }
-        let layout = LayoutKey { count: binds.len() as u8, writes };
+        let layout = LayoutKey {
+            count: binds.len() as u8,
+            writes,
+        };
         let mut st = self.state.borrow_mut();
         let pipeline = self.pipeline(&mut st, kernel, layout)?;
         let layout_id = st.layouts[&layout].0;
-        let bind_key = BindKey { layout: layout_id, ids };
+        let bind_key = BindKey {
+            layout: layout_id,
+            ids,
+        };
         if !st.bind_groups.contains_key(&bind_key) {
             // Bounded: a long-lived program that keeps making new tensors
             // must not grow this without limit.
@@ -378,7 +472,10 @@ impl Context {
                 }),
             }];
             for (i, b) in binds.iter().enumerate() {
-                entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.buf.buffer.as_entire_binding() });
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: b.buf.buffer.as_entire_binding(),
+                });
             }
             let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
@@ -388,14 +485,29 @@ impl Context {
             st.bind_groups.insert(bind_key, bg);
         }
         let offset = st.params.len();
-        st.params.extend(params.iter().flat_map(|w| w.to_le_bytes()));
+        st.params
+            .extend(params.iter().flat_map(|w| w.to_le_bytes()));
         st.params.resize(offset + PARAM_SLOT as usize, 0);
         st.dispatches += 1;
-        let State { encoder, pass, bind_groups, .. } = &mut *st;
+        let State {
+            encoder,
+            pass,
+            bind_groups,
+            ..
+        } = &mut *st;
         let pass = pass.get_or_insert_with(|| {
-            let encoder = encoder
-                .get_or_insert_with(|| self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgtrain") }));
-            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None }).forget_lifetime()
+            let encoder = encoder.get_or_insert_with(|| {
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("wgtrain"),
+                    })
+            });
+            encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                })
+                .forget_lifetime()
         });
         pass.set_pipeline(&pipeline.pipeline);
         pass.set_bind_group(0, &bind_groups[&bind_key], &[offset as u32]);

@@ -12,7 +12,7 @@
 
 mod model;
 
-pub use model::{Mode, Model, Parameter};
+pub use model::{Buffer, Mode, Model, Parameter};
 
 use crate::{Activation, Error, Init, Result};
 
@@ -34,6 +34,22 @@ pub enum Layer {
     Activation(Activation),
     /// `y = x + f(x)` with `f` a sub-stack that keeps the width.
     Residual(Vec<Layer>),
+    /// Inverted dropout with drop probability `p` (identity in evaluation).
+    ///
+    /// Training scales kept units by 1/(1−p), so evaluation needs no change;
+    /// this equals the seeds' form (no scaling in training, multiply by 1−p
+    /// at test time) up to a constant factor on every later activation.
+    Dropout {
+        /// Drop probability in [0, 1).
+        p: f64,
+    },
+    /// BatchNorm1d over the features of a dense activation.
+    BatchNorm {
+        /// Running-statistics momentum (PyTorch's default 0.1).
+        momentum: f64,
+        /// Added to the variance (PyTorch's default 1e-5).
+        eps: f64,
+    },
 }
 
 /// A description of a feed-forward network, independent of any backend.
@@ -47,7 +63,11 @@ pub struct Sequential {
 impl Sequential {
     /// An empty stack taking `input` features.
     pub fn new(input: usize) -> Self {
-        Sequential { input, width: input, layers: Vec::new() }
+        Sequential {
+            input,
+            width: input,
+            layers: Vec::new(),
+        }
     }
 
     /// Appends a dense layer with zero biases.
@@ -57,7 +77,12 @@ impl Sequential {
 
     /// Appends a dense layer with explicit weight and bias initialisers.
     pub fn dense_with(mut self, outputs: usize, weight_init: Init, bias_init: Init) -> Self {
-        self.layers.push(Layer::Dense { inputs: self.width, outputs, weight_init, bias_init });
+        self.layers.push(Layer::Dense {
+            inputs: self.width,
+            outputs,
+            weight_init,
+            bias_init,
+        });
         self.width = outputs;
         self
     }
@@ -81,6 +106,23 @@ impl Sequential {
     /// Appends a tanh.
     pub fn tanh(self) -> Self {
         self.act(Activation::Tanh)
+    }
+
+    /// Appends inverted dropout with drop probability `p` ∈ [0, 1).
+    pub fn dropout(mut self, p: f64) -> Self {
+        self.layers.push(Layer::Dropout { p });
+        self
+    }
+
+    /// Appends batch normalisation with PyTorch's defaults (momentum 0.1, eps 1e-5).
+    pub fn batch_norm(self) -> Self {
+        self.batch_norm_with(0.1, 1e-5)
+    }
+
+    /// Appends batch normalisation with explicit momentum and epsilon.
+    pub fn batch_norm_with(mut self, momentum: f64, eps: f64) -> Self {
+        self.layers.push(Layer::BatchNorm { momentum, eps });
+        self
     }
 
     /// Appends `y = x + f(x)`, with `f` built by `block` from the current width.
@@ -114,8 +156,14 @@ impl Sequential {
         if self.input == 0 {
             return Err(Error::Model("the input width is 0".into()));
         }
-        if !self.layers.iter().any(|l| !matches!(l, Layer::Activation(_))) {
-            return Err(Error::Model("the model has no layer with parameters".into()));
+        if !self
+            .layers
+            .iter()
+            .any(|l| matches!(l, Layer::Dense { .. } | Layer::Residual(_)))
+        {
+            return Err(Error::Model(
+                "the model has no layer with parameters".into(),
+            ));
         }
         validate_chain(&self.layers, self.input, "").map(|_| ())
     }
@@ -130,16 +178,47 @@ impl Sequential {
 fn validate_chain(layers: &[Layer], mut width: usize, prefix: &str) -> Result<usize> {
     for (i, layer) in layers.iter().enumerate() {
         match layer {
-            Layer::Dense { inputs, outputs, .. } => {
+            Layer::Dense {
+                inputs, outputs, ..
+            } => {
                 if *inputs != width || *outputs == 0 {
-                    return Err(Error::Model(format!("layer {prefix}{i}: dense {inputs}->{outputs} after width {width}")));
+                    return Err(Error::Model(format!(
+                        "layer {prefix}{i}: dense {inputs}->{outputs} after width {width}"
+                    )));
                 }
                 width = *outputs;
             }
             Layer::Activation(_) => {}
+            Layer::Dropout { p } => {
+                if !(0.0..1.0).contains(p) {
+                    return Err(Error::InvalidParameter {
+                        name: "dropout p",
+                        value: *p,
+                        allowed: "in [0, 1)",
+                    });
+                }
+            }
+            Layer::BatchNorm { momentum, eps } => {
+                if !(0.0..=1.0).contains(momentum) {
+                    return Err(Error::InvalidParameter {
+                        name: "batch norm momentum",
+                        value: *momentum,
+                        allowed: "in [0, 1]",
+                    });
+                }
+                if eps.is_nan() || *eps <= 0.0 {
+                    return Err(Error::InvalidParameter {
+                        name: "batch norm eps",
+                        value: *eps,
+                        allowed: "> 0",
+                    });
+                }
+            }
             Layer::Residual(inner) => {
                 if inner.is_empty() {
-                    return Err(Error::Model(format!("layer {prefix}{i}: empty residual block")));
+                    return Err(Error::Model(format!(
+                        "layer {prefix}{i}: empty residual block"
+                    )));
                 }
                 let out = validate_chain(inner, width, &format!("{prefix}{i}."))?;
                 if out != width {

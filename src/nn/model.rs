@@ -29,18 +29,46 @@ struct Dense<B: Backend> {
     gb: B::Tensor,
 }
 
+struct BatchNorm<B: Backend> {
+    gamma: B::Tensor,
+    beta: B::Tensor,
+    g_gamma: B::Tensor,
+    g_beta: B::Tensor,
+    running_mean: B::Tensor,
+    running_var: B::Tensor,
+    /// Training batches seen, as PyTorch's `num_batches_tracked`.
+    batches: u64,
+    momentum: f64,
+    eps: f64,
+}
+
 enum Node<B: Backend> {
     Dense(Dense<B>),
     Act(Activation),
     Residual(Vec<Node<B>>),
+    /// `stream` makes each dropout layer's mask independent of the others'.
+    Dropout {
+        p: f64,
+        stream: u64,
+    },
+    BatchNorm(BatchNorm<B>),
 }
 
 /// The buffers of one node for one batch size: its output and the gradient
-/// with respect to its input.
+/// with respect to its input (plus the batch statistics of a batch norm).
 struct Stage<B: Backend> {
     out: B::Tensor,
     grad_in: B::Tensor,
+    saved: Option<B::Tensor>,
     sub: Vec<Stage<B>>,
+}
+
+/// What a pass needs besides the tensors: the mode and the dropout counter.
+#[derive(Clone, Copy)]
+struct Pass {
+    mode: Mode,
+    seed: u64,
+    step: u64,
 }
 
 struct Workspace<B: Backend> {
@@ -65,23 +93,55 @@ pub struct Model<B: Backend> {
     spec: Sequential,
     nodes: Vec<Node<B>>,
     workspaces: HashMap<usize, Workspace<B>>,
+    /// Dropout masks are drawn from (seed, step, element).
+    dropout_seed: u64,
+    /// Training forward passes so far: the `step` of the dropout masks.
+    step: u64,
+    freeze_masks: bool,
 }
 
 impl<B: Backend> Model<B> {
     /// Builds the nodes; see [`Sequential::build`].
     pub(super) fn new(backend: &B, spec: &Sequential, seed: u64) -> Result<Self> {
         let mut rng = StdRng::seed_from_u64(seed);
-        let nodes = build_nodes(backend, spec.layers(), &mut rng)?;
-        Ok(Model { backend: backend.clone(), spec: spec.clone(), nodes, workspaces: HashMap::new() })
+        let mut streams = 0;
+        let nodes = build_nodes(
+            backend,
+            spec.layers(),
+            spec.input_width(),
+            &mut rng,
+            &mut streams,
+        )?;
+        Ok(Model {
+            backend: backend.clone(),
+            spec: spec.clone(),
+            nodes,
+            workspaces: HashMap::new(),
+            dropout_seed: seed,
+            step: 0,
+            freeze_masks: false,
+        })
     }
 }
 
-fn build_nodes<B: Backend>(b: &B, layers: &[Layer], rng: &mut StdRng) -> Result<Vec<Node<B>>> {
+fn build_nodes<B: Backend>(
+    b: &B,
+    layers: &[Layer],
+    mut width: usize,
+    rng: &mut StdRng,
+    streams: &mut u64,
+) -> Result<Vec<Node<B>>> {
     layers
         .iter()
         .map(|layer| {
             Ok(match layer {
-                Layer::Dense { inputs, outputs, weight_init, bias_init } => {
+                Layer::Dense {
+                    inputs,
+                    outputs,
+                    weight_init,
+                    bias_init,
+                } => {
+                    width = *outputs;
                     let w = weight_init.sample(rng, *inputs, *outputs, inputs * outputs);
                     let bias = bias_init.sample(rng, *inputs, *outputs, *outputs);
                     Node::Dense(Dense {
@@ -92,49 +152,146 @@ fn build_nodes<B: Backend>(b: &B, layers: &[Layer], rng: &mut StdRng) -> Result<
                     })
                 }
                 Layer::Activation(a) => Node::Act(*a),
-                Layer::Residual(inner) => Node::Residual(build_nodes(b, inner, rng)?),
+                Layer::Residual(inner) => {
+                    Node::Residual(build_nodes(b, inner, width, rng, streams)?)
+                }
+                Layer::Dropout { p } => {
+                    *streams += 1;
+                    Node::Dropout {
+                        p: *p,
+                        stream: *streams,
+                    }
+                }
+                Layer::BatchNorm { momentum, eps } => Node::BatchNorm(BatchNorm {
+                    gamma: b.upload_f64(1, width, &vec![1.0; width])?,
+                    beta: b.zeros(1, width)?,
+                    g_gamma: b.zeros(1, width)?,
+                    g_beta: b.zeros(1, width)?,
+                    running_mean: b.zeros(1, width)?,
+                    running_var: b.upload_f64(1, width, &vec![1.0; width])?,
+                    batches: 0,
+                    momentum: *momentum,
+                    eps: *eps,
+                }),
             })
         })
         .collect()
 }
 
-fn build_stages<B: Backend>(b: &B, nodes: &[Node<B>], rows: usize, mut width: usize) -> Result<Vec<Stage<B>>> {
+fn build_stages<B: Backend>(
+    b: &B,
+    nodes: &[Node<B>],
+    rows: usize,
+    mut width: usize,
+) -> Result<Vec<Stage<B>>> {
     let mut stages = Vec::with_capacity(nodes.len());
     for node in nodes {
         let (out_width, sub) = match node {
             Node::Dense(d) => (d.w.rows(), Vec::new()),
-            Node::Act(_) => (width, Vec::new()),
+            Node::Act(_) | Node::Dropout { .. } | Node::BatchNorm(_) => (width, Vec::new()),
             Node::Residual(inner) => (width, build_stages(b, inner, rows, width)?),
         };
-        stages.push(Stage { out: b.zeros(rows, out_width)?, grad_in: b.zeros(rows, width)?, sub });
+        let saved = match node {
+            Node::BatchNorm(_) => Some(b.zeros(2, width)?),
+            _ => None,
+        };
+        stages.push(Stage {
+            out: b.zeros(rows, out_width)?,
+            grad_in: b.zeros(rows, width)?,
+            saved,
+            sub,
+        });
         width = out_width;
     }
     Ok(stages)
 }
 
-fn forward_chain<B: Backend>(b: &B, nodes: &[Node<B>], stages: &mut [Stage<B>], x: &B::Tensor, mode: Mode) -> Result<()> {
+fn forward_chain<B: Backend>(
+    b: &B,
+    nodes: &mut [Node<B>],
+    stages: &mut [Stage<B>],
+    x: &B::Tensor,
+    pass: Pass,
+) -> Result<()> {
     let mut i = 0;
     while i < nodes.len() {
         let (done, rest) = stages.split_at_mut(i);
         let input = if i == 0 { x } else { &done[i - 1].out };
         // In inference a dense layer and the activation after it are one
         // kernel: the activation's stage receives the fused result.
-        if let (Mode::Eval, Node::Dense(d), Some(Node::Act(act))) = (mode, &nodes[i], nodes.get(i + 1)) {
-            let spec = MatmulSpec { transpose_b: true, bias: Some(&d.b), act: *act, ..Default::default() };
+        if let (Mode::Eval, Node::Dense(d), Some(Node::Act(act))) =
+            (pass.mode, &nodes[i], nodes.get(i + 1))
+        {
+            let spec = MatmulSpec {
+                transpose_b: true,
+                bias: Some(&d.b),
+                act: *act,
+                ..Default::default()
+            };
             b.matmul(input, &d.w, &mut rest[1].out, spec)?;
             i += 2;
             continue;
         }
         let stage = &mut rest[0];
-        match &nodes[i] {
+        match &mut nodes[i] {
             Node::Dense(d) => {
-                let spec = MatmulSpec { transpose_b: true, bias: Some(&d.b), ..Default::default() };
+                let spec = MatmulSpec {
+                    transpose_b: true,
+                    bias: Some(&d.b),
+                    ..Default::default()
+                };
                 b.matmul(input, &d.w, &mut stage.out, spec)?;
             }
             Node::Act(act) => b.activation(*act, input, &mut stage.out)?,
+            Node::Dropout { p, stream } => match pass.mode {
+                Mode::Train => b.dropout(
+                    input,
+                    &mut stage.out,
+                    *p,
+                    mask_seed(pass.seed, *stream),
+                    pass.step,
+                )?,
+                Mode::Eval => b.copy(input, &mut stage.out)?,
+            },
+            Node::BatchNorm(bn) => match pass.mode {
+                Mode::Train => {
+                    let saved = stage
+                        .saved
+                        .as_mut()
+                        .expect("batch-norm stages keep statistics");
+                    b.batch_norm_train(
+                        input,
+                        &bn.gamma,
+                        &bn.beta,
+                        &mut bn.running_mean,
+                        &mut bn.running_var,
+                        saved,
+                        &mut stage.out,
+                        bn.momentum,
+                        bn.eps,
+                    )?;
+                    bn.batches += 1;
+                }
+                Mode::Eval => b.batch_norm_eval(
+                    input,
+                    &bn.gamma,
+                    &bn.beta,
+                    &bn.running_mean,
+                    &bn.running_var,
+                    &mut stage.out,
+                    bn.eps,
+                )?,
+            },
             Node::Residual(inner) => {
-                forward_chain(b, inner, &mut stage.sub, input, mode)?;
-                b.copy(&stage.sub.last().expect("validated: blocks are not empty").out, &mut stage.out)?;
+                forward_chain(b, inner, &mut stage.sub, input, pass)?;
+                b.copy(
+                    &stage
+                        .sub
+                        .last()
+                        .expect("validated: blocks are not empty")
+                        .out,
+                    &mut stage.out,
+                )?;
                 b.axpy(1.0, input, &mut stage.out)?;
             }
         }
@@ -152,17 +309,30 @@ fn backward_chain<B: Backend>(
     x: &B::Tensor,
     grad_out: &B::Tensor,
     input_grad: bool,
+    pass: Pass,
 ) -> Result<()> {
     for i in (0..nodes.len()).rev() {
         let (before, from_i) = stages.split_at_mut(i);
         let (here, after) = from_i.split_at_mut(1);
         let stage = &mut here[0];
         let input = if i == 0 { x } else { &before[i - 1].out };
-        let g = if i + 1 == nodes.len() { grad_out } else { &after[0].grad_in };
+        let g = if i + 1 == nodes.len() {
+            grad_out
+        } else {
+            &after[0].grad_in
+        };
         let need_grad_in = i > 0 || input_grad;
         match &mut nodes[i] {
             Node::Dense(d) => {
-                b.matmul(g, input, &mut d.gw, MatmulSpec { transpose_a: true, ..Default::default() })?;
+                b.matmul(
+                    g,
+                    input,
+                    &mut d.gw,
+                    MatmulSpec {
+                        transpose_a: true,
+                        ..Default::default()
+                    },
+                )?;
                 b.sum_rows(g, &mut d.gb)?;
                 if need_grad_in {
                     b.matmul(g, &d.w, &mut stage.grad_in, MatmulSpec::default())?;
@@ -173,9 +343,36 @@ fn backward_chain<B: Backend>(
                     b.activation_backward(*act, input, g, &mut stage.grad_in)?;
                 }
             }
+            Node::Dropout { p, stream } => {
+                if need_grad_in {
+                    b.dropout(
+                        g,
+                        &mut stage.grad_in,
+                        *p,
+                        mask_seed(pass.seed, *stream),
+                        pass.step,
+                    )?;
+                }
+            }
+            Node::BatchNorm(bn) => {
+                // γ and β need their gradients even when the input does not.
+                let saved = stage
+                    .saved
+                    .as_ref()
+                    .expect("batch-norm stages keep statistics");
+                b.batch_norm_backward(
+                    input,
+                    &bn.gamma,
+                    saved,
+                    g,
+                    &mut stage.grad_in,
+                    &mut bn.g_gamma,
+                    &mut bn.g_beta,
+                )?;
+            }
             Node::Residual(inner) => {
                 // y = x + f(x) ⇒ ∂ρ/∂x = g + J_fᵀ·g.
-                backward_chain(b, inner, &mut stage.sub, input, g, true)?;
+                backward_chain(b, inner, &mut stage.sub, input, g, true, pass)?;
                 b.copy(g, &mut stage.grad_in)?;
                 b.axpy(1.0, &stage.sub[0].grad_in, &mut stage.grad_in)?;
             }
@@ -184,14 +381,76 @@ fn backward_chain<B: Backend>(
     Ok(())
 }
 
-fn collect_params<'a, B: Backend>(nodes: &'a mut [Node<B>], prefix: &str, out: &mut Vec<Parameter<'a, B>>) {
+/// A dropout layer's own seed: the model's seed mixed with the layer's stream.
+fn mask_seed(seed: u64, stream: u64) -> u64 {
+    seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// A model buffer that is state but not a trained parameter (batch-norm running statistics).
+pub struct Buffer<'a, B: Backend> {
+    /// `nn.Sequential` name, e.g. `1.running_mean`.
+    pub name: String,
+    /// The values.
+    pub value: &'a mut B::Tensor,
+}
+
+fn collect_buffers<'a, B: Backend>(
+    nodes: &'a mut [Node<B>],
+    prefix: &str,
+    out: &mut Vec<Buffer<'a, B>>,
+    counts: &mut Vec<(String, &'a mut u64)>,
+) {
+    for (i, node) in nodes.iter_mut().enumerate() {
+        match node {
+            Node::BatchNorm(bn) => {
+                out.push(Buffer {
+                    name: format!("{prefix}{i}.running_mean"),
+                    value: &mut bn.running_mean,
+                });
+                out.push(Buffer {
+                    name: format!("{prefix}{i}.running_var"),
+                    value: &mut bn.running_var,
+                });
+                counts.push((format!("{prefix}{i}.num_batches_tracked"), &mut bn.batches));
+            }
+            Node::Residual(inner) => collect_buffers(inner, &format!("{prefix}{i}."), out, counts),
+            _ => {}
+        }
+    }
+}
+
+fn collect_params<'a, B: Backend>(
+    nodes: &'a mut [Node<B>],
+    prefix: &str,
+    out: &mut Vec<Parameter<'a, B>>,
+) {
     for (i, node) in nodes.iter_mut().enumerate() {
         match node {
             Node::Dense(d) => {
-                out.push(Parameter { name: format!("{prefix}{i}.weight"), value: &mut d.w, grad: &d.gw });
-                out.push(Parameter { name: format!("{prefix}{i}.bias"), value: &mut d.b, grad: &d.gb });
+                out.push(Parameter {
+                    name: format!("{prefix}{i}.weight"),
+                    value: &mut d.w,
+                    grad: &d.gw,
+                });
+                out.push(Parameter {
+                    name: format!("{prefix}{i}.bias"),
+                    value: &mut d.b,
+                    grad: &d.gb,
+                });
             }
-            Node::Act(_) => {}
+            Node::BatchNorm(bn) => {
+                out.push(Parameter {
+                    name: format!("{prefix}{i}.weight"),
+                    value: &mut bn.gamma,
+                    grad: &bn.g_gamma,
+                });
+                out.push(Parameter {
+                    name: format!("{prefix}{i}.bias"),
+                    value: &mut bn.beta,
+                    grad: &bn.g_beta,
+                });
+            }
+            Node::Act(_) | Node::Dropout { .. } => {}
             Node::Residual(inner) => collect_params(inner, &format!("{prefix}{i}."), out),
         }
     }
@@ -212,7 +471,12 @@ impl<B: Backend> Model<B> {
         if x.cols() != self.spec.input_width() {
             return Err(Error::Shape {
                 op: "forward",
-                detail: format!("the model takes {} features per row, the batch has {} ({})", self.spec.input_width(), x.cols(), x.shape_str()),
+                detail: format!(
+                    "the model takes {} features per row, the batch has {} ({})",
+                    self.spec.input_width(),
+                    x.cols(),
+                    x.shape_str()
+                ),
             });
         }
         Ok(())
@@ -222,7 +486,11 @@ impl<B: Backend> Model<B> {
         if !self.workspaces.contains_key(&rows) {
             let stages = build_stages(&self.backend, &self.nodes, rows, self.spec.input_width())?;
             let out_width = self.spec.output_width();
-            let ws = Workspace { stages, grad_pred: self.backend.zeros(rows, out_width)?, loss: self.backend.zeros(1, 1)? };
+            let ws = Workspace {
+                stages,
+                grad_pred: self.backend.zeros(rows, out_width)?,
+                loss: self.backend.zeros(1, 1)?,
+            };
             self.workspaces.insert(rows, ws);
         }
         Ok(self.workspaces.get_mut(&rows).expect("inserted above"))
@@ -232,35 +500,113 @@ impl<B: Backend> Model<B> {
     /// output (`rows × output width`), still on the device.
     pub fn forward(&mut self, x: &B::Tensor, mode: Mode) -> Result<&B::Tensor> {
         self.check_input(x)?;
+        if mode == Mode::Train && !self.freeze_masks {
+            self.step += 1;
+        }
         let rows = x.rows();
         self.workspace(rows)?;
+        let pass = self.pass(mode);
         let ws = self.workspaces.get_mut(&rows).expect("made by workspace()");
-        forward_chain(&self.backend, &self.nodes, &mut ws.stages, x, mode)?;
+        forward_chain(&self.backend, &mut self.nodes, &mut ws.stages, x, pass)?;
         Ok(&ws.stages.last().expect("validated: not empty").out)
+    }
+
+    fn pass(&self, mode: Mode) -> Pass {
+        Pass {
+            mode,
+            seed: self.dropout_seed,
+            step: self.step,
+        }
+    }
+
+    /// Keeps every dropout mask fixed from now on (for gradient checks),
+    /// or lets them change with every training pass again.
+    pub fn freeze_dropout_masks(&mut self, freeze: bool) {
+        self.freeze_masks = freeze;
+    }
+
+    /// Training passes so far (the counter the dropout masks are drawn from).
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Sets the training-pass counter, e.g. when resuming from a checkpoint.
+    pub fn set_step(&mut self, step: u64) {
+        self.step = step;
+    }
+
+    /// Batch-norm running statistics (`running_mean`, `running_var`) and
+    /// `num_batches_tracked` counters, in `state_dict` order.
+    pub fn buffers_mut(&mut self) -> (Vec<Buffer<'_, B>>, Vec<(String, &mut u64)>) {
+        let (mut out, mut counts) = (Vec::new(), Vec::new());
+        collect_buffers(&mut self.nodes, "", &mut out, &mut counts);
+        (out, counts)
     }
 
     /// Forward in training mode, the loss, and the backward pass: afterwards
     /// every parameter's gradient is set and [`Model::loss_tensor`] holds the
     /// mean loss. Nothing is read back to the host.
-    pub fn forward_backward(&mut self, x: &B::Tensor, loss: Loss, target: Target<'_, B>) -> Result<()> {
+    pub fn forward_backward(
+        &mut self,
+        x: &B::Tensor,
+        loss: Loss,
+        target: Target<'_, B>,
+    ) -> Result<()> {
         self.forward(x, Mode::Train)?;
         let b = &self.backend;
-        let ws = self.workspaces.get_mut(&x.rows()).expect("made by forward()");
+        let ws = self
+            .workspaces
+            .get_mut(&x.rows())
+            .expect("made by forward()");
         let pred = &ws.stages.last().expect("validated: not empty").out;
         b.loss(loss, pred, target, &mut ws.grad_pred, &mut ws.loss)?;
-        backward_chain(b, &mut self.nodes, &mut ws.stages, x, &ws.grad_pred, false)
+        let pass = Pass {
+            mode: Mode::Train,
+            seed: self.dropout_seed,
+            step: self.step,
+        };
+        backward_chain(
+            b,
+            &mut self.nodes,
+            &mut ws.stages,
+            x,
+            &ws.grad_pred,
+            false,
+            pass,
+        )
     }
 
     /// As [`Model::forward_backward`], and also computes the gradient with
     /// respect to the input, returned (the first layer's input gradient is
     /// otherwise skipped as no parameter needs it).
-    pub fn forward_backward_input(&mut self, x: &B::Tensor, loss: Loss, target: Target<'_, B>) -> Result<&B::Tensor> {
+    pub fn forward_backward_input(
+        &mut self,
+        x: &B::Tensor,
+        loss: Loss,
+        target: Target<'_, B>,
+    ) -> Result<&B::Tensor> {
         self.forward(x, Mode::Train)?;
         let b = &self.backend;
-        let ws = self.workspaces.get_mut(&x.rows()).expect("made by forward()");
+        let ws = self
+            .workspaces
+            .get_mut(&x.rows())
+            .expect("made by forward()");
         let pred = &ws.stages.last().expect("validated: not empty").out;
         b.loss(loss, pred, target, &mut ws.grad_pred, &mut ws.loss)?;
-        backward_chain(b, &mut self.nodes, &mut ws.stages, x, &ws.grad_pred, true)?;
+        let pass = Pass {
+            mode: Mode::Train,
+            seed: self.dropout_seed,
+            step: self.step,
+        };
+        backward_chain(
+            b,
+            &mut self.nodes,
+            &mut ws.stages,
+            x,
+            &ws.grad_pred,
+            true,
+            pass,
+        )?;
         Ok(&ws.stages[0].grad_in)
     }
 
@@ -271,7 +617,11 @@ impl<B: Backend> Model<B> {
 
     /// Reads back the loss of the last [`Model::forward_backward`] on a batch of `rows`.
     pub fn loss_value(&self, rows: usize) -> Result<f64> {
-        let t = self.loss_tensor(rows).ok_or_else(|| Error::Model(format!("no forward_backward has run on a batch of {rows} rows")))?;
+        let t = self.loss_tensor(rows).ok_or_else(|| {
+            Error::Model(format!(
+                "no forward_backward has run on a batch of {rows} rows"
+            ))
+        })?;
         Ok(self.backend.download(t)?[0])
     }
 
@@ -291,7 +641,10 @@ impl<B: Backend> Model<B> {
     pub fn parameter(&mut self, name: &str) -> Result<(usize, usize, Vec<f64>)> {
         let backend = self.backend.clone();
         let params = collect_named(&mut self.nodes);
-        let p = params.into_iter().find(|p| p.name == name).ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
+        let p = params
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
         Ok((p.value.rows(), p.value.cols(), backend.download(p.value)?))
     }
 
@@ -299,7 +652,10 @@ impl<B: Backend> Model<B> {
     pub fn gradient(&mut self, name: &str) -> Result<Vec<f64>> {
         let backend = self.backend.clone();
         let params = collect_named(&mut self.nodes);
-        let p = params.into_iter().find(|p| p.name == name).ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
+        let p = params
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
         backend.download(p.grad)
     }
 
@@ -307,7 +663,10 @@ impl<B: Backend> Model<B> {
     pub fn set_parameter(&mut self, name: &str, values: &[f64]) -> Result<()> {
         let backend = self.backend.clone();
         let params = collect_named(&mut self.nodes);
-        let p = params.into_iter().find(|p| p.name == name).ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
+        let p = params
+            .into_iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
         backend.write(p.value, values)
     }
 

@@ -11,7 +11,9 @@ use wgtrain::Gpu;
 pub fn gpu() -> Option<Gpu> {
     match Gpu::new() {
         Ok(g) => Some(g),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true but no GPU adapter: {e}"),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but no GPU adapter: {e}")
+        }
         Err(e) => {
             eprintln!("SKIPPED (no GPU adapter): {e}\n  install one with `apt-get install mesa-vulkan-drivers`");
             None
@@ -28,14 +30,19 @@ pub fn random(seed: u64, n: usize) -> Vec<f32> {
 /// Labels in 0..classes.
 pub fn random_labels(seed: u64, n: usize, classes: usize) -> Vec<u32> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..n).map(|_| rng.random_range(0..classes as u32)).collect()
+    (0..n)
+        .map(|_| rng.random_range(0..classes as u32))
+        .collect()
 }
 
 /// max |gpu − cpu| / max(1, |cpu|): absolute error for small values,
 /// relative for large ones.
 pub fn parity_error(gpu: &[f64], cpu: &[f64]) -> f64 {
     assert_eq!(gpu.len(), cpu.len(), "lengths differ");
-    gpu.iter().zip(cpu).map(|(g, c)| (g - c).abs() / c.abs().max(1.0)).fold(0.0, f64::max)
+    gpu.iter()
+        .zip(cpu)
+        .map(|(g, c)| (g - c).abs() / c.abs().max(1.0))
+        .fold(0.0, f64::max)
 }
 
 /// Asserts the parity error is within `tol` and prints it, so the test log
@@ -44,7 +51,10 @@ pub fn assert_parity(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
     let e = parity_error(gpu, cpu);
     println!("parity {what}: {e:.3e} (tolerance {tol:.0e})");
     assert!(e <= tol, "{what}: parity error {e:.3e} exceeds {tol:.0e}");
-    assert!(gpu.iter().all(|v| v.is_finite()), "{what}: non-finite GPU output");
+    assert!(
+        gpu.iter().all(|v| v.is_finite()),
+        "{what}: non-finite GPU output"
+    );
 }
 
 /// Sizes that are not multiples of any tile: 1, 3, 7, 33, 65, 257, 1000.
