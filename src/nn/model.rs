@@ -633,8 +633,22 @@ impl<B: Backend> Model<B> {
     }
 
     /// The parameter names, in `state_dict` order.
-    pub fn parameter_names(&mut self) -> Vec<String> {
-        self.parameters_mut().into_iter().map(|p| p.name).collect()
+    pub fn parameter_names(&self) -> Vec<String> {
+        fn walk<B: Backend>(nodes: &[Node<B>], prefix: &str, out: &mut Vec<String>) {
+            for (i, node) in nodes.iter().enumerate() {
+                match node {
+                    Node::Dense(_) | Node::BatchNorm(_) => {
+                        out.push(format!("{prefix}{i}.weight"));
+                        out.push(format!("{prefix}{i}.bias"));
+                    }
+                    Node::Residual(inner) => walk(inner, &format!("{prefix}{i}."), out),
+                    Node::Act(_) | Node::Dropout { .. } => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.nodes, "", &mut out);
+        out
     }
 
     /// Reads a parameter back: `(rows, cols, values)`.
