@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod cost;
+pub mod device;
 pub mod diagnostics;
 pub mod error;
 pub mod gpu;
@@ -19,6 +20,7 @@ pub use backend::{
     Activation, Backend, Cpu, CpuIndex, CpuTensor, IndexVector, Loss, MatmulSpec, Reduce, Shaped,
     Target,
 };
+pub use device::Device;
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuIndex, GpuTensor};
 pub use init::Init;
