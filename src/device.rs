@@ -37,7 +37,9 @@ impl Device {
                     Ok(Device::Cpu(Cpu::new()))
                 }
             },
-            other => Err(Error::Model(format!("WGTRAIN_DEVICE={other}: expected gpu, cpu or auto"))),
+            other => Err(Error::Model(format!(
+                "WGTRAIN_DEVICE={other}: expected gpu, cpu or auto"
+            ))),
         }
     }
 }

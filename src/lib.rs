@@ -8,6 +8,7 @@
 //! in `shaders/`, [`Cpu`] in plain Rust over `f32` or `f64`.
 
 pub mod backend;
+pub mod checkpoint;
 pub mod cost;
 pub mod device;
 pub mod diagnostics;

@@ -1,0 +1,293 @@
+//! Checkpoints in safetensors, with PyTorch `nn.Sequential` state-dict names
+//! (`0.weight` of shape `[out, in]`, `0.bias`, `1.running_mean`,
+//! `1.num_batches_tracked`, …) so that
+//! `model.load_state_dict(safetensors.torch.load_file(path))` loads them
+//! unchanged. Every file is written to a temporary name and renamed, so a
+//! crash never leaves a half-written checkpoint behind.
+
+use crate::backend::{Backend, Shaped};
+use crate::{Error, Model, Result};
+use safetensors::{Dtype, SafeTensors};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A named tensor in host memory, as stored in a checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    /// State-dict name.
+    pub name: String,
+    /// Shape as PyTorch sees it (`[]` for a scalar).
+    pub shape: Vec<usize>,
+    /// The values.
+    pub data: HostData,
+}
+
+/// The values of a [`HostTensor`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostData {
+    /// 32-bit floats (parameters, statistics, optimizer state).
+    F32(Vec<f32>),
+    /// 64-bit integers (counters such as `num_batches_tracked`).
+    I64(Vec<i64>),
+}
+
+impl HostData {
+    fn dtype(&self) -> Dtype {
+        match self {
+            HostData::F32(_) => Dtype::F32,
+            HostData::I64(_) => Dtype::I64,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            HostData::F32(v) => bytemuck::cast_slice(v),
+            HostData::I64(v) => bytemuck::cast_slice(v),
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `tensors` and string `metadata` to `path` atomically: a temporary
+/// file in the same folder, flushed to disk, then renamed over `path`.
+pub fn write_atomic(
+    path: &Path,
+    tensors: &[HostTensor],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let views = tensors
+        .iter()
+        .map(|t| {
+            safetensors::tensor::TensorView::new(t.data.dtype(), t.shape.clone(), t.data.bytes())
+                .map(|v| (t.name.clone(), v))
+                .map_err(|e| Error::Format {
+                    path: path.to_path_buf(),
+                    detail: format!("{}: {e}", t.name),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp: PathBuf = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Io {
+            path: tmp,
+            source: e,
+        });
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    })
+}
+
+/// Reads every tensor and the metadata of a safetensors file.
+pub fn read(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let corrupt = |e: safetensors::SafeTensorError| Error::Format {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    };
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
+    let st = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        let data = match view.dtype() {
+            Dtype::F32 => HostData::F32(
+                view.data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            Dtype::I64 => HostData::I64(
+                view.data()
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect(),
+            ),
+            other => {
+                return Err(Error::Format {
+                    path: path.to_path_buf(),
+                    detail: format!("{name} has dtype {other:?}; expected F32 or I64"),
+                })
+            }
+        };
+        out.push(HostTensor {
+            name,
+            shape: view.shape().to_vec(),
+            data,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((out, meta.metadata().clone().unwrap_or_default()))
+}
+
+/// The model's state dict: parameters, batch-norm statistics and counters,
+/// with PyTorch names and shapes (vectors as `[n]`, counters as scalars).
+pub fn state_dict<B: Backend>(model: &mut Model<B>) -> Result<Vec<HostTensor>> {
+    let backend = model.backend().clone();
+    let to_host = |t: &B::Tensor| -> Result<(Vec<usize>, HostData)> {
+        let shape = if t.rows() == 1 {
+            vec![t.cols()]
+        } else {
+            vec![t.rows(), t.cols()]
+        };
+        Ok((
+            shape,
+            HostData::F32(backend.download(t)?.iter().map(|&v| v as f32).collect()),
+        ))
+    };
+    let mut out = Vec::new();
+    for p in model.parameters_mut() {
+        let (shape, data) = to_host(p.value)?;
+        out.push(HostTensor {
+            name: p.name,
+            shape,
+            data,
+        });
+    }
+    let (buffers, counts) = model.buffers_mut();
+    for b in buffers {
+        let (shape, data) = to_host(b.value)?;
+        out.push(HostTensor {
+            name: b.name,
+            shape,
+            data,
+        });
+    }
+    for (name, count) in counts {
+        out.push(HostTensor {
+            name,
+            shape: vec![],
+            data: HostData::I64(vec![*count as i64]),
+        });
+    }
+    Ok(out)
+}
+
+/// Loads a state dict into the model, after checking that its names, shapes
+/// and dtypes are exactly the model's; otherwise nothing is changed and the
+/// error lists every difference.
+pub fn load_state_dict<B: Backend>(
+    model: &mut Model<B>,
+    tensors: &[HostTensor],
+    path: &Path,
+) -> Result<()> {
+    let expected = state_dict(model)?;
+    let by_name: HashMap<&str, &HostTensor> =
+        tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let mut problems = Vec::new();
+    for e in &expected {
+        match by_name.get(e.name.as_str()) {
+            None => problems.push(format!("missing {}", e.name)),
+            Some(t) if t.shape != e.shape => problems.push(format!(
+                "{} has shape {:?} in the file but {:?} in the model",
+                e.name, t.shape, e.shape
+            )),
+            Some(t) if t.data.dtype() != e.data.dtype() => problems.push(format!(
+                "{} has dtype {:?}, expected {:?}",
+                e.name,
+                t.data.dtype(),
+                e.data.dtype()
+            )),
+            Some(_) => {}
+        }
+    }
+    let known: std::collections::HashSet<&str> = expected.iter().map(|e| e.name.as_str()).collect();
+    problems.extend(
+        tensors
+            .iter()
+            .filter(|t| !known.contains(t.name.as_str()))
+            .map(|t| format!("unexpected {}", t.name)),
+    );
+    if !problems.is_empty() {
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            detail: format!(
+                "checkpoint does not match the model: {}",
+                problems.join("; ")
+            ),
+        });
+    }
+    let values = |name: &str| -> Vec<f64> {
+        match &by_name[name].data {
+            HostData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            HostData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+        }
+    };
+    let backend = model.backend().clone();
+    for p in model.parameters_mut() {
+        backend.write(p.value, &values(&p.name))?;
+    }
+    let (buffers, counts) = model.buffers_mut();
+    for b in buffers {
+        backend.write(b.value, &values(&b.name))?;
+    }
+    for (name, count) in counts {
+        *count = values(&name)[0] as u64;
+    }
+    Ok(())
+}
+
+/// Metadata key holding the model's training-pass counter (the dropout step).
+const STEP_KEY: &str = "wgtrain.step";
+
+/// Saves the model's state dict to `path` (atomically).
+///
+/// ```
+/// use wgtrain::{Cpu, Init, Sequential, checkpoint};
+/// let cpu = Cpu::<f32>::new();
+/// let spec = Sequential::new(3).dense(2, Init::XavierUniform).batch_norm();
+/// let mut a = spec.build(&cpu, 1).unwrap();
+/// let path = std::env::temp_dir().join("wgtrain-doc-example.safetensors");
+/// checkpoint::save_model(&path, &mut a).unwrap();
+/// let mut b = spec.build(&cpu, 2).unwrap();
+/// checkpoint::load_model(&path, &mut b).unwrap();
+/// assert_eq!(a.parameter("0.weight").unwrap(), b.parameter("0.weight").unwrap());
+/// ```
+pub fn save_model<B: Backend>(path: &Path, model: &mut Model<B>) -> Result<()> {
+    let tensors = state_dict(model)?;
+    let metadata = HashMap::from([
+        (STEP_KEY.to_string(), model.step().to_string()),
+        ("format".to_string(), "pt".to_string()),
+    ]);
+    write_atomic(path, &tensors, metadata)
+}
+
+/// Loads a checkpoint written by [`save_model`] (or by PyTorch's
+/// `safetensors.torch.save_file(model.state_dict(), path)`) into `model`.
+pub fn load_model<B: Backend>(path: &Path, model: &mut Model<B>) -> Result<()> {
+    let (tensors, metadata) = read(path)?;
+    load_state_dict(model, &tensors, path)?;
+    if let Some(step) = metadata.get(STEP_KEY).and_then(|s| s.parse().ok()) {
+        model.set_step(step);
+    }
+    Ok(())
+}
