@@ -8,9 +8,11 @@
 //! in `shaders/`, [`Cpu`] in plain Rust over `f32` or `f64`.
 
 pub mod backend;
+pub mod data;
 pub mod error;
 pub mod gpu;
 
 pub use backend::{Activation, Backend, Cpu, CpuIndex, CpuTensor, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target};
+pub use data::{Dataset, Preprocessor, SplitSpec, Splits, Targets, Transform};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuIndex, GpuTensor};
