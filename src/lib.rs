@@ -6,6 +6,9 @@
 //!
 //! The spine is the [`Backend`] trait: [`Gpu`] implements it with the kernels
 //! in `shaders/`, [`Cpu`] in plain Rust over `f32` or `f64`.
+//!
+//! Host-side data handling (data sets, IDX/CSV/MNIST loaders, splits and
+//! preprocessing) lives in [`data`].
 
 pub mod backend;
 pub mod data;
