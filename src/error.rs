@@ -131,6 +131,15 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// A data set that is neither on disk nor obtainable automatically; `help`
+    /// says where to put the files or which command fetches them.
+    #[error("{dir}: data set not found. {help}")]
+    MissingData {
+        /// The folder that was searched.
+        dir: PathBuf,
+        /// What was tried and what to do.
+        help: String,
+    },
 }
 
 /// Shorthand used throughout the crate.

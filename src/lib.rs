@@ -6,10 +6,14 @@
 //!
 //! The spine is the [`Backend`] trait: [`Gpu`] implements it with the kernels
 //! in `shaders/`, [`Cpu`] in plain Rust over `f32` or `f64`.
+//!
+//! Host-side data handling (data sets, IDX/CSV/MNIST loaders, splits and
+//! preprocessing) lives in [`data`].
 
 pub mod backend;
 pub mod checkpoint;
 pub mod cost;
+pub mod data;
 pub mod device;
 pub mod diagnostics;
 pub mod error;
@@ -22,6 +26,7 @@ pub use backend::{
     Target,
 };
 pub use device::Device;
+pub use data::{Dataset, Preprocessor, SplitSpec, Splits, Targets, Transform};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuIndex, GpuTensor};
 pub use init::Init;
