@@ -11,6 +11,9 @@ pub mod backend;
 pub mod error;
 pub mod gpu;
 
-pub use backend::{Activation, Backend, Cpu, CpuIndex, CpuTensor, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target};
+pub use backend::{
+    Activation, Backend, Cpu, CpuIndex, CpuTensor, GradClip, IndexVector, Loss, MatmulSpec, Reduce,
+    Shaped, Target, UpdateMethod, UpdateRule,
+};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuIndex, GpuTensor};
