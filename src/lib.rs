@@ -10,6 +10,8 @@
 pub mod backend;
 pub mod error;
 pub mod gpu;
+pub mod optim;
+pub mod schedule;
 
 pub use backend::{
     Activation, Backend, Cpu, CpuIndex, CpuTensor, GradClip, IndexVector, Loss, MatmulSpec, Reduce,
@@ -17,3 +19,5 @@ pub use backend::{
 };
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuIndex, GpuTensor};
+pub use optim::{Optim, Optimizer, ParamRef};
+pub use schedule::Schedule;
