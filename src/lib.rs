@@ -20,14 +20,18 @@ pub mod error;
 pub mod gpu;
 pub mod init;
 pub mod nn;
+pub mod optim;
+pub mod schedule;
 
 pub use backend::{
-    Activation, Backend, Cpu, CpuIndex, CpuTensor, IndexVector, Loss, MatmulSpec, Reduce, Shaped,
-    Target,
+    Activation, Backend, Cpu, CpuIndex, CpuTensor, GradClip, IndexVector, Loss, MatmulSpec, Reduce,
+    Shaped, Target, UpdateMethod, UpdateRule,
 };
-pub use device::Device;
 pub use data::{Dataset, Preprocessor, SplitSpec, Splits, Targets, Transform};
+pub use device::Device;
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuIndex, GpuTensor};
 pub use init::Init;
 pub use nn::{Layer, Mode, Model, Parameter, Sequential};
+pub use optim::{Optim, Optimizer, ParamRef};
+pub use schedule::Schedule;

@@ -2,12 +2,14 @@
 //! (for parity with the GPU) and `f64` (for gradient checks and textbook
 //! numbers). This is the reference the WGSL kernels are tested against.
 
-use super::ops::check_batch_norm;
 use super::ops::{
-    check_indices, check_len, check_loss, check_matmul, check_nonempty, check_same, shape_err,
+    check_batch_norm, check_indices, check_len, check_loss, check_matmul, check_nonempty,
+    check_same, shape_err,
 };
+use super::update::check_update;
 use super::{
-    dropout_keep, Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target,
+    dropout_keep, Activation, Backend, GradClip, IndexVector, Loss, MatmulSpec, Reduce, Shaped,
+    Target, UpdateMethod, UpdateRule,
 };
 use crate::Result;
 use num_traits::Float;
@@ -545,6 +547,155 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn accumulate_sum_squares(&self, x: &CpuTensor<T>, acc: &mut CpuTensor<T>) -> Result<()> {
+        if acc.len() != 1 {
+            return Err(shape_err(
+                "accumulate_sum_squares",
+                format!("the accumulator must be 1x1, got {}", acc.shape_str()),
+            ));
+        }
+        acc.data[0] = x.data.iter().fold(acc.data[0], |s, &v| s + v * v);
+        Ok(())
+    }
+
+    fn optimizer_update(
+        &self,
+        rule: &UpdateRule,
+        step: u64,
+        param: &mut CpuTensor<T>,
+        grad: &CpuTensor<T>,
+        state: &mut [CpuTensor<T>],
+        grad_sq_norm: Option<&CpuTensor<T>>,
+    ) -> Result<()> {
+        check_update(rule, step, param, grad, state, grad_sq_norm)?;
+        let k = rule.scalars(step);
+        let (step_size, a, a_c, b, b_c, eps, bc2_sqrt): (T, T, T, T, T, T, T) = (
+            cast(k.step_size),
+            cast(k.a),
+            cast(k.a_c),
+            cast(k.b),
+            cast(k.b_c),
+            cast(k.eps),
+            cast(k.bc2_sqrt),
+        );
+        let (clip, l1, weight_decay, decay): (T, T, T, T) = (
+            cast(k.clip),
+            cast(k.l1),
+            cast(k.weight_decay),
+            cast(k.decay),
+        );
+        // torch.nn.utils.clip_grad_norm_: the 1e-6 keeps a zero norm finite.
+        let norm_coef = match (rule.clip, grad_sq_norm) {
+            (GradClip::Norm(_), Some(sq)) => {
+                (clip / (sq.data[0].sqrt() + cast(1e-6))).min(T::one())
+            }
+            _ => T::one(),
+        };
+        let sign = |w: T| {
+            if w > T::zero() {
+                T::one()
+            } else if w < T::zero() {
+                -T::one()
+            } else {
+                T::zero()
+            }
+        };
+        // The regularised gradient and the decayed parameter of element i.
+        let prepare = |g: T, w: T| {
+            let g = match rule.clip {
+                GradClip::None => g,
+                GradClip::Value(_) => g.max(-clip).min(clip),
+                GradClip::Norm(_) => g * norm_coef,
+            };
+            let g = g + l1 * sign(w) + weight_decay * w;
+            (g, w * decay)
+        };
+        // State tensors sit at fixed positions of the rule; absent ones are None.
+        let mut slots: [Option<&mut [T]>; 3] = [None, None, None];
+        let mut given = state.iter_mut();
+        for (slot, used) in slots.iter_mut().zip(rule.method.slots()) {
+            if used.is_some() {
+                *slot = given.next().map(|t| t.data.as_mut_slice());
+            }
+        }
+        let [mut s0, s1, s2] = slots;
+        let p = &mut param.data;
+        let gr = &grad.data;
+        match rule.method {
+            UpdateMethod::Sgd { nesterov, .. } => {
+                for i in 0..p.len() {
+                    let (mut g, w) = prepare(gr[i], p[i]);
+                    if let Some(buf) = s0.as_deref_mut() {
+                        // PyTorch starts the buffer at the gradient, not at zero.
+                        buf[i] = if k.first { g } else { a * buf[i] + a_c * g };
+                        g = if nesterov { g + a * buf[i] } else { buf[i] };
+                    }
+                    p[i] = w - step_size * g;
+                }
+            }
+            UpdateMethod::EmaMomentum { .. } => {
+                let v = s0.expect("checked: one state tensor");
+                for i in 0..p.len() {
+                    let (g, w) = prepare(gr[i], p[i]);
+                    v[i] = a * v[i] + a_c * g;
+                    p[i] = w - step_size * v[i];
+                }
+            }
+            UpdateMethod::Adagrad { .. } => {
+                let sum = s0.expect("checked: one state tensor");
+                for i in 0..p.len() {
+                    let (g, w) = prepare(gr[i], p[i]);
+                    sum[i] = sum[i] + g * g;
+                    p[i] = w - step_size * (g / (sum[i].sqrt() + eps));
+                }
+            }
+            UpdateMethod::RmsProp { .. } => {
+                let (sq, mut grad_avg, mut buf) = (s0.expect("checked: square_avg"), s1, s2);
+                for i in 0..p.len() {
+                    let (g, w) = prepare(gr[i], p[i]);
+                    sq[i] = a * sq[i] + a_c * g * g;
+                    let avg = match grad_avg.as_deref_mut() {
+                        Some(ga) => {
+                            ga[i] = ga[i] + a_c * (g - ga[i]);
+                            (sq[i] - ga[i] * ga[i]).sqrt() + eps
+                        }
+                        None => sq[i].sqrt() + eps,
+                    };
+                    let d = match buf.as_deref_mut() {
+                        Some(bf) => {
+                            bf[i] = b * bf[i] + g / avg;
+                            bf[i]
+                        }
+                        None => g / avg,
+                    };
+                    p[i] = w - step_size * d;
+                }
+            }
+            UpdateMethod::Adam { .. } => {
+                let (m, v, mut v_max) = (
+                    s0.expect("checked: exp_avg"),
+                    s1.expect("checked: exp_avg_sq"),
+                    s2,
+                );
+                for i in 0..p.len() {
+                    let (g, w) = prepare(gr[i], p[i]);
+                    // torch's lerp_: m + (1−β₁)(g − m).
+                    m[i] = m[i] + a_c * (g - m[i]);
+                    v[i] = b * v[i] + b_c * g * g;
+                    let second = match v_max.as_deref_mut() {
+                        Some(vm) => {
+                            vm[i] = vm[i].max(v[i]);
+                            vm[i]
+                        }
+                        None => v[i],
+                    };
+                    p[i] = w - step_size * (m[i] / (second.sqrt() / bc2_sqrt + eps));
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -18,9 +18,11 @@
 
 pub(crate) mod cpu;
 pub(crate) mod ops;
+pub(crate) mod update;
 
 pub use cpu::{Cpu, CpuIndex, CpuTensor};
 pub use ops::{Activation, Loss, MatmulSpec, Reduce, Target};
+pub use update::{GradClip, UpdateMethod, UpdateRule};
 
 use crate::Result;
 
@@ -207,6 +209,34 @@ pub trait Backend: Clone {
 
     /// Submits recorded work and waits for it (a no-op on the CPU).
     fn synchronize(&self) -> Result<()>;
+
+    /// `acc += Σ x²` into a `1×1` tensor. Summed over every gradient of a
+    /// step, it is the squared global norm that [`GradClip::Norm`] needs; it
+    /// stays on the device so that clipping costs no readback.
+    fn accumulate_sum_squares(&self, x: &Self::Tensor, acc: &mut Self::Tensor) -> Result<()>;
+
+    /// One optimizer step for one parameter tensor, fused: reads the gradient
+    /// and the state once, writes the parameter and the state once.
+    ///
+    /// In order: clip the gradient (`rule.clip`), add `l1·sign(θ)` and the
+    /// coupled `weight_decay·θ`, shrink θ by `1 − lr·weight_decay` if the decay
+    /// is decoupled, then apply `rule.method` with `step` (1-based: the bias
+    /// corrections and Adagrad's decay use it; SGD's momentum buffer is set to
+    /// the gradient when it is 1). `state` holds the tensors named by
+    /// [`UpdateMethod::state_names`], each shaped like `param`, initialised to
+    /// [`UpdateMethod::state_init`]. `grad_sq_norm` is the `1×1` result of
+    /// [`Backend::accumulate_sum_squares`] over all gradients, required by
+    /// [`GradClip::Norm`] and ignored otherwise. See [`crate::optim`] for the
+    /// optimizers built on this.
+    fn optimizer_update(
+        &self,
+        rule: &UpdateRule,
+        step: u64,
+        param: &mut Self::Tensor,
+        grad: &Self::Tensor,
+        state: &mut [Self::Tensor],
+        grad_sq_norm: Option<&Self::Tensor>,
+    ) -> Result<()>;
 }
 
 /// lowbias32 (C. Wellons): a 32-bit integer mixer with full avalanche.

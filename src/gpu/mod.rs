@@ -10,7 +10,10 @@ use crate::backend::ops::{
     check_batch_norm, check_indices, check_len, check_loss, check_matmul, check_nonempty,
     check_same, shape_err,
 };
-use crate::backend::{Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target};
+use crate::backend::update::check_update;
+use crate::backend::{
+    Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target, UpdateRule,
+};
 use crate::Result;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
 use std::rc::Rc;
@@ -44,10 +47,14 @@ static LOSS: Shader = Shader {
         include_str!("../../shaders/loss.wgsl")
     ),
 };
+static OPTIM: Shader = Shader {
+    name: "optim",
+    source: include_str!("../../shaders/optim.wgsl"),
+};
 
 /// Every shader the library builds, as `(name, full source)`, for validation in tests.
 pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
-    [&MATMUL, &ELEMENTWISE, &REDUCE, &LOSS, &NORMALIZE]
+    [&MATMUL, &ELEMENTWISE, &REDUCE, &LOSS, &NORMALIZE, &OPTIM]
         .iter()
         .map(|s| (s.name, s.source))
         .collect()
@@ -602,6 +609,110 @@ impl Backend for Gpu {
 
     fn synchronize(&self) -> Result<()> {
         self.ctx.synchronize()
+    }
+
+    fn accumulate_sum_squares(&self, x: &GpuTensor, acc: &mut GpuTensor) -> Result<()> {
+        if acc.len() != 1 {
+            return Err(shape_err(
+                "accumulate_sum_squares",
+                format!("the accumulator must be 1x1, got {}", acc.shape_str()),
+            ));
+        }
+        let n = x.len();
+        let groups = n.div_ceil(WG as usize).min(REDUCE_GROUPS);
+        let partials = self
+            .ctx
+            .alloc((groups * 4) as u64, "sum of squares partials")?;
+        let partial = Kernel {
+            shader: &OPTIM,
+            entry: "sq_partial",
+            constants: &[],
+        };
+        self.ctx.dispatch(
+            &partial,
+            &[n as u32],
+            &[Bind::read(&x.buf), Bind::write(&partials)],
+            [groups as u32, 1, 1],
+        )?;
+        let fin = Kernel {
+            shader: &OPTIM,
+            entry: "sq_final",
+            constants: &[],
+        };
+        self.ctx.dispatch(
+            &fin,
+            &[groups as u32],
+            &[Bind::read(&partials), Bind::write(&acc.buf)],
+            [1, 1, 1],
+        )
+    }
+
+    fn optimizer_update(
+        &self,
+        rule: &UpdateRule,
+        step: u64,
+        param: &mut GpuTensor,
+        grad: &GpuTensor,
+        state: &mut [GpuTensor],
+        grad_sq_norm: Option<&GpuTensor>,
+    ) -> Result<()> {
+        check_update(rule, step, param, grad, state, grad_sq_norm)?;
+        let k = rule.scalars(step);
+        let f = |v: f64| (v as f32).to_bits();
+        let words = [
+            param.len() as u32,
+            k.first as u32,
+            f(k.step_size),
+            f(k.weight_decay),
+            f(k.decay),
+            f(k.l1),
+            f(k.clip),
+            f(k.a),
+            f(k.a_c),
+            f(k.b),
+            f(k.b_c),
+            f(k.eps),
+            f(k.bc2_sqrt),
+        ];
+        let (flag, momentum) = rule.method.switches();
+        let constants = [
+            ("RULE", rule.method.code() as f64),
+            ("FLAG", flag as u32 as f64),
+            ("MOMENTUM", momentum as u32 as f64),
+            ("CLIP", rule.clip.code() as f64),
+        ];
+        let kernel = Kernel {
+            shader: &OPTIM,
+            entry: "update",
+            constants: &constants,
+        };
+        // Every state position is bound; the ones this rule does not use get
+        // a scratch word, which the kernel never touches.
+        let scratch = self.ctx.alloc(4, "unused optimizer state")?;
+        let mut given = state.iter();
+        let slots = rule.method.slots().map(|used| match used {
+            Some(_) => {
+                &given
+                    .next()
+                    .expect("checked: one tensor per state name")
+                    .buf
+            }
+            None => &scratch,
+        });
+        let norm = grad_sq_norm.map_or(&*self.dummy, |t| &t.buf);
+        self.ctx.dispatch(
+            &kernel,
+            &words,
+            &[
+                Bind::write(&param.buf),
+                Bind::read(&grad.buf),
+                Bind::write(slots[0]),
+                Bind::write(slots[1]),
+                Bind::write(slots[2]),
+                Bind::read(norm),
+            ],
+            self.ctx.linear_groups(param.len(), WG),
+        )
     }
 }
 
