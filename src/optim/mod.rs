@@ -117,7 +117,7 @@ pub trait Optimizer<B: Backend> {
 /// let params = ParamRef::<Cpu<f32>>::from_pairs(vec![(&mut w, &gw), (&mut b, &gb)]);
 /// assert_eq!(params[1].name, "1");
 /// ```
-pub struct ParamRef<'a, B: Backend + ?Sized> {
+pub struct ParamRef<'a, B: Backend> {
     /// Keys the parameter's state; unique among the parameters of a step.
     pub name: String,
     /// The parameter, updated in place.
@@ -128,7 +128,7 @@ pub struct ParamRef<'a, B: Backend + ?Sized> {
     pub group: usize,
 }
 
-impl<'a, B: Backend + ?Sized> ParamRef<'a, B> {
+impl<'a, B: Backend> ParamRef<'a, B> {
     /// A parameter in the default group.
     pub fn new(name: impl Into<String>, param: &'a mut B::Tensor, grad: &'a B::Tensor) -> Self {
         ParamRef {
