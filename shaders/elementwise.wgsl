@@ -5,6 +5,7 @@ struct Params {
     n: u32,      // elements (gather: output rows)
     cols: u32,   // gather: row width in 32-bit words
     alpha: f32,  // fill value, scale factor, axpy alpha, activation parameter
+    offset: u32, // gather: first index used
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -69,7 +70,7 @@ fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
-// ---- gather_rows: out[i, :] = src[idx[i], :], on raw 32-bit words ----------
+// ---- gather_rows: out[i, :] = src[idx[offset + i], :], on raw 32-bit words -
 // Words, not floats, so the same kernel gathers f32 features and u32 labels.
 @group(0) @binding(1) var<storage, read> src: array<u32>;
 @group(0) @binding(2) var<storage, read> idx: array<u32>;
@@ -81,6 +82,6 @@ fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     if (e < p.n * p.cols) {
         let row = e / p.cols;
         let col = e - row * p.cols;
-        dst[e] = src[idx[row] * p.cols + col];
+        dst[e] = src[idx[p.offset + row] * p.cols + col];
     }
 }

@@ -82,3 +82,35 @@ fn final_(@builtin(local_invocation_id) lid: vec3<u32>) {
         out[0] = r / p.divisor;
     }
 }
+
+// ---- count_top_k: correct[0] += #rows whose label is among the k largest ---
+// A row counts when fewer than k scores exceed the label's score. Reads
+// `x` as the predictions and the labels through their own binding.
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> correct: array<f32>;
+var<workgroup> hits: array<u32, WG>;
+
+@compute @workgroup_size(WG)
+fn count_top_k(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let k = p.n;
+    var count = 0u;
+    for (var i = lid.x; i < p.rows; i += WG) {
+        let score = x[i * p.cols + labels[i]];
+        var above = 0u;
+        for (var j = 0u; j < p.cols; j++) {
+            above += select(0u, 1u, x[i * p.cols + j] > score);
+        }
+        count += select(0u, 1u, above < k);
+    }
+    hits[lid.x] = count;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid.x < s) {
+            hits[lid.x] += hits[lid.x + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        correct[0] += f32(hits[0]);
+    }
+}

@@ -254,16 +254,21 @@ fn gather_fill_scale_axpy<B: Backend>(b: &B, rows: usize, cols: usize) -> Vec<f6
     let order: Vec<u32> = (0..rows as u32).rev().chain([0, rows as u32 / 2]).collect();
     let idx = b.indices(&order, rows).unwrap();
     let mut out = b.zeros(order.len(), cols).unwrap();
-    b.gather_rows(&src, &idx, &mut out).unwrap();
+    b.gather_rows(&src, &idx, 0, &mut out).unwrap();
+    // A slice of the permutation, as the trainer uses it.
+    let mut tail = b.zeros(2, cols).unwrap();
+    b.gather_rows(&src, &idx, order.len() - 2, &mut tail)
+        .unwrap();
     let labels = b.indices(&random_labels(1, rows, 10), 10).unwrap();
     let mut picked = b.indices(&vec![0; order.len()], 10).unwrap();
-    b.gather_indices(&labels, &idx, &mut picked).unwrap();
+    b.gather_indices(&labels, &idx, 0, &mut picked).unwrap();
     let mut y = b.upload(rows, cols, &random(12, rows * cols)).unwrap();
     b.axpy(-0.375, &src, &mut y).unwrap();
     b.scale(&mut y, 1.5).unwrap();
     let mut f = b.zeros(rows, cols).unwrap();
     b.fill(&mut f, 0.25).unwrap();
     let mut v = b.download(&out).unwrap();
+    v.extend(b.download(&tail).unwrap());
     v.extend(
         b.download_indices(&picked)
             .unwrap()
@@ -293,6 +298,45 @@ fn gather_fill_scale_axpy_match() {
                 1e-7,
             );
         }
+    }
+}
+
+fn top_k<B: Backend>(b: &B, rows: usize, cols: usize) -> Vec<f64> {
+    let pred = b
+        .upload(rows, cols, &random(rows as u64, rows * cols))
+        .unwrap();
+    let labels = b.indices(&random_labels(7, rows, cols), cols).unwrap();
+    let mut out = Vec::new();
+    for k in [1, 2, 5] {
+        let mut correct = b.upload(1, 1, &[0.5]).unwrap();
+        b.count_top_k(&pred, &labels, k, &mut correct).unwrap();
+        out.extend(b.download(&correct).unwrap());
+    }
+    out
+}
+
+#[test]
+fn top_k_counts_match_and_are_right() {
+    let cpu = Cpu::<f64>::new();
+    // By hand: row 0 has its label (2) on top, row 1 second, row 2 last.
+    let pred = cpu
+        .upload_f64(3, 3, &[0.1, 0.2, 0.9, 0.5, 0.3, 0.1, 0.7, 0.8, 0.1])
+        .unwrap();
+    let labels = cpu.indices(&[2, 1, 2], 3).unwrap();
+    for (k, want) in [(1, 1.0), (2, 2.0), (3, 3.0)] {
+        let mut c = cpu.zeros(1, 1).unwrap();
+        cpu.count_top_k(&pred, &labels, k, &mut c).unwrap();
+        assert_eq!(cpu.download(&c).unwrap(), vec![want], "k={k}");
+    }
+    let Some(g) = gpu() else { return };
+    for &rows in &AWKWARD {
+        // Counts are integers and accumulate onto 0.5: exact.
+        assert_parity(
+            &format!("top-k {rows}x10"),
+            &top_k(&g, rows, 10),
+            &top_k(&Cpu::<f32>::new(), rows, 10),
+            0.0,
+        );
     }
 }
 
@@ -398,7 +442,7 @@ fn bad_inputs<B: Backend>(b: &B) {
     let idx = b.indices(&[0, 5], 6).unwrap();
     assert!(
         matches!(
-            b.gather_rows(&a, &idx, &mut small),
+            b.gather_rows(&a, &idx, 0, &mut small),
             Err(Error::Shape { .. })
         ),
         "index bound beyond source rows"

@@ -11,7 +11,7 @@ use super::{
     dropout_keep, Activation, Backend, GradClip, IndexVector, Loss, MatmulSpec, Reduce, Shaped,
     Target, UpdateMethod, UpdateRule,
 };
-use crate::Result;
+use crate::{Error, Result};
 use num_traits::Float;
 use std::marker::PhantomData;
 
@@ -401,23 +401,59 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         &self,
         src: &CpuTensor<T>,
         idx: &CpuIndex,
+        offset: usize,
         out: &mut CpuTensor<T>,
     ) -> Result<()> {
-        check_gather(src, idx, out)?;
+        check_gather(
+            "gather_rows",
+            src.rows,
+            src.cols,
+            idx,
+            offset,
+            out.rows,
+            out.cols,
+        )?;
         let c = src.cols;
-        for (i, &r) in idx.data.iter().enumerate() {
+        for (i, &r) in idx.data[offset..offset + out.rows].iter().enumerate() {
             out.data[i * c..(i + 1) * c]
                 .copy_from_slice(&src.data[r as usize * c..(r as usize + 1) * c]);
         }
         Ok(())
     }
 
-    fn gather_indices(&self, src: &CpuIndex, idx: &CpuIndex, out: &mut CpuIndex) -> Result<()> {
-        check_gather_indices(src, idx, out)?;
-        for (o, &i) in out.data.iter_mut().zip(&idx.data) {
+    fn gather_indices(
+        &self,
+        src: &CpuIndex,
+        idx: &CpuIndex,
+        offset: usize,
+        out: &mut CpuIndex,
+    ) -> Result<()> {
+        check_gather_indices(src, idx, offset, out)?;
+        for (o, &i) in out.data.iter_mut().zip(&idx.data[offset..]) {
             *o = src.data[i as usize];
         }
         Ok(())
+    }
+
+    fn count_top_k(
+        &self,
+        pred: &CpuTensor<T>,
+        labels: &CpuIndex,
+        k: usize,
+        correct: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        check_top_k(pred, labels, k, correct)?;
+        let c = pred.cols;
+        let hits = pred.data.chunks(c).zip(&labels.data).filter(|(row, &y)| {
+            let score = row[y as usize];
+            row.iter().filter(|&&v| v > score).count() < k
+        });
+        correct.data[0] = correct.data[0] + cast(hits.count() as f64);
+        Ok(())
+    }
+
+    fn max_tensor_len(&self) -> usize {
+        usize::MAX / std::mem::size_of::<T>()
     }
 
     fn fill(&self, t: &mut CpuTensor<T>, value: f64) -> Result<()> {
@@ -700,33 +736,39 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 }
 
-/// Checks a row gather: `out` has one row per index and `src`'s width, and
-/// the indices were bounded by `src`'s rows when written.
+/// Checks a gather of `rows × cols` from a `src_rows`-row source through
+/// `idx[offset..offset + rows]`, whose entries were bounded when written.
 pub(crate) fn check_gather(
-    src: &impl Shaped,
+    op: &'static str,
+    src_rows: usize,
+    src_cols: usize,
     idx: &impl IndexVector,
-    out: &impl Shaped,
+    offset: usize,
+    rows: usize,
+    cols: usize,
 ) -> Result<()> {
-    if out.rows() != idx.len() || out.cols() != src.cols() {
+    if cols != src_cols {
         return Err(shape_err(
-            "gather_rows",
+            op,
+            format!("the source has {src_cols} columns, the output {cols}"),
+        ));
+    }
+    if offset + rows > idx.len() {
+        return Err(shape_err(
+            op,
             format!(
-                "{} indices into {} need output {}x{}, got {}",
-                idx.len(),
-                src.shape_str(),
-                idx.len(),
-                src.cols(),
-                out.shape_str()
+                "{rows} rows from offset {offset} need {} indices, there are {}",
+                offset + rows,
+                idx.len()
             ),
         ));
     }
-    if idx.bound() > src.rows() {
+    if idx.bound() > src_rows {
         return Err(shape_err(
-            "gather_rows",
+            op,
             format!(
-                "indices may reach {} but the source has {} rows",
-                idx.bound() - 1,
-                src.rows()
+                "indices may reach {} but the source has {src_rows} rows",
+                idx.bound() - 1
             ),
         ));
     }
@@ -736,30 +778,51 @@ pub(crate) fn check_gather(
 pub(crate) fn check_gather_indices(
     src: &impl IndexVector,
     idx: &impl IndexVector,
+    offset: usize,
     out: &impl IndexVector,
 ) -> Result<()> {
-    if out.len() != idx.len() || out.bound() != src.bound() {
+    if out.bound() != src.bound() {
         return Err(shape_err(
             "gather_indices",
             format!(
-                "{} indices need an output of length {} and bound {}, got length {} bound {}",
-                idx.len(),
-                idx.len(),
-                src.bound(),
-                out.len(),
-                out.bound()
+                "the output's bound {} differs from the source's {}",
+                out.bound(),
+                src.bound()
             ),
         ));
     }
-    if idx.bound() > src.len() {
+    check_gather("gather_indices", src.len(), 1, idx, offset, out.len(), 1)
+}
+
+pub(crate) fn check_top_k(
+    pred: &impl Shaped,
+    labels: &impl IndexVector,
+    k: usize,
+    correct: &impl Shaped,
+) -> Result<()> {
+    if labels.len() != pred.rows() || labels.bound() > pred.cols() {
         return Err(shape_err(
-            "gather_indices",
+            "count_top_k",
             format!(
-                "indices may reach {} but the source has {} entries",
-                idx.bound() - 1,
-                src.len()
+                "{} labels below {} for predictions {}",
+                labels.len(),
+                labels.bound(),
+                pred.shape_str()
             ),
         ));
+    }
+    if correct.len() != 1 {
+        return Err(shape_err(
+            "count_top_k",
+            format!("the count must be 1x1, got {}", correct.shape_str()),
+        ));
+    }
+    if k == 0 {
+        return Err(Error::InvalidParameter {
+            name: "k",
+            value: 0.0,
+            allowed: "at least 1",
+        });
     }
     Ok(())
 }

@@ -133,20 +133,34 @@ pub trait Backend: Clone {
         grad: &mut Self::Tensor,
         loss: &mut Self::Tensor,
     ) -> Result<()>;
-    /// `out[i, :] = src[idx[i], :]`: a minibatch from a resident data set.
+    /// `out[i, :] = src[idx[offset + i], :]` for every row `i` of `out`: a
+    /// minibatch from a resident data set, through a slice of a permutation.
     fn gather_rows(
         &self,
         src: &Self::Tensor,
         idx: &Self::Index,
+        offset: usize,
         out: &mut Self::Tensor,
     ) -> Result<()>;
-    /// `out[i] = src[idx[i]]`: the labels of a minibatch.
+    /// `out[i] = src[idx[offset + i]]`: the labels of a minibatch.
     fn gather_indices(
         &self,
         src: &Self::Index,
         idx: &Self::Index,
+        offset: usize,
         out: &mut Self::Index,
     ) -> Result<()>;
+    /// Adds to `correct` (`1×1`) the number of rows of `pred` whose label is
+    /// among its `k` largest scores (ties counted against the label).
+    fn count_top_k(
+        &self,
+        pred: &Self::Tensor,
+        labels: &Self::Index,
+        k: usize,
+        correct: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// The most elements one tensor may hold on this device.
+    fn max_tensor_len(&self) -> usize;
     /// Sets every element to `value`.
     fn fill(&self, t: &mut Self::Tensor, value: f64) -> Result<()>;
     /// `t = alpha · t`.

@@ -5,7 +5,7 @@
 mod device;
 mod runtime;
 
-use crate::backend::cpu::{check_gather, check_gather_indices};
+use crate::backend::cpu::{check_gather, check_gather_indices, check_top_k};
 use crate::backend::ops::{
     check_batch_norm, check_indices, check_len, check_loss, check_matmul, check_nonempty,
     check_same, shape_err,
@@ -455,14 +455,64 @@ impl Backend for Gpu {
         )
     }
 
-    fn gather_rows(&self, src: &GpuTensor, idx: &GpuIndex, out: &mut GpuTensor) -> Result<()> {
-        check_gather(src, idx, out)?;
-        self.gather(&src.buf, &idx.buf, &out.buf, idx.len, src.cols)
+    fn gather_rows(
+        &self,
+        src: &GpuTensor,
+        idx: &GpuIndex,
+        offset: usize,
+        out: &mut GpuTensor,
+    ) -> Result<()> {
+        check_gather(
+            "gather_rows",
+            src.rows,
+            src.cols,
+            idx,
+            offset,
+            out.rows,
+            out.cols,
+        )?;
+        self.gather(&src.buf, &idx.buf, offset, &out.buf, out.rows, src.cols)
     }
 
-    fn gather_indices(&self, src: &GpuIndex, idx: &GpuIndex, out: &mut GpuIndex) -> Result<()> {
-        check_gather_indices(src, idx, out)?;
-        self.gather(&src.buf, &idx.buf, &out.buf, idx.len, 1)
+    fn gather_indices(
+        &self,
+        src: &GpuIndex,
+        idx: &GpuIndex,
+        offset: usize,
+        out: &mut GpuIndex,
+    ) -> Result<()> {
+        check_gather_indices(src, idx, offset, out)?;
+        self.gather(&src.buf, &idx.buf, offset, &out.buf, out.len, 1)
+    }
+
+    fn count_top_k(
+        &self,
+        pred: &GpuTensor,
+        labels: &GpuIndex,
+        k: usize,
+        correct: &mut GpuTensor,
+    ) -> Result<()> {
+        check_top_k(pred, labels, k, correct)?;
+        let kernel = Kernel {
+            shader: &REDUCE,
+            entry: "count_top_k",
+            constants: &[],
+        };
+        self.ctx.dispatch(
+            &kernel,
+            &[pred.rows as u32, pred.cols as u32, k as u32, 0],
+            &[
+                Bind::read(&pred.buf),
+                Bind::read(&labels.buf),
+                Bind::write(&correct.buf),
+            ],
+            [1, 1, 1],
+        )
+    }
+
+    fn max_tensor_len(&self) -> usize {
+        let l = &self.ctx.limits;
+        (l.max_storage_buffer_binding_size.min(l.max_buffer_size) / 4) as usize
     }
 
     fn fill(&self, t: &mut GpuTensor, value: f64) -> Result<()> {
@@ -739,7 +789,15 @@ fn normalize_params(
 }
 
 impl Gpu {
-    fn gather(&self, src: &Buf, idx: &Buf, out: &Buf, rows: usize, cols: usize) -> Result<()> {
+    fn gather(
+        &self,
+        src: &Buf,
+        idx: &Buf,
+        offset: usize,
+        out: &Buf,
+        rows: usize,
+        cols: usize,
+    ) -> Result<()> {
         let kernel = Kernel {
             shader: &ELEMENTWISE,
             entry: "gather_rows",
@@ -747,7 +805,7 @@ impl Gpu {
         };
         self.ctx.dispatch(
             &kernel,
-            &[rows as u32, cols as u32, 0],
+            &[rows as u32, cols as u32, 0, offset as u32],
             &[Bind::read(src), Bind::read(idx), Bind::write(out)],
             self.ctx.linear_groups(rows * cols, WG),
         )
