@@ -291,3 +291,81 @@ pub fn load_model<B: Backend>(path: &Path, model: &mut Model<B>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Saves an optimizer's state (from [`Optimizer::export_state`](crate::Optimizer::export_state))
+/// with `extra` metadata, atomically. Each state tensor is stored as
+/// `<parameter>/<state>` (e.g. `0.weight/exp_avg`), its step count in the
+/// metadata as `step:<parameter>`.
+pub fn save_optimizer(
+    path: &Path,
+    state: &crate::optim::OptimState,
+    extra: HashMap<String, String>,
+) -> Result<()> {
+    let mut tensors = Vec::new();
+    let mut metadata = extra;
+    for (name, p) in &state.params {
+        metadata.insert(format!("step:{name}"), p.step.to_string());
+        for (state_name, values) in &p.tensors {
+            tensors.push(HostTensor {
+                name: format!("{name}/{state_name}"),
+                shape: vec![p.rows, p.cols],
+                data: HostData::F32(values.iter().map(|&v| v as f32).collect()),
+            });
+        }
+    }
+    write_atomic(path, &tensors, metadata)
+}
+
+/// Reads what [`save_optimizer`] wrote: the state and the metadata.
+pub fn load_optimizer(path: &Path) -> Result<(crate::optim::OptimState, HashMap<String, String>)> {
+    let (tensors, metadata) = read(path)?;
+    let mut state = crate::optim::OptimState::default();
+    let bad = |detail: String| Error::Format {
+        path: path.to_path_buf(),
+        detail,
+    };
+    for (key, value) in &metadata {
+        if let Some(name) = key.strip_prefix("step:") {
+            let step = value
+                .parse()
+                .map_err(|_| bad(format!("{key} = {value} is not a step count")))?;
+            state.params.insert(
+                name.to_string(),
+                crate::optim::ParamStateHost {
+                    step,
+                    rows: 0,
+                    cols: 0,
+                    tensors: Vec::new(),
+                },
+            );
+        }
+    }
+    // `read` sorts by name; keep the file's order of states within a
+    // parameter by the optimizer's own names, which import_state checks.
+    for t in tensors {
+        let (param, state_name) = t
+            .name
+            .split_once('/')
+            .ok_or_else(|| bad(format!("{} is not <parameter>/<state>", t.name)))?;
+        let entry = state
+            .params
+            .get_mut(param)
+            .ok_or_else(|| bad(format!("{} has no step count", t.name)))?;
+        let [rows, cols] = t.shape[..] else {
+            return Err(bad(format!(
+                "{} has shape {:?}, expected [rows, cols]",
+                t.name, t.shape
+            )));
+        };
+        let HostData::F32(values) = t.data else {
+            return Err(bad(format!("{} is not F32", t.name)));
+        };
+        entry.rows = rows;
+        entry.cols = cols;
+        entry.tensors.push((
+            state_name.to_string(),
+            values.iter().map(|&v| v as f64).collect(),
+        ));
+    }
+    Ok((state, metadata))
+}

@@ -22,6 +22,7 @@ pub mod init;
 pub mod nn;
 pub mod optim;
 pub mod schedule;
+pub mod train;
 
 pub use backend::{
     Activation, Backend, Cpu, CpuIndex, CpuTensor, GradClip, IndexVector, Loss, MatmulSpec, Reduce,

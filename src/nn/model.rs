@@ -85,6 +85,9 @@ pub struct Parameter<'a, B: Backend> {
     pub value: &'a mut B::Tensor,
     /// The gradient from the last backward pass.
     pub grad: &'a B::Tensor,
+    /// True for dense weights; false for biases and batch-norm γ and β,
+    /// which are usually exempt from weight decay.
+    pub is_weight: bool,
 }
 
 /// A network built on backend `B`.
@@ -431,11 +434,13 @@ fn collect_params<'a, B: Backend>(
                     name: format!("{prefix}{i}.weight"),
                     value: &mut d.w,
                     grad: &d.gw,
+                    is_weight: true,
                 });
                 out.push(Parameter {
                     name: format!("{prefix}{i}.bias"),
                     value: &mut d.b,
                     grad: &d.gb,
+                    is_weight: false,
                 });
             }
             Node::BatchNorm(bn) => {
@@ -443,11 +448,13 @@ fn collect_params<'a, B: Backend>(
                     name: format!("{prefix}{i}.weight"),
                     value: &mut bn.gamma,
                     grad: &bn.g_gamma,
+                    is_weight: false,
                 });
                 out.push(Parameter {
                     name: format!("{prefix}{i}.bias"),
                     value: &mut bn.beta,
                     grad: &bn.g_beta,
+                    is_weight: false,
                 });
             }
             Node::Act(_) | Node::Dropout { .. } => {}
@@ -608,6 +615,86 @@ impl<B: Backend> Model<B> {
             pass,
         )?;
         Ok(&ws.stages[0].grad_in)
+    }
+
+    /// The output of the last forward pass on a batch of `rows`.
+    pub fn output(&self, rows: usize) -> Option<&B::Tensor> {
+        self.workspaces
+            .get(&rows)
+            .and_then(|ws| ws.stages.last())
+            .map(|s| &s.out)
+    }
+
+    /// Evaluates a batch without training: adds `rows × loss` to
+    /// `loss_sum`, and when `correct` is given (labels only) the number of
+    /// rows whose label is in the top `k` to each `(k, count)`. Everything
+    /// stays on the device.
+    pub fn evaluate_batch(
+        &mut self,
+        x: &B::Tensor,
+        loss: Loss,
+        target: Target<'_, B>,
+        loss_sum: &mut B::Tensor,
+        correct: &mut [(usize, &mut B::Tensor)],
+    ) -> Result<()> {
+        self.forward(x, Mode::Eval)?;
+        let b = &self.backend;
+        let ws = self
+            .workspaces
+            .get_mut(&x.rows())
+            .expect("made by forward()");
+        let pred = &ws.stages.last().expect("validated: not empty").out;
+        b.loss(loss, pred, target, &mut ws.grad_pred, &mut ws.loss)?;
+        b.axpy(x.rows() as f64, &ws.loss, loss_sum)?;
+        if let Target::Labels(labels) = target {
+            for (k, count) in correct.iter_mut() {
+                b.count_top_k(pred, labels, *k, count)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies every parameter and buffer into `snapshot` (allocated on first
+    /// use), e.g. to keep the best weights seen during training.
+    pub fn save_snapshot(&mut self, snapshot: &mut Vec<B::Tensor>) -> Result<()> {
+        let b = self.backend.clone();
+        let mut i = 0;
+        self.for_each_state(|t| {
+            if snapshot.len() == i {
+                snapshot.push(b.zeros(t.rows(), t.cols())?);
+            }
+            b.copy(t, &mut snapshot[i])?;
+            i += 1;
+            Ok(())
+        })
+    }
+
+    /// Restores every parameter and buffer from a snapshot taken by
+    /// [`Model::save_snapshot`] on this model.
+    pub fn restore_snapshot(&mut self, snapshot: &[B::Tensor]) -> Result<()> {
+        let b = self.backend.clone();
+        let mut i = 0;
+        self.for_each_state(|t| {
+            let s = snapshot
+                .get(i)
+                .ok_or_else(|| Error::Model("the snapshot is of another model".into()))?;
+            b.copy(s, t)?;
+            i += 1;
+            Ok(())
+        })
+    }
+
+    /// Visits every parameter, then every batch-norm buffer.
+    fn for_each_state(&mut self, mut f: impl FnMut(&mut B::Tensor) -> Result<()>) -> Result<()> {
+        for p in collect_named(&mut self.nodes) {
+            f(p.value)?;
+        }
+        let (mut buffers, mut counts) = (Vec::new(), Vec::new());
+        collect_buffers(&mut self.nodes, "", &mut buffers, &mut counts);
+        for b in buffers {
+            f(b.value)?;
+        }
+        Ok(())
     }
 
     /// The `1×1` loss of the last [`Model::forward_backward`] on a batch of `rows`.

@@ -409,15 +409,24 @@ impl<B: Backend, C: OptimizerConfig> Optimizer<B> for Optim<B, C> {
         let names = self.config.method().state_names();
         let mut imported = BTreeMap::new();
         for (pname, host) in &state.params {
-            let given: Vec<&str> = host.tensors.iter().map(|(n, _)| n.as_str()).collect();
-            if given != names {
+            // Matched by name, so a file that stores states in another order loads.
+            let mut given: Vec<&str> = host.tensors.iter().map(|(n, _)| n.as_str()).collect();
+            given.sort_unstable();
+            let mut wanted = names.to_vec();
+            wanted.sort_unstable();
+            if given != wanted {
                 return Err(Error::Model(format!(
                     "optimizer state of {pname:?} holds {given:?} but {:?} keeps {names:?}",
                     self.config.method()
                 )));
             }
             let mut tensors = Vec::new();
-            for (_, values) in &host.tensors {
+            for name in names.iter() {
+                let (_, values) = host
+                    .tensors
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .expect("checked above");
                 tensors.push(backend.upload_f64(host.rows, host.cols, values)?);
             }
             imported.insert(
