@@ -256,8 +256,10 @@ pub fn load_state_dict<B: Backend>(
     Ok(())
 }
 
-/// Metadata key holding the model's training-pass counter (the dropout step).
+/// Metadata keys of the dropout generator's state: the training-pass
+/// counter and the seed, so a resumed run draws the same masks.
 const STEP_KEY: &str = "wgtrain.step";
+const SEED_KEY: &str = "wgtrain.dropout_seed";
 
 /// Saves the model's state dict to `path` (atomically).
 ///
@@ -288,6 +290,9 @@ pub fn load_model<B: Backend>(path: &Path, model: &mut Model<B>) -> Result<()> {
     load_state_dict(model, &tensors, path)?;
     if let Some(step) = metadata.get(STEP_KEY).and_then(|s| s.parse().ok()) {
         model.set_step(step);
+    }
+    if let Some(seed) = metadata.get(SEED_KEY).and_then(|s| s.parse().ok()) {
+        model.set_dropout_seed(seed);
     }
     Ok(())
 }

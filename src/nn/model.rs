@@ -542,6 +542,16 @@ impl<B: Backend> Model<B> {
         self.step = step;
     }
 
+    /// The seed the dropout masks are drawn from (the build seed unless set).
+    pub fn dropout_seed(&self) -> u64 {
+        self.dropout_seed
+    }
+
+    /// Sets the dropout seed, e.g. when resuming from a checkpoint.
+    pub fn set_dropout_seed(&mut self, seed: u64) {
+        self.dropout_seed = seed;
+    }
+
     /// Batch-norm running statistics (`running_mean`, `running_var`) and
     /// `num_batches_tracked` counters, in `state_dict` order.
     pub fn buffers_mut(&mut self) -> (Vec<Buffer<'_, B>>, Vec<(String, &mut u64)>) {

@@ -379,13 +379,12 @@ pub fn fit_with_callbacks<B: Backend, O: Optimizer<B>>(
             model.save_snapshot(&mut snap)?;
             snap
         };
+        let (step, seed) = (model.step(), model.dropout_seed());
         checkpoint::load_model(&dir.join(BEST), model)?;
         model.save_snapshot(&mut best)?;
         model.restore_snapshot(&current)?;
-        let (_, meta) = checkpoint::read(&dir.join(LAST))?;
-        if let Some(step) = meta.get("wgtrain.step").and_then(|s| s.parse().ok()) {
-            model.set_step(step);
-        }
+        model.set_step(step);
+        model.set_dropout_seed(seed);
     }
 
     for epoch in state.epochs_done..config.epochs {

@@ -50,9 +50,16 @@ pub(crate) struct Slice {
 impl<B: Backend> Resident<B> {
     /// Uploads `data`, split into chunks no larger than the device allows.
     pub fn upload(b: &B, data: &Dataset) -> Result<Self> {
+        Self::upload_chunked(b, data, b.max_tensor_len())
+    }
+
+    /// Uploads `data` in chunks of at most `max_len` elements per tensor.
+    fn upload_chunked(b: &B, data: &Dataset, max_len: usize) -> Result<Self> {
         let dim = data.dim();
         let width = data.target_width();
-        let per_chunk = (b.max_tensor_len() / dim.max(width)).max(1);
+        // A row takes `dim` feature elements and one label, or `width` dense targets.
+        let target_len = if data.classes().is_some() { 1 } else { width };
+        let per_chunk = (max_len / dim.max(target_len)).max(1);
         let mut chunks = Vec::new();
         let mut start = 0;
         while start < data.len() {
@@ -169,5 +176,61 @@ impl<B: Backend> Resident<B> {
             ChunkTargets::Dense(t) => Target::Dense(t),
         };
         Ok((&batch.x, target))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Cpu;
+
+    /// Every sample exactly once per epoch, in a different order each epoch,
+    /// also when the data set is split into chunks (of 40, 40 and 23 rows here).
+    #[test]
+    fn each_epoch_visits_every_sample_once() {
+        let cpu = Cpu::<f32>::new();
+        let n = 103;
+        // Feature = row id, so a gathered batch names its rows.
+        let features: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let data = Dataset::classification(features, 1, (0..n as u32).map(|i| i % 3).collect(), 3)
+            .unwrap();
+        let mut resident = Resident::upload_chunked(&cpu, &data, 40).unwrap();
+        assert_eq!(resident.chunks.len(), 3);
+        assert_eq!(resident.len(), n);
+        let mut orders = Vec::new();
+        for epoch in 0..3 {
+            let mut seen = Vec::new();
+            for s in resident.epoch(&cpu, 10, true, epoch).unwrap() {
+                let (x, target) = resident.gather(&cpu, s).unwrap();
+                let rows: Vec<usize> = cpu
+                    .download(x)
+                    .unwrap()
+                    .iter()
+                    .map(|&v| v as usize)
+                    .collect();
+                let Target::Labels(l) = target else {
+                    panic!("labelled data")
+                };
+                let labels = cpu.download_indices(l).unwrap();
+                assert!(
+                    rows.iter().zip(&labels).all(|(r, l)| *r as u32 % 3 == *l),
+                    "labels follow their rows"
+                );
+                seen.extend(rows);
+            }
+            orders.push(seen.clone());
+            seen.sort_unstable();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>(), "epoch {epoch}");
+        }
+        assert_ne!(orders[0], orders[1]);
+        assert_ne!(orders[1], orders[2]);
+        // Without shuffling the order is the data set's.
+        let plain: Vec<usize> = resident
+            .epoch(&cpu, 10, false, 0)
+            .unwrap()
+            .iter()
+            .map(|s| s.rows)
+            .collect();
+        assert_eq!(plain.iter().sum::<usize>(), n);
     }
 }

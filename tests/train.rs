@@ -1,0 +1,444 @@
+//! The training loop: convergence, early stopping, checkpoints that load
+//! into an identical model, exact resumption, divergence and bad input.
+
+mod common;
+
+use common::{gpu, random};
+use std::path::{Path, PathBuf};
+use wgtrain::optim::{Adam, Optim, Optimizer, Sgd};
+use wgtrain::train::{
+    fit, fit_with_callbacks, Control, EarlyStopping, Monitor, Report, TrainConfig,
+};
+use wgtrain::{checkpoint, Backend, Cpu, Dataset, Error, Init, Mode, Sequential};
+
+/// Three Gaussian blobs in 8 dimensions; `noise_labels` replaces labels with random ones.
+fn blobs(n: usize, seed: u64, noise_labels: bool) -> Dataset {
+    let x = random(seed, n * 8);
+    let mut features = Vec::with_capacity(n * 8);
+    let mut labels = Vec::with_capacity(n);
+    let shuffled = common::random_labels(seed + 1, n, 3);
+    for i in 0..n {
+        let class = (i % 3) as u32;
+        for j in 0..8 {
+            let center = if j % 3 == class as usize { 2.0 } else { 0.0 };
+            features.push(center + x[i * 8 + j]);
+        }
+        labels.push(if noise_labels { shuffled[i] } else { class });
+    }
+    Dataset::classification(features, 8, labels, 3).unwrap()
+}
+
+fn spec() -> Sequential {
+    Sequential::new(8)
+        .dense(16, Init::HeNormal)
+        .batch_norm()
+        .relu()
+        .dense(3, Init::XavierUniform)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgtrain-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn quiet(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 16,
+        report: Report::Quiet,
+        report_every: 3,
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn learns_separable_blobs() {
+    let cpu = Cpu::<f32>::new();
+    let (train, val) = (blobs(300, 1, false), blobs(90, 2, false));
+    let mut model = spec().build(&cpu, 3).unwrap();
+    let mut opt = Optim::new(Adam {
+        lr: 1e-2,
+        ..Adam::default()
+    })
+    .unwrap();
+    let h = fit(&mut model, &mut opt, &train, Some(&val), &quiet(8)).unwrap();
+    let last = h.epochs.last().unwrap();
+    assert!(last.val_accuracy.unwrap() > 0.95, "{last:?}");
+    assert!(last.train_loss < h.epochs[0].train_loss);
+    assert_eq!(h.epochs.len(), 8);
+    assert!(h.to_csv().lines().count() == 9 && h.to_json().contains("\"val_accuracy\""));
+}
+
+#[test]
+fn early_stopping_restores_the_best_epoch() {
+    let cpu = Cpu::<f32>::new();
+    // Random validation labels: validation loss rises as the model fits the training set.
+    let (train, val) = (blobs(300, 1, false), blobs(90, 5, true));
+    let mut model = spec().build(&cpu, 3).unwrap();
+    let mut opt = Optim::new(Adam {
+        lr: 3e-2,
+        ..Adam::default()
+    })
+    .unwrap();
+    let es = EarlyStopping {
+        monitor: Monitor::ValLoss,
+        patience: 2,
+        min_delta: 0.0,
+        restore_best: true,
+    };
+    let config = TrainConfig {
+        early_stopping: Some(es),
+        ..quiet(50)
+    };
+    let h = fit(&mut model, &mut opt, &train, Some(&val), &config).unwrap();
+    assert!(
+        h.stopped_early,
+        "should stop long before 50 epochs: {} epochs",
+        h.epochs.len()
+    );
+    let best = h.best_epoch.unwrap();
+    let best_loss = h.epochs[best - 1].val_loss.unwrap();
+    assert!(h.epochs.iter().all(|e| e.val_loss.unwrap() >= best_loss));
+    assert_eq!(
+        h.epochs.len(),
+        best + 2,
+        "stops after `patience` epochs without improvement"
+    );
+    let (now, _) =
+        wgtrain::train::evaluate_dataset(&mut model, &val, wgtrain::Loss::SoftmaxCrossEntropy)
+            .unwrap();
+    assert!(
+        (now - best_loss).abs() < 1e-5,
+        "restored weights give the best epoch's loss: {now} vs {best_loss}"
+    );
+}
+
+fn predictions<B: Backend>(model: &mut wgtrain::Model<B>, data: &Dataset) -> Vec<f64> {
+    let b = model.backend().clone();
+    let x = b.upload(data.len(), data.dim(), data.features()).unwrap();
+    b.download(model.forward(&x, Mode::Eval).unwrap()).unwrap()
+}
+
+fn checkpoint_round_trip<B: Backend>(b: &B, name: &str) {
+    let dir = temp_dir(name);
+    let train = blobs(120, 1, false);
+    let mut model = spec().build(b, 3).unwrap();
+    let mut opt = Optim::new(Adam::default()).unwrap();
+    fit(
+        &mut model,
+        &mut opt,
+        &train,
+        None,
+        &TrainConfig {
+            checkpoint_dir: Some(dir.clone()),
+            ..quiet(2)
+        },
+    )
+    .unwrap();
+    let mut fresh = spec().build(b, 99).unwrap();
+    assert_ne!(
+        predictions(&mut model, &train),
+        predictions(&mut fresh, &train)
+    );
+    checkpoint::load_model(&dir.join("last.safetensors"), &mut fresh).unwrap();
+    assert_eq!(
+        predictions(&mut model, &train),
+        predictions(&mut fresh, &train),
+        "identical predictions after loading"
+    );
+    // PyTorch names and shapes.
+    let (tensors, _) = checkpoint::read(&dir.join("last.safetensors")).unwrap();
+    let names: Vec<(&str, &[usize])> = tensors
+        .iter()
+        .map(|t| (t.name.as_str(), t.shape.as_slice()))
+        .collect();
+    for expected in [
+        ("0.weight", &[16, 8][..]),
+        ("0.bias", &[16][..]),
+        ("1.weight", &[16][..]),
+        ("1.running_mean", &[16][..]),
+        ("1.running_var", &[16][..]),
+        ("1.num_batches_tracked", &[][..]),
+        ("4.weight", &[3, 16][..]),
+    ] {
+        assert!(names.contains(&expected), "{expected:?} in {names:?}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn checkpoints_round_trip_on_both_backends() {
+    checkpoint_round_trip(&Cpu::<f32>::new(), "ckpt-cpu");
+    if let Some(g) = gpu() {
+        checkpoint_round_trip(&g, "ckpt-gpu");
+    }
+}
+
+#[test]
+fn a_checkpoint_of_another_architecture_is_refused() {
+    let cpu = Cpu::<f32>::new();
+    let dir = temp_dir("arch");
+    let path = dir.join("m.safetensors");
+    checkpoint::save_model(&path, &mut spec().build(&cpu, 1).unwrap()).unwrap();
+    let mut other = Sequential::new(8)
+        .dense(32, Init::HeNormal)
+        .relu()
+        .dense(3, Init::HeNormal)
+        .build(&cpu, 1)
+        .unwrap();
+    let before = other.parameter("0.weight").unwrap();
+    let e = checkpoint::load_model(&path, &mut other).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Format { .. }), "{e}");
+    assert!(
+        msg.contains("0.weight has shape [16, 8] in the file but [32, 8]")
+            && msg.contains("unexpected 1.running_mean"),
+        "{msg}"
+    );
+    assert_eq!(
+        other.parameter("0.weight").unwrap(),
+        before,
+        "nothing changed"
+    );
+    std::fs::write(&path, b"not a safetensors file").unwrap();
+    assert!(matches!(
+        checkpoint::load_model(&path, &mut other),
+        Err(Error::Format { .. })
+    ));
+    assert!(matches!(
+        checkpoint::load_model(&dir.join("missing"), &mut other),
+        Err(Error::Io { .. })
+    ));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn params<B: Backend>(model: &mut wgtrain::Model<B>) -> Vec<f64> {
+    model
+        .parameter_names()
+        .iter()
+        .flat_map(|n| model.parameter(n).unwrap().2)
+        .collect()
+}
+
+fn resume_equals_uninterrupted<B: Backend>(b: &B, name: &str) {
+    let train = blobs(100, 1, false);
+    let val = blobs(30, 2, false);
+    let config = |dir: &Path, epochs| TrainConfig {
+        checkpoint_dir: Some(dir.to_path_buf()),
+        schedule: Some(wgtrain::Schedule::cosine(1e-2, 4, 0.0).unwrap()),
+        ..quiet(epochs)
+    };
+    let (d1, d2) = (
+        temp_dir(&format!("{name}-a")),
+        temp_dir(&format!("{name}-b")),
+    );
+    let mut straight = spec().build(b, 3).unwrap();
+    let mut opt = Optim::new(Adam {
+        lr: 1e-2,
+        ..Adam::default()
+    })
+    .unwrap();
+    let h_straight = fit(&mut straight, &mut opt, &train, Some(&val), &config(&d1, 4)).unwrap();
+
+    let mut first = spec().build(b, 3).unwrap();
+    let mut opt1 = Optim::new(Adam {
+        lr: 1e-2,
+        ..Adam::default()
+    })
+    .unwrap();
+    fit(&mut first, &mut opt1, &train, Some(&val), &config(&d2, 2)).unwrap();
+    // A new process: new model, new optimizer, everything from the folder.
+    let mut resumed = spec().build(b, 77).unwrap();
+    let mut opt2 = Optim::new(Adam {
+        lr: 1e-2,
+        ..Adam::default()
+    })
+    .unwrap();
+    let h_resumed = fit(
+        &mut resumed,
+        &mut opt2,
+        &train,
+        Some(&val),
+        &TrainConfig {
+            resume_from: Some(d2.clone()),
+            ..config(&d2, 4)
+        },
+    )
+    .unwrap();
+    assert_eq!(h_resumed.epochs.len(), 4, "the history continues");
+    for e in 0..4 {
+        eprintln!(
+            "DBG {name} epoch {e}: straight {:?} {:?} resumed {:?} {:?}",
+            h_straight.epochs[e].train_loss,
+            h_straight.epochs[e].val_loss,
+            h_resumed.epochs[e].train_loss,
+            h_resumed.epochs[e].val_loss
+        );
+    }
+    assert_eq!(
+        params(&mut straight),
+        params(&mut resumed),
+        "{name}: resumed training equals uninterrupted training"
+    );
+    assert_eq!(h_straight.epochs[3].val_loss, h_resumed.epochs[3].val_loss);
+    let _ = std::fs::remove_dir_all(d1);
+    let _ = std::fs::remove_dir_all(d2);
+}
+
+#[test]
+fn resumed_training_equals_uninterrupted_training() {
+    resume_equals_uninterrupted(&Cpu::<f32>::new(), "resume-cpu");
+    if let Some(g) = gpu() {
+        resume_equals_uninterrupted(&g, "resume-gpu");
+    }
+}
+
+#[test]
+fn divergence_stops_cleanly_and_keeps_the_last_good_checkpoint() {
+    let cpu = Cpu::<f32>::new();
+    let dir = temp_dir("nan");
+    let train = blobs(120, 1, false);
+    let mut model = spec().build(&cpu, 3).unwrap();
+    let mut opt = Optim::new(Sgd {
+        lr: 0.01,
+        ..Sgd::default()
+    })
+    .unwrap();
+    fit(
+        &mut model,
+        &mut opt,
+        &train,
+        None,
+        &TrainConfig {
+            checkpoint_dir: Some(dir.clone()),
+            ..quiet(1)
+        },
+    )
+    .unwrap();
+    let good = std::fs::read(dir.join("last.safetensors")).unwrap();
+    // Epoch 2 with an absurd learning rate: the weights overflow to inf, the loss to NaN.
+    let mut opt = Optim::new(Sgd {
+        lr: 1e38,
+        ..Sgd::default()
+    })
+    .unwrap();
+    let config = TrainConfig {
+        checkpoint_dir: Some(dir.clone()),
+        resume_from: Some(dir.clone()),
+        ..quiet(3)
+    };
+    let e = fit(&mut model, &mut opt, &train, None, &config).unwrap_err();
+    let Error::Diverged { epoch, step, .. } = e else {
+        panic!("expected Diverged, got {e}")
+    };
+    assert_eq!(epoch, 2);
+    assert!(
+        step >= 1 && step <= 8,
+        "detected within report_every steps: {step}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("last.safetensors")).unwrap(),
+        good,
+        "the last good checkpoint is intact"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary files left");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_training_input_is_a_typed_error() {
+    let cpu = Cpu::<f32>::new();
+    let train = blobs(30, 1, false);
+    let mut model = spec().build(&cpu, 3).unwrap();
+    let mut opt = Optim::new(Adam::default()).unwrap();
+    for bs in [0, 31] {
+        let e = fit(
+            &mut model,
+            &mut opt,
+            &train,
+            None,
+            &TrainConfig {
+                batch_size: bs,
+                ..quiet(1)
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidParameter {
+                    name: "batch_size",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    let wide = Dataset::classification(vec![0.5; 30 * 9], 9, vec![0; 30], 3).unwrap();
+    assert!(matches!(
+        fit(&mut model, &mut opt, &wide, None, &quiet(1)),
+        Err(Error::Shape { .. })
+    ));
+    let early = TrainConfig {
+        early_stopping: Some(EarlyStopping::default()),
+        ..quiet(1)
+    };
+    assert!(matches!(
+        fit(&mut model, &mut opt, &train, None, &early),
+        Err(Error::Model(_))
+    ));
+    // A checkpoint folder that cannot be created (its parent is a file).
+    let file = temp_dir("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let e = fit(
+        &mut model,
+        &mut opt,
+        &train,
+        None,
+        &TrainConfig {
+            checkpoint_dir: Some(file.join("sub")),
+            ..quiet(1)
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    std::fs::remove_file(file).unwrap();
+    assert!(matches!(
+        Dataset::classification(vec![0.0; 8], 8, vec![3], 3),
+        Err(Error::LabelRange { .. })
+    ));
+}
+
+#[test]
+fn callbacks_see_every_epoch_and_can_stop() {
+    let cpu = Cpu::<f32>::new();
+    let train = blobs(60, 1, false);
+    let mut model = spec().build(&cpu, 3).unwrap();
+    let mut opt = Optim::new(Adam::default()).unwrap();
+    let mut seen = Vec::new();
+    let h = fit_with_callbacks(
+        &mut model,
+        &mut opt,
+        &train,
+        None,
+        &quiet(10),
+        vec![Box::new(|r: &wgtrain::train::EpochRecord| {
+            seen.push(r.epoch);
+            if r.epoch == 3 {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        })],
+    )
+    .unwrap();
+    assert_eq!(seen, vec![1, 2, 3]);
+    assert!(h.stopped_early);
+    assert_eq!(opt.lr(), 1e-3);
+}
