@@ -278,6 +278,7 @@ pub fn save_model<B: Backend>(path: &Path, model: &mut Model<B>) -> Result<()> {
     let tensors = state_dict(model)?;
     let metadata = HashMap::from([
         (STEP_KEY.to_string(), model.step().to_string()),
+        (SEED_KEY.to_string(), model.dropout_seed().to_string()),
         ("format".to_string(), "pt".to_string()),
     ]);
     write_atomic(path, &tensors, metadata)
