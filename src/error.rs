@@ -131,6 +131,15 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// A plot could not be drawn or encoded (feature `plot`); I/O failures
+    /// while saving it are [`Error::Io`].
+    #[error("{path}: could not draw the plot: {detail}")]
+    Plot {
+        /// The image that was being made.
+        path: PathBuf,
+        /// What the drawing or encoding library reported.
+        detail: String,
+    },
     /// A data set that is neither on disk nor obtainable automatically; `help`
     /// says where to put the files or which command fetches them.
     #[error("{dir}: data set not found. {help}")]

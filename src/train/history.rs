@@ -129,10 +129,21 @@ impl EpochRecord {
 
 /// Writes a text file through a temporary name and a rename.
 pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_atomic(path, text.as_bytes())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over
+/// `path`, so that a reader never sees a half-written file. The temporary
+/// file is removed again when either step fails.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|source| Error::Io {
-        path: tmp.clone(),
-        source,
+    std::fs::write(&tmp, bytes).map_err(|source| {
+        // A write that failed midway (disk full) may have created the file.
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io {
+            path: tmp.clone(),
+            source,
+        }
     })?;
     std::fs::rename(&tmp, path).map_err(|source| {
         let _ = std::fs::remove_file(&tmp);

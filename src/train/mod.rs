@@ -18,9 +18,13 @@
 //! ```
 
 mod history;
+#[cfg(feature = "plot")]
+mod plot;
 mod resident;
 
 pub use history::{EpochRecord, History};
+#[cfg(feature = "plot")]
+pub use plot::plot_history;
 
 use crate::backend::{Backend, Loss};
 use crate::checkpoint;

@@ -1,0 +1,308 @@
+//! Training curves as a PNG image (feature `plot`).
+//!
+//! Text is drawn with Noto Sans embedded in the binary (through plotters'
+//! `ab_glyph` feature) rather than with system fonts, so that building needs
+//! no system library (fontconfig) and a plot looks the same on every machine.
+
+use super::history::{write_atomic, EpochRecord, History};
+use crate::{Error, Result};
+use plotters::prelude::*;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Image size in pixels.
+const WIDTH: u32 = 1200;
+const HEIGHT: u32 = 500;
+
+/// A family name of our own, so that registering the embedded font does not
+/// replace a "sans-serif" that the application registered with plotters.
+const FONT: &str = "wgtrain-noto-sans";
+
+const TRAIN_COLOR: RGBColor = RGBColor(31, 119, 180);
+const VAL_COLOR: RGBColor = RGBColor(230, 110, 0);
+const BEST_COLOR: RGBColor = RGBColor(90, 90, 90);
+const GRID_COLOR: RGBColor = RGBColor(235, 235, 235);
+
+/// Above this many epochs the points are not marked: the markers would merge
+/// into a thick line.
+const MAX_MARKED_EPOCHS: usize = 40;
+
+/// Boxed so that errors from the drawing area (generic over the backend) and
+/// from the font registry travel through one `?`.
+type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// Draws the training curves of `history` into a PNG of about 1200×500
+/// pixels at `path`: loss (training and validation) on the left, accuracy in
+/// percent on the right, against the epoch, with a dashed line at
+/// [`History::best_epoch`] when set. Missing values (no validation set, a
+/// non-finite loss) are left out; without any accuracy (regression) the loss
+/// panel takes the whole width.
+///
+/// The file is written through a temporary file in the same folder and a
+/// rename, so a reader never sees a half-written image.
+///
+/// Errors: [`Error::Io`] when the file cannot be written, [`Error::Plot`] when
+/// drawing or encoding fails.
+///
+/// ```no_run
+/// # fn main() -> wgtrain::Result<()> {
+/// # let history = wgtrain::train::History::default();
+/// wgtrain::train::plot_history(&history, std::path::Path::new("curves.png"), "MNIST, MLP")?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn plot_history(history: &History, path: &Path, title: &str) -> Result<()> {
+    let plot_error = |detail: String| Error::Plot {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let mut rgb = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
+    draw(history, title, &mut rgb).map_err(|e| plot_error(e.to_string()))?;
+    let png = encode_png(&rgb).map_err(|e| plot_error(e.to_string()))?;
+    write_atomic(path, &png)
+}
+
+/// Registers the embedded font with plotters once per process.
+fn register_font() -> DrawResult {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, ttf_noto_sans::REGULAR).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err("the embedded font could not be parsed".into())
+    }
+}
+
+/// One line of a panel: its contiguous runs of finite values.
+struct Curve {
+    label: &'static str,
+    color: RGBColor,
+    runs: Vec<Vec<(usize, f64)>>,
+}
+
+impl Curve {
+    /// Splits at missing or non-finite values, so that a gap is drawn as a
+    /// gap rather than bridged by a straight line.
+    fn new(
+        label: &'static str,
+        color: RGBColor,
+        epochs: &[EpochRecord],
+        value: impl Fn(&EpochRecord) -> Option<f64>,
+    ) -> Curve {
+        let mut runs = Vec::new();
+        let mut run = Vec::new();
+        for e in epochs {
+            match value(e).filter(|v| v.is_finite()) {
+                Some(v) => run.push((e.epoch, v)),
+                None if !run.is_empty() => runs.push(std::mem::take(&mut run)),
+                None => {}
+            }
+        }
+        if !run.is_empty() {
+            runs.push(run);
+        }
+        Curve { label, color, runs }
+    }
+
+    fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.runs.iter().flatten().map(|&(_, v)| v)
+    }
+}
+
+fn draw(history: &History, title: &str, rgb: &mut [u8]) -> DrawResult {
+    register_font()?;
+    let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let body = if title.is_empty() {
+        root.clone()
+    } else {
+        root.titled(title, (FONT, 26))?
+    };
+
+    let epochs = &history.epochs;
+    let loss = [
+        Curve::new("training", TRAIN_COLOR, epochs, |e| Some(e.train_loss)),
+        Curve::new("validation", VAL_COLOR, epochs, |e| e.val_loss),
+    ];
+    let percent = |a: Option<f64>| a.map(|a| 100.0 * a);
+    let accuracy = [
+        Curve::new("training", TRAIN_COLOR, epochs, |e| {
+            percent(e.train_accuracy)
+        }),
+        Curve::new("validation", VAL_COLOR, epochs, |e| percent(e.val_accuracy)),
+    ];
+    // Loss falls, leaving the upper right free.
+    const LOSS_LEGEND: SeriesLabelPosition = SeriesLabelPosition::UpperRight;
+    let x = epoch_range(history);
+    let loss_y = value_range(&loss, 0.0, f64::INFINITY);
+    if accuracy.iter().all(|c| c.runs.is_empty()) {
+        panel(
+            &body,
+            "Loss",
+            "loss",
+            &loss,
+            history,
+            x,
+            loss_y,
+            LOSS_LEGEND,
+        )?;
+    } else {
+        let (left, right) = body.split_horizontally(WIDTH / 2);
+        panel(
+            &left,
+            "Loss",
+            "loss",
+            &loss,
+            history,
+            x.clone(),
+            loss_y,
+            LOSS_LEGEND,
+        )?;
+        let accuracy_y = value_range(&accuracy, 0.0, 100.0);
+        panel(
+            &right,
+            "Accuracy",
+            "accuracy (%)",
+            &accuracy,
+            history,
+            x,
+            accuracy_y,
+            // Accuracy rises, leaving the lower right free.
+            SeriesLabelPosition::LowerRight,
+        )?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The epochs shown, widened around a single epoch so the axis has a span.
+fn epoch_range(history: &History) -> Range<usize> {
+    let first = history.epochs.iter().map(|e| e.epoch).min().unwrap_or(1);
+    let last = history.epochs.iter().map(|e| e.epoch).max().unwrap_or(1);
+    let last = history.best_epoch.map_or(last, |b| last.max(b));
+    if first == last {
+        first.saturating_sub(1)..last + 1
+    } else {
+        first..last
+    }
+}
+
+/// The span of the curves' values with a margin, kept within the values'
+/// natural bounds (a loss is rarely negative, accuracy is within 0..100).
+fn value_range(curves: &[Curve], floor: f64, ceiling: f64) -> Range<f64> {
+    let (lo, hi) = curves
+        .iter()
+        .flat_map(Curve::values)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo > hi {
+        // Nothing to draw: an empty panel with a unit axis.
+        return 0.0..1.0;
+    }
+    let pad = if hi > lo {
+        0.05 * (hi - lo)
+    } else {
+        0.05 * lo.abs().max(1.0)
+    };
+    // Only clamp values that respect the bound, so outliers stay visible.
+    let lo = if lo >= floor {
+        (lo - pad).max(floor)
+    } else {
+        lo - pad
+    };
+    let hi = if hi <= ceiling {
+        (hi + pad).min(ceiling)
+    } else {
+        hi + pad
+    };
+    if hi > lo {
+        lo..hi
+    } else {
+        lo..lo + 1.0
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one call site per panel, all distinct
+fn panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    curves: &[Curve],
+    history: &History,
+    x: Range<usize>,
+    y: Range<f64>,
+    legend: SeriesLabelPosition,
+) -> DrawResult {
+    let x_labels = (x.end - x.start + 1).min(10);
+    let (y_lo, y_hi) = (y.start, y.end);
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT, 20))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .x_labels(x_labels)
+        .y_labels(8)
+        .light_line_style(GRID_COLOR)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 16))
+        .draw()?;
+
+    let marked = history.epochs.len() <= MAX_MARKED_EPOCHS;
+    for curve in curves {
+        let style = curve.color.stroke_width(2);
+        for (i, run) in curve.runs.iter().enumerate() {
+            let line = chart.draw_series(LineSeries::new(run.iter().copied(), style))?;
+            if i == 0 {
+                let color = curve.color;
+                line.label(curve.label).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
+                });
+            }
+            // A run of one point has no line to show it.
+            if marked || run.len() == 1 {
+                chart.draw_series(run.iter().map(|&p| Circle::new(p, 3, curve.color.filled())))?;
+            }
+        }
+    }
+    if let Some(best) = history.best_epoch {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(best, y_lo), (best, y_hi)],
+                6,
+                4,
+                BEST_COLOR.stroke_width(1),
+            ))?
+            .label(format!("best epoch ({best})"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BEST_COLOR));
+    }
+    if curves.iter().any(|c| !c.runs.is_empty()) || history.best_epoch.is_some() {
+        chart
+            .configure_series_labels()
+            .position(legend)
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw()?;
+    }
+    Ok(())
+}
+
+fn encode_png(rgb: &[u8]) -> std::result::Result<Vec<u8>, png::EncodingError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, WIDTH, HEIGHT);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header()?;
+    writer.write_image_data(rgb)?;
+    writer.finish()?;
+    Ok(out)
+}
