@@ -188,6 +188,11 @@ impl Case {
     fn sps(&self) -> f64 {
         median(&self.rates)
     }
+    /// Slowest and fastest repeat, in samples/s.
+    fn range(&self) -> (f64, f64) {
+        let lo = self.rates.iter().copied().fold(f64::INFINITY, f64::min);
+        (lo, self.rates.iter().copied().fold(0.0, f64::max))
+    }
     fn step_s(&self) -> f64 {
         self.batch as f64 / self.sps()
     }
@@ -204,8 +209,8 @@ impl Case {
             "warmup_steps": self.warmup_steps, "steps": self.steps, "repeats": self.rates.len(),
             "ms_per_step": self.step_s() * 1e3,
             "samples_per_s": self.sps(),
-            "samples_per_s_min": self.rates.iter().copied().fold(f64::INFINITY, f64::min),
-            "samples_per_s_max": self.rates.iter().copied().fold(0.0, f64::max),
+            "samples_per_s_min": self.range().0,
+            "samples_per_s_max": self.range().1,
             "gflop_per_step": c.flops as f64 / 1e9,
             "gflops": self.gflops(),
             "seed003_gop_per_step": self.seed003_ops() as f64 / 1e9,
@@ -292,10 +297,7 @@ fn header() {
 }
 
 fn row(name: &str, c: &Case) {
-    let (lo, hi) = (
-        c.rates.iter().copied().fold(f64::INFINITY, f64::min),
-        c.rates.iter().copied().fold(0.0, f64::max),
-    );
+    let (lo, hi) = c.range();
     let flops = wgtrain::cost::cost(&spec(c.width), c.batch).flops as f64 / 1e9;
     let seed = c.seed003_ops() as f64 / 1e9;
     let (disp, subm) = c.per_step.map_or(("-".into(), "-".into()), |(d, s)| {
