@@ -1,0 +1,678 @@
+//! Training throughput on the peers' workload (shared/peers/README.md): an
+//! MLP 784-w-w-10 with ReLU, softmax cross-entropy (mean) and Adam with
+//! PyTorch's defaults, fp32, on one fixed random batch resident on the
+//! device. Protocol as the peers': warm-up steps, then timed repeats of
+//! `steps` steps, each ending with a loss readback so that GPU work has
+//! finished; the median repeat is reported.
+//!
+//! `cargo run --release --example throughput -- [--backend gpu|cpu|both]
+//! [--cases peer|all] [--steps N] [--repeats R] [--warmup W]
+//! [--budget S] [--max-step-s S] [--batches 64,256] [--widths 256,1024]
+//! [--no-phases]`
+//!
+//! The last line is `RESULT {json}` for scripts.
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use wgtrain::optim::{Adam, Optim, Optimizer, ParamRef};
+use wgtrain::{Activation, Backend, Cpu, Gpu, Init, Loss, MatmulSpec, Model, Sequential, Target};
+
+/// The peers' batch, width and step count.
+const PEER: (usize, usize) = (256, 512);
+const PEER_STEPS: usize = 50;
+const INPUT: usize = 784;
+const CLASSES: usize = 10;
+
+struct Opts {
+    gpu: bool,
+    cpu: bool,
+    sweep: bool,
+    phases: bool,
+    /// `None`: the peers' 50, fewer where a repeat would exceed `budget`.
+    steps: Option<usize>,
+    repeats: usize,
+    warmup: usize,
+    budget: f64,
+    max_step_s: f64,
+    batches: Vec<usize>,
+    widths: Vec<usize>,
+}
+
+const USAGE: &str = "usage: throughput [--backend gpu|cpu|both] [--cases peer|all] \
+[--steps N] [--repeats R] [--warmup W] [--budget SECONDS] [--max-step-s SECONDS] \
+[--batches LIST] [--widths LIST] [--no-phases]
+  --steps N        steps per timed repeat (default: the peers' 50, reduced where one
+                   repeat would take longer than --budget, default 1.5 s)
+  --max-step-s S   skip sweep cases whose step, predicted from the peer case's
+                   measured GFLOP/s on that backend, exceeds S (default 1)
+  --batches/--widths  sweep sizes (defaults 64,256,1024,4096 at width 512 and
+                   256,1024,2048,4096 at batch 256)";
+
+fn parse() -> Result<Opts, String> {
+    let mut o = Opts {
+        gpu: true,
+        cpu: true,
+        sweep: true,
+        phases: true,
+        steps: None,
+        repeats: 5,
+        warmup: 10,
+        budget: 1.5,
+        max_step_s: 1.0,
+        batches: vec![64, 256, 1024, 4096],
+        widths: vec![256, 1024, 2048, 4096],
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--no-phases" {
+            o.phases = false;
+            continue;
+        }
+        if flag == "-h" || flag == "--help" {
+            return Err(USAGE.into());
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let num = |v: &str| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| *x > 0.0)
+                .ok_or_else(|| format!("{flag} {v}: expected a positive number"))
+        };
+        let list = |v: &str| -> Result<Vec<usize>, String> {
+            v.split(',')
+                .map(|s| s.trim().parse::<usize>().ok().filter(|&n| n > 0))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| format!("{flag} {v}: expected positive integers, comma-separated"))
+        };
+        match flag.as_str() {
+            "--backend" => {
+                (o.gpu, o.cpu) = match value.as_str() {
+                    "gpu" => (true, false),
+                    "cpu" => (false, true),
+                    "both" => (true, true),
+                    _ => return Err(format!("--backend {value}: expected gpu, cpu or both")),
+                }
+            }
+            "--cases" => {
+                o.sweep = match value.as_str() {
+                    "peer" => false,
+                    "all" => true,
+                    _ => return Err(format!("--cases {value}: expected peer or all")),
+                }
+            }
+            "--steps" => o.steps = Some(num(&value)? as usize),
+            "--repeats" => o.repeats = num(&value)? as usize,
+            "--warmup" => o.warmup = num(&value)? as usize,
+            "--budget" => o.budget = num(&value)?,
+            "--max-step-s" => o.max_step_s = num(&value)?,
+            "--batches" => o.batches = list(&value)?,
+            "--widths" => o.widths = list(&value)?,
+            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+        }
+    }
+    Ok(o)
+}
+
+fn spec(width: usize) -> Sequential {
+    // nn.Linear's initialisation, as the peers use.
+    Sequential::new(INPUT)
+        .dense_with(width, Init::TorchDefault, Init::TorchDefault)
+        .relu()
+        .dense_with(width, Init::TorchDefault, Init::TorchDefault)
+        .relu()
+        .dense_with(CLASSES, Init::TorchDefault, Init::TorchDefault)
+}
+
+/// A fixed batch of standard-normal inputs and uniform labels, uploaded once.
+fn batch<B: Backend>(b: &B, n: usize) -> wgtrain::Result<(B::Tensor, B::Index)> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let x: Vec<f32> = (0..n * INPUT)
+        .map(|_| rng.sample(rand_distr::StandardNormal))
+        .collect();
+    let y: Vec<u32> = (0..n)
+        .map(|_| rng.random_range(0..CLASSES as u32))
+        .collect();
+    Ok((b.upload(n, INPUT, &x)?, b.indices(&y, CLASSES)?))
+}
+
+fn train_step<B: Backend>(
+    b: &B,
+    model: &mut Model<B>,
+    opt: &mut Optim<B, Adam>,
+    x: &B::Tensor,
+    y: &B::Index,
+) -> wgtrain::Result<()> {
+    model.forward_backward(x, Loss::SoftmaxCrossEntropy, Target::Labels(y))?;
+    let mut params: Vec<ParamRef<'_, B>> = model
+        .parameters_mut()
+        .into_iter()
+        .map(|p| ParamRef::new(p.name, p.value, p.grad))
+        .collect();
+    opt.step(b, &mut params)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
+}
+
+/// One backend under test: its name and, on the GPU, its work counters.
+struct Bench<'a, B: Backend> {
+    name: &'static str,
+    backend: &'a B,
+    counters: &'a dyn Fn() -> Option<(u64, u64)>,
+}
+
+struct Case {
+    batch: usize,
+    width: usize,
+    warmup_steps: usize,
+    steps: usize,
+    /// Samples/s of each timed repeat.
+    rates: Vec<f64>,
+    /// (dispatches, submissions) per step over the timed repeats.
+    per_step: Option<(f64, f64)>,
+    loss: f64,
+}
+
+impl Case {
+    fn sps(&self) -> f64 {
+        median(&self.rates)
+    }
+    /// Slowest and fastest repeat, in samples/s.
+    fn range(&self) -> (f64, f64) {
+        let lo = self.rates.iter().copied().fold(f64::INFINITY, f64::min);
+        (lo, self.rates.iter().copied().fold(0.0, f64::max))
+    }
+    fn step_s(&self) -> f64 {
+        self.batch as f64 / self.sps()
+    }
+    fn gflops(&self) -> f64 {
+        wgtrain::cost::cost(&spec(self.width), self.batch).gflops(self.step_s())
+    }
+    fn seed003_ops(&self) -> u64 {
+        wgtrain::cost::seed003(self.batch as u64, 2, INPUT as u64, self.width as u64, 10).0
+    }
+    fn json(&self) -> Value {
+        let c = wgtrain::cost::cost(&spec(self.width), self.batch);
+        json!({
+            "batch": self.batch, "width": self.width,
+            "warmup_steps": self.warmup_steps, "steps": self.steps, "repeats": self.rates.len(),
+            "ms_per_step": self.step_s() * 1e3,
+            "samples_per_s": self.sps(),
+            "samples_per_s_min": self.range().0,
+            "samples_per_s_max": self.range().1,
+            "gflop_per_step": c.flops as f64 / 1e9,
+            "gflops": self.gflops(),
+            "seed003_gop_per_step": self.seed003_ops() as f64 / 1e9,
+            "seed003_gops": self.seed003_ops() as f64 / 1e9 / self.step_s(),
+            "dispatches_per_step": self.per_step.map(|p| p.0),
+            "submissions_per_step": self.per_step.map(|p| p.1),
+            "final_loss": self.loss,
+        })
+    }
+}
+
+fn measure<B: Backend>(
+    bench: &Bench<'_, B>,
+    o: &Opts,
+    n: usize,
+    width: usize,
+) -> wgtrain::Result<Case> {
+    let b = bench.backend;
+    let mut model = spec(width).build(b, 0)?;
+    let mut opt = Optim::new(Adam::default())?;
+    let (x, y) = batch(b, n)?;
+
+    // Each warm-up step is read back, so that its time is the step's and the
+    // budget check below sees finished work; the first step compiles pipelines.
+    let mut warm = Vec::new();
+    while warm.len() < o.warmup {
+        let t = Instant::now();
+        train_step(b, &mut model, &mut opt, &x, &y)?;
+        model.loss_value(n)?;
+        warm.push(t.elapsed().as_secs_f64());
+        let spent: f64 = warm.iter().sum();
+        if o.steps.is_none() && warm.len() >= 2 && spent > o.budget {
+            break;
+        }
+    }
+    let typical = median(&warm[warm.len().min(2) - 1..]);
+    let steps = o
+        .steps
+        .unwrap_or(((o.budget / typical) as usize).clamp(1, PEER_STEPS));
+
+    let before = (bench.counters)();
+    let mut rates = Vec::new();
+    let mut loss = f64::NAN;
+    for _ in 0..o.repeats {
+        let t = Instant::now();
+        for _ in 0..steps {
+            train_step(b, &mut model, &mut opt, &x, &y)?;
+        }
+        loss = model.loss_value(n)?;
+        rates.push((steps * n) as f64 / t.elapsed().as_secs_f64());
+    }
+    let per_step = before.zip((bench.counters)()).map(|((d0, s0), (d1, s1))| {
+        let total = (steps * o.repeats) as f64;
+        ((d1 - d0) as f64 / total, (s1 - s0) as f64 / total)
+    });
+    Ok(Case {
+        batch: n,
+        width,
+        warmup_steps: warm.len(),
+        steps,
+        rates,
+        per_step,
+        loss,
+    })
+}
+
+fn header() {
+    println!(
+        "{:<4} {:>5} {:>5} {:>8} {:>9} {:>10} {:>17} {:>9} {:>8} {:>9} {:>8} {:>7} {:>7}",
+        "",
+        "batch",
+        "width",
+        "steps",
+        "ms/step",
+        "samples/s",
+        "[min-max]",
+        "GFLOP/st",
+        "GFLOP/s",
+        "seed Gop",
+        "Gop/s",
+        "disp/st",
+        "subm/st"
+    );
+}
+
+fn row(name: &str, c: &Case) {
+    let (lo, hi) = c.range();
+    let flops = wgtrain::cost::cost(&spec(c.width), c.batch).flops as f64 / 1e9;
+    let seed = c.seed003_ops() as f64 / 1e9;
+    let (disp, subm) = c.per_step.map_or(("-".into(), "-".into()), |(d, s)| {
+        (format!("{d:.1}"), format!("{s:.2}"))
+    });
+    println!(
+        "{:<4} {:>5} {:>5} {:>8} {:>9.2} {:>10.0} {:>17} {:>9.3} {:>8.1} {:>9.3} {:>8.1} {:>7} {:>7}",
+        name,
+        c.batch,
+        c.width,
+        format!("{}x{}", c.rates.len(), c.steps),
+        c.step_s() * 1e3,
+        c.sps(),
+        format!("[{lo:.0}-{hi:.0}]"),
+        flops,
+        c.gflops(),
+        seed,
+        seed / c.step_s(),
+        disp,
+        subm
+    );
+}
+
+/// The peer case, then the sweep, on one backend; returns its JSON record.
+fn run_backend<B: Backend>(bench: &Bench<'_, B>, o: &Opts) -> wgtrain::Result<Value> {
+    let mut cases: Vec<Case> = Vec::new();
+    let mut skipped = Vec::new();
+    header();
+    let peer = measure(bench, o, PEER.0, PEER.1)?;
+    row(bench.name, &peer);
+    let peer_gflops = peer.gflops();
+    if o.sweep {
+        let sizes = o
+            .batches
+            .iter()
+            .map(|&n| (n, PEER.1))
+            .chain(o.widths.iter().map(|&w| (PEER.0, w)))
+            .filter(|&s| s != PEER);
+        for (n, w) in sizes {
+            let flops = wgtrain::cost::cost(&spec(w), n).flops as f64;
+            let predicted = flops / 1e9 / peer_gflops;
+            if o.steps.is_none() && predicted > o.max_step_s {
+                println!(
+                    "{:<4} {n:>5} {w:>5}  skipped: {predicted:.2} s/step predicted from the peer case's \
+                     {peer_gflops:.1} GFLOP/s > --max-step-s {}",
+                    bench.name, o.max_step_s
+                );
+                skipped.push(json!({"batch": n, "width": w, "predicted_s_per_step": predicted}));
+                continue;
+            }
+            let c = measure(bench, o, n, w)?;
+            row(bench.name, &c);
+            cases.push(c);
+        }
+    }
+    let phases = if o.phases {
+        Some(phases(bench, peer.steps)?)
+    } else {
+        None
+    };
+    Ok(json!({
+        "backend": bench.name,
+        "describe": bench.backend.describe(),
+        "peer": peer.json(),
+        "sweep": cases.iter().map(Case::json).collect::<Vec<_>>(),
+        "skipped": skipped,
+        "phases": phases,
+    }))
+}
+
+/// Host time per phase and per kernel family, synchronising after every
+/// operation so that each one's device time lands on its own label.
+struct Clock<'a, B: Backend> {
+    backend: &'a B,
+    entries: Vec<Entry>,
+}
+
+impl<B: Backend> Clock<'_, B> {
+    fn time(
+        &mut self,
+        phase: &'static str,
+        family: &'static str,
+        op: impl FnOnce() -> wgtrain::Result<()>,
+    ) -> wgtrain::Result<()> {
+        let t = Instant::now();
+        op()?;
+        self.backend.synchronize()?;
+        let d = t.elapsed();
+        match self
+            .entries
+            .iter_mut()
+            .find(|e| e.0 == phase && e.1 == family)
+        {
+            Some(e) => e.2 += d,
+            None => self.entries.push((phase, family, d)),
+        }
+        Ok(())
+    }
+}
+
+/// (phase, kernel family, time spent).
+type Entry = (&'static str, &'static str, Duration);
+
+/// Total seconds per key, in first-seen order.
+fn group(entries: &[Entry], key: fn(&Entry) -> &'static str) -> Vec<(&'static str, f64)> {
+    let mut acc: Vec<(&'static str, f64)> = Vec::new();
+    for e in entries {
+        let s = e.2.as_secs_f64();
+        match acc.iter_mut().find(|a| a.0 == key(e)) {
+            Some(a) => a.1 += s,
+            None => acc.push((key(e), s)),
+        }
+    }
+    acc
+}
+
+/// One dense layer of the phase run, with its buffers for one batch.
+struct Layer<B: Backend> {
+    w: B::Tensor,
+    b: B::Tensor,
+    gw: B::Tensor,
+    gb: B::Tensor,
+    /// Pre-activation and its gradient.
+    z: B::Tensor,
+    gz: B::Tensor,
+    /// Post-activation (absent on the output layer) and its gradient.
+    h: Option<(B::Tensor, B::Tensor)>,
+}
+
+/// The peer case's step written out operation by operation (the same
+/// operations `Model::forward_backward` issues), because the model runs a
+/// step as one unit and a phase breakdown needs each operation timed apart.
+fn phases<B: Backend>(bench: &Bench<'_, B>, steps: usize) -> wgtrain::Result<Value> {
+    let b = bench.backend;
+    let (n, width) = PEER;
+    let mut model = spec(width).build(b, 0)?;
+    let (x, y) = batch(b, n)?;
+    let mut layers = Vec::new();
+    for (i, (inp, out)) in [(INPUT, width), (width, width), (width, CLASSES)]
+        .into_iter()
+        .enumerate()
+    {
+        let (_, _, w) = model.parameter(&format!("{}.weight", 2 * i))?;
+        let (_, _, bias) = model.parameter(&format!("{}.bias", 2 * i))?;
+        layers.push(Layer::<B> {
+            w: b.upload_f64(out, inp, &w)?,
+            b: b.upload_f64(1, out, &bias)?,
+            gw: b.zeros(out, inp)?,
+            gb: b.zeros(1, out)?,
+            z: b.zeros(n, out)?,
+            gz: b.zeros(n, out)?,
+            h: if out == CLASSES {
+                None
+            } else {
+                Some((b.zeros(n, out)?, b.zeros(n, out)?))
+            },
+        });
+    }
+    let mut loss = b.zeros(1, 1)?;
+    let mut opt = Optim::new(Adam::default())?;
+    let mut clock = Clock {
+        backend: b,
+        entries: Vec::new(),
+    };
+    // Two untimed steps compile every pipeline and create Adam's state.
+    for step in 0..steps + 2 {
+        if step == 2 {
+            clock.entries.clear();
+        }
+        phase_step(&mut clock, &mut layers, &x, &y, &mut loss, &mut opt)?;
+    }
+    let last_loss = b.download(&loss)?[0];
+    let total: f64 = clock.entries.iter().map(|e| e.2.as_secs_f64()).sum();
+    let label = if (bench.counters)().is_some() {
+        "host-timed, synchronized per phase (after every operation)"
+    } else {
+        "host-timed per phase"
+    };
+    println!(
+        "\n{} phases, batch {n} width {width}, {steps} steps, {label}: {:.2} ms/step in all",
+        bench.name,
+        total * 1e3 / steps as f64
+    );
+    let by_phase = group(&clock.entries, |e| e.0);
+    let by_family = group(&clock.entries, |e| e.1);
+    let mut out = serde_json::Map::new();
+    for (title, groups) in [("phase", &by_phase), ("kernel family", &by_family)] {
+        let cells: Vec<String> = groups
+            .iter()
+            .map(|(k, s)| {
+                format!(
+                    "{k} {:.2} ms ({:.0}%)",
+                    s * 1e3 / steps as f64,
+                    100.0 * s / total
+                )
+            })
+            .collect();
+        println!("  by {title:<14} {}", cells.join(" | "));
+        let record: serde_json::Map<String, Value> = groups
+            .iter()
+            .map(|(k, s)| (k.to_string(), json!(s * 1e3 / steps as f64)))
+            .collect();
+        out.insert(
+            format!("ms_per_step_by_{}", title.replace(' ', "_")),
+            record.into(),
+        );
+    }
+    out.insert("timing".into(), json!(label));
+    out.insert("steps".into(), json!(steps));
+    out.insert("ms_per_step".into(), json!(total * 1e3 / steps as f64));
+    out.insert("final_loss".into(), json!(last_loss));
+    Ok(out.into())
+}
+
+fn phase_step<B: Backend>(
+    clock: &mut Clock<'_, B>,
+    layers: &mut [Layer<B>],
+    x: &B::Tensor,
+    y: &B::Index,
+    loss: &mut B::Tensor,
+    opt: &mut Optim<B, Adam>,
+) -> wgtrain::Result<()> {
+    let b = clock.backend;
+    for i in 0..layers.len() {
+        let (done, rest) = layers.split_at_mut(i);
+        let input = done.last().map_or(x, |l| &l.h.as_ref().expect("hidden").0);
+        let l = &mut rest[0];
+        let spec = MatmulSpec {
+            transpose_b: true,
+            bias: Some(&l.b),
+            ..Default::default()
+        };
+        clock.time("forward", "matmul", || {
+            b.matmul(input, &l.w, &mut l.z, spec)
+        })?;
+        if let Some((h, _)) = &mut l.h {
+            clock.time("forward", "activation", || {
+                b.activation(Activation::Relu, &l.z, h)
+            })?;
+        }
+    }
+    let last = layers.last_mut().expect("three layers");
+    clock.time("loss", "loss", || {
+        b.loss(
+            Loss::SoftmaxCrossEntropy,
+            &last.z,
+            Target::Labels(y),
+            &mut last.gz,
+            loss,
+        )
+    })?;
+    for i in (0..layers.len()).rev() {
+        let (before, from) = layers.split_at_mut(i);
+        let l = &mut from[0];
+        let input = before
+            .last()
+            .map_or(x, |p| &p.h.as_ref().expect("hidden").0);
+        let weight_grad = MatmulSpec {
+            transpose_a: true,
+            ..Default::default()
+        };
+        clock.time("backward", "matmul", || {
+            b.matmul(&l.gz, input, &mut l.gw, weight_grad)
+        })?;
+        clock.time("backward", "bias reduce", || b.sum_rows(&l.gz, &mut l.gb))?;
+        if let Some(p) = before.last_mut() {
+            let (_, gh) = p.h.as_mut().expect("hidden");
+            clock.time("backward", "matmul", || {
+                b.matmul(&l.gz, &l.w, gh, MatmulSpec::default())
+            })?;
+            clock.time("backward", "activation", || {
+                b.activation_backward(Activation::Relu, &p.z, gh, &mut p.gz)
+            })?;
+        }
+    }
+    clock.time("optimizer", "optimizer", || {
+        let mut params: Vec<ParamRef<'_, B>> = layers
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                [
+                    ParamRef::new(format!("{}.weight", 2 * i), &mut l.w, &l.gw),
+                    ParamRef::new(format!("{}.bias", 2 * i), &mut l.b, &l.gb),
+                ]
+            })
+            .collect();
+        opt.step(b, &mut params)
+    })
+}
+
+fn main() {
+    let o = match parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&o) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(o: &Opts) -> wgtrain::Result<()> {
+    println!(
+        "MLP {INPUT}-w-w-{CLASSES}, ReLU, softmax CE (mean), Adam(lr 1e-3, betas 0.9/0.999, eps 1e-8), \
+         fp32, fixed random batch on the device; median of {} repeats; GFLOP/st = exact FLOPs per step \
+         (wgtrain::cost), seed Gop = seed-003 formula 13",
+        o.repeats
+    );
+    // Other work on the machine slows every figure here; the load says how much there was.
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load_start = loadavg();
+    println!(
+        "machine: {cpus} CPUs, 1-min load average {} at the start",
+        show(load_start)
+    );
+    let mut results = Vec::new();
+    if o.gpu {
+        match Gpu::new() {
+            Ok(gpu) => {
+                println!("\n== {}", gpu.describe());
+                if gpu.is_software() {
+                    println!("   software adapter: these GPU timings are CPU timings");
+                }
+                let counters = || Some(gpu.counters());
+                let bench = Bench {
+                    name: "gpu",
+                    backend: &gpu,
+                    counters: &counters,
+                };
+                let mut r = run_backend(&bench, o)?;
+                r["software_adapter"] = json!(gpu.is_software());
+                results.push(r);
+            }
+            Err(e) => println!("\n== GPU skipped: {e}"),
+        }
+    }
+    if o.cpu {
+        let cpu = Cpu::<f32>::new();
+        println!("\n== {}", cpu.describe());
+        let bench = Bench {
+            name: "cpu",
+            backend: &cpu,
+            counters: &|| None,
+        };
+        results.push(run_backend(&bench, o)?);
+    }
+    let load_end = loadavg();
+    println!(
+        "\nmachine: 1-min load average {} at the end",
+        show(load_end)
+    );
+    let result = json!({
+        "workload": "mlp-784-w-w-10-adam",
+        "cpus": cpus,
+        "loadavg_start": load_start,
+        "loadavg_end": load_end,
+        "backends": results,
+    });
+    println!("RESULT {result}");
+    Ok(())
+}
+
+fn show(load: Option<f64>) -> String {
+    load.map_or_else(|| "unknown".into(), |l| format!("{l:.2}"))
+}
+
+/// The 1-minute load average, where the OS reports one (Linux).
+fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
