@@ -14,25 +14,42 @@ use std::rc::Rc;
 
 static MATMUL: Shader = Shader {
     name: "matmul",
-    source: concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/matmul.wgsl")),
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul.wgsl")
+    ),
+    trusted: true,
+};
+static MATMUL_VEC4: Shader = Shader {
+    name: "matmul_vec4",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_vec4.wgsl")
+    ),
+    trusted: true,
 };
 static ELEMENTWISE: Shader = Shader {
     name: "elementwise",
     source: concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/elementwise.wgsl")),
+    trusted: false,
 };
-static REDUCE: Shader = Shader { name: "reduce", source: include_str!("../../shaders/reduce.wgsl") };
+static REDUCE: Shader = Shader { name: "reduce", source: include_str!("../../shaders/reduce.wgsl"), trusted: false };
 static LOSS: Shader = Shader {
     name: "loss",
     source: concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/loss.wgsl")),
+    trusted: false,
 };
 
 /// Every shader the library builds, as `(name, full source)`, for validation in tests.
 pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
-    [&MATMUL, &ELEMENTWISE, &REDUCE, &LOSS].iter().map(|s| (s.name, s.source)).collect()
+    [&MATMUL, &MATMUL_VEC4, &ELEMENTWISE, &REDUCE, &LOSS].iter().map(|s| (s.name, s.source)).collect()
 }
 
-/// Matmul tile: rows × columns computed per workgroup (see shaders/matmul.wgsl).
-const MATMUL_TILE: (u32, u32) = (4 * 8, 8 * 8);
+/// Matmul tile: rows × columns computed per workgroup, `(TM·WG_Y, 4·TN4·WG_X)`
+/// of shaders/matmul_common.wgsl.
+const MATMUL_TILE: (u32, u32) = (8 * 4, 4 * 2 * 8);
 /// Workgroup size of the elementwise and reduction kernels.
 const WG: u32 = 256;
 /// Most workgroups the first pass of a reduction uses.
@@ -224,7 +241,11 @@ impl Backend for Gpu {
             ("ACT", spec.act.code() as f64),
             ("HAS_BIAS", spec.bias.is_some() as u32 as f64),
         ];
-        let kernel = Kernel { shader: &MATMUL, entry: "main", constants: &constants };
+        // The vec4 kernel reads op(A) and op(B) four floats at a time along
+        // their contiguous dimension: k for A and Bᵀ, m for Aᵀ, n for B.
+        let vec4 = k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
+        let shader = if vec4 { &MATMUL_VEC4 } else { &MATMUL };
+        let kernel = Kernel { shader, entry: "main", constants: &constants };
         let bias = spec.bias.map_or(&*self.dummy, |t| &t.buf);
         let groups = [(n as u32).div_ceil(MATMUL_TILE.1), (m as u32).div_ceil(MATMUL_TILE.0), 1];
         self.ctx.dispatch(
@@ -340,5 +361,19 @@ impl Gpu {
             &[Bind::read(src), Bind::read(idx), Bind::write(out)],
             self.ctx.linear_groups(rows * cols, WG),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matmul_tile_matches_the_shader() {
+        let constant = |name: &str| -> u32 {
+            let line = MATMUL.source.lines().find(|l| l.starts_with(&format!("const {name}: u32 = "))).unwrap();
+            line.split('=').nth(1).unwrap().trim().split('u').next().unwrap().parse().unwrap()
+        };
+        assert_eq!(MATMUL_TILE, (constant("TM") * constant("WG_Y"), 4 * constant("TN4") * constant("WG_X")));
     }
 }
