@@ -1,4 +1,5 @@
-//! Matmul throughput on the GPU backend and the CPU backend, in GFLOP/s.
+//! Matmul throughput on the GPU backend, the CPU backend (matrixmultiply)
+//! and the CPU reference loop, in GFLOP/s.
 //!
 //! Cases: square 256, 512, 1024, 2048, and the nine products of one training
 //! step of a 784-512-512-10 network at batch 256 (forward `X·Wᵀ`, weight
@@ -7,7 +8,7 @@
 //! ```text
 //! cargo bench --bench matmul                      # everything (a few minutes)
 //! WGTRAIN_BENCH=quick cargo bench --bench matmul  # 256, 512 and the MLP shapes
-//! WGTRAIN_BENCH=gpu cargo bench --bench matmul    # one backend: gpu or cpu
+//! WGTRAIN_BENCH=gpu cargo bench --bench matmul    # one backend: gpu, cpu or cpu-ref
 //! cargo bench --bench matmul -- gpu/square-1024   # a criterion filter
 //! ```
 //!
@@ -20,6 +21,7 @@ use criterion::{
 };
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
+use wgtrain::backend::reference_matmul;
 use wgtrain::{Backend, Cpu, Gpu, MatmulSpec};
 
 /// One product `op(A)·op(B)` with `op(A)` of shape `m×k` and `op(B)` `k×n`.
@@ -86,8 +88,23 @@ fn values(seed: usize, len: usize) -> Vec<f32> {
         .collect()
 }
 
+/// A matmul entry point: [`Backend::matmul`] or the CPU reference loop.
+type Product<B> = fn(
+    &B,
+    &<B as Backend>::Tensor,
+    &<B as Backend>::Tensor,
+    &mut <B as Backend>::Tensor,
+    MatmulSpec<'_, <B as Backend>::Tensor>,
+) -> wgtrain::Result<()>;
+
 /// Benchmarks one case on one backend and prints its median GFLOP/s.
-fn bench_case<B: Backend>(c: &mut Criterion, label: &str, backend: &B, case: &Case) {
+fn bench_case<B: Backend>(
+    c: &mut Criterion,
+    label: &str,
+    backend: &B,
+    product: Product<B>,
+    case: &Case,
+) {
     let (ar, ac) = if case.ta {
         (case.k, case.m)
     } else {
@@ -111,7 +128,7 @@ fn bench_case<B: Backend>(c: &mut Criterion, label: &str, backend: &B, case: &Ca
         ..Default::default()
     };
     // The first product builds the pipeline (seconds on lavapipe): keep it out of the samples.
-    backend.matmul(&a, &b, &mut out, spec).expect("matmul");
+    product(backend, &a, &b, &mut out, spec).expect("matmul");
     backend.synchronize().expect("synchronize");
 
     // Seconds per product of every sample, for the GFLOP/s line.
@@ -126,7 +143,7 @@ fn bench_case<B: Backend>(c: &mut Criterion, label: &str, backend: &B, case: &Ca
         bencher.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                backend.matmul(&a, &b, &mut out, spec).expect("matmul");
+                product(backend, &a, &b, &mut out, spec).expect("matmul");
             }
             backend.synchronize().expect("synchronize");
             let elapsed = start.elapsed();
@@ -145,7 +162,7 @@ fn bench_case<B: Backend>(c: &mut Criterion, label: &str, backend: &B, case: &Ca
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "GFLOP/s {label}/{}: {:.2} ({}x{}x{}, median of {} samples, {:.2} ms per product)",
+        "GFLOP/s {label}/{}: {:.2} ({}x{}x{}, median of {} timed runs, {:.2} ms per product)",
         case.name,
         case.flop() as f64 / median / 1e9,
         case.m,
@@ -156,8 +173,8 @@ fn bench_case<B: Backend>(c: &mut Criterion, label: &str, backend: &B, case: &Ca
     );
 }
 
-/// Which cases and backends `WGTRAIN_BENCH` asks for (`quick`, `gpu`, `cpu`;
-/// comma-separated; empty means everything).
+/// Which cases and backends `WGTRAIN_BENCH` asks for (`quick`, `gpu`, `cpu`,
+/// `cpu-ref`: the reference loop; comma-separated; empty means everything).
 struct Selection {
     quick: bool,
     backends: Vec<String>,
@@ -195,22 +212,37 @@ fn matmul(c: &mut Criterion) {
             Ok(gpu) => {
                 println!("{}", gpu.describe());
                 for case in sel.cases() {
-                    bench_case(c, "gpu", &gpu, case);
+                    bench_case(c, "gpu", &gpu, Gpu::matmul, case);
                 }
             }
             Err(e) => println!("SKIPPED the GPU backend (no adapter): {e}"),
         }
     }
+    let cpu = Cpu::<f32>::new();
     if sel.wants("cpu") {
-        let cpu = Cpu::<f32>::new();
-        println!("{}", cpu.describe());
+        println!("{} (matrixmultiply)", cpu.describe());
         for case in sel.cases() {
-            // The reference triple loop needs minutes for 2048³ at this sample count.
+            bench_case(c, "cpu", &cpu, Cpu::matmul, case);
+        }
+    }
+    if sel.wants("cpu-ref") {
+        println!("CPU reference loop (f32)");
+        for case in sel.cases() {
+            // The triple loop needs minutes for 2048³ at this sample count.
             if case.flop() > 2 * 1024 * 1024 * 1024 {
-                println!("SKIPPED cpu/{}: too slow for the reference loop", case.name);
+                println!(
+                    "SKIPPED cpu-ref/{}: too slow for the reference loop",
+                    case.name
+                );
                 continue;
             }
-            bench_case(c, "cpu", &cpu, case);
+            bench_case(
+                c,
+                "cpu-ref",
+                &cpu,
+                |_, a, b, out, spec| reference_matmul(a, b, out, spec),
+                case,
+            );
         }
     }
 }
