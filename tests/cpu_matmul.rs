@@ -26,9 +26,17 @@ where
     let cpu = Cpu::<T>::new();
     let (ar, ac) = if ta { (k, m) } else { (m, k) };
     let (br, bc) = if tb { (n, k) } else { (k, n) };
-    let a = cpu.upload(ar, ac, &random(seed, m * k)).unwrap();
-    let b = cpu.upload(br, bc, &random(seed + 1, k * n)).unwrap();
-    let bias_t = cpu.upload(1, n, &random(seed + 2, n)).unwrap();
+    // Scaled by π/3 so that f64 operands use all 53 bits: products of f32
+    // values would be exact in f64 and hide rounding-order differences.
+    let values = |seed: u64, len: usize| -> Vec<f64> {
+        random(seed, len)
+            .iter()
+            .map(|&v| v as f64 * std::f64::consts::FRAC_PI_3)
+            .collect()
+    };
+    let a = cpu.upload_f64(ar, ac, &values(seed, m * k)).unwrap();
+    let b = cpu.upload_f64(br, bc, &values(seed + 1, k * n)).unwrap();
+    let bias_t = cpu.upload_f64(1, n, &values(seed + 2, n)).unwrap();
     let spec = MatmulSpec {
         transpose_a: ta,
         transpose_b: tb,
