@@ -13,4 +13,4 @@ pub mod gpu;
 
 pub use backend::{Activation, Backend, Cpu, CpuIndex, CpuTensor, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target};
 pub use error::{Error, Result};
-pub use gpu::{Gpu, GpuIndex, GpuTensor};
+pub use gpu::{Gpu, GpuIndex, GpuTensor, MatmulKernel};

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_parity, gpu, random, random_labels, AWKWARD};
-use wgtrain::{Activation, Backend, Cpu, Error, Loss, MatmulSpec, Reduce, Target};
+use wgtrain::{Activation, Backend, Cpu, Error, Loss, MatmulKernel, MatmulSpec, Reduce, Target};
 
 /// `op(A)·op(B) (+ bias, act)` on any backend, from host data.
 #[allow(clippy::too_many_arguments)]
@@ -63,6 +63,26 @@ fn matmul_large_non_square() {
         let gv = matmul(&g, m, n, k, ta, tb, false, Activation::Identity, 7);
         let cv = matmul(&cpu, m, n, k, ta, tb, false, Activation::Identity, 7);
         assert_parity(&format!("matmul ta={ta} tb={tb} {m}x{k}·{k}x{n}"), &gv, &cv, MATMUL_TOL);
+    }
+}
+
+/// Both kernel families, whichever the adapter uses by default: the register
+/// kernels (lavapipe's default) and the workgroup-memory kernel (real GPUs').
+#[test]
+fn matmul_both_kernel_families() {
+    let Some(g) = gpu() else { return };
+    let cpu = Cpu::<f32>::new();
+    let shapes = [(1, 1, 1), (3, 65, 1), (33, 257, 3), (65, 33, 1000), (257, 7, 33), (36, 68, 132), (256, 512, 784)];
+    for kernel in [MatmulKernel::Registers, MatmulKernel::Workgroup] {
+        g.set_matmul_kernel(kernel);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (i, &(m, n, k)) in shapes.iter().enumerate() {
+                let (bias, act) = if i % 2 == 0 { (false, Activation::Identity) } else { (true, Activation::Sigmoid) };
+                let gv = matmul(&g, m, n, k, ta, tb, bias, act, 11 + i as u64);
+                let cv = matmul(&cpu, m, n, k, ta, tb, bias, act, 11 + i as u64);
+                assert_parity(&format!("{kernel:?} matmul ta={ta} tb={tb} bias={bias} {m}x{k}·{k}x{n}"), &gv, &cv, MATMUL_TOL);
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use crate::backend::ops::{check_indices, check_len, check_loss, check_matmul, ch
 use crate::backend::{Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target};
 use crate::Result;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
+use std::cell::Cell;
 use std::rc::Rc;
 
 static MATMUL: Shader = Shader {
@@ -30,6 +31,15 @@ static MATMUL_VEC4: Shader = Shader {
     ),
     trusted: true,
 };
+static MATMUL_TILED: Shader = Shader {
+    name: "matmul_tiled",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_tiled.wgsl")
+    ),
+    trusted: true,
+};
 static ELEMENTWISE: Shader = Shader {
     name: "elementwise",
     source: concat!(include_str!("../../shaders/activation.wgsl"), include_str!("../../shaders/elementwise.wgsl")),
@@ -44,7 +54,7 @@ static LOSS: Shader = Shader {
 
 /// Every shader the library builds, as `(name, full source)`, for validation in tests.
 pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
-    [&MATMUL, &MATMUL_VEC4, &ELEMENTWISE, &REDUCE, &LOSS].iter().map(|s| (s.name, s.source)).collect()
+    [&MATMUL, &MATMUL_VEC4, &MATMUL_TILED, &ELEMENTWISE, &REDUCE, &LOSS].iter().map(|s| (s.name, s.source)).collect()
 }
 
 /// Matmul tile: rows × columns computed per workgroup, `(TM·WG_Y, 4·TN4·WG_X)`
@@ -71,6 +81,20 @@ pub struct Gpu {
     ctx: Rc<Context>,
     /// Bound in place of an absent optional input (no bias, no dense target).
     dummy: Rc<Buf>,
+    matmul_kernel: Cell<MatmulKernel>,
+}
+
+/// Which family of WGSL kernels [`Gpu`]'s matmul runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// Register tiles, no workgroup memory, vec4 reads where the shape
+    /// allows: the fastest on CPU adapters such as lavapipe, where barriers
+    /// are expensive (see PERFORMANCE.md).
+    Registers,
+    /// Slices of A and B staged in workgroup memory between barriers: the
+    /// usual shape for real GPUs. Tile sizes are shared with `Registers` and
+    /// have not been tuned on a real GPU.
+    Workgroup,
 }
 
 /// A matrix resident in a device buffer.
@@ -125,7 +149,9 @@ impl Gpu {
         let (adapter, device, queue) = device::open()?;
         let ctx = Context::new(device, queue, adapter.get_info());
         let dummy = Rc::new(ctx.alloc(4, "dummy")?);
-        Ok(Gpu { ctx, dummy })
+        let software = ctx.info.device_type == wgpu::DeviceType::Cpu;
+        let matmul_kernel = Cell::new(if software { MatmulKernel::Registers } else { MatmulKernel::Workgroup });
+        Ok(Gpu { ctx, dummy, matmul_kernel })
     }
 
     /// The adapter's description (name, backend, driver).
@@ -142,6 +168,18 @@ impl Gpu {
     /// its timings are CPU timings.
     pub fn is_software(&self) -> bool {
         self.ctx.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The matmul kernel family in use: [`MatmulKernel::Registers`] on
+    /// software adapters, [`MatmulKernel::Workgroup`] on the others.
+    pub fn matmul_kernel(&self) -> MatmulKernel {
+        self.matmul_kernel.get()
+    }
+
+    /// Chooses the matmul kernel family for this handle (clones made later
+    /// inherit it), e.g. to test or time the other one.
+    pub fn set_matmul_kernel(&self, kernel: MatmulKernel) {
+        self.matmul_kernel.set(kernel);
     }
 
     /// (dispatches recorded, submissions made) since the device was opened.
@@ -244,7 +282,11 @@ impl Backend for Gpu {
         // The vec4 kernel reads op(A) and op(B) four floats at a time along
         // their contiguous dimension: k for A and Bᵀ, m for Aᵀ, n for B.
         let vec4 = k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
-        let shader = if vec4 { &MATMUL_VEC4 } else { &MATMUL };
+        let shader = match self.matmul_kernel.get() {
+            MatmulKernel::Workgroup => &MATMUL_TILED,
+            MatmulKernel::Registers if vec4 => &MATMUL_VEC4,
+            MatmulKernel::Registers => &MATMUL,
+        };
         let kernel = Kernel { shader, entry: "main", constants: &constants };
         let bias = spec.bias.map_or(&*self.dummy, |t| &t.buf);
         let groups = [(n as u32).div_ceil(MATMUL_TILE.1), (m as u32).div_ceil(MATMUL_TILE.0), 1];
