@@ -2,6 +2,8 @@
 // floats at a time along their contiguous dimension, which on lavapipe costs
 // about as much as one scalar read. Needs k % 4 == 0, m % 4 == 0 when TA and
 // n % 4 == 0 unless TB (the host checks); m and n need not fill the tile.
+// Preceded by matmul_share_subgroup.wgsl or matmul_share_none.wgsl, which
+// decide whether the lanes of a subgroup share their reads of A (SHARE_A).
 
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
@@ -9,12 +11,15 @@
 const TM4: u32 = TM / 4u;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row0 = gid.y * TM;
     let col0 = gid.x * TN;
-    if (row0 >= p.m || col0 >= p.n) {
+    // Lanes sharing A must all stay; past the edges they compute clamped
+    // values that store_tile does not store.
+    if (!SHARE_A && (row0 >= p.m || col0 >= p.n)) {
         return;
     }
+    let lane = li % WG_X;
     let m4 = p.m / 4u;
     let n4 = p.n / 4u;
     let k4 = p.k / 4u;
@@ -46,14 +51,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         // at[r][s] = op(A)[row0 + r, 4kq + s]; bt[s·TN4 + c][q] = op(B)[4kq + s, col0 + 4c + q].
         var at: array<vec4<f32>, TM>;
         if (TA) {
+            // With SHARE_A, lane 4g + s reads the v that every lane needs at (g, s).
+            var mine: vec4<f32>;
+            if (SHARE_A) {
+                mine = a[(4u * kq + lane % 4u) * m4 + a_off[lane / 4u]];
+            }
             for (var s = 0u; s < 4u; s++) {
                 for (var g = 0u; g < TM4; g++) {
-                    let v = a[(4u * kq + s) * m4 + a_off[g]];
+                    var v: vec4<f32>;
+                    if (SHARE_A) {
+                        v = from_lane(mine, 4u * g + s);
+                    } else {
+                        v = a[(4u * kq + s) * m4 + a_off[g]];
+                    }
                     at[4u * g][s] = v.x;
                     at[4u * g + 1u][s] = v.y;
                     at[4u * g + 2u][s] = v.z;
                     at[4u * g + 3u][s] = v.w;
                 }
+            }
+        } else if (SHARE_A) {
+            let mine = a[a_off[lane] + kq];
+            for (var r = 0u; r < TM; r++) {
+                at[r] = from_lane(mine, r);
             }
         } else {
             for (var r = 0u; r < TM; r++) {

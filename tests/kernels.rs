@@ -66,14 +66,15 @@ fn matmul_large_non_square() {
     }
 }
 
-/// Both kernel families, whichever the adapter uses by default: the register
-/// kernels (lavapipe's default) and the workgroup-memory kernel (real GPUs').
+/// Every kernel family, whichever the adapter uses by default: the register
+/// kernels, with and without shared reads (lavapipe's default), and the
+/// workgroup-memory kernel (real GPUs').
 #[test]
-fn matmul_both_kernel_families() {
+fn matmul_every_kernel_family() {
     let Some(g) = gpu() else { return };
     let cpu = Cpu::<f32>::new();
     let shapes = [(1, 1, 1), (3, 65, 1), (33, 257, 3), (65, 33, 1000), (257, 7, 33), (36, 68, 132), (256, 512, 784)];
-    for kernel in [MatmulKernel::Registers, MatmulKernel::Workgroup] {
+    for kernel in [MatmulKernel::Registers, MatmulKernel::RegistersShared, MatmulKernel::Workgroup] {
         g.set_matmul_kernel(kernel);
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             for (i, &(m, n, k)) in shapes.iter().enumerate() {

@@ -27,6 +27,17 @@ static MATMUL_VEC4: Shader = Shader {
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
         include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_share_none.wgsl"),
+        include_str!("../../shaders/matmul_vec4.wgsl")
+    ),
+    trusted: true,
+};
+static MATMUL_VEC4_SHARED: Shader = Shader {
+    name: "matmul_vec4_shared",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_share_subgroup.wgsl"),
         include_str!("../../shaders/matmul_vec4.wgsl")
     ),
     trusted: true,
@@ -54,12 +65,15 @@ static LOSS: Shader = Shader {
 
 /// Every shader the library builds, as `(name, full source)`, for validation in tests.
 pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
-    [&MATMUL, &MATMUL_VEC4, &MATMUL_TILED, &ELEMENTWISE, &REDUCE, &LOSS].iter().map(|s| (s.name, s.source)).collect()
+    [&MATMUL, &MATMUL_VEC4, &MATMUL_VEC4_SHARED, &MATMUL_TILED, &ELEMENTWISE, &REDUCE, &LOSS].iter().map(|s| (s.name, s.source)).collect()
 }
 
 /// Matmul tile: rows × columns computed per workgroup, `(TM·WG_Y, 4·TN4·WG_X)`
 /// of shaders/matmul_common.wgsl.
 const MATMUL_TILE: (u32, u32) = (8 * 4, 4 * 2 * 8);
+/// The subgroup size `MatmulKernel::RegistersShared` needs: WG_X of
+/// shaders/matmul_common.wgsl, the invocations that share rows of A.
+const MATMUL_SHARE_LANES: u32 = 8;
 /// Workgroup size of the elementwise and reduction kernels.
 const WG: u32 = 256;
 /// Most workgroups the first pass of a reduction uses.
@@ -88,9 +102,14 @@ pub struct Gpu {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulKernel {
     /// Register tiles, no workgroup memory, vec4 reads where the shape
-    /// allows: the fastest on CPU adapters such as lavapipe, where barriers
-    /// are expensive (see PERFORMANCE.md).
+    /// allows: fast on CPU adapters such as lavapipe, where barriers are
+    /// expensive (see PERFORMANCE.md).
     Registers,
+    /// As `Registers`, but the 8 invocations of a subgroup each read one of
+    /// the 8 rows of A they all need and share it by subgroup shuffle: the
+    /// fastest on lavapipe. Needs subgroups of exactly 8 consecutive
+    /// invocations; elsewhere it runs as `Registers`.
+    RegistersShared,
     /// Slices of A and B staged in workgroup memory between barriers: the
     /// usual shape for real GPUs. Tile sizes are shared with `Registers` and
     /// have not been tuned on a real GPU.
@@ -150,7 +169,7 @@ impl Gpu {
         let ctx = Context::new(device, queue, adapter.get_info());
         let dummy = Rc::new(ctx.alloc(4, "dummy")?);
         let software = ctx.info.device_type == wgpu::DeviceType::Cpu;
-        let matmul_kernel = Cell::new(if software { MatmulKernel::Registers } else { MatmulKernel::Workgroup });
+        let matmul_kernel = Cell::new(if software { MatmulKernel::RegistersShared } else { MatmulKernel::Workgroup });
         Ok(Gpu { ctx, dummy, matmul_kernel })
     }
 
@@ -170,7 +189,7 @@ impl Gpu {
         self.ctx.info.device_type == wgpu::DeviceType::Cpu
     }
 
-    /// The matmul kernel family in use: [`MatmulKernel::Registers`] on
+    /// The matmul kernel family in use: [`MatmulKernel::RegistersShared`] on
     /// software adapters, [`MatmulKernel::Workgroup`] on the others.
     pub fn matmul_kernel(&self) -> MatmulKernel {
         self.matmul_kernel.get()
@@ -282,10 +301,15 @@ impl Backend for Gpu {
         // The vec4 kernel reads op(A) and op(B) four floats at a time along
         // their contiguous dimension: k for A and Bᵀ, m for Aᵀ, n for B.
         let vec4 = k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
+        let info = &self.ctx.info;
+        let share = self.ctx.device.features().contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == MATMUL_SHARE_LANES
+            && info.subgroup_max_size == MATMUL_SHARE_LANES;
         let shader = match self.matmul_kernel.get() {
             MatmulKernel::Workgroup => &MATMUL_TILED,
-            MatmulKernel::Registers if vec4 => &MATMUL_VEC4,
-            MatmulKernel::Registers => &MATMUL,
+            MatmulKernel::RegistersShared if vec4 && share => &MATMUL_VEC4_SHARED,
+            MatmulKernel::Registers | MatmulKernel::RegistersShared if vec4 => &MATMUL_VEC4,
+            MatmulKernel::Registers | MatmulKernel::RegistersShared => &MATMUL,
         };
         let kernel = Kernel { shader, entry: "main", constants: &constants };
         let bias = spec.bias.map_or(&*self.dummy, |t| &t.buf);
@@ -417,5 +441,6 @@ mod tests {
             line.split('=').nth(1).unwrap().trim().split('u').next().unwrap().parse().unwrap()
         };
         assert_eq!(MATMUL_TILE, (constant("TM") * constant("WG_Y"), 4 * constant("TN4") * constant("WG_X")));
+        assert_eq!(MATMUL_SHARE_LANES, constant("WG_X"));
     }
 }
