@@ -1,9 +1,11 @@
-// out = act(op(A)·op(B) + bias), op = transpose when TA / TB: what the two
+// out = act(op(A)·op(B) + bias), op = transpose when TA / TB: what the
 // matmul kernels share (parameters, overrides, tile shape, epilogue).
 // matmul.wgsl reads A and B as scalars and takes any shape; matmul_vec4.wgsl
-// reads them as vec4 and needs the contiguous dimensions to be multiples of 4.
+// reads them as vec4 and needs the contiguous dimensions to be multiples of 4;
+// matmul_tiled.wgsl stages them in workgroup memory, for real GPUs.
 //
-// Register-blocked, no workgroup memory: on lavapipe (a CPU) barriers and
+// Each invocation accumulates a TM × TN block in registers. The register
+// kernels use no workgroup memory: on lavapipe (a CPU) barriers and
 // shared-memory staging cost more than the re-reads they save (LAVAPIPE.md).
 // Every loop has a constant trip count so the driver unrolls it and keeps the
 // tiles in registers. Products are accumulated with `+=`, not fma(): llvmpipe
