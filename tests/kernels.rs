@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_parity, gpu, random, random_labels, AWKWARD};
-use wgtrain::{Activation, Backend, Cpu, Error, Loss, MatmulSpec, Reduce, Target};
+use wgtrain::{Activation, Backend, Cpu, Error, Loss, MatmulKernel, MatmulSpec, Reduce, Target};
 
 /// `op(A)·op(B) (+ bias, act)` on any backend, from host data.
 #[allow(clippy::too_many_arguments)]
@@ -38,7 +38,7 @@ fn matmul<B: Backend>(
 
 // f32 dot products of length k round with a relative error up to about k·2⁻²⁴
 // of Σ|aᵢbᵢ| in the worst case; the two backends sum in different orders
-// (the GPU uses fma). For k ≤ 2048 and inputs in [-1, 1] that bounds the
+// (the GPU in tiles). For k ≤ 2048 and inputs in [-1, 1] that bounds the
 // difference by ~1e-4 of max(1, |value|).
 const MATMUL_TOL: f64 = 1e-4;
 
@@ -84,6 +84,86 @@ fn matmul_large_non_square() {
         let cv = matmul(&cpu, m, n, k, ta, tb, false, Activation::Identity, 7);
         assert_parity(
             &format!("matmul ta={ta} tb={tb} {m}x{k}·{k}x{n}"),
+            &gv,
+            &cv,
+            MATMUL_TOL,
+        );
+    }
+}
+
+/// Every kernel family, whichever the adapter uses by default: the register
+/// kernels, with and without shared reads (lavapipe's default), and the
+/// workgroup-memory kernel (real GPUs').
+#[test]
+fn matmul_every_kernel_family() {
+    let Some(g) = gpu() else { return };
+    let cpu = Cpu::<f32>::new();
+    let shapes = [
+        (1, 1, 1),
+        (3, 65, 1),
+        (33, 257, 3),
+        (65, 33, 1000),
+        (257, 7, 33),
+        (36, 68, 132),
+        (256, 512, 784),
+    ];
+    for kernel in [
+        MatmulKernel::Registers,
+        MatmulKernel::RegistersShared,
+        MatmulKernel::Workgroup,
+    ] {
+        g.set_matmul_kernel(kernel);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            for (i, &(m, n, k)) in shapes.iter().enumerate() {
+                let (bias, act) = if i % 2 == 0 {
+                    (false, Activation::Identity)
+                } else {
+                    (true, Activation::Sigmoid)
+                };
+                let gv = matmul(&g, m, n, k, ta, tb, bias, act, 11 + i as u64);
+                let cv = matmul(&cpu, m, n, k, ta, tb, bias, act, 11 + i as u64);
+                assert_parity(
+                    &format!("{kernel:?} matmul ta={ta} tb={tb} bias={bias} {m}x{k}·{k}x{n}"),
+                    &gv,
+                    &cv,
+                    MATMUL_TOL,
+                );
+            }
+        }
+    }
+}
+
+/// The vec4 kernel runs when k % 4 == 0, m % 4 == 0 for Aᵀ and n % 4 == 0
+/// for B: shapes that qualify but do not fill its 32×64 workgroup tile.
+#[test]
+fn matmul_vec4_kernel_edges() {
+    let Some(g) = gpu() else { return };
+    let cpu = Cpu::<f32>::new();
+    let forms = [(false, false), (true, false), (false, true), (true, true)];
+    for (ta, tb) in forms {
+        for &(m, n, k) in &[(4, 4, 4), (12, 20, 8), (36, 68, 132), (260, 132, 516)] {
+            for (bias, act) in [(false, Activation::Identity), (true, Activation::Relu)] {
+                let gv = matmul(&g, m, n, k, ta, tb, bias, act, 3);
+                let cv = matmul(&cpu, m, n, k, ta, tb, bias, act, 3);
+                assert_parity(
+                    &format!("vec4 matmul ta={ta} tb={tb} bias={bias} {m}x{k}·{k}x{n}"),
+                    &gv,
+                    &cv,
+                    MATMUL_TOL,
+                );
+            }
+        }
+    }
+    // Only the dimensions the kernel reads as vec4 must be multiples of 4.
+    for &(m, n, k, ta, tb) in &[
+        (33, 68, 20, false, false),
+        (37, 33, 8, false, true),
+        (36, 33, 12, true, true),
+    ] {
+        let gv = matmul(&g, m, n, k, ta, tb, true, Activation::Tanh, 4);
+        let cv = matmul(&cpu, m, n, k, ta, tb, true, Activation::Tanh, 4);
+        assert_parity(
+            &format!("vec4 matmul ta={ta} tb={tb} {m}x{k}·{k}x{n}"),
             &gv,
             &cv,
             MATMUL_TOL,

@@ -326,7 +326,7 @@ fn divergence_stops_cleanly_and_keeps_the_last_good_checkpoint() {
     };
     assert_eq!(epoch, 2);
     assert!(
-        step >= 1 && step <= 8,
+        (1..=8).contains(&step),
         "detected within report_every steps: {step}"
     );
     assert_eq!(

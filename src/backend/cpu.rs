@@ -1,7 +1,10 @@
 //! The CPU backend: every operation written out plainly, generic over `f32`
 //! (for parity with the GPU) and `f64` (for gradient checks and textbook
 //! numbers). This is the reference the WGSL kernels are tested against.
+//! Matmul alone takes a fast path (`matrixmultiply`), itself tested against
+//! the plain loop that [`reference_matmul`] keeps.
 
+use super::gemm::gemm;
 use super::ops::{
     check_batch_norm, check_indices, check_len, check_loss, check_matmul, check_nonempty,
     check_same, shape_err,
@@ -97,7 +100,10 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     type Index = CpuIndex;
 
     fn describe(&self) -> String {
-        format!("CPU reference backend ({})", type_name::<T>())
+        format!(
+            "CPU backend ({}, matmul by matrixmultiply)",
+            type_name::<T>()
+        )
     }
 
     fn zeros(&self, rows: usize, cols: usize) -> Result<CpuTensor<T>> {
@@ -176,37 +182,27 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         out: &mut CpuTensor<T>,
         spec: MatmulSpec<'_, CpuTensor<T>>,
     ) -> Result<()> {
-        let (m, n, k) = check_matmul(a, b, out, &spec)?;
-        // Element (i, p) of op(A) and (p, j) of op(B), whatever the storage.
-        let a_at = |i: usize, p: usize| {
-            if spec.transpose_a {
-                a.data[p * m + i]
-            } else {
-                a.data[i * k + p]
-            }
-        };
-        let b_at = |p: usize, j: usize| {
-            if spec.transpose_b {
-                b.data[j * k + p]
-            } else {
-                b.data[p * n + j]
-            }
-        };
-        let mut row = vec![T::zero(); n];
-        for i in 0..m {
-            row.iter_mut().for_each(|v| *v = T::zero());
-            for p in 0..k {
-                let aip = a_at(i, p);
-                for (j, acc) in row.iter_mut().enumerate() {
-                    *acc = *acc + aip * b_at(p, j);
-                }
-            }
-            for (j, &acc) in row.iter().enumerate() {
+        let mnk = check_matmul(a, b, out, &spec)?;
+        if !gemm(
+            mnk,
+            &a.data,
+            spec.transpose_a,
+            &b.data,
+            spec.transpose_b,
+            &mut out.data,
+        ) {
+            return reference_matmul(a, b, out, spec);
+        }
+        if spec.bias.is_none() && spec.act == Activation::Identity {
+            return Ok(());
+        }
+        for row in out.data.chunks_mut(mnk.1) {
+            for (j, v) in row.iter_mut().enumerate() {
                 let z = match spec.bias {
-                    Some(bias) => acc + bias.data[j],
-                    None => acc,
+                    Some(bias) => *v + bias.data[j],
+                    None => *v,
                 };
-                out.data[i * n + j] = spec.act.apply(z);
+                *v = spec.act.apply(z);
             }
         }
         Ok(())
@@ -734,6 +730,62 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         }
         Ok(())
     }
+}
+
+/// `out = act(op(A)·op(B) + bias)` by the textbook triple loop, summing each
+/// output over k in order: the reference that the CPU backend's fast
+/// [`Backend::matmul`] is tested against (and through it, the GPU kernels).
+/// Same checks and errors as [`Backend::matmul`].
+///
+/// ```
+/// use wgtrain::backend::reference_matmul;
+/// use wgtrain::{Backend, Cpu, MatmulSpec};
+/// let cpu = Cpu::<f64>::new();
+/// let a = cpu.upload_f64(2, 2, &[1., 2., 3., 4.]).unwrap();
+/// let mut c = cpu.zeros(2, 2).unwrap();
+/// reference_matmul(&a, &a, &mut c, MatmulSpec::default()).unwrap();
+/// assert_eq!(c.data(), &[7., 10., 15., 22.]);
+/// ```
+pub fn reference_matmul<T: Float>(
+    a: &CpuTensor<T>,
+    b: &CpuTensor<T>,
+    out: &mut CpuTensor<T>,
+    spec: MatmulSpec<'_, CpuTensor<T>>,
+) -> Result<()> {
+    let (m, n, k) = check_matmul(a, b, out, &spec)?;
+    // Element (i, p) of op(A) and (p, j) of op(B), whatever the storage.
+    let a_at = |i: usize, p: usize| {
+        if spec.transpose_a {
+            a.data[p * m + i]
+        } else {
+            a.data[i * k + p]
+        }
+    };
+    let b_at = |p: usize, j: usize| {
+        if spec.transpose_b {
+            b.data[j * k + p]
+        } else {
+            b.data[p * n + j]
+        }
+    };
+    let mut row = vec![T::zero(); n];
+    for i in 0..m {
+        row.iter_mut().for_each(|v| *v = T::zero());
+        for p in 0..k {
+            let aip = a_at(i, p);
+            for (j, acc) in row.iter_mut().enumerate() {
+                *acc = *acc + aip * b_at(p, j);
+            }
+        }
+        for (j, &acc) in row.iter().enumerate() {
+            let z = match spec.bias {
+                Some(bias) => acc + bias.data[j],
+                None => acc,
+            };
+            out.data[i * n + j] = spec.act.apply(z);
+        }
+    }
+    Ok(())
 }
 
 /// Checks a gather of `rows × cols` from a `src_rows`-row source through

@@ -17,10 +17,11 @@
 //!   rows (the seeds' convention); see [`Loss`] for the PyTorch equivalents.
 
 pub(crate) mod cpu;
+mod gemm;
 pub(crate) mod ops;
 pub(crate) mod update;
 
-pub use cpu::{Cpu, CpuIndex, CpuTensor};
+pub use cpu::{reference_matmul, Cpu, CpuIndex, CpuTensor};
 pub use ops::{Activation, Loss, MatmulSpec, Reduce, Target};
 pub use update::{GradClip, UpdateMethod, UpdateRule};
 

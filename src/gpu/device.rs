@@ -44,7 +44,10 @@ pub(crate) fn open() -> Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue)> {
     // The adapter's own limits, not wgpu's conservative defaults: storage
     // bindings above 128 MiB are what lets a whole data set stay resident.
     let limits = adapter.limits();
-    let wanted = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS;
+    // Subgroups let the matmul lanes share their reads (MatmulKernel::RegistersShared).
+    let wanted = wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+        | wgpu::Features::SUBGROUP;
     let features = adapter.features() & wanted;
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("wgtrain"),

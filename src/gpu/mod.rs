@@ -16,14 +16,46 @@ use crate::backend::{
 };
 use crate::Result;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
+use std::cell::Cell;
 use std::rc::Rc;
 
 static MATMUL: Shader = Shader {
     name: "matmul",
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
         include_str!("../../shaders/matmul.wgsl")
     ),
+    trusted: true,
+};
+static MATMUL_VEC4: Shader = Shader {
+    name: "matmul_vec4",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_share_none.wgsl"),
+        include_str!("../../shaders/matmul_vec4.wgsl")
+    ),
+    trusted: true,
+};
+static MATMUL_VEC4_SHARED: Shader = Shader {
+    name: "matmul_vec4_shared",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_share_subgroup.wgsl"),
+        include_str!("../../shaders/matmul_vec4.wgsl")
+    ),
+    trusted: true,
+};
+static MATMUL_TILED: Shader = Shader {
+    name: "matmul_tiled",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_tiled.wgsl")
+    ),
+    trusted: true,
 };
 static ELEMENTWISE: Shader = Shader {
     name: "elementwise",
@@ -31,14 +63,17 @@ static ELEMENTWISE: Shader = Shader {
         include_str!("../../shaders/activation.wgsl"),
         include_str!("../../shaders/elementwise.wgsl")
     ),
+    trusted: false,
 };
 static NORMALIZE: Shader = Shader {
     name: "normalize",
     source: include_str!("../../shaders/normalize.wgsl"),
+    trusted: false,
 };
 static REDUCE: Shader = Shader {
     name: "reduce",
     source: include_str!("../../shaders/reduce.wgsl"),
+    trusted: false,
 };
 static LOSS: Shader = Shader {
     name: "loss",
@@ -46,22 +81,38 @@ static LOSS: Shader = Shader {
         include_str!("../../shaders/activation.wgsl"),
         include_str!("../../shaders/loss.wgsl")
     ),
+    trusted: false,
 };
 static OPTIM: Shader = Shader {
     name: "optim",
     source: include_str!("../../shaders/optim.wgsl"),
+    trusted: false,
 };
 
 /// Every shader the library builds, as `(name, full source)`, for validation in tests.
 pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
-    [&MATMUL, &ELEMENTWISE, &REDUCE, &LOSS, &NORMALIZE, &OPTIM]
-        .iter()
-        .map(|s| (s.name, s.source))
-        .collect()
+    [
+        &MATMUL,
+        &MATMUL_VEC4,
+        &MATMUL_VEC4_SHARED,
+        &MATMUL_TILED,
+        &ELEMENTWISE,
+        &REDUCE,
+        &LOSS,
+        &NORMALIZE,
+        &OPTIM,
+    ]
+    .iter()
+    .map(|s| (s.name, s.source))
+    .collect()
 }
 
-/// Matmul tile: rows × columns computed per workgroup (see shaders/matmul.wgsl).
-const MATMUL_TILE: (u32, u32) = (4 * 8, 8 * 8);
+/// Matmul tile: rows × columns computed per workgroup, `(TM·WG_Y, 4·TN4·WG_X)`
+/// of shaders/matmul_common.wgsl.
+const MATMUL_TILE: (u32, u32) = (8 * 4, 4 * 2 * 8);
+/// The subgroup size `MatmulKernel::RegistersShared` needs: WG_X of
+/// shaders/matmul_common.wgsl, the invocations that share rows of A.
+const MATMUL_SHARE_LANES: u32 = 8;
 /// Workgroup size of the elementwise and reduction kernels.
 const WG: u32 = 256;
 /// Most workgroups the first pass of a reduction uses.
@@ -83,6 +134,25 @@ pub struct Gpu {
     ctx: Rc<Context>,
     /// Bound in place of an absent optional input (no bias, no dense target).
     dummy: Rc<Buf>,
+    matmul_kernel: Cell<MatmulKernel>,
+}
+
+/// Which family of WGSL kernels [`Gpu`]'s matmul runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// Register tiles, no workgroup memory, vec4 reads where the shape
+    /// allows: fast on CPU adapters such as lavapipe, where barriers are
+    /// expensive (see PERFORMANCE.md).
+    Registers,
+    /// As `Registers`, but the 8 invocations of a subgroup each read one of
+    /// the 8 rows of A they all need and share it by subgroup shuffle: the
+    /// fastest on lavapipe. Needs subgroups of exactly 8 consecutive
+    /// invocations; elsewhere it runs as `Registers`.
+    RegistersShared,
+    /// Slices of A and B staged in workgroup memory between barriers: the
+    /// usual shape for real GPUs. Tile sizes are shared with `Registers` and
+    /// have not been tuned on a real GPU.
+    Workgroup,
 }
 
 /// A matrix resident in a device buffer.
@@ -137,7 +207,17 @@ impl Gpu {
         let (adapter, device, queue) = device::open()?;
         let ctx = Context::new(device, queue, adapter.get_info());
         let dummy = Rc::new(ctx.alloc(4, "dummy")?);
-        Ok(Gpu { ctx, dummy })
+        let software = ctx.info.device_type == wgpu::DeviceType::Cpu;
+        let matmul_kernel = Cell::new(if software {
+            MatmulKernel::RegistersShared
+        } else {
+            MatmulKernel::Workgroup
+        });
+        Ok(Gpu {
+            ctx,
+            dummy,
+            matmul_kernel,
+        })
     }
 
     /// The adapter's description (name, backend, driver).
@@ -154,6 +234,18 @@ impl Gpu {
     /// its timings are CPU timings.
     pub fn is_software(&self) -> bool {
         self.ctx.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The matmul kernel family in use: [`MatmulKernel::RegistersShared`] on
+    /// software adapters, [`MatmulKernel::Workgroup`] on the others.
+    pub fn matmul_kernel(&self) -> MatmulKernel {
+        self.matmul_kernel.get()
+    }
+
+    /// Chooses the matmul kernel family for this handle (clones made later
+    /// inherit it), e.g. to test or time the other one.
+    pub fn set_matmul_kernel(&self, kernel: MatmulKernel) {
+        self.matmul_kernel.set(kernel);
     }
 
     /// (dispatches recorded, submissions made) since the device was opened.
@@ -289,8 +381,26 @@ impl Backend for Gpu {
             ("ACT", spec.act.code() as f64),
             ("HAS_BIAS", spec.bias.is_some() as u32 as f64),
         ];
+        // The vec4 kernel reads op(A) and op(B) four floats at a time along
+        // their contiguous dimension: k for A and Bᵀ, m for Aᵀ, n for B.
+        let vec4 =
+            k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
+        let info = &self.ctx.info;
+        let share = self
+            .ctx
+            .device
+            .features()
+            .contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == MATMUL_SHARE_LANES
+            && info.subgroup_max_size == MATMUL_SHARE_LANES;
+        let shader = match self.matmul_kernel.get() {
+            MatmulKernel::Workgroup => &MATMUL_TILED,
+            MatmulKernel::RegistersShared if vec4 && share => &MATMUL_VEC4_SHARED,
+            MatmulKernel::Registers | MatmulKernel::RegistersShared if vec4 => &MATMUL_VEC4,
+            MatmulKernel::Registers | MatmulKernel::RegistersShared => &MATMUL,
+        };
         let kernel = Kernel {
-            shader: &MATMUL,
+            shader,
             entry: "main",
             constants: &constants,
         };
@@ -809,5 +919,38 @@ impl Gpu {
             &[Bind::read(src), Bind::read(idx), Bind::write(out)],
             self.ctx.linear_groups(rows * cols, WG),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matmul_tile_matches_the_shader() {
+        let constant = |name: &str| -> u32 {
+            let line = MATMUL
+                .source
+                .lines()
+                .find(|l| l.starts_with(&format!("const {name}: u32 = ")))
+                .unwrap();
+            line.split('=')
+                .nth(1)
+                .unwrap()
+                .trim()
+                .split('u')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(
+            MATMUL_TILE,
+            (
+                constant("TM") * constant("WG_Y"),
+                4 * constant("TN4") * constant("WG_X")
+            )
+        );
+        assert_eq!(MATMUL_SHARE_LANES, constant("WG_X"));
     }
 }

@@ -13,6 +13,11 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct Shader {
     pub name: &'static str,
     pub source: &'static str,
+    /// Built without wgpu's runtime bounds checks and loop bounding. Only for
+    /// kernels that keep every index in range themselves (clamped loads,
+    /// guarded stores) and whose loops end: the checks cost the matmul about
+    /// half its speed on lavapipe.
+    pub trusted: bool,
 }
 
 /// Bytes reserved per dispatch in the parameter arena: the largest uniform
@@ -380,11 +385,21 @@ impl Context {
         self.layout(st, layout);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = st.modules.entry(kernel.shader.name).or_insert_with(|| {
-            self.device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(kernel.shader.name),
-                    source: wgpu::ShaderSource::Wgsl(kernel.shader.source.into()),
-                })
+            let desc = wgpu::ShaderModuleDescriptor {
+                label: Some(kernel.shader.name),
+                source: wgpu::ShaderSource::Wgsl(kernel.shader.source.into()),
+            };
+            if kernel.shader.trusted {
+                // SAFETY: `trusted` is set only on shaders whose every buffer
+                // index is clamped or guarded in the WGSL and whose loops have
+                // bounded trip counts (see Shader::trusted).
+                unsafe {
+                    self.device
+                        .create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
+                }
+            } else {
+                self.device.create_shader_module(desc)
+            }
         });
         let pipeline = self
             .device
