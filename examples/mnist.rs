@@ -18,7 +18,7 @@ use wgtrain::{Backend, Gpu, Init, Loss, Preprocessor, Schedule, Sequential, Spli
 #[command(about = "Train a 784-512-512-10 network on MNIST with wgtrain")]
 struct Args {
     /// Epochs.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 30)]
     epochs: usize,
     /// Minibatch size.
     #[arg(long, default_value_t = 128)]
@@ -30,11 +30,11 @@ struct Args {
     #[arg(long, default_value_t = 1e-2)]
     weight_decay: f64,
     /// Dropout after each hidden layer (0 turns it off).
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.4)]
     dropout: f64,
-    /// Batch normalisation after each hidden dense layer.
+    /// No batch normalisation after the hidden dense layers.
     #[arg(long)]
-    batch_norm: bool,
+    no_batch_norm: bool,
     /// Stop after this many epochs without validation improvement (0: never).
     #[arg(long, default_value_t = 0)]
     patience: usize,
@@ -129,7 +129,7 @@ fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()
     let mut spec = Sequential::new(784);
     for _ in 0..2 {
         spec = spec.dense(512, Init::HeNormal);
-        if args.batch_norm {
+        if !args.no_batch_norm {
             spec = spec.batch_norm();
         }
         spec = spec.relu();
@@ -151,7 +151,7 @@ fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()
         args,
         format!(
             "model: 784-512-512-10 ReLU{}{}, {} parameters; AdamW lr {} wd {}, cosine schedule, batch {}",
-            if args.batch_norm { " + batch norm" } else { "" },
+            if !args.no_batch_norm { " + batch norm" } else { "" },
             if args.dropout > 0.0 { format!(" + dropout {}", args.dropout) } else { String::new() },
             cost.parameters,
             args.lr,
