@@ -436,3 +436,43 @@ fn bad_network_input_is_a_typed_error() {
         bad_network_input(&g);
     }
 }
+
+#[test]
+fn input_gradient_matches_finite_differences() {
+    let cpu = Cpu::<f64>::new();
+    let spec = Sequential::new(4)
+        .dense(6, Init::XavierUniform)
+        .tanh()
+        .residual(|r| r.dense(6, Init::XavierUniform).sigmoid())
+        .dense(3, Init::XavierUniform);
+    let mut model = spec.build(&cpu, 9).unwrap();
+    let xs = host(3, 2 * 4);
+    let y = cpu.indices(&[2, 0], 3).unwrap();
+    let loss_at = |model: &mut wgtrain::Model<Cpu<f64>>, xs: &[f64]| {
+        let x = cpu.upload_f64(2, 4, xs).unwrap();
+        model
+            .forward_backward(&x, Loss::SoftmaxCrossEntropy, Target::Labels(&y))
+            .unwrap();
+        model.loss_value(2).unwrap()
+    };
+    let x = cpu.upload_f64(2, 4, &xs).unwrap();
+    let analytic = cpu
+        .download(
+            model
+                .forward_backward_input(&x, Loss::SoftmaxCrossEntropy, Target::Labels(&y))
+                .unwrap(),
+        )
+        .unwrap();
+    let h = 1e-6;
+    let mut worst: f64 = 0.0;
+    for i in 0..xs.len() {
+        let (mut plus, mut minus) = (xs.clone(), xs.clone());
+        plus[i] += h;
+        minus[i] -= h;
+        let numeric = (loss_at(&mut model, &plus) - loss_at(&mut model, &minus)) / (2.0 * h);
+        worst = worst
+            .max((analytic[i] - numeric).abs() / analytic[i].abs().max(numeric.abs()).max(1e-4));
+    }
+    println!("gradcheck input gradient: {worst:.2e}");
+    assert!(worst < GRADCHECK_TOL, "input gradient: {worst:.2e}");
+}

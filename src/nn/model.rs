@@ -569,28 +569,7 @@ impl<B: Backend> Model<B> {
         loss: Loss,
         target: Target<'_, B>,
     ) -> Result<()> {
-        self.forward(x, Mode::Train)?;
-        let b = &self.backend;
-        let ws = self
-            .workspaces
-            .get_mut(&x.rows())
-            .expect("made by forward()");
-        let pred = &ws.stages.last().expect("validated: not empty").out;
-        b.loss(loss, pred, target, &mut ws.grad_pred, &mut ws.loss)?;
-        let pass = Pass {
-            mode: Mode::Train,
-            seed: self.dropout_seed,
-            step: self.step,
-        };
-        backward_chain(
-            b,
-            &mut self.nodes,
-            &mut ws.stages,
-            x,
-            &ws.grad_pred,
-            false,
-            pass,
-        )
+        self.train_pass(x, loss, target, false)
     }
 
     /// As [`Model::forward_backward`], and also computes the gradient with
@@ -602,7 +581,20 @@ impl<B: Backend> Model<B> {
         loss: Loss,
         target: Target<'_, B>,
     ) -> Result<&B::Tensor> {
+        self.train_pass(x, loss, target, true)?;
+        let ws = &self.workspaces[&x.rows()];
+        Ok(&ws.stages[0].grad_in)
+    }
+
+    fn train_pass(
+        &mut self,
+        x: &B::Tensor,
+        loss: Loss,
+        target: Target<'_, B>,
+        input_grad: bool,
+    ) -> Result<()> {
         self.forward(x, Mode::Train)?;
+        let pass = self.pass(Mode::Train);
         let b = &self.backend;
         let ws = self
             .workspaces
@@ -610,21 +602,15 @@ impl<B: Backend> Model<B> {
             .expect("made by forward()");
         let pred = &ws.stages.last().expect("validated: not empty").out;
         b.loss(loss, pred, target, &mut ws.grad_pred, &mut ws.loss)?;
-        let pass = Pass {
-            mode: Mode::Train,
-            seed: self.dropout_seed,
-            step: self.step,
-        };
         backward_chain(
             b,
             &mut self.nodes,
             &mut ws.stages,
             x,
             &ws.grad_pred,
-            true,
+            input_grad,
             pass,
-        )?;
-        Ok(&ws.stages[0].grad_in)
+        )
     }
 
     /// The output of the last forward pass on a batch of `rows`.
