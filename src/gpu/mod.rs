@@ -253,6 +253,12 @@ impl Gpu {
         self.ctx.counters()
     }
 
+    /// (device buffers, bind groups) created since the device was opened. A
+    /// warm training step creates neither, so these stay constant.
+    pub fn created(&self) -> (u64, u64) {
+        self.ctx.created()
+    }
+
     /// Submits recorded work without waiting for it.
     pub fn flush(&self) -> Result<()> {
         self.ctx.flush()

@@ -119,6 +119,12 @@ struct State {
     next_id: u64,
     dispatches: u64,
     submissions: u64,
+    /// Readback buffers by size, reused so that reading the loss every few
+    /// steps creates nothing once warm.
+    readback: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// Device buffers and bind groups created so far (see `created`).
+    buffers_created: u64,
+    bind_groups_created: u64,
 }
 
 impl Context {
@@ -174,6 +180,7 @@ impl Context {
         st.next_id += 1;
         let id = st.next_id;
         drop(st);
+        self.state.borrow_mut().buffers_created += 1;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(what),
             size: bytes,
@@ -237,11 +244,20 @@ impl Context {
 
     /// Submits what was recorded and waits, then returns the first `bytes` bytes of `buf`.
     pub fn read_bytes(&self, buf: &Buf, bytes: u64) -> Result<Vec<u8>> {
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("wgtrain readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
+        let pooled = self
+            .state
+            .borrow_mut()
+            .readback
+            .get_mut(&bytes)
+            .and_then(|v| v.pop());
+        let staging = pooled.unwrap_or_else(|| {
+            self.state.borrow_mut().buffers_created += 1;
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("wgtrain readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
         });
         self.with_encoder(|e| e.copy_buffer_to_buffer(&buf.buffer, 0, &staging, 0, bytes));
         self.flush()?;
@@ -270,6 +286,12 @@ impl Context {
             .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?
             .to_vec();
         staging.unmap();
+        self.state
+            .borrow_mut()
+            .readback
+            .entry(bytes)
+            .or_default()
+            .push(staging);
         Ok(data)
     }
 
@@ -310,6 +332,13 @@ impl Context {
     pub fn counters(&self) -> (u64, u64) {
         let st = self.state.borrow();
         (st.dispatches, st.submissions)
+    }
+
+    /// (device buffers, bind groups) created since the device was opened:
+    /// constant across warm training steps.
+    pub fn created(&self) -> (u64, u64) {
+        let st = self.state.borrow();
+        (st.buffers_created, st.bind_groups_created)
     }
 
     fn layout(&self, st: &mut State, key: LayoutKey) -> u8 {
@@ -492,6 +521,7 @@ impl Context {
                     resource: b.buf.buffer.as_entire_binding(),
                 });
             }
+            st.bind_groups_created += 1;
             let bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: None,
                 layout: &st.layouts[&layout].1,
