@@ -2,8 +2,11 @@
 //! device buffer, every operation recorded into one command encoder until a
 //! result is read back or [`Backend::synchronize`] is called.
 
+mod autotune;
 mod device;
 mod runtime;
+
+pub use autotune::{MatmulCache, MatmulCandidate, MatmulTuning};
 
 use crate::backend::cpu::{check_gather, check_gather_indices, check_top_k};
 use crate::backend::ops::{
@@ -120,6 +123,19 @@ const REDUCE_GROUPS: usize = 256;
 
 /// The GPU backend. Cloning is cheap and shares the device.
 ///
+/// # Matmul kernel choice
+///
+/// Several [`MatmulKernel`] families compute the same products; which is
+/// fastest depends on the adapter. [`Gpu::autotune_matmul`] times each one
+/// that passes a parity check against the CPU backend and records the
+/// fastest in a small JSON file ([`MatmulCache`]) in `$WGTRAIN_CACHE_DIR`,
+/// else `$XDG_CACHE_HOME/wgtrain`, else `~/.cache/wgtrain`, keyed by adapter
+/// name, driver, backend, wgtrain version and a hash of the matmul shaders.
+/// [`Gpu::new`] reads that file, which costs well under a millisecond, and
+/// never measures unless `WGTRAIN_AUTOTUNE=1` is set and there is no entry
+/// for this adapter yet; without an entry it uses a fixed default by
+/// adapter type. [`Gpu::set_matmul_kernel`] overrides either.
+///
 /// ```no_run
 /// use wgtrain::{Backend, Gpu};
 /// let gpu = Gpu::new().expect("a GPU adapter (or lavapipe)");
@@ -203,6 +219,15 @@ impl Gpu {
     /// Opens the best adapter: a discrete GPU, then an integrated one, then a
     /// software adapter such as lavapipe. `WGPU_ADAPTER_NAME` and
     /// `WGPU_BACKEND` narrow the choice.
+    ///
+    /// The matmul kernel family is the one recorded for this adapter, driver
+    /// and build in the disk cache ([`MatmulCache::from_env`]) by an earlier
+    /// [`Gpu::autotune_matmul`]; without an entry it is
+    /// [`MatmulKernel::RegistersShared`] on software adapters and
+    /// [`MatmulKernel::Workgroup`] on the others, unless `WGTRAIN_AUTOTUNE=1`
+    /// is set, in which case it is measured now (seconds) and cached. Only
+    /// that measurement can fail here; a missing, unreadable or corrupt cache
+    /// file is ignored.
     pub fn new() -> Result<Gpu> {
         let (adapter, device, queue) = device::open()?;
         let ctx = Context::new(device, queue, adapter.get_info());
@@ -213,11 +238,18 @@ impl Gpu {
         } else {
             MatmulKernel::Workgroup
         });
-        Ok(Gpu {
+        let gpu = Gpu {
             ctx,
             dummy,
             matmul_kernel,
-        })
+        };
+        let cache = MatmulCache::from_env();
+        if let Some(kernel) = cache.as_ref().and_then(|c| c.load(&gpu)) {
+            gpu.set_matmul_kernel(kernel);
+        } else if std::env::var("WGTRAIN_AUTOTUNE").is_ok_and(|v| v == "1") {
+            gpu.autotune_into(cache.as_ref())?;
+        }
+        Ok(gpu)
     }
 
     /// The adapter's description (name, backend, driver).
@@ -236,8 +268,8 @@ impl Gpu {
         self.ctx.info.device_type == wgpu::DeviceType::Cpu
     }
 
-    /// The matmul kernel family in use: [`MatmulKernel::RegistersShared`] on
-    /// software adapters, [`MatmulKernel::Workgroup`] on the others.
+    /// The matmul kernel family in use: as [`Gpu::new`] chose it (cached,
+    /// measured or the adapter type's default), or as last set.
     pub fn matmul_kernel(&self) -> MatmulKernel {
         self.matmul_kernel.get()
     }
@@ -246,6 +278,19 @@ impl Gpu {
     /// inherit it), e.g. to test or time the other one.
     pub fn set_matmul_kernel(&self, kernel: MatmulKernel) {
         self.matmul_kernel.set(kernel);
+    }
+
+    /// Whether the device has subgroups of exactly the lanes
+    /// [`MatmulKernel::RegistersShared`] shares reads among; without them that
+    /// family runs as [`MatmulKernel::Registers`].
+    fn shares_subgroups(&self) -> bool {
+        let info = &self.ctx.info;
+        self.ctx
+            .device
+            .features()
+            .contains(wgpu::Features::SUBGROUP)
+            && info.subgroup_min_size == MATMUL_SHARE_LANES
+            && info.subgroup_max_size == MATMUL_SHARE_LANES
     }
 
     /// (dispatches recorded, submissions made) since the device was opened.
@@ -391,14 +436,7 @@ impl Backend for Gpu {
         // their contiguous dimension: k for A and Bᵀ, m for Aᵀ, n for B.
         let vec4 =
             k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
-        let info = &self.ctx.info;
-        let share = self
-            .ctx
-            .device
-            .features()
-            .contains(wgpu::Features::SUBGROUP)
-            && info.subgroup_min_size == MATMUL_SHARE_LANES
-            && info.subgroup_max_size == MATMUL_SHARE_LANES;
+        let share = self.shares_subgroups();
         let shader = match self.matmul_kernel.get() {
             MatmulKernel::Workgroup => &MATMUL_TILED,
             MatmulKernel::RegistersShared if vec4 && share => &MATMUL_VEC4_SHARED,

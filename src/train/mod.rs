@@ -22,6 +22,8 @@ mod history;
 mod plot;
 mod resident;
 
+/// Also what the matmul kernel cache (`gpu::MatmulCache`) is written with.
+pub(crate) use history::write_atomic;
 pub use history::{EpochRecord, History};
 #[cfg(feature = "plot")]
 pub use plot::plot_history;
