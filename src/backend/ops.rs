@@ -207,7 +207,7 @@ pub enum Reduce {
 /// | `L1` ‖y−a‖₁ | dense | `L1Loss(reduction='sum') / N` |
 /// | `Hinge` Σ_{c≠y} max(0, a_c − a_y + 1) | labels | `MultiMarginLoss() · C` |
 /// | `SquaredHinge` Σ_{c≠y} max(0, a_c − a_y + 1)² | labels | `MultiMarginLoss(p=2) · C` |
-/// | `BinaryCrossEntropy` on logits | dense in [0,1] | `BCEWithLogitsLoss(reduction='sum') / N` |
+/// | `BinaryCrossEntropy` on logits | dense in \[0, 1\] | `BCEWithLogitsLoss(reduction='sum') / N` |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Loss {
     /// Softmax then cross-entropy, computed together with a stable log-sum-exp.
