@@ -632,6 +632,9 @@ fn run(o: &Opts) -> wgtrain::Result<()> {
                 };
                 let mut r = run_backend(&bench, o)?;
                 r["software_adapter"] = json!(gpu.is_software());
+                if o.phases {
+                    r["kernel_timestamps"] = kernel_timestamps(&gpu)?;
+                }
                 results.push(r);
             }
             Err(e) => println!("\n== GPU skipped: {e}"),
@@ -661,6 +664,59 @@ fn run(o: &Opts) -> wgtrain::Result<()> {
     });
     println!("RESULT {result}");
     Ok(())
+}
+
+/// The real training step of the peer case (not split into phases), with
+/// every dispatch timed by GPU timestamp queries, summed per kernel family.
+fn kernel_timestamps(gpu: &Gpu) -> wgtrain::Result<Value> {
+    if !gpu.supports_timestamps() {
+        println!(
+            "gpu kernels: this adapter has no timestamp queries (see the host-timed phases above)"
+        );
+        return Ok(Value::Null);
+    }
+    let (n, width, steps) = (256, 512, 10);
+    let mut model = spec(width).build(gpu, 0)?;
+    let mut opt = Optim::new(Adam::default())?;
+    let (x, y) = batch(gpu, n)?;
+    for _ in 0..3 {
+        train_step(gpu, &mut model, &mut opt, &x, &y)?;
+    }
+    gpu.synchronize()?;
+    gpu.start_profiling(100 * steps)?;
+    for _ in 0..steps {
+        train_step(gpu, &mut model, &mut opt, &x, &y)?;
+    }
+    let times = gpu.finish_profiling()?;
+    let total: f64 = times.iter().map(|t| t.seconds).sum();
+    let mut families: Vec<(&str, f64)> = Vec::new();
+    for t in &times {
+        match families.iter_mut().find(|f| f.0 == t.family()) {
+            Some(f) => f.1 += t.seconds,
+            None => families.push((t.family(), t.seconds)),
+        }
+    }
+    families.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!(
+        "\ngpu kernels, batch {n} width {width}, {steps} steps, GPU timestamp queries: {:.2} ms of kernel time per step, {} dispatches per step",
+        total / steps as f64 * 1e3,
+        times.len() / steps as usize
+    );
+    let parts: Vec<String> = families
+        .iter()
+        .map(|(f, s)| {
+            format!(
+                "{f} {:.2} ms ({:.0}%)",
+                s / steps as f64 * 1e3,
+                100.0 * s / total
+            )
+        })
+        .collect();
+    println!("  by kernel family  {}", parts.join(" | "));
+    Ok(json!({
+        "ms_per_step": total / steps as f64 * 1e3,
+        "families_ms_per_step": families.iter().map(|(f, s)| (f.to_string(), json!(s / steps as f64 * 1e3))).collect::<serde_json::Map<_, _>>(),
+    }))
 }
 
 fn show(load: Option<f64>) -> String {

@@ -549,3 +549,45 @@ fn bad_inputs_are_typed_errors() {
         assert!(matches!(g.zeros(rows, 1024), Err(Error::TooLarge { .. })));
     }
 }
+
+#[test]
+fn timestamp_profiling_times_each_dispatch_without_changing_results() {
+    let Some(g) = gpu() else { return };
+    let a = g.upload(65, 33, &random(1, 65 * 33)).unwrap();
+    let w = g.upload(17, 33, &random(2, 17 * 33)).unwrap();
+    let spec = || MatmulSpec {
+        transpose_b: true,
+        ..Default::default()
+    };
+    let mut plain = g.zeros(65, 17).unwrap();
+    g.matmul(&a, &w, &mut plain, spec()).unwrap();
+    let expected = g.download(&plain).unwrap();
+    if !g.supports_timestamps() {
+        assert!(
+            g.start_profiling(4).is_err(),
+            "no timestamps: a typed error"
+        );
+        return;
+    }
+    g.start_profiling(4).unwrap();
+    let mut z = g.zeros(65, 17).unwrap();
+    g.matmul(&a, &w, &mut z, spec()).unwrap();
+    let mut h = g.zeros(65, 17).unwrap();
+    g.activation(Activation::Relu, &z, &mut h).unwrap();
+    let times = g.finish_profiling().unwrap();
+    let families: Vec<&str> = times.iter().map(|t| t.family()).collect();
+    assert_eq!(families, vec!["matmul", "activation"]);
+    assert!(
+        times.iter().all(|t| t.seconds > 0.0 && t.seconds < 10.0),
+        "{times:?}"
+    );
+    assert_eq!(
+        g.download(&z).unwrap(),
+        expected,
+        "a profiled dispatch computes the same"
+    );
+    assert!(
+        g.finish_profiling().is_err(),
+        "finish without start is an error"
+    );
+}

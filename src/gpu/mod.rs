@@ -18,6 +18,7 @@ use crate::backend::{
     Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target, UpdateRule,
 };
 use crate::Result;
+pub use runtime::KernelTime;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -302,6 +303,39 @@ impl Gpu {
     /// warm training step creates neither, so these stay constant.
     pub fn created(&self) -> (u64, u64) {
         self.ctx.created()
+    }
+
+    /// Whether [`Gpu::start_profiling`] can time kernels on this device.
+    pub fn supports_timestamps(&self) -> bool {
+        self.ctx
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Times every following dispatch (up to `max_dispatches`) with GPU
+    /// timestamp queries, until [`Gpu::finish_profiling`]. Each timed
+    /// dispatch runs in a compute pass of its own, so a profiled step is a
+    /// little slower than an unprofiled one.
+    ///
+    /// ```no_run
+    /// use wgtrain::{Backend, Gpu};
+    /// let gpu = Gpu::new().unwrap();
+    /// let a = gpu.upload(64, 64, &vec![1.0; 64 * 64]).unwrap();
+    /// let mut c = gpu.zeros(64, 64).unwrap();
+    /// gpu.start_profiling(16).unwrap();
+    /// gpu.matmul(&a, &a, &mut c, Default::default()).unwrap();
+    /// for k in gpu.finish_profiling().unwrap() {
+    ///     println!("{} {}::{} {:.3} ms", k.family(), k.shader, k.entry, k.seconds * 1e3);
+    /// }
+    /// ```
+    pub fn start_profiling(&self, max_dispatches: u32) -> Result<()> {
+        self.ctx.start_profiling(max_dispatches)
+    }
+
+    /// Stops profiling; the GPU time of each timed dispatch, in order.
+    pub fn finish_profiling(&self) -> Result<Vec<KernelTime>> {
+        self.ctx.finish_profiling()
     }
 
     /// Submits recorded work without waiting for it.

@@ -125,6 +125,45 @@ struct State {
     /// Device buffers and bind groups created so far (see `created`).
     buffers_created: u64,
     bind_groups_created: u64,
+    profiler: Option<Profiler>,
+}
+
+/// While profiling, each dispatch runs in a compute pass of its own whose
+/// start and end write GPU timestamps into `set`.
+struct Profiler {
+    set: wgpu::QuerySet,
+    capacity: u32,
+    kernels: Vec<(&'static str, &'static str)>,
+}
+
+/// The GPU time of one dispatch, from timestamp queries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelTime {
+    /// The shader (file) name, e.g. `matmul_vec4_shared`.
+    pub shader: &'static str,
+    /// The entry point, e.g. `act_backward`.
+    pub entry: &'static str,
+    /// Seconds between the start and the end of its compute pass.
+    pub seconds: f64,
+}
+
+impl KernelTime {
+    /// The kernel family, for a per-family breakdown of a training step.
+    pub fn family(&self) -> &'static str {
+        match (self.shader, self.entry) {
+            (s, _) if s.starts_with("matmul") => "matmul",
+            (_, "act_forward" | "act_backward") => "activation",
+            ("loss", _) => "loss",
+            ("reduce", "sum_rows") => "bias reduce",
+            ("reduce", "count_top_k") => "accuracy",
+            ("reduce", _) => "reduction",
+            ("optim", _) => "optimizer",
+            ("normalize", "dropout") => "dropout",
+            ("normalize", _) => "batch norm",
+            (_, "gather_rows") => "gather",
+            _ => "elementwise",
+        }
+    }
 }
 
 impl Context {
@@ -244,6 +283,11 @@ impl Context {
 
     /// Submits what was recorded and waits, then returns the first `bytes` bytes of `buf`.
     pub fn read_bytes(&self, buf: &Buf, bytes: u64) -> Result<Vec<u8>> {
+        self.read_raw(&buf.buffer, bytes)
+    }
+
+    /// As [`Context::read_bytes`], from any buffer that allows copies from it.
+    fn read_raw(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
         let pooled = self
             .state
             .borrow_mut()
@@ -259,7 +303,7 @@ impl Context {
                 mapped_at_creation: false,
             })
         });
-        self.with_encoder(|e| e.copy_buffer_to_buffer(&buf.buffer, 0, &staging, 0, bytes));
+        self.with_encoder(|e| e.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes));
         self.flush()?;
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
@@ -332,6 +376,66 @@ impl Context {
     pub fn counters(&self) -> (u64, u64) {
         let st = self.state.borrow();
         (st.dispatches, st.submissions)
+    }
+
+    /// Starts timing every dispatch (up to `max_dispatches`) with GPU
+    /// timestamp queries; fails when the device has no timestamp support.
+    pub fn start_profiling(&self, max_dispatches: u32) -> Result<()> {
+        if !self
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return Err(Error::Gpu(format!(
+                "{} has no timestamp queries",
+                self.info.name
+            )));
+        }
+        let capacity = (2 * max_dispatches).clamp(2, wgpu::QUERY_SET_MAX_QUERIES);
+        let set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("wgtrain profiler"),
+            ty: wgpu::QueryType::Timestamp,
+            count: capacity,
+        });
+        self.flush()?;
+        self.state.borrow_mut().profiler = Some(Profiler {
+            set,
+            capacity,
+            kernels: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Stops profiling and returns the GPU time of every timed dispatch, in order.
+    pub fn finish_profiling(&self) -> Result<Vec<KernelTime>> {
+        let Some(p) = self.state.borrow_mut().profiler.take() else {
+            return Err(Error::Gpu(
+                "finish_profiling without start_profiling".into(),
+            ));
+        };
+        if p.kernels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = 2 * p.kernels.len() as u32;
+        let resolved = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgtrain timestamps"),
+            size: 8 * count as u64,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        self.with_encoder(|e| e.resolve_query_set(&p.set, 0..count, &resolved, 0));
+        let bytes = self.read_raw(&resolved, 8 * count as u64)?;
+        let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+        let period_ns = self.queue.get_timestamp_period() as f64;
+        Ok(p.kernels
+            .iter()
+            .zip(ticks.chunks_exact(2))
+            .map(|(&(shader, entry), t)| KernelTime {
+                shader,
+                entry,
+                seconds: t[1].saturating_sub(t[0]) as f64 * period_ns * 1e-9,
+            })
+            .collect())
     }
 
     /// (device buffers, bind groups) created since the device was opened:
@@ -538,8 +642,37 @@ impl Context {
             encoder,
             pass,
             bind_groups,
+            profiler,
             ..
         } = &mut *st;
+        // A timed dispatch gets a pass of its own, with timestamps at its
+        // start and end; past the query set's capacity dispatches go untimed.
+        let timed = profiler
+            .as_mut()
+            .filter(|p| (p.kernels.len() as u32) < p.capacity / 2);
+        if let Some(p) = timed {
+            let i = 2 * p.kernels.len() as u32;
+            p.kernels.push((kernel.shader.name, kernel.entry));
+            let encoder = encoder.get_or_insert_with(|| {
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("wgtrain"),
+                    })
+            });
+            *pass = None;
+            let mut timed_pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &p.set,
+                    beginning_of_pass_write_index: Some(i),
+                    end_of_pass_write_index: Some(i + 1),
+                }),
+            });
+            timed_pass.set_pipeline(&pipeline.pipeline);
+            timed_pass.set_bind_group(0, &bind_groups[&bind_key], &[offset as u32]);
+            timed_pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            return Ok(());
+        }
         let pass = pass.get_or_insert_with(|| {
             let encoder = encoder.get_or_insert_with(|| {
                 self.device
