@@ -1,18 +1,23 @@
 //! The CPU backend: every operation written out plainly, generic over `f32`
 //! (for parity with the GPU) and `f64` (for gradient checks and textbook
 //! numbers). This is the reference the WGSL kernels are tested against.
-//! Matmul alone takes a fast path (`matrixmultiply`), itself tested against
-//! the plain loop that [`reference_matmul`] keeps.
+//! Matmul takes a fast path (`matrixmultiply`), itself tested against the
+//! plain loop that [`reference_matmul`] keeps. The elementwise operations and
+//! the optimizer step compile one loop per activation or rule variant and run
+//! large tensors on all cores; both only rearrange which loop computes an
+//! element, never the arithmetic, so results are the same bit for bit.
 
+use super::cpu_update;
 use super::gemm::gemm;
 use super::ops::{
     check_batch_norm, check_indices, check_len, check_loss, check_matmul, check_nonempty,
     check_same, shape_err,
 };
+use super::par::split;
 use super::update::check_update;
 use super::{
-    dropout_keep, Activation, Backend, GradClip, IndexVector, Loss, MatmulSpec, Reduce, Shaped,
-    Target, UpdateMethod, UpdateRule,
+    dropout_keep_keyed, dropout_key, Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce,
+    Shaped, Target, UpdateRule,
 };
 use crate::{Error, Result};
 use num_traits::Float;
@@ -92,6 +97,77 @@ fn type_name<T: 'static>() -> &'static str {
 
 fn cast<T: Float>(v: f64) -> T {
     T::from(v).expect("every f64 converts to a float type")
+}
+
+/// [`Activation`]'s formulas with the variant fixed by a type. A loop that
+/// is handed an `Activation` value (in a closure, to a pool thread) reads the
+/// variant back per element and does not vectorise; with the variant in the
+/// type, the match in `apply` and `derivative` folds away.
+mod fixed {
+    use super::Activation;
+    use num_traits::Float;
+
+    pub(super) trait Act: Copy + Sync {
+        fn apply<T: Float>(self, x: T) -> T;
+        fn derivative<T: Float>(self, x: T) -> T;
+    }
+
+    /// Implements [`Act`] on `$ty` by building the variant `$variant` from it.
+    macro_rules! fixed_act {
+        ($ty:ty, |$s:ident| $variant:expr) => {
+            impl Act for $ty {
+                fn apply<T: Float>(self, x: T) -> T {
+                    let $s = self;
+                    $variant.apply(x)
+                }
+                fn derivative<T: Float>(self, x: T) -> T {
+                    let $s = self;
+                    $variant.derivative(x)
+                }
+            }
+        };
+    }
+
+    #[derive(Clone, Copy)]
+    pub(super) struct Identity;
+    #[derive(Clone, Copy)]
+    pub(super) struct Relu;
+    #[derive(Clone, Copy)]
+    pub(super) struct LeakyRelu(pub f32);
+
+    fixed_act!(Identity, |_s| Activation::Identity);
+    fixed_act!(Relu, |_s| Activation::Relu);
+    fixed_act!(LeakyRelu, |s| Activation::LeakyRelu { slope: s.0 });
+    // The rest call `exp` or `tanh` per element, which costs far more than
+    // the match, and share one copy of each loop.
+    fixed_act!(Activation, |s| s);
+}
+
+use fixed::Act;
+
+/// Evaluates `$body` with `$a` bound to `$act` as a [`fixed::Act`], in a
+/// copy of its own for each variant whose formulas are a select or a product.
+macro_rules! with_act {
+    ($act:expr, |$a:ident| $body:expr) => {
+        match $act {
+            Activation::Identity => {
+                let $a = fixed::Identity;
+                $body
+            }
+            Activation::Relu => {
+                let $a = fixed::Relu;
+                $body
+            }
+            Activation::LeakyRelu { slope } => {
+                let $a = fixed::LeakyRelu(slope);
+                $body
+            }
+            other => {
+                let $a = other;
+                $body
+            }
+        }
+    };
 }
 
 impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
@@ -196,23 +272,36 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         if spec.bias.is_none() && spec.act == Activation::Identity {
             return Ok(());
         }
-        for row in out.data.chunks_mut(mnk.1) {
-            for (j, v) in row.iter_mut().enumerate() {
-                let z = match spec.bias {
-                    Some(bias) => *v + bias.data[j],
-                    None => *v,
-                };
-                *v = spec.act.apply(z);
-            }
-        }
+        let (len, n) = (out.data.len(), mnk.1);
+        with_act!(spec.act, |act| match spec.bias {
+            // Cut at row boundaries: each row adds the whole bias.
+            Some(bias) => split(len, n, out.data.as_mut_slice(), &move |rows: &mut [T]| {
+                for row in rows.chunks_mut(n) {
+                    for (v, &b) in row.iter_mut().zip(&bias.data) {
+                        *v = act.apply(*v + b);
+                    }
+                }
+            }),
+            None => split(len, 1, out.data.as_mut_slice(), &move |o: &mut [T]| {
+                o.iter_mut().for_each(|v| *v = act.apply(*v));
+            }),
+        });
         Ok(())
     }
 
     fn activation(&self, act: Activation, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
         check_same("activation", "input vs output", x, out)?;
-        for (o, &v) in out.data.iter_mut().zip(&x.data) {
-            *o = act.apply(v);
-        }
+        let lanes = (out.data.as_mut_slice(), x.data.as_slice());
+        with_act!(act, |act| split(
+            x.data.len(),
+            1,
+            lanes,
+            &move |(o, x): (&mut [T], &[T])| {
+                for (o, &v) in o.iter_mut().zip(x) {
+                    *o = act.apply(v);
+                }
+            }
+        ));
         Ok(())
     }
 
@@ -235,9 +324,21 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
             z,
             grad_in,
         )?;
-        for ((gi, &g), &zv) in grad_in.data.iter_mut().zip(&grad_out.data).zip(&z.data) {
-            *gi = g * act.derivative(zv);
-        }
+        let lanes = (
+            grad_in.data.as_mut_slice(),
+            grad_out.data.as_slice(),
+            z.data.as_slice(),
+        );
+        with_act!(act, |act| split(
+            z.data.len(),
+            1,
+            lanes,
+            &move |(gi, g, z): (&mut [T], &[T], &[T])| {
+                for ((gi, &g), &zv) in gi.iter_mut().zip(g).zip(z) {
+                    *gi = g * act.derivative(zv);
+                }
+            }
+        ));
         Ok(())
     }
 
@@ -466,9 +567,12 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     fn axpy(&self, alpha: f64, x: &CpuTensor<T>, y: &mut CpuTensor<T>) -> Result<()> {
         check_same("axpy", "x vs y", x, y)?;
         let a: T = cast(alpha);
-        for (yv, &xv) in y.data.iter_mut().zip(&x.data) {
-            *yv = a * xv + *yv;
-        }
+        let lanes = (y.data.as_mut_slice(), x.data.as_slice());
+        split(x.data.len(), 1, lanes, &move |(y, x): (&mut [T], &[T])| {
+            for (yv, &xv) in y.iter_mut().zip(x) {
+                *yv = a * xv + *yv;
+            }
+        });
         Ok(())
     }
 
@@ -483,13 +587,20 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         check_same("dropout", "input vs output", x, out)?;
         // Divide (not multiply by the reciprocal) to round as the GPU does.
         let keep = T::one() - cast::<T>(p as f32 as f64);
-        for (i, (o, &v)) in out.data.iter_mut().zip(&x.data).enumerate() {
-            *o = if dropout_keep(seed, step, i as u32, p) {
-                v / keep
-            } else {
-                T::zero()
-            };
-        }
+        let (n, key, p) = (x.data.len(), dropout_key(seed, step), p as f32);
+        let lanes = (out.data.as_mut_slice(), x.data.as_slice(), 0..n);
+        split(n, 1, lanes, &move |(o, x, at): (&mut [T], &[T], _)| {
+            for ((o, &v), i) in o.iter_mut().zip(x).zip(at) {
+                // Scaled whether kept or not, so that the mask picks by a
+                // select: a branch on a random mask is often mispredicted.
+                let scaled = v / keep;
+                *o = if dropout_keep_keyed(key, i as u32, p) {
+                    scaled
+                } else {
+                    T::zero()
+                };
+            }
+        });
         Ok(())
     }
 
@@ -603,131 +714,26 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         grad_sq_norm: Option<&CpuTensor<T>>,
     ) -> Result<()> {
         check_update(rule, step, param, grad, state, grad_sq_norm)?;
-        let k = rule.scalars(step);
-        let (step_size, a, a_c, b, b_c, eps, bc2_sqrt): (T, T, T, T, T, T, T) = (
-            cast(k.step_size),
-            cast(k.a),
-            cast(k.a_c),
-            cast(k.b),
-            cast(k.b_c),
-            cast(k.eps),
-            cast(k.bc2_sqrt),
-        );
-        let (clip, l1, weight_decay, decay): (T, T, T, T) = (
-            cast(k.clip),
-            cast(k.l1),
-            cast(k.weight_decay),
-            cast(k.decay),
-        );
-        // torch.nn.utils.clip_grad_norm_: the 1e-6 keeps a zero norm finite.
-        let norm_coef = match (rule.clip, grad_sq_norm) {
-            (GradClip::Norm(_), Some(sq)) => {
-                (clip / (sq.data[0].sqrt() + cast(1e-6))).min(T::one())
-            }
-            _ => T::one(),
-        };
-        let sign = |w: T| {
-            if w > T::zero() {
-                T::one()
-            } else if w < T::zero() {
-                -T::one()
-            } else {
-                T::zero()
-            }
-        };
-        // The regularised gradient and the decayed parameter of element i.
-        let prepare = |g: T, w: T| {
-            let g = match rule.clip {
-                GradClip::None => g,
-                GradClip::Value(_) => g.max(-clip).min(clip),
-                GradClip::Norm(_) => g * norm_coef,
-            };
-            let g = g + l1 * sign(w) + weight_decay * w;
-            (g, w * decay)
-        };
         // State tensors sit at fixed positions of the rule; absent ones are None.
-        let mut slots: [Option<&mut [T]>; 3] = [None, None, None];
+        let mut s: [Option<&mut [T]>; 3] = [None, None, None];
         let mut given = state.iter_mut();
-        for (slot, used) in slots.iter_mut().zip(rule.method.slots()) {
+        for (slot, used) in s.iter_mut().zip(rule.method.slots()) {
             if used.is_some() {
                 *slot = given.next().map(|t| t.data.as_mut_slice());
             }
         }
-        let [mut s0, s1, s2] = slots;
-        let p = &mut param.data;
-        let gr = &grad.data;
-        match rule.method {
-            UpdateMethod::Sgd { nesterov, .. } => {
-                for i in 0..p.len() {
-                    let (mut g, w) = prepare(gr[i], p[i]);
-                    if let Some(buf) = s0.as_deref_mut() {
-                        // PyTorch starts the buffer at the gradient, not at zero.
-                        buf[i] = if k.first { g } else { a * buf[i] + a_c * g };
-                        g = if nesterov { g + a * buf[i] } else { buf[i] };
-                    }
-                    p[i] = w - step_size * g;
-                }
-            }
-            UpdateMethod::EmaMomentum { .. } => {
-                let v = s0.expect("checked: one state tensor");
-                for i in 0..p.len() {
-                    let (g, w) = prepare(gr[i], p[i]);
-                    v[i] = a * v[i] + a_c * g;
-                    p[i] = w - step_size * v[i];
-                }
-            }
-            UpdateMethod::Adagrad { .. } => {
-                let sum = s0.expect("checked: one state tensor");
-                for i in 0..p.len() {
-                    let (g, w) = prepare(gr[i], p[i]);
-                    sum[i] = sum[i] + g * g;
-                    p[i] = w - step_size * (g / (sum[i].sqrt() + eps));
-                }
-            }
-            UpdateMethod::RmsProp { .. } => {
-                let (sq, mut grad_avg, mut buf) = (s0.expect("checked: square_avg"), s1, s2);
-                for i in 0..p.len() {
-                    let (g, w) = prepare(gr[i], p[i]);
-                    sq[i] = a * sq[i] + a_c * g * g;
-                    let avg = match grad_avg.as_deref_mut() {
-                        Some(ga) => {
-                            ga[i] = ga[i] + a_c * (g - ga[i]);
-                            (sq[i] - ga[i] * ga[i]).sqrt() + eps
-                        }
-                        None => sq[i].sqrt() + eps,
-                    };
-                    let d = match buf.as_deref_mut() {
-                        Some(bf) => {
-                            bf[i] = b * bf[i] + g / avg;
-                            bf[i]
-                        }
-                        None => g / avg,
-                    };
-                    p[i] = w - step_size * d;
-                }
-            }
-            UpdateMethod::Adam { .. } => {
-                let (m, v, mut v_max) = (
-                    s0.expect("checked: exp_avg"),
-                    s1.expect("checked: exp_avg_sq"),
-                    s2,
-                );
-                for i in 0..p.len() {
-                    let (g, w) = prepare(gr[i], p[i]);
-                    // torch's lerp_: m + (1−β₁)(g − m).
-                    m[i] = m[i] + a_c * (g - m[i]);
-                    v[i] = b * v[i] + b_c * g * g;
-                    let second = match v_max.as_deref_mut() {
-                        Some(vm) => {
-                            vm[i] = vm[i].max(v[i]);
-                            vm[i]
-                        }
-                        None => v[i],
-                    };
-                    p[i] = w - step_size * (m[i] / (second.sqrt() / bc2_sqrt + eps));
-                }
-            }
-        }
+        let piece = cpu_update::Piece {
+            p: &mut param.data,
+            g: &grad.data,
+            s,
+        };
+        cpu_update::update(
+            rule.method,
+            rule.clip,
+            &rule.scalars(step),
+            grad_sq_norm.map(|n| n.data[0]),
+            piece,
+        );
         Ok(())
     }
 }

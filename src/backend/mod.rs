@@ -17,8 +17,10 @@
 //!   rows (the seeds' convention); see [`Loss`] for the PyTorch equivalents.
 
 pub(crate) mod cpu;
+mod cpu_update;
 mod gemm;
 pub(crate) mod ops;
+mod par;
 pub(crate) mod update;
 
 pub use cpu::{reference_matmul, Cpu, CpuIndex, CpuTensor};
@@ -274,8 +276,17 @@ fn mix(x: u32) -> u32 {
 /// assert!((6_700..7_300).contains(&kept));
 /// ```
 pub fn dropout_keep(seed: u64, step: u64, i: u32, p: f64) -> bool {
-    let key =
-        mix(mix(mix(mix(seed as u32) ^ (seed >> 32) as u32) ^ step as u32) ^ (step >> 32) as u32);
+    dropout_keep_keyed(dropout_key(seed, step), i, p as f32)
+}
+
+/// The part of [`dropout_keep`]'s hash shared by every element of a mask,
+/// computed once per mask by the CPU backend.
+pub(crate) fn dropout_key(seed: u64, step: u64) -> u32 {
+    mix(mix(mix(mix(seed as u32) ^ (seed >> 32) as u32) ^ step as u32) ^ (step >> 32) as u32)
+}
+
+/// [`dropout_keep`] from the mask's [`dropout_key`].
+pub(crate) fn dropout_keep_keyed(key: u32, i: u32, p: f32) -> bool {
     let u = (mix(key ^ i) >> 8) as f32 * (1.0 / 16_777_216.0);
-    u >= p as f32
+    u >= p
 }

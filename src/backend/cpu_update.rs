@@ -1,0 +1,245 @@
+//! The CPU backend's optimizer step. The rule, its clipping and which state
+//! tensors it keeps are decided once per call: each combination gets its own
+//! monomorphised loop with no branch and no bounds check per element, so the
+//! compiler vectorises it, and large tensors are split over the cores.
+//!
+//! The arithmetic is that of the formulas in [`crate::optim`], operation for
+//! operation in the same order: specialising changes no result.
+
+use super::par::{split, Lanes};
+use super::update::StepScalars;
+use super::{GradClip, UpdateMethod};
+use num_traits::Float;
+
+/// `rule.clip`'s variant as a const parameter of the loops.
+const CLIP_NONE: u8 = 0;
+const CLIP_VALUE: u8 = 1;
+const CLIP_NORM: u8 = 2;
+
+/// The per-step constants in the backend's scalar.
+#[derive(Clone, Copy)]
+struct Consts<T> {
+    first: bool,
+    nesterov: bool,
+    step_size: T,
+    a: T,
+    a_c: T,
+    b: T,
+    b_c: T,
+    eps: T,
+    bc2_sqrt: T,
+    clip: T,
+    norm_coef: T,
+    l1: T,
+    weight_decay: T,
+    decay: T,
+}
+
+/// A piece of one parameter: its values, gradient and the rule's three fixed
+/// state positions ([`UpdateMethod::slots`]), `None` where unused.
+pub(super) struct Piece<'a, T> {
+    pub p: &'a mut [T],
+    pub g: &'a [T],
+    pub s: [Option<&'a mut [T]>; 3],
+}
+
+impl<T: Send + Sync> Lanes for Piece<'_, T> {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let (p0, p1) = self.p.split_at_mut(mid);
+        let (g0, g1) = Lanes::split_at(self.g, mid);
+        let [s0, s1, s2] = self.s;
+        let ((a0, b0, c0), (a1, b1, c1)) = (s0, s1, s2).split_at(mid);
+        (
+            Piece {
+                p: p0,
+                g: g0,
+                s: [a0, b0, c0],
+            },
+            Piece {
+                p: p1,
+                g: g1,
+                s: [a1, b1, c1],
+            },
+        )
+    }
+}
+
+/// The state slot at position `i`, cut to `n` elements when the loop's switch
+/// `used` says the rule keeps it, else empty (and then never indexed). The
+/// fixed length lets the compiler drop the bounds checks.
+fn slot<'a, T>(s: &mut [Option<&'a mut [T]>; 3], i: usize, used: bool, n: usize) -> &'a mut [T] {
+    match (used, s[i].take()) {
+        (true, Some(v)) => &mut v[..n],
+        (false, _) => &mut [],
+        (true, None) => unreachable!("checked: the rule keeps state slot {i}"),
+    }
+}
+
+/// One optimizer step over a whole parameter. `norm_sq` is the squared
+/// gradient norm when clipping by norm.
+pub(super) fn update<T: Float + Send + Sync>(
+    method: UpdateMethod,
+    clip: GradClip,
+    k: &StepScalars,
+    norm_sq: Option<T>,
+    piece: Piece<'_, T>,
+) {
+    let cast = |v: f64| T::from(v).expect("every f64 converts to a float type");
+    let clip_t = cast(k.clip);
+    // torch.nn.utils.clip_grad_norm_: the 1e-6 keeps a zero norm finite.
+    let norm_coef = match (clip, norm_sq) {
+        (GradClip::Norm(_), Some(sq)) => (clip_t / (sq.sqrt() + cast(1e-6))).min(T::one()),
+        _ => T::one(),
+    };
+    let c = Consts {
+        first: k.first,
+        nesterov: matches!(method, UpdateMethod::Sgd { nesterov: true, .. }),
+        step_size: cast(k.step_size),
+        a: cast(k.a),
+        a_c: cast(k.a_c),
+        b: cast(k.b),
+        b_c: cast(k.b_c),
+        eps: cast(k.eps),
+        bc2_sqrt: cast(k.bc2_sqrt),
+        clip: clip_t,
+        norm_coef,
+        l1: cast(k.l1),
+        weight_decay: cast(k.weight_decay),
+        decay: cast(k.decay),
+    };
+    match clip {
+        GradClip::None => by_method::<T, CLIP_NONE>(method, &c, piece),
+        GradClip::Value(_) => by_method::<T, CLIP_VALUE>(method, &c, piece),
+        GradClip::Norm(_) => by_method::<T, CLIP_NORM>(method, &c, piece),
+    }
+}
+
+/// Picks the loop of `method` and its switches, and runs it over the cores.
+fn by_method<T: Float + Send + Sync, const CLIP: u8>(
+    method: UpdateMethod,
+    c: &Consts<T>,
+    piece: Piece<'_, T>,
+) {
+    let kernel: fn(&Consts<T>, Piece<'_, T>) = match method {
+        UpdateMethod::Sgd { momentum, .. } if momentum != 0.0 => sgd::<T, CLIP, true>,
+        UpdateMethod::Sgd { .. } => sgd::<T, CLIP, false>,
+        UpdateMethod::EmaMomentum { .. } => ema::<T, CLIP>,
+        UpdateMethod::Adagrad { .. } => adagrad::<T, CLIP>,
+        UpdateMethod::RmsProp {
+            centered, momentum, ..
+        } => match (centered, momentum > 0.0) {
+            (false, false) => rmsprop::<T, CLIP, false, false>,
+            (false, true) => rmsprop::<T, CLIP, false, true>,
+            (true, false) => rmsprop::<T, CLIP, true, false>,
+            (true, true) => rmsprop::<T, CLIP, true, true>,
+        },
+        UpdateMethod::Adam { amsgrad: false, .. } => adam::<T, CLIP, false>,
+        UpdateMethod::Adam { amsgrad: true, .. } => adam::<T, CLIP, true>,
+    };
+    split(piece.p.len(), 1, piece, &|piece| kernel(c, piece));
+}
+
+/// The clipped, regularised gradient and the decayed parameter of one element.
+#[inline(always)]
+fn prepare<T: Float, const CLIP: u8>(c: &Consts<T>, g: T, w: T) -> (T, T) {
+    let g = match CLIP {
+        CLIP_NONE => g,
+        CLIP_VALUE => g.max(-c.clip).min(c.clip),
+        _ => g * c.norm_coef,
+    };
+    // sign(w), 0 at 0, as selects rather than jumps.
+    let sign = if w > T::zero() {
+        T::one()
+    } else if w < T::zero() {
+        -T::one()
+    } else {
+        T::zero()
+    };
+    (g + c.l1 * sign + c.weight_decay * w, w * c.decay)
+}
+
+fn sgd<T: Float, const CLIP: u8, const MOMENTUM: bool>(c: &Consts<T>, mut x: Piece<'_, T>) {
+    let n = x.p.len();
+    let (p, gr) = (x.p, &x.g[..n]);
+    let buf = slot(&mut x.s, 0, MOMENTUM, n);
+    for i in 0..n {
+        let (mut g, w) = prepare::<T, CLIP>(c, gr[i], p[i]);
+        if MOMENTUM {
+            // PyTorch starts the buffer at the gradient, not at zero.
+            buf[i] = if c.first { g } else { c.a * buf[i] + c.a_c * g };
+            g = if c.nesterov { g + c.a * buf[i] } else { buf[i] };
+        }
+        p[i] = w - c.step_size * g;
+    }
+}
+
+fn ema<T: Float, const CLIP: u8>(c: &Consts<T>, mut x: Piece<'_, T>) {
+    let n = x.p.len();
+    let (p, gr) = (x.p, &x.g[..n]);
+    let v = slot(&mut x.s, 0, true, n);
+    for i in 0..n {
+        let (g, w) = prepare::<T, CLIP>(c, gr[i], p[i]);
+        v[i] = c.a * v[i] + c.a_c * g;
+        p[i] = w - c.step_size * v[i];
+    }
+}
+
+fn adagrad<T: Float, const CLIP: u8>(c: &Consts<T>, mut x: Piece<'_, T>) {
+    let n = x.p.len();
+    let (p, gr) = (x.p, &x.g[..n]);
+    let sum = slot(&mut x.s, 0, true, n);
+    for i in 0..n {
+        let (g, w) = prepare::<T, CLIP>(c, gr[i], p[i]);
+        sum[i] = sum[i] + g * g;
+        p[i] = w - c.step_size * (g / (sum[i].sqrt() + c.eps));
+    }
+}
+
+fn rmsprop<T: Float, const CLIP: u8, const CENTERED: bool, const MOMENTUM: bool>(
+    c: &Consts<T>,
+    mut x: Piece<'_, T>,
+) {
+    let n = x.p.len();
+    let (p, gr) = (x.p, &x.g[..n]);
+    let sq = slot(&mut x.s, 0, true, n);
+    let grad_avg = slot(&mut x.s, 1, CENTERED, n);
+    let buf = slot(&mut x.s, 2, MOMENTUM, n);
+    for i in 0..n {
+        let (g, w) = prepare::<T, CLIP>(c, gr[i], p[i]);
+        sq[i] = c.a * sq[i] + c.a_c * g * g;
+        let avg = if CENTERED {
+            grad_avg[i] = grad_avg[i] + c.a_c * (g - grad_avg[i]);
+            (sq[i] - grad_avg[i] * grad_avg[i]).sqrt() + c.eps
+        } else {
+            sq[i].sqrt() + c.eps
+        };
+        let d = if MOMENTUM {
+            buf[i] = c.b * buf[i] + g / avg;
+            buf[i]
+        } else {
+            g / avg
+        };
+        p[i] = w - c.step_size * d;
+    }
+}
+
+fn adam<T: Float, const CLIP: u8, const AMSGRAD: bool>(c: &Consts<T>, mut x: Piece<'_, T>) {
+    let n = x.p.len();
+    let (p, gr) = (x.p, &x.g[..n]);
+    let m = slot(&mut x.s, 0, true, n);
+    let v = slot(&mut x.s, 1, true, n);
+    let v_max = slot(&mut x.s, 2, AMSGRAD, n);
+    for i in 0..n {
+        let (g, w) = prepare::<T, CLIP>(c, gr[i], p[i]);
+        // torch's lerp_: m + (1−β₁)(g − m).
+        m[i] = m[i] + c.a_c * (g - m[i]);
+        v[i] = c.b * v[i] + c.b_c * g * g;
+        let second = if AMSGRAD {
+            v_max[i] = v_max[i].max(v[i]);
+            v_max[i]
+        } else {
+            v[i]
+        };
+        p[i] = w - c.step_size * (m[i] / (second.sqrt() / c.bc2_sqrt + c.eps));
+    }
+}

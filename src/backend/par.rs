@@ -1,0 +1,112 @@
+//! Elementwise CPU work split over the cores (rayon's pool).
+//!
+//! Every piece computes exactly what the whole loop would for its elements,
+//! so splitting changes no result: only work with no reduction across the
+//! cut (elementwise maps, per-row epilogues) goes through here.
+
+use std::ops::Range;
+
+/// The fewest elements a piece is cut down to. Handing a piece to a pool
+/// thread costs a few microseconds, about what a simple vectorised loop
+/// spends on 32k elements, so smaller tensors stay on the calling thread.
+const MIN_PIECE: usize = 32 * 1024;
+
+/// Operands that elementwise work walks in step, cut together at one index.
+pub(crate) trait Lanes: Send + Sized {
+    /// The first `mid` elements of every operand, and the rest.
+    fn split_at(self, mid: usize) -> (Self, Self);
+}
+
+impl<T: Sync> Lanes for &[T] {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        <[T]>::split_at(self, mid)
+    }
+}
+
+impl<T: Send> Lanes for &mut [T] {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        self.split_at_mut(mid)
+    }
+}
+
+/// An operand that a rule may not have (optimizer state slots).
+impl<L: Lanes> Lanes for Option<L> {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        match self {
+            Some(l) => {
+                let (a, b) = l.split_at(mid);
+                (Some(a), Some(b))
+            }
+            None => (None, None),
+        }
+    }
+}
+
+/// The global indices of a piece, for work that depends on the position
+/// (the dropout mask is drawn from the element's index).
+impl Lanes for Range<usize> {
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        (self.start..self.start + mid, self.start + mid..self.end)
+    }
+}
+
+macro_rules! tuple_lanes {
+    ($($name:ident),+) => {
+        impl<$($name: Lanes),+> Lanes for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn split_at(self, mid: usize) -> (Self, Self) {
+                let ($($name,)+) = self;
+                $(let $name = $name.split_at(mid);)+
+                (($($name.0,)+), ($($name.1,)+))
+            }
+        }
+    };
+}
+tuple_lanes!(A, B);
+tuple_lanes!(A, B, C);
+tuple_lanes!(A, B, C, D);
+tuple_lanes!(A, B, C, D, E);
+
+/// Runs `f` on `lanes` (each operand `len` elements long), halving them onto
+/// the pool while both halves keep at least [`MIN_PIECE`] elements. Cuts fall
+/// on multiples of `unit` (the row length, for work that indexes by column).
+/// Pass a `move` closure: scalars it borrowed instead would be reloaded per
+/// element, as the compiler cannot tell that the loop's stores miss them, and
+/// the loop would not vectorise.
+pub(crate) fn split<L: Lanes>(len: usize, unit: usize, lanes: L, f: &(impl Fn(L) + Sync)) {
+    let mid = len / 2 / unit * unit;
+    if mid < MIN_PIECE || len - mid < MIN_PIECE {
+        return f(lanes);
+    }
+    let (a, b) = lanes.split_at(mid);
+    rayon::join(|| split(mid, unit, a, f), || split(len - mid, unit, b, f));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn pieces_cover_every_element_once_and_cut_on_rows() {
+        let unit = 7;
+        let len = unit * (5 * MIN_PIECE / unit + 3);
+        let mut seen = vec![usize::MAX; len];
+        let pieces = AtomicUsize::new(0);
+        let lanes = (seen.as_mut_slice(), 0..len);
+        split(len, unit, lanes, &|(s, at): (
+            &mut [usize],
+            Range<usize>,
+        )| {
+            assert_eq!(at.start % unit, 0, "a cut inside a row");
+            assert_eq!(s.len(), at.len());
+            pieces.fetch_add(1, Ordering::Relaxed);
+            for (s, i) in s.iter_mut().zip(at) {
+                assert_eq!(*s, usize::MAX, "element {i} visited twice");
+                *s = i;
+            }
+        });
+        assert!(seen.iter().enumerate().all(|(i, &s)| s == i));
+        assert!(pieces.into_inner() > 1, "large enough to split");
+    }
+}
