@@ -10,8 +10,8 @@
 use super::cpu_update;
 use super::gemm::gemm;
 use super::ops::{
-    check_batch_norm, check_indices, check_len, check_loss, check_matmul, check_nonempty,
-    check_same, shape_err,
+    check_activation_backward, check_batch_norm, check_batch_norm_backward, check_indices,
+    check_len, check_loss, check_matmul, check_nonempty, check_same, shape_err,
 };
 use super::par::split;
 use super::update::check_update;
@@ -312,18 +312,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         grad_out: &CpuTensor<T>,
         grad_in: &mut CpuTensor<T>,
     ) -> Result<()> {
-        check_same(
-            "activation_backward",
-            "pre-activation vs gradient",
-            z,
-            grad_out,
-        )?;
-        check_same(
-            "activation_backward",
-            "pre-activation vs input gradient",
-            z,
-            grad_in,
-        )?;
+        check_activation_backward(z, grad_out, grad_in)?;
         let lanes = (
             grad_in.data.as_mut_slice(),
             grad_out.data.as_slice(),
@@ -668,10 +657,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         grad_gamma: &mut CpuTensor<T>,
         grad_beta: &mut CpuTensor<T>,
     ) -> Result<()> {
-        check_same("batch_norm_backward", "gradient vs input", grad_out, x)?;
-        check_same("batch_norm_backward", "input gradient vs input", grad_in, x)?;
-        check_same("batch_norm_backward", "γ gradient vs γ", grad_gamma, gamma)?;
-        check_same("batch_norm_backward", "β gradient vs γ", grad_beta, gamma)?;
+        check_batch_norm_backward(x, gamma, grad_out, grad_in, grad_gamma, grad_beta)?;
         let (n, c) = (x.rows, x.cols);
         let nt = cast::<T>(n as f64);
         for j in 0..c {

@@ -479,3 +479,34 @@ pub(crate) fn check_batch_norm<T: Shaped>(
     }
     Ok(())
 }
+
+/// Checks `activation_backward`: `z`, `grad_out` and `grad_in` of one shape.
+pub(crate) fn check_activation_backward<T: Shaped>(z: &T, grad_out: &T, grad_in: &T) -> Result<()> {
+    check_same(
+        "activation_backward",
+        "pre-activation vs gradient",
+        z,
+        grad_out,
+    )?;
+    check_same(
+        "activation_backward",
+        "pre-activation vs input gradient",
+        z,
+        grad_in,
+    )
+}
+
+/// Checks `batch_norm_backward`: gradients shaped as what they differentiate.
+pub(crate) fn check_batch_norm_backward<T: Shaped>(
+    x: &T,
+    gamma: &T,
+    grad_out: &T,
+    grad_in: &T,
+    grad_gamma: &T,
+    grad_beta: &T,
+) -> Result<()> {
+    check_same("batch_norm_backward", "gradient vs input", grad_out, x)?;
+    check_same("batch_norm_backward", "input gradient vs input", grad_in, x)?;
+    check_same("batch_norm_backward", "γ gradient vs γ", grad_gamma, gamma)?;
+    check_same("batch_norm_backward", "β gradient vs γ", grad_beta, gamma)
+}

@@ -10,8 +10,8 @@ pub use autotune::{MatmulCache, MatmulCandidate, MatmulTuning};
 
 use crate::backend::cpu::{check_gather, check_gather_indices, check_top_k};
 use crate::backend::ops::{
-    check_batch_norm, check_indices, check_len, check_loss, check_matmul, check_nonempty,
-    check_same, shape_err,
+    check_activation_backward, check_batch_norm, check_batch_norm_backward, check_indices,
+    check_len, check_loss, check_matmul, check_nonempty, check_same, shape_err,
 };
 use crate::backend::update::check_update;
 use crate::backend::{
@@ -519,18 +519,7 @@ impl Backend for Gpu {
         grad_out: &GpuTensor,
         grad_in: &mut GpuTensor,
     ) -> Result<()> {
-        check_same(
-            "activation_backward",
-            "pre-activation vs gradient",
-            z,
-            grad_out,
-        )?;
-        check_same(
-            "activation_backward",
-            "pre-activation vs input gradient",
-            z,
-            grad_in,
-        )?;
+        check_activation_backward(z, grad_out, grad_in)?;
         self.elementwise(
             "act_backward",
             Some(act),
@@ -820,10 +809,7 @@ impl Backend for Gpu {
         grad_gamma: &mut GpuTensor,
         grad_beta: &mut GpuTensor,
     ) -> Result<()> {
-        check_same("batch_norm_backward", "gradient vs input", grad_out, x)?;
-        check_same("batch_norm_backward", "input gradient vs input", grad_in, x)?;
-        check_same("batch_norm_backward", "γ gradient vs γ", grad_gamma, gamma)?;
-        check_same("batch_norm_backward", "β gradient vs γ", grad_beta, gamma)?;
+        check_batch_norm_backward(x, gamma, grad_out, grad_in, grad_gamma, grad_beta)?;
         let kernel = Kernel {
             shader: &NORMALIZE,
             entry: "bn_backward",
