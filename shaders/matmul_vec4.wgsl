@@ -11,7 +11,11 @@
 const TM4: u32 = TM / 4u;
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
     let row0 = gid.y * TM;
     let col0 = gid.x * TN;
     // Lanes sharing A must all stay; past the edges they compute clamped
@@ -47,7 +51,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
         }
     }
 
-    for (var kq = 0u; kq < k4; kq++) {
+    // lavapipe runs the WG_Y rows of a workgroup one after another, each
+    // through the whole k loop, and all of them read the same k × TN·WG_X
+    // panel of B. When B's row stride is a power of two (n = 1024, 2048) that
+    // panel maps onto a sliver of the cache sets and is evicted before the
+    // next row comes back to its start. Odd rows walk k backwards, so each
+    // row starts on what the previous one read last: +5–10% at 1024³ and
+    // 2048³ A·B (PERFORMANCE.md). Bᵀ's panel is k-contiguous and does not alias;
+    // there the backward walk cost 2–5%, so it is left out.
+    let backwards = !TB && (lid.y & 1u) == 1u;
+    for (var step = 0u; step < k4; step++) {
+        let kq = select(step, k4 - 1u - step, backwards);
         // at[r][s] = op(A)[row0 + r, 4kq + s]; bt[s·TN4 + c][q] = op(B)[4kq + s, col0 + 4c + q].
         var at: array<vec4<f32>, TM>;
         if (TA) {
