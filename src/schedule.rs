@@ -16,6 +16,16 @@
 use crate::optim::{check_lr, require};
 use crate::Result;
 
+/// The decay rate of the inverse and exponential schedules.
+fn check_epsilon(epsilon: f64) -> Result<()> {
+    require(
+        "epsilon",
+        epsilon,
+        epsilon >= 0.0 && epsilon.is_finite(),
+        "finite and ≥ 0",
+    )
+}
+
 /// A learning-rate schedule. Build one with the constructors, which reject
 /// bad values with [`Error::InvalidParameter`](crate::Error::InvalidParameter).
 ///
@@ -101,24 +111,14 @@ impl Schedule {
     /// `lr / (1 + epsilon·t)`.
     pub fn inverse(lr: f64, epsilon: f64) -> Result<Schedule> {
         check_lr(lr)?;
-        require(
-            "epsilon",
-            epsilon,
-            epsilon >= 0.0 && epsilon.is_finite(),
-            "finite and ≥ 0",
-        )?;
+        check_epsilon(epsilon)?;
         Ok(Schedule::Inverse { lr, epsilon })
     }
 
     /// `lr · e^(−epsilon·t)`.
     pub fn exponential(lr: f64, epsilon: f64) -> Result<Schedule> {
         check_lr(lr)?;
-        require(
-            "epsilon",
-            epsilon,
-            epsilon >= 0.0 && epsilon.is_finite(),
-            "finite and ≥ 0",
-        )?;
+        check_epsilon(epsilon)?;
         Ok(Schedule::Exponential { lr, epsilon })
     }
 

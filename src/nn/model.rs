@@ -428,38 +428,29 @@ fn collect_params<'a, B: Backend>(
     out: &mut Vec<Parameter<'a, B>>,
 ) {
     for (i, node) in nodes.iter_mut().enumerate() {
-        match node {
-            Node::Dense(d) => {
-                out.push(Parameter {
-                    name: format!("{prefix}{i}.weight"),
-                    value: &mut d.w,
-                    grad: &d.gw,
-                    is_weight: true,
-                });
-                out.push(Parameter {
-                    name: format!("{prefix}{i}.bias"),
-                    value: &mut d.b,
-                    grad: &d.gb,
-                    is_weight: false,
-                });
+        // Dense layers and batch norms both hold a `weight` and a `bias`;
+        // only a dense weight is decayed.
+        let (w, gw, b, gb, is_weight) = match node {
+            Node::Dense(d) => (&mut d.w, &d.gw, &mut d.b, &d.gb, true),
+            Node::BatchNorm(bn) => (&mut bn.gamma, &bn.g_gamma, &mut bn.beta, &bn.g_beta, false),
+            Node::Residual(inner) => {
+                collect_params(inner, &format!("{prefix}{i}."), out);
+                continue;
             }
-            Node::BatchNorm(bn) => {
-                out.push(Parameter {
-                    name: format!("{prefix}{i}.weight"),
-                    value: &mut bn.gamma,
-                    grad: &bn.g_gamma,
-                    is_weight: false,
-                });
-                out.push(Parameter {
-                    name: format!("{prefix}{i}.bias"),
-                    value: &mut bn.beta,
-                    grad: &bn.g_beta,
-                    is_weight: false,
-                });
-            }
-            Node::Act(_) | Node::Dropout { .. } => {}
-            Node::Residual(inner) => collect_params(inner, &format!("{prefix}{i}."), out),
-        }
+            Node::Act(_) | Node::Dropout { .. } => continue,
+        };
+        out.push(Parameter {
+            name: format!("{prefix}{i}.weight"),
+            value: w,
+            grad: gw,
+            is_weight,
+        });
+        out.push(Parameter {
+            name: format!("{prefix}{i}.bias"),
+            value: b,
+            grad: gb,
+            is_weight: false,
+        });
     }
 }
 
@@ -737,34 +728,27 @@ impl<B: Backend> Model<B> {
     /// Reads a parameter back: `(rows, cols, values)`.
     pub fn parameter(&mut self, name: &str) -> Result<(usize, usize, Vec<f64>)> {
         let backend = self.backend.clone();
-        let params = collect_named(&mut self.nodes);
-        let p = params
-            .into_iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
+        let p = self.find_parameter(name)?;
         Ok((p.value.rows(), p.value.cols(), backend.download(p.value)?))
     }
 
     /// Reads a parameter's gradient back.
     pub fn gradient(&mut self, name: &str) -> Result<Vec<f64>> {
         let backend = self.backend.clone();
-        let params = collect_named(&mut self.nodes);
-        let p = params
-            .into_iter()
-            .find(|p| p.name == name)
-            .ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
-        backend.download(p.grad)
+        backend.download(self.find_parameter(name)?.grad)
     }
 
     /// Overwrites a parameter (its length must match).
     pub fn set_parameter(&mut self, name: &str, values: &[f64]) -> Result<()> {
         let backend = self.backend.clone();
-        let params = collect_named(&mut self.nodes);
-        let p = params
+        backend.write(self.find_parameter(name)?.value, values)
+    }
+
+    fn find_parameter(&mut self, name: &str) -> Result<Parameter<'_, B>> {
+        collect_named(&mut self.nodes)
             .into_iter()
             .find(|p| p.name == name)
-            .ok_or_else(|| Error::Model(format!("no parameter named {name}")))?;
-        backend.write(p.value, values)
+            .ok_or_else(|| Error::Model(format!("no parameter named {name}")))
     }
 
     /// Plain gradient descent on every parameter: `θ ← θ − lr·∂ρ/∂θ`.
