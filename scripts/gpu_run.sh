@@ -1,34 +1,45 @@
 #!/usr/bin/env bash
-# Stages the examples for a machine with a real GPU and no Rust toolchain:
-# builds them here and copies the binaries, with scripts/torch_cuda_mlp.py,
-# into .gpu/ (ignored by git). The binaries need only a Vulkan driver there
-# (the NVIDIA driver ships one); the shaders are compiled into them.
+# Stages everything a GPU machine with no Rust toolchain needs: builds the
+# examples, the matmul bench and the test binaries here, strips them and
+# packs them with scripts/gpu_device.sh, scripts/torch_cuda_mlp.py and the
+# MNIST files (if fetched) into .gpu/ (ignored by git). The binaries need
+# only a Vulkan driver there; the shaders are compiled into them.
 #
-#   bash scripts/gpu_run.sh        # here, from the repo root
+#   bash scripts/gpu_run.sh            # here, from the repo root
 #
-# Then copy .gpu/ to the GPU machine and run, in it, this one command. It
-# prints the adapter (the first line of throughput is its describe()), times
-# our GPU backend on the peers' workload and the sweep (the 10 s step limit
-# lets every sweep case run, a real GPU being far faster than lavapipe), and
-# times PyTorch CUDA, fp32 with TF32 off, on the same workloads plus cuBLAS
-# sgemm 1024/2048/4096 (the python part needs torch with CUDA):
+# Then, on the GPU machine, from a copy of the repo that has .gpu/ in it:
 #
-#   (nvidia-smi -L; ./worked_example; ./throughput --backend gpu --max-step-s 10; python3 torch_cuda_mlp.py all) 2>&1 | tee gpu_run.log
+#   bash scripts/gpu_device.sh [OUTDIR]
 #
-# WGPU_ADAPTER_NAME=... picks the adapter if several are present; if the
-# throughput header names llvmpipe, the Vulkan loader found no NVIDIA ICD.
+# which prints the adapter first, runs the GPU tests (parity on that
+# adapter), the worked example, the matmul kernel autotune, the throughput
+# harness, our sgemm sweep beside cuBLAS, PyTorch CUDA on the same MLP
+# workload (fp32, TF32 off), and the MNIST main job, logging to OUTDIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
 cargo build --release --examples
-examples="${CARGO_TARGET_DIR:-target}/release/examples"
-mkdir -p .gpu
-# mnist is listed for when the training example lands; it is not built yet.
-for ex in throughput worked_example mnist; do
-  if [[ -x $examples/$ex ]]; then
-    cp "$examples/$ex" .gpu/
-  else
-    echo "note: no example binary '$ex' in $examples; not staged"
-  fi
+cargo bench --no-run 2>/dev/null
+tests=$(cargo test --release --no-run --message-format=json 2>/dev/null |
+  jq -r 'select(.reason == "compiler-artifact" and .executable != null and .profile.test) | .executable')
+stage=$(mktemp -d)
+mkdir -p "$stage/bin/tests"
+for ex in throughput sgemm worked_example mnist parity; do
+  cp "$target/release/examples/$ex" "$stage/bin/"
 done
-cp scripts/torch_cuda_mlp.py .gpu/
+for t in $tests; do
+  name=$(basename "$t" | sed 's/-[0-9a-f]*$//')
+  # The bench binary is built with the test profile too; keep it apart.
+  if [[ $t == *"/deps/matmul-"* ]]; then continue; fi
+  cp "$t" "$stage/bin/tests/$name"
+done
+bench=$(ls -t "$target"/release/deps/matmul-* | grep -v '\.d$' | head -1)
+cp "$bench" "$stage/bin/matmul_bench"
+strip "$stage"/bin/* "$stage"/bin/tests/* 2>/dev/null || true
+if [[ -d data/mnist ]]; then
+  mkdir -p "$stage/data" && cp -r data/mnist "$stage/data/"
+fi
+mkdir -p .gpu
+tar -C "$stage" -cJf .gpu/stage.tar.xz .
+rm -rf "$stage"
 ls -l .gpu/

@@ -21,6 +21,8 @@ struct Params {
     n: u32,
     k: u32,
     act_param: f32,
+    // matmul_tiled.wgsl with split k: the k range of each z slice (k otherwise).
+    k_chunk: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,14 +34,9 @@ override TB: bool = false;
 override ACT: u32 = 0u;
 override HAS_BIAS: bool = false;
 
-// The tile: keep MATMUL_TILE in src/gpu/mod.rs in step (a unit test checks).
-// WG_X is lavapipe's SIMD width, so the invocations of one SIMD step share
-// their rows. More than 16 vec4 accumulators (TM·TN4) no longer unroll on
-// llvmpipe and run 3–4× slower.
-const TM: u32 = 8u;       // rows per invocation
-const TN4: u32 = 2u;      // vec4 column groups per invocation
-const WG_X: u32 = 8u;     // invocations along columns
-const WG_Y: u32 = 4u;     // invocations along rows
+// The tile constants (TM, TN4, WG_X, WG_Y, BK) come from the matmul_tile_*.wgsl
+// piece placed before this file; src/gpu/mod.rs keeps its table of tiles in
+// step with them (a unit test checks).
 const TN: u32 = TN4 * 4u; // columns per invocation
 
 // One invocation's TM × TN block of op(A)·op(B), row-major in vec4 column
@@ -47,6 +44,15 @@ const TN: u32 = TN4 * 4u; // columns per invocation
 // llvmpipe copies an array argument through memory, which made the epilogue
 // cost 10× the whole product at k = 10.
 var<private> acc: array<vec4<f32>, TM * TN4>;
+
+// The fused epilogue of output column j: bias, then activation.
+fn epilogue(z: f32, j: u32) -> f32 {
+    var v = z;
+    if (HAS_BIAS) {
+        v += bias[j];
+    }
+    return activate(v, ACT, p.act_param);
+}
 
 // Applies bias and activation to `acc` and stores the rows and columns that exist.
 fn store_tile(row0: u32, col0: u32) {
@@ -58,11 +64,7 @@ fn store_tile(row0: u32, col0: u32) {
         for (var c = 0u; c < TN; c++) {
             let j = col0 + c;
             if (j < p.n) {
-                var z = acc[r * TN4 + c / 4u][c % 4u];
-                if (HAS_BIAS) {
-                    z += bias[j];
-                }
-                out[i * p.n + j] = activate(z, ACT, p.act_param);
+                out[i * p.n + j] = epilogue(acc[r * TN4 + c / 4u][c % 4u], j);
             }
         }
     }

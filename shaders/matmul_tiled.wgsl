@@ -1,21 +1,88 @@
-// The workgroup-memory matmul kernel (see matmul_common.wgsl), for real GPUs:
-// each workgroup stages BK-deep slices of its rows of op(A) and columns of
-// op(B) in workgroup memory, so every element is read from the buffer once
-// per workgroup instead of once per invocation. Any shape. On lavapipe the
-// barriers cost more than the reads they save (LAVAPIPE.md); there the
-// register kernels are used unless asked otherwise.
+// The workgroup-memory matmul kernel (see matmul_common.wgsl), for real GPUs;
+// any shape. Each workgroup computes a BM × BN block of the output: it stages
+// BK-deep slices of its rows of op(A) and columns of op(B) in workgroup
+// memory, so each element is read from the buffer once per workgroup rather
+// than once per invocation, and prefetches the next slice into registers
+// while it multiplies the current one. On lavapipe the barriers cost more
+// than the reads they save (LAVAPIPE.md); there the register kernels run.
+//
+// Invocation (lx, ly) owns rows 4·ly + 4·WG_Y·g + q (g < TM/4, q < 4) and
+// columns 4·lx + 4·WG_X·c + e (c < TN4, e < 4) of the block: its vec4 reads
+// of a k row of the staged tiles are then consecutive across the lanes of a
+// subgroup, which keeps workgroup-memory reads free of bank conflicts.
+//
+// Split k: workgroup z covers k in [z·k_chunk, (z + 1)·k_chunk) and, when
+// there are several, writes its raw partial sums to slice z of a scratch
+// buffer (bound as `out`, with HAS_BIAS off and the identity activation);
+// split_k_sum then adds the slices in order and applies the epilogue.
 
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 
-const BK: u32 = 16u;             // k depth of one staged slice
-const BM: u32 = TM * WG_Y;       // rows per workgroup
-const BN: u32 = TN * WG_X;       // columns per workgroup
+const TM4: u32 = TM / 4u;
+const BM: u32 = TM * WG_Y;            // rows per workgroup
+const BN: u32 = TN * WG_X;            // columns per workgroup
 const THREADS: u32 = WG_X * WG_Y;
+const A_LOADS: u32 = BK * BM / THREADS; // elements of A each invocation stages per slice
+const B_LOADS: u32 = BK * BN / THREADS;
+// Row strides of the staged tiles, in vec4, padded by one vec4 so that the
+// scalar stores of a k-contiguous operand (A, Bᵀ) spread over the banks.
+const AS: u32 = BM / 4u + 1u;
+const BS: u32 = BN / 4u + 1u;
+const_assert TM % 4u == 0u && BK * BM % THREADS == 0u && BK * BN % THREADS == 0u;
 
-// a_tile[kk·BM + r] = op(A)[row, k0 + kk]; b_tile[kk·BN/4 + c4] = op(B)[k0 + kk, 4 columns].
-var<workgroup> a_tile: array<f32, BK * BM>;
-var<workgroup> b_tile: array<vec4<f32>, BK * BN / 4u>;
+// a_tile[kk·AS + r/4][r%4] = op(A)[row r of the block, k0 + kk]; b_tile likewise by column.
+var<workgroup> a_tile: array<vec4<f32>, BK * AS>;
+var<workgroup> b_tile: array<vec4<f32>, BK * BS>;
+var<private> a_next: array<f32, A_LOADS>;
+var<private> b_next: array<f32, B_LOADS>;
+
+// Where staged element e of this invocation comes from: its row (A) or
+// column (B) within the block and its k within the slice. Consecutive
+// invocations take consecutive addresses in the buffer: along k for A and
+// Bᵀ, along rows for Aᵀ, along columns for B.
+fn a_slot(e: u32, li: u32) -> vec2<u32> {
+    let idx = e * THREADS + li;
+    return select(vec2(idx / BK, idx % BK), vec2(idx % BM, idx / BM), TA);
+}
+
+fn b_slot(e: u32, li: u32) -> vec2<u32> {
+    let idx = e * THREADS + li;
+    return select(vec2(idx % BN, idx / BN), vec2(idx / BK, idx % BK), TB);
+}
+
+// Reads the slice starting at k0 into a_next / b_next. Rows and columns past
+// the edge are clamped (their results are not stored); k at or past k_end
+// reads as 0, so it adds nothing.
+fn fetch(wrow: u32, wcol: u32, k0: u32, k_end: u32, li: u32) {
+    let a_row = select(p.k, 1u, TA);
+    let a_k = select(1u, p.m, TA);
+    let b_k = select(p.n, 1u, TB);
+    let b_col = select(1u, p.k, TB);
+    for (var e = 0u; e < A_LOADS; e++) {
+        let s = a_slot(e, li);
+        let k = k0 + s.y;
+        let v = a[min(wrow + s.x, p.m - 1u) * a_row + min(k, p.k - 1u) * a_k];
+        a_next[e] = select(0.0, v, k < k_end);
+    }
+    for (var e = 0u; e < B_LOADS; e++) {
+        let s = b_slot(e, li);
+        let k = k0 + s.y;
+        let v = b[min(k, p.k - 1u) * b_k + min(wcol + s.x, p.n - 1u) * b_col];
+        b_next[e] = select(0.0, v, k < k_end);
+    }
+}
+
+fn stage(li: u32) {
+    for (var e = 0u; e < A_LOADS; e++) {
+        let s = a_slot(e, li);
+        a_tile[s.y * AS + s.x / 4u][s.x % 4u] = a_next[e];
+    }
+    for (var e = 0u; e < B_LOADS; e++) {
+        let s = b_slot(e, li);
+        b_tile[s.y * BS + s.x / 4u][s.x % 4u] = b_next[e];
+    }
+}
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(
@@ -26,45 +93,66 @@ fn main(
     // No early return: every invocation must reach the barriers.
     let wrow = wid.y * BM;
     let wcol = wid.x * BN;
-    let a_row = select(p.k, 1u, TA);
-    let a_k = select(1u, p.m, TA);
-    let b_k = select(p.n, 1u, TB);
-    let b_col = select(1u, p.k, TB);
+    let k_begin = wid.z * p.k_chunk;
+    let k_end = min(p.k, k_begin + p.k_chunk);
 
-    for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        // Consecutive invocations take consecutive addresses: along k for A
-        // and Bᵀ, along rows for Aᵀ, along columns for B. Past the edges the
-        // index is clamped and the value replaced by 0 beyond k.
-        for (var e = 0u; e < BK * BM / THREADS; e++) {
-            let idx = e * THREADS + li;
-            let r = select(idx / BK, idx % BM, TA);
-            let kk = select(idx % BK, idx / BM, TA);
-            let k = k0 + kk;
-            let v = a[min(wrow + r, p.m - 1u) * a_row + min(k, p.k - 1u) * a_k];
-            a_tile[kk * BM + r] = select(0.0, v, k < p.k);
-        }
-        for (var e = 0u; e < BK * BN / THREADS; e++) {
-            let idx = e * THREADS + li;
-            let c = select(idx % BN, idx / BK, TB);
-            let kk = select(idx / BN, idx % BK, TB);
-            let k = k0 + kk;
-            let v = b[min(k, p.k - 1u) * b_k + min(wcol + c, p.n - 1u) * b_col];
-            b_tile[kk * (BN / 4u) + c / 4u][c % 4u] = select(0.0, v, k < p.k);
-        }
+    fetch(wrow, wcol, k_begin, k_end, li);
+    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
+        stage(li);
         workgroupBarrier();
+        if (k0 + BK < k_end) {
+            fetch(wrow, wcol, k0 + BK, k_end, li);
+        }
         for (var kk = 0u; kk < BK; kk++) {
+            var av: array<vec4<f32>, TM4>;
+            for (var g = 0u; g < TM4; g++) {
+                av[g] = a_tile[kk * AS + g * WG_Y + lid.y];
+            }
             var bv: array<vec4<f32>, TN4>;
             for (var c = 0u; c < TN4; c++) {
-                bv[c] = b_tile[kk * (BN / 4u) + lid.x * TN4 + c];
+                bv[c] = b_tile[kk * BS + c * WG_X + lid.x];
             }
-            for (var r = 0u; r < TM; r++) {
-                let av = a_tile[kk * BM + lid.y * TM + r];
-                for (var c = 0u; c < TN4; c++) {
-                    acc[r * TN4 + c] += av * bv[c];
+            for (var g = 0u; g < TM4; g++) {
+                for (var q = 0u; q < 4u; q++) {
+                    for (var c = 0u; c < TN4; c++) {
+                        acc[(4u * g + q) * TN4 + c] += av[g][q] * bv[c];
+                    }
                 }
             }
         }
         workgroupBarrier();
     }
-    store_tile(wrow + lid.y * TM, wcol + lid.x * TN);
+
+    let slice = wid.z * p.m * p.n;
+    for (var g = 0u; g < TM4; g++) {
+        for (var q = 0u; q < 4u; q++) {
+            let i = wrow + 4u * (g * WG_Y + lid.y) + q;
+            for (var c = 0u; c < TN4; c++) {
+                for (var e = 0u; e < 4u; e++) {
+                    let j = wcol + 4u * (c * WG_X + lid.x) + e;
+                    if (i < p.m && j < p.n) {
+                        out[slice + i * p.n + j] = epilogue(acc[(4u * g + q) * TN4 + c][e], j);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// out[i] = epilogue(Σ_z partials[z·m·n + i]), with the scratch buffer of the
+// split-k passes bound as `a`. The slices are added in order, so the result
+// depends on the sizes alone.
+@compute @workgroup_size(256)
+fn split_k_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = gid.x + gid.y * groups.x * 256u;
+    let mn = p.m * p.n;
+    if (i >= mn) {
+        return;
+    }
+    let slices = (p.k + p.k_chunk - 1u) / p.k_chunk;
+    var s = 0.0;
+    for (var z = 0u; z < slices; z++) {
+        s += a[z * mn + i];
+    }
+    out[i] = epilogue(s, i % p.n);
 }

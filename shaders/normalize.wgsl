@@ -10,11 +10,15 @@ struct Params {
     p: f32,          // dropout probability
     momentum: f32,   // batch norm running-statistics momentum
     eps: f32,        // batch norm epsilon
+    scale: f32,      // dropout: 1 / (1 − p), rounded once on the host
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
 
-// ---- dropout: y = x · keep / (1 − p), keep drawn from hash(seed, step, i) --
+// ---- dropout: y = x · keep · (1 / (1 − p)), keep drawn from hash(seed, step, i)
+// Multiplying by the host's rounded reciprocal, as PyTorch does, rather than
+// dividing: WGSL division may be off by 2.5 ulp (NVIDIA's is), a product is
+// correctly rounded, so both backends give identical values.
 // The same integer hash runs in src/backend/cpu.rs, so both backends drop the
 // same elements. Backward applies the same mask to the gradient.
 fn mix(x: u32) -> u32 {   // lowbias32 (Chris Wellons): a full-avalanche 32-bit mixer
@@ -40,7 +44,7 @@ fn keep_element(i: u32) -> bool {
 fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = gid.x + gid.y * groups.x * 256u;
     if (i < prm.rows * prm.cols) {
-        y[i] = select(0.0, x[i] / (1.0 - prm.p), keep_element(i));
+        y[i] = select(0.0, x[i] * prm.scale, keep_element(i));
     }
 }
 

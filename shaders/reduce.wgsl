@@ -39,21 +39,35 @@ fn workgroup_reduce(lid: u32, v: f32) -> f32 {
     return scratch[0];
 }
 
-// ---- sum_rows: out[j] = Σ_i x[i, j], one invocation per column ----------
+// ---- sum_rows: out[j] = Σ_i x[i, j] --------------------------------------
+// A workgroup takes SUM_COLS adjacent columns (coalesced reads) and splits
+// the rows among SUM_LANES invocations per column, so that a GPU has enough
+// independent sums in flight for a batch of a few hundred rows; the lanes'
+// partial sums are then added in lane order.
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(64)
-fn sum_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let j = gid.x;
-    if (j >= p.cols) {
-        return;
-    }
+const SUM_COLS: u32 = 32u;
+const SUM_LANES: u32 = WG / SUM_COLS;
+
+@compute @workgroup_size(SUM_COLS, SUM_LANES)
+fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = wid.x * SUM_COLS + lid.x;
     var s = 0.0;
-    for (var i = 0u; i < p.rows; i++) {
-        s += x[i * p.cols + j];
+    if (j < p.cols) {
+        for (var i = lid.y; i < p.rows; i += SUM_LANES) {
+            s += x[i * p.cols + j];
+        }
     }
-    out[j] = s;
+    scratch[lid.y * SUM_COLS + lid.x] = s;
+    workgroupBarrier();
+    if (lid.y == 0u && j < p.cols) {
+        var total = scratch[lid.x];
+        for (var lane = 1u; lane < SUM_LANES; lane++) {
+            total += scratch[lane * SUM_COLS + lid.x];
+        }
+        out[j] = total;
+    }
 }
 
 // ---- partial: out[g] = reduce of x[g·WG + t + s·stride] ------------------

@@ -31,7 +31,7 @@ pub use backend::{
 pub use data::{Dataset, Preprocessor, SplitSpec, Splits, Targets, Transform};
 pub use device::Device;
 pub use error::{Error, Result};
-pub use gpu::{Gpu, GpuIndex, GpuTensor, KernelTime, MatmulKernel};
+pub use gpu::{Gpu, GpuIndex, GpuTensor, KernelTime, MatmulKernel, TiledPlan, TiledTile};
 pub use init::Init;
 pub use nn::{Layer, Mode, Model, Parameter, Sequential};
 pub use optim::{Optim, Optimizer, ParamRef};

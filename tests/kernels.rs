@@ -5,7 +5,10 @@
 mod common;
 
 use common::{assert_parity, gpu, random, random_labels, AWKWARD};
-use wgtrain::{Activation, Backend, Cpu, Error, Loss, MatmulKernel, MatmulSpec, Reduce, Target};
+use wgtrain::{
+    Activation, Backend, Cpu, Error, Loss, MatmulKernel, MatmulSpec, Reduce, Target, TiledPlan,
+    TiledTile,
+};
 
 /// `op(A)·op(B) (+ bias, act)` on any backend, from host data.
 #[allow(clippy::too_many_arguments)]
@@ -130,6 +133,58 @@ fn matmul_every_kernel_family() {
                 );
             }
         }
+    }
+}
+
+/// The workgroup-memory kernel with each tile forced, unsplit and split into
+/// k slices (whose partial sums a second pass adds before bias and
+/// activation), at sizes that fill no tile and k that fills no slice.
+#[test]
+fn matmul_workgroup_tiles_and_split_k() {
+    let Some(g) = gpu() else { return };
+    let cpu = Cpu::<f32>::new();
+    g.set_matmul_kernel(MatmulKernel::Workgroup);
+    let shapes = [(1, 1, 1), (7, 33, 257), (65, 130, 1000), (129, 7, 300)];
+    for tile in [TiledTile::Large, TiledTile::Small] {
+        for split_k in [1, 3, 16] {
+            g.set_tiled_plan(Some(TiledPlan { tile, split_k }));
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                for (i, &(m, n, k)) in shapes.iter().enumerate() {
+                    let act = if i % 2 == 0 {
+                        Activation::Identity
+                    } else {
+                        Activation::LeakyRelu { slope: 0.1 }
+                    };
+                    let seed = 50 + i as u64;
+                    let gv = matmul(&g, m, n, k, ta, tb, i % 2 == 1, act, seed);
+                    let cv = matmul(&cpu, m, n, k, ta, tb, i % 2 == 1, act, seed);
+                    assert_parity(
+                        &format!("{tile:?} split {split_k} ta={ta} tb={tb} {m}x{k}·{k}x{n}"),
+                        &gv,
+                        &cv,
+                        MATMUL_TOL,
+                    );
+                }
+            }
+        }
+    }
+    // The plan chosen by shape, on the network's products and a large square.
+    g.set_tiled_plan(None);
+    for &(m, n, k, ta, tb) in &[
+        (256, 512, 784, false, true),
+        (512, 784, 256, true, false),
+        (256, 10, 512, false, true),
+        (1024, 1024, 1024, false, false),
+    ] {
+        let gv = matmul(&g, m, n, k, ta, tb, true, Activation::Relu, 8);
+        let cv = matmul(&cpu, m, n, k, ta, tb, true, Activation::Relu, 8);
+        let plan = TiledPlan::for_shape(m, n, k);
+        assert_parity(
+            &format!("{plan:?} ta={ta} tb={tb} {m}x{k}·{k}x{n}"),
+            &gv,
+            &cv,
+            MATMUL_TOL,
+        );
     }
 }
 

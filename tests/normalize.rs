@@ -24,12 +24,13 @@ fn dropout_masks_are_identical_on_both_backends() {
         assert!((kept - (1.0 - p)).abs() < 0.02, "p={p}: kept {kept}");
         if let Some(g) = gpu() {
             let gv = dropout(&g, 257, 33, p);
-            // Same mask, and one f32 division per kept element: exact match expected.
+            // Same mask, and one correctly rounded f32 product by the same
+            // scale per kept element: identical values on any adapter.
             assert!(
                 gv.iter().zip(&c).all(|(a, b)| (*a == 0.0) == (*b == 0.0)),
                 "masks differ at p={p}"
             );
-            assert_parity(&format!("dropout p={p}"), &gv, &c, 1e-7);
+            assert_parity(&format!("dropout p={p}"), &gv, &c, 0.0);
         }
     }
     // Another step draws another mask.

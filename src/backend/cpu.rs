@@ -574,15 +574,15 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         step: u64,
     ) -> Result<()> {
         check_same("dropout", "input vs output", x, out)?;
-        // Divide (not multiply by the reciprocal) to round as the GPU does.
-        let keep = T::one() - cast::<T>(p as f32 as f64);
+        // Multiply by the reciprocal rounded once, as the GPU and PyTorch do.
+        let scale = T::one() / (T::one() - cast::<T>(p as f32 as f64));
         let (n, key, p) = (x.data.len(), dropout_key(seed, step), p as f32);
         let lanes = (out.data.as_mut_slice(), x.data.as_slice(), 0..n);
         split(n, 1, lanes, &move |(o, x, at): (&mut [T], &[T], _)| {
             for ((o, &v), i) in o.iter_mut().zip(x).zip(at) {
                 // Scaled whether kept or not, so that the mask picks by a
                 // select: a branch on a random mask is often mispredicted.
-                let scaled = v / keep;
+                let scaled = v * scale;
                 *o = if dropout_keep_keyed(key, i as u32, p) {
                     scaled
                 } else {

@@ -2,8 +2,8 @@
 //! remembering the choice on disk so later processes skip the measurement.
 
 use super::{
-    Gpu, MatmulKernel, MATMUL, MATMUL_SHARE_LANES, MATMUL_TILE, MATMUL_TILED, MATMUL_VEC4,
-    MATMUL_VEC4_SHARED,
+    Gpu, MatmulKernel, TiledTile, MATMUL, MATMUL_SHARE_LANES, MATMUL_TILE, MATMUL_TILED_LARGE,
+    MATMUL_TILED_SMALL, MATMUL_VEC4, MATMUL_VEC4_SHARED, MAX_SPLIT_K, MIN_K_CHUNK, TILED_FILL,
 };
 use crate::{Activation, Backend, Cpu, Error, MatmulSpec, Result};
 use rand::rngs::StdRng;
@@ -325,11 +325,24 @@ impl CacheKey {
 /// whose output may change between Rust releases: the hash is stored on disk.
 fn shader_hash() -> String {
     let mut h = FNV_OFFSET;
-    for shader in [&MATMUL, &MATMUL_VEC4, &MATMUL_VEC4_SHARED, &MATMUL_TILED] {
+    let shaders = [
+        &MATMUL,
+        &MATMUL_VEC4,
+        &MATMUL_VEC4_SHARED,
+        &MATMUL_TILED_LARGE,
+        &MATMUL_TILED_SMALL,
+    ];
+    for shader in shaders {
         h = fnv1a(h, shader.name.as_bytes());
         h = fnv1a(h, shader.source.as_bytes());
     }
-    for word in [MATMUL_TILE.0, MATMUL_TILE.1, MATMUL_SHARE_LANES] {
+    let tiles = [
+        MATMUL_TILE,
+        TiledTile::Large.tile(),
+        TiledTile::Small.tile(),
+    ];
+    let words = tiles.iter().flat_map(|t| [t.rows, t.cols, t.depth]);
+    for word in words.chain([MATMUL_SHARE_LANES, TILED_FILL, MIN_K_CHUNK, MAX_SPLIT_K]) {
         h = fnv1a(h, &word.to_le_bytes());
     }
     format!("fnv1a64:{h:016x}")

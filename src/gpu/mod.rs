@@ -27,6 +27,7 @@ static MATMUL: Shader = Shader {
     name: "matmul",
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_tile_registers.wgsl"),
         include_str!("../../shaders/matmul_common.wgsl"),
         include_str!("../../shaders/matmul.wgsl")
     ),
@@ -36,6 +37,7 @@ static MATMUL_VEC4: Shader = Shader {
     name: "matmul_vec4",
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_tile_registers.wgsl"),
         include_str!("../../shaders/matmul_common.wgsl"),
         include_str!("../../shaders/matmul_share_none.wgsl"),
         include_str!("../../shaders/matmul_vec4.wgsl")
@@ -46,16 +48,28 @@ static MATMUL_VEC4_SHARED: Shader = Shader {
     name: "matmul_vec4_shared",
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_tile_registers.wgsl"),
         include_str!("../../shaders/matmul_common.wgsl"),
         include_str!("../../shaders/matmul_share_subgroup.wgsl"),
         include_str!("../../shaders/matmul_vec4.wgsl")
     ),
     trusted: true,
 };
-static MATMUL_TILED: Shader = Shader {
-    name: "matmul_tiled",
+static MATMUL_TILED_LARGE: Shader = Shader {
+    name: "matmul_tiled_large",
     source: concat!(
         include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_tile_large.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_tiled.wgsl")
+    ),
+    trusted: true,
+};
+static MATMUL_TILED_SMALL: Shader = Shader {
+    name: "matmul_tiled_small",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_tile_small.wgsl"),
         include_str!("../../shaders/matmul_common.wgsl"),
         include_str!("../../shaders/matmul_tiled.wgsl")
     ),
@@ -99,7 +113,8 @@ pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
         &MATMUL,
         &MATMUL_VEC4,
         &MATMUL_VEC4_SHARED,
-        &MATMUL_TILED,
+        &MATMUL_TILED_LARGE,
+        &MATMUL_TILED_SMALL,
         &ELEMENTWISE,
         &REDUCE,
         &LOSS,
@@ -111,14 +126,39 @@ pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
     .collect()
 }
 
-/// Matmul tile: rows × columns computed per workgroup, `(TM·WG_Y, 4·TN4·WG_X)`
-/// of shaders/matmul_common.wgsl.
-const MATMUL_TILE: (u32, u32) = (8 * 4, 4 * 2 * 8);
+/// Output rows × columns one workgroup of a matmul kernel computes:
+/// `(TM·WG_Y, 4·TN4·WG_X)` of its shaders/matmul_tile_*.wgsl piece, and the
+/// k depth `BK` it stages (unit-tested against the sources).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MatmulTile {
+    rows: u32,
+    cols: u32,
+    depth: u32,
+}
+
+/// The register kernels' tile (shaders/matmul_tile_registers.wgsl).
+const MATMUL_TILE: MatmulTile = MatmulTile {
+    rows: 32,
+    cols: 64,
+    depth: 1,
+};
 /// The subgroup size `MatmulKernel::RegistersShared` needs: WG_X of
-/// shaders/matmul_common.wgsl, the invocations that share rows of A.
+/// shaders/matmul_tile_registers.wgsl, the invocations that share rows of A.
 const MATMUL_SHARE_LANES: u32 = 8;
+/// Workgroups a [`MatmulKernel::Workgroup`] product should keep busy, about
+/// two per compute unit of a large GPU (an H100 has 132): products that give
+/// the large tile fewer take the small one, and split k when even that
+/// leaves the GPU idle.
+const TILED_FILL: u32 = 256;
+/// Fewest k per slice of a split product: below it the extra pass costs
+/// more than the parallelism gains.
+const MIN_K_CHUNK: u32 = 128;
+/// Most k slices of one product.
+const MAX_SPLIT_K: u32 = 16;
 /// Workgroup size of the elementwise and reduction kernels.
 const WG: u32 = 256;
+/// Columns per workgroup of `sum_rows` (SUM_COLS of shaders/reduce.wgsl).
+const SUM_COLS: u32 = 32;
 /// Most workgroups the first pass of a reduction uses.
 const REDUCE_GROUPS: usize = 256;
 
@@ -152,6 +192,8 @@ pub struct Gpu {
     /// Bound in place of an absent optional input (no bias, no dense target).
     dummy: Rc<Buf>,
     matmul_kernel: Cell<MatmulKernel>,
+    /// A [`TiledPlan`] forced for every product, for tests and benchmarks.
+    tiled_plan: Cell<Option<TiledPlan>>,
 }
 
 /// Which family of WGSL kernels [`Gpu`]'s matmul runs.
@@ -166,10 +208,101 @@ pub enum MatmulKernel {
     /// fastest on lavapipe. Needs subgroups of exactly 8 consecutive
     /// invocations; elsewhere it runs as `Registers`.
     RegistersShared,
-    /// Slices of A and B staged in workgroup memory between barriers: the
-    /// usual shape for real GPUs. Tile sizes are shared with `Registers` and
-    /// have not been tuned on a real GPU.
+    /// Slices of A and B staged in workgroup memory between barriers, with
+    /// the next slice prefetched into registers: the kernel for real GPUs.
+    /// The tile and any split of k are chosen per product ([`TiledPlan`]).
     Workgroup,
+}
+
+/// The two tiles of [`MatmulKernel::Workgroup`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TiledTile {
+    /// 128 × 128 outputs per workgroup of 256, 8 × 8 per invocation.
+    Large,
+    /// 64 × 64 outputs per workgroup of 256, 4 × 4 per invocation.
+    Small,
+}
+
+impl TiledTile {
+    fn shader(self) -> &'static Shader {
+        match self {
+            TiledTile::Large => &MATMUL_TILED_LARGE,
+            TiledTile::Small => &MATMUL_TILED_SMALL,
+        }
+    }
+
+    fn tile(self) -> MatmulTile {
+        match self {
+            TiledTile::Large => MatmulTile {
+                rows: 128,
+                cols: 128,
+                depth: 8,
+            },
+            TiledTile::Small => MatmulTile {
+                rows: 64,
+                cols: 64,
+                depth: 16,
+            },
+        }
+    }
+}
+
+/// How [`MatmulKernel::Workgroup`] runs one product `m×k · k×n`: which tile,
+/// and into how many k slices the product is split. A split product writes
+/// each slice's partial sums to a scratch buffer and a second pass adds them
+/// in order and applies bias and activation, so small outputs with a long k
+/// still fill a large GPU.
+///
+/// ```
+/// use wgtrain::{TiledPlan, TiledTile};
+/// // A 2048² product fills a large GPU with 128 × 128 tiles alone.
+/// assert_eq!(TiledPlan::for_shape(2048, 2048, 2048), TiledPlan { tile: TiledTile::Large, split_k: 1 });
+/// // A 256×512 output with k = 784 takes the small tile and splits k.
+/// let plan = TiledPlan::for_shape(256, 512, 784);
+/// assert_eq!(plan.tile, TiledTile::Small);
+/// assert!(plan.split_k > 1);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TiledPlan {
+    /// The workgroup tile.
+    pub tile: TiledTile,
+    /// Number of k slices (1: no split). The slices are rounded to whole
+    /// staged depths, so fewer may run.
+    pub split_k: u32,
+}
+
+impl TiledPlan {
+    /// The plan [`Gpu`] uses unless one is set with [`Gpu::set_tiled_plan`]:
+    /// the large tile when it gives at least `TILED_FILL` (256) workgroups,
+    /// else the small tile, with k split into as many slices (of at least
+    /// 128) as bring the workgroups up to that number.
+    pub fn for_shape(m: usize, n: usize, k: usize) -> TiledPlan {
+        let groups = |tile: TiledTile| {
+            let t = tile.tile();
+            (m as u32).div_ceil(t.rows) * (n as u32).div_ceil(t.cols)
+        };
+        if groups(TiledTile::Large) >= TILED_FILL {
+            return TiledPlan {
+                tile: TiledTile::Large,
+                split_k: 1,
+            };
+        }
+        let wanted = TILED_FILL.div_ceil(groups(TiledTile::Small));
+        let most = (k as u32 / MIN_K_CHUNK).clamp(1, MAX_SPLIT_K);
+        TiledPlan {
+            tile: TiledTile::Small,
+            split_k: wanted.min(most),
+        }
+    }
+
+    /// k per slice, a whole number of the tile's staged depth, and the
+    /// number of slices that covers k.
+    fn chunks(self, k: usize) -> (u32, u32) {
+        let depth = self.tile.tile().depth;
+        let k = k as u32;
+        let chunk = k.div_ceil(self.split_k.max(1)).div_ceil(depth) * depth;
+        (chunk, k.div_ceil(chunk))
+    }
 }
 
 /// A matrix resident in a device buffer.
@@ -243,6 +376,7 @@ impl Gpu {
             ctx,
             dummy,
             matmul_kernel,
+            tiled_plan: Cell::new(None),
         };
         let cache = MatmulCache::from_env();
         if let Some(kernel) = cache.as_ref().and_then(|c| c.load(&gpu)) {
@@ -279,6 +413,20 @@ impl Gpu {
     /// inherit it), e.g. to test or time the other one.
     pub fn set_matmul_kernel(&self, kernel: MatmulKernel) {
         self.matmul_kernel.set(kernel);
+    }
+
+    /// Makes [`MatmulKernel::Workgroup`] run every product with `plan`
+    /// instead of [`TiledPlan::for_shape`]'s choice (`None` restores that),
+    /// to test or time one tile or split.
+    ///
+    /// ```no_run
+    /// use wgtrain::{Gpu, MatmulKernel, TiledPlan, TiledTile};
+    /// let gpu = Gpu::new().unwrap();
+    /// gpu.set_matmul_kernel(MatmulKernel::Workgroup);
+    /// gpu.set_tiled_plan(Some(TiledPlan { tile: TiledTile::Small, split_k: 4 }));
+    /// ```
+    pub fn set_tiled_plan(&self, plan: Option<TiledPlan>) {
+        self.tiled_plan.set(plan);
     }
 
     /// Whether the device has subgroups of exactly the lanes
@@ -460,44 +608,119 @@ impl Backend for Gpu {
         spec: MatmulSpec<'_, GpuTensor>,
     ) -> Result<()> {
         let (m, n, k) = check_matmul(a, b, out, &spec)?;
-        let constants = [
+        let flags = [
             ("TA", spec.transpose_a as u32 as f64),
             ("TB", spec.transpose_b as u32 as f64),
+        ];
+        let epilogue = [
             ("ACT", spec.act.code() as f64),
             ("HAS_BIAS", spec.bias.is_some() as u32 as f64),
         ];
+        let constants = [flags[0], flags[1], epilogue[0], epilogue[1]];
+        let bias = spec.bias.map_or(&*self.dummy, |t| &t.buf);
+        let params = |k_chunk: u32| {
+            [
+                m as u32,
+                n as u32,
+                k as u32,
+                spec.act.param().to_bits(),
+                k_chunk,
+            ]
+        };
+        let groups = |tile: MatmulTile, slices: u32| {
+            [
+                (n as u32).div_ceil(tile.cols),
+                (m as u32).div_ceil(tile.rows),
+                slices,
+            ]
+        };
+        let operands = |out| {
+            [
+                Bind::read(&a.buf),
+                Bind::read(&b.buf),
+                Bind::read(bias),
+                out,
+            ]
+        };
+
+        if self.matmul_kernel.get() == MatmulKernel::Workgroup {
+            let plan = self
+                .tiled_plan
+                .get()
+                .unwrap_or_else(|| TiledPlan::for_shape(m, n, k));
+            let (chunk, slices) = plan.chunks(k);
+            let shader = plan.tile.shader();
+            if slices == 1 {
+                let kernel = Kernel {
+                    shader,
+                    entry: "main",
+                    constants: &constants,
+                };
+                return self.ctx.dispatch(
+                    &kernel,
+                    &params(chunk),
+                    &operands(Bind::write(&out.buf)),
+                    groups(plan.tile.tile(), 1),
+                );
+            }
+            // Pass 1 writes raw partial sums, one m×n slice per k chunk.
+            let scratch = self
+                .ctx
+                .alloc((slices as usize * m * n * 4) as u64, "split-k partial sums")?;
+            let partial = Kernel {
+                shader,
+                entry: "main",
+                constants: &[flags[0], flags[1], ("ACT", 0.0), ("HAS_BIAS", 0.0)],
+            };
+            self.ctx.dispatch(
+                &partial,
+                &params(chunk),
+                &[
+                    Bind::read(&a.buf),
+                    Bind::read(&b.buf),
+                    Bind::read(&self.dummy),
+                    Bind::write(&scratch),
+                ],
+                groups(plan.tile.tile(), slices),
+            )?;
+            // Pass 2 adds them and applies the epilogue.
+            let sum = Kernel {
+                shader,
+                entry: "split_k_sum",
+                constants: &constants,
+            };
+            return self.ctx.dispatch(
+                &sum,
+                &params(chunk),
+                &[
+                    Bind::read(&scratch),
+                    Bind::read(&self.dummy),
+                    Bind::read(bias),
+                    Bind::write(&out.buf),
+                ],
+                self.ctx.linear_groups(m * n, WG),
+            );
+        }
+
         // The vec4 kernel reads op(A) and op(B) four floats at a time along
         // their contiguous dimension: k for A and Bᵀ, m for Aᵀ, n for B.
         let vec4 =
             k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
-        let share = self.shares_subgroups();
-        let shader = match self.matmul_kernel.get() {
-            MatmulKernel::Workgroup => &MATMUL_TILED,
-            MatmulKernel::RegistersShared if vec4 && share => &MATMUL_VEC4_SHARED,
-            MatmulKernel::Registers | MatmulKernel::RegistersShared if vec4 => &MATMUL_VEC4,
-            MatmulKernel::Registers | MatmulKernel::RegistersShared => &MATMUL,
+        let shader = match (vec4, self.shares_subgroups(), self.matmul_kernel.get()) {
+            (true, true, MatmulKernel::RegistersShared) => &MATMUL_VEC4_SHARED,
+            (true, _, _) => &MATMUL_VEC4,
+            (false, _, _) => &MATMUL,
         };
         let kernel = Kernel {
             shader,
             entry: "main",
             constants: &constants,
         };
-        let bias = spec.bias.map_or(&*self.dummy, |t| &t.buf);
-        let groups = [
-            (n as u32).div_ceil(MATMUL_TILE.1),
-            (m as u32).div_ceil(MATMUL_TILE.0),
-            1,
-        ];
         self.ctx.dispatch(
             &kernel,
-            &[m as u32, n as u32, k as u32, spec.act.param().to_bits()],
-            &[
-                Bind::read(&a.buf),
-                Bind::read(&b.buf),
-                Bind::read(bias),
-                Bind::write(&out.buf),
-            ],
-            groups,
+            &params(k as u32),
+            &operands(Bind::write(&out.buf)),
+            groups(MATMUL_TILE, 1),
         )
     }
 
@@ -554,7 +777,7 @@ impl Backend for Gpu {
             &kernel,
             &[x.rows as u32, x.cols as u32, 0, 0],
             &[Bind::read(&x.buf), Bind::write(&out.buf)],
-            [(x.cols as u32).div_ceil(64), 1, 1],
+            [(x.cols as u32).div_ceil(SUM_COLS), 1, 1],
         )
     }
 
@@ -764,7 +987,7 @@ impl Backend for Gpu {
                 Bind::write(&saved.buf),
                 Bind::write(&out.buf),
             ],
-            [(x.cols as u32).div_ceil(64), 1, 1],
+            [(x.cols as u32).div_ceil(SUM_COLS), 1, 1],
         )
     }
 
@@ -827,7 +1050,7 @@ impl Backend for Gpu {
                 Bind::write(&grad_gamma.buf),
                 Bind::write(&grad_beta.buf),
             ],
-            [(x.cols as u32).div_ceil(64), 1, 1],
+            [(x.cols as u32).div_ceil(SUM_COLS), 1, 1],
         )
     }
 
@@ -940,6 +1163,12 @@ impl Backend for Gpu {
     }
 }
 
+/// Dropout's scale of kept elements, `1 / (1 − p)` rounded to f32 once, as
+/// `Cpu<f32>` computes it.
+fn dropout_scale(p: f64) -> f32 {
+    1.0 / (1.0 - p as f32)
+}
+
 /// The parameter words of shaders/normalize.wgsl.
 fn normalize_params(
     x: &GpuTensor,
@@ -948,7 +1177,7 @@ fn normalize_params(
     p: f64,
     momentum: f64,
     eps: f64,
-) -> [u32; 9] {
+) -> [u32; 10] {
     [
         x.rows as u32,
         x.cols as u32,
@@ -959,6 +1188,7 @@ fn normalize_params(
         (p as f32).to_bits(),
         (momentum as f32).to_bits(),
         (eps as f32).to_bits(),
+        dropout_scale(p).to_bits(),
     ]
 }
 
@@ -991,9 +1221,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn matmul_tile_matches_the_shader() {
-        let constant = |name: &str| -> u32 {
-            let line = MATMUL
+    fn matmul_tiles_match_the_shaders() {
+        let constant = |shader: &Shader, name: &str| -> u32 {
+            let line = shader
                 .source
                 .lines()
                 .find(|l| l.starts_with(&format!("const {name}: u32 = ")))
@@ -1008,13 +1238,32 @@ mod tests {
                 .parse()
                 .unwrap()
         };
-        assert_eq!(
-            MATMUL_TILE,
-            (
-                constant("TM") * constant("WG_Y"),
-                4 * constant("TN4") * constant("WG_X")
-            )
-        );
-        assert_eq!(MATMUL_SHARE_LANES, constant("WG_X"));
+        let tile_of = |shader: &Shader| MatmulTile {
+            rows: constant(shader, "TM") * constant(shader, "WG_Y"),
+            cols: 4 * constant(shader, "TN4") * constant(shader, "WG_X"),
+            depth: constant(shader, "BK"),
+        };
+        for shader in [&MATMUL, &MATMUL_VEC4, &MATMUL_VEC4_SHARED] {
+            assert_eq!(MATMUL_TILE, tile_of(shader), "{}", shader.name);
+        }
+        for tile in [TiledTile::Large, TiledTile::Small] {
+            assert_eq!(tile.tile(), tile_of(tile.shader()), "{tile:?}");
+        }
+        assert_eq!(MATMUL_SHARE_LANES, constant(&MATMUL_VEC4_SHARED, "WG_X"));
+    }
+
+    #[test]
+    fn split_k_chunks_cover_k_in_whole_staged_depths() {
+        for tile in [TiledTile::Large, TiledTile::Small] {
+            let depth = tile.tile().depth;
+            for k in [1, 7, 16, 33, 257, 784, 4096] {
+                for split_k in 1..=MAX_SPLIT_K {
+                    let (chunk, slices) = TiledPlan { tile, split_k }.chunks(k);
+                    assert_eq!(chunk % depth, 0);
+                    assert!(slices >= 1 && slices <= split_k);
+                    assert!((slices - 1) * chunk < k as u32 && slices * chunk >= k as u32);
+                }
+            }
+        }
     }
 }
