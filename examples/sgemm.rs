@@ -116,8 +116,9 @@ fn main() -> wgtrain::Result<()> {
             runs.sort_by(f64::total_cmp);
             let median = runs[runs.len() / 2];
             let in_use = *kernel == chosen && plan.is_none();
-            // The tolerance of tests/kernels.rs: about k·2⁻²⁴ of the dot products.
-            if parity > 1e-4 {
+            // The tolerance of tests/kernels.rs, 1e-4 up to k = 2048, grown with
+            // k beyond: rounding error grows with the length of the dot products.
+            if parity > 1e-4 * (k as f64 / 2048.0).max(1.0) {
                 failures.push(format!("{label} {name}: parity {parity:.1e}"));
             }
             let shown = match (kernel, plan) {

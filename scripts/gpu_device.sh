@@ -51,7 +51,9 @@ if has sgemm; then
   TAIL=40 run sgemm "$bin/sgemm" 1024,2048,4096
 fi
 if has torch; then
+  # The default Adam (foreach on CUDA), the sweep and cuBLAS; then fused Adam on the peer case.
   TAIL=20 PYTHONUNBUFFERED=1 run torch python3 scripts/torch_cuda_mlp.py all
+  TAIL=3 PYTHONUNBUFFERED=1 run torch-fused python3 scripts/torch_cuda_mlp.py peer fused
 fi
 if has mnist; then
   TAIL=25 run mnist "$bin/mnist" --device gpu --data /tmp/wgtrain-gpu/data/mnist --out /tmp/wgtrain-gpu/runs

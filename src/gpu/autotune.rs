@@ -2,8 +2,9 @@
 //! remembering the choice on disk so later processes skip the measurement.
 
 use super::{
-    Gpu, MatmulKernel, TiledTile, MATMUL, MATMUL_SHARE_LANES, MATMUL_TILE, MATMUL_TILED_LARGE,
-    MATMUL_TILED_SMALL, MATMUL_VEC4, MATMUL_VEC4_SHARED, MAX_SPLIT_K, MIN_K_CHUNK, TILED_FILL,
+    Gpu, MatmulKernel, TiledTile, LARGE_TILE_MIN_GROUPS, MATMUL, MATMUL_SHARE_LANES, MATMUL_TILE,
+    MATMUL_TILED_LARGE, MATMUL_TILED_SMALL, MATMUL_VEC4, MATMUL_VEC4_SHARED, MAX_SPLIT_K,
+    MIN_K_CHUNK, SPLIT_K_TARGET_GROUPS,
 };
 use crate::{Activation, Backend, Cpu, Error, MatmulSpec, Result};
 use rand::rngs::StdRng;
@@ -342,7 +343,13 @@ fn shader_hash() -> String {
         TiledTile::Small.tile(),
     ];
     let words = tiles.iter().flat_map(|t| [t.rows, t.cols, t.depth]);
-    for word in words.chain([MATMUL_SHARE_LANES, TILED_FILL, MIN_K_CHUNK, MAX_SPLIT_K]) {
+    let plan = [
+        LARGE_TILE_MIN_GROUPS,
+        SPLIT_K_TARGET_GROUPS,
+        MIN_K_CHUNK,
+        MAX_SPLIT_K,
+    ];
+    for word in words.chain([MATMUL_SHARE_LANES]).chain(plan) {
         h = fnv1a(h, &word.to_le_bytes());
     }
     format!("fnv1a64:{h:016x}")

@@ -145,14 +145,16 @@ const MATMUL_TILE: MatmulTile = MatmulTile {
 /// The subgroup size `MatmulKernel::RegistersShared` needs: WG_X of
 /// shaders/matmul_tile_registers.wgsl, the invocations that share rows of A.
 const MATMUL_SHARE_LANES: u32 = 8;
-/// Workgroups a [`MatmulKernel::Workgroup`] product should keep busy, about
-/// two per compute unit of a large GPU (an H100 has 132): products that give
-/// the large tile fewer take the small one, and split k when even that
-/// leaves the GPU idle.
-const TILED_FILL: u32 = 256;
-/// Fewest k per slice of a split product: below it the extra pass costs
-/// more than the parallelism gains.
-const MIN_K_CHUNK: u32 = 128;
+/// Fewest workgroups for which [`MatmulKernel::Workgroup`] takes the large
+/// tile: below it the small tile's larger count of workgroups wins (on an
+/// H100, 132 compute units: 1536² runs 41% faster small, 2048² the same).
+const LARGE_TILE_MIN_GROUPS: u32 = 256;
+/// Workgroups a product on the small tile should have: fewer, and k is split
+/// into as many slices as bring it up to this (on an H100, a 256×512 output
+/// with k = 784 runs 1.9× faster in 4 slices).
+const SPLIT_K_TARGET_GROUPS: u32 = 128;
+/// Fewest k per slice of a split product.
+const MIN_K_CHUNK: u32 = 64;
 /// Most k slices of one product.
 const MAX_SPLIT_K: u32 = 16;
 /// Workgroup size of the elementwise and reduction kernels.
@@ -219,7 +221,7 @@ pub enum MatmulKernel {
 pub enum TiledTile {
     /// 128 × 128 outputs per workgroup of 256, 8 × 8 per invocation.
     Large,
-    /// 64 × 64 outputs per workgroup of 256, 4 × 4 per invocation.
+    /// 64 × 64 outputs per workgroup of 128, 8 × 4 per invocation.
     Small,
 }
 
@@ -273,25 +275,26 @@ pub struct TiledPlan {
 
 impl TiledPlan {
     /// The plan [`Gpu`] uses unless one is set with [`Gpu::set_tiled_plan`]:
-    /// the large tile when it gives at least `TILED_FILL` (256) workgroups,
-    /// else the small tile, with k split into as many slices (of at least
-    /// 128) as bring the workgroups up to that number.
+    /// the large tile when it gives at least 256 workgroups, else the small
+    /// tile, with k split (in slices of at least 64) by as many times as it
+    /// has fewer than 128 workgroups, up to 16. The numbers were measured on
+    /// an H100 (PERFORMANCE.md).
     pub fn for_shape(m: usize, n: usize, k: usize) -> TiledPlan {
         let groups = |tile: TiledTile| {
             let t = tile.tile();
             (m as u32).div_ceil(t.rows) * (n as u32).div_ceil(t.cols)
         };
-        if groups(TiledTile::Large) >= TILED_FILL {
+        if groups(TiledTile::Large) >= LARGE_TILE_MIN_GROUPS {
             return TiledPlan {
                 tile: TiledTile::Large,
                 split_k: 1,
             };
         }
-        let wanted = TILED_FILL.div_ceil(groups(TiledTile::Small));
-        let most = (k as u32 / MIN_K_CHUNK).clamp(1, MAX_SPLIT_K);
+        let wanted = SPLIT_K_TARGET_GROUPS / groups(TiledTile::Small);
+        let most = (k as u32 / MIN_K_CHUNK).min(MAX_SPLIT_K);
         TiledPlan {
             tile: TiledTile::Small,
-            split_k: wanted.min(most),
+            split_k: wanted.min(most).max(1),
         }
     }
 
