@@ -3,7 +3,8 @@ on the same GPU: MLP 784-w-w-10, ReLU, softmax-CE (mean), Adam (lr 1e-3, betas
 0.9/0.999, eps 1e-8), fp32 with TF32 off, one fixed random batch on the device;
 10 warm-up steps, then 5 repeats of STEPS steps each ending with a loss readback
 (protocol of shared/peers/torch_mlp.py). Then square sgemm n = 1024, 2048, 4096
-(cuBLAS, fp32, no TF32), for the "WGSL sgemm >= 50% of cuBLAS" comparison.
+(cuBLAS, fp32, no TF32), for the "WGSL sgemm >= 50% of cuBLAS" comparison,
+and a 1 GiB device-to-device copy: the device's two ceilings.
 
 Usage: python3 torch_cuda_mlp.py [peer|all] [adam-variant: default|fused|foreach|forloop]
   peer: batch 256, width 512 only; all (default): also the sweep of examples/throughput.rs
@@ -89,6 +90,26 @@ def bench_gemm(dev, n):
     )
 
 
+def bench_copy(dev, mib=1024):
+    """The device's copy ceiling: a large device-to-device copy, counted as
+    bytes read plus bytes written (METHOD.md's convention), median of 10."""
+    n = mib * 2**20 // 4
+    src = torch.randn(n, device=dev)
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    rates = []
+    for _ in range(10):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        dst.copy_(src)
+        end.record()
+        torch.cuda.synchronize()
+        rates.append(2 * n * 4 / (start.elapsed_time(end) / 1e3) / 1e9)
+    print(f"RESULT torch-cuda copy {mib} MiB: GB/s read+written median {statistics.median(rates):.0f} "
+          f"min {min(rates):.0f} max {max(rates):.0f}")
+
+
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     variant = sys.argv[2] if len(sys.argv) > 2 else "default"
@@ -100,3 +121,4 @@ if __name__ == "__main__":
         bench_mlp(dev, batch, width, variant)
     for n in (1024, 2048, 4096):
         bench_gemm(dev, n)
+    bench_copy(dev)
