@@ -395,7 +395,7 @@ fn copy_bandwidth<B: Backend>(b: &B) -> wgtrain::Result<(f64, usize)> {
         rates.push(5.0 * 2.0 * (rows * cols * 4) as f64 / t.elapsed().as_secs_f64() / 1e9);
     }
     rates.sort_by(f64::total_cmp);
-    Ok((rates[2], rows * cols * 4 >> 20))
+    Ok((rates[2], (rows * cols * 4) >> 20))
 }
 
 /// Host time per phase and per kernel family, synchronising after every
