@@ -100,7 +100,7 @@ fn main() -> wgtrain::Result<()> {
             let parity = got
                 .iter()
                 .zip(&want)
-                .map(|(g, c)| ((g - c).abs() / c.abs().max(1.0)) as f64)
+                .map(|(g, c)| (g - c).abs() / c.abs().max(1.0))
                 .fold(0.0, f64::max);
             // Enough products per timed run that submission latency does not count.
             let iters = ((2e10 / flop) as usize).clamp(3, 2000);
