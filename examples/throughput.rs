@@ -358,15 +358,17 @@ fn run_backend<B: Backend>(bench: &Bench<'_, B>, o: &Opts) -> wgtrain::Result<Va
     } else {
         None
     };
-    let (copy, mib) = copy_bandwidth(bench.backend)?;
+    let (copy, elementwise, mib) = memory_bandwidth(bench.backend)?;
     println!(
-        "{} copy of a {mib} MiB tensor (Backend::copy): {copy:.1} GB/s read + written, the memory ceiling",
+        "{} memory, {mib} MiB tensor, GB/s read + written: {copy:.1} by Backend::copy, \
+         {elementwise:.1} by an elementwise kernel (Backend::scale)",
         bench.name
     );
     Ok(json!({
         "backend": bench.name,
         "describe": bench.backend.describe(),
         "copy_gb_per_s_read_plus_written": copy,
+        "elementwise_gb_per_s_read_plus_written": elementwise,
         "peer": peer.json(),
         "sweep": cases.iter().map(Case::json).collect::<Vec<_>>(),
         "skipped": skipped,
@@ -374,28 +376,36 @@ fn run_backend<B: Backend>(bench: &Bench<'_, B>, o: &Opts) -> wgtrain::Result<Va
     }))
 }
 
-/// Bytes read plus written per second by [`Backend::copy`] of the largest
-/// tensor up to 256 MiB the backend allows, median of 5 timed runs of 5
-/// copies: the memory ceiling that the elementwise and optimizer kernels
-/// run against.
-fn copy_bandwidth<B: Backend>(b: &B) -> wgtrain::Result<(f64, usize)> {
+/// Bytes read plus written per second by [`Backend::copy`] and by an
+/// elementwise kernel ([`Backend::scale`] in place) on the largest tensor up
+/// to 256 MiB the backend allows, medians of 5 timed runs of 5 operations:
+/// the memory ceilings that the elementwise and optimizer kernels run
+/// against. Returns (copy, elementwise, MiB).
+fn memory_bandwidth<B: Backend>(b: &B) -> wgtrain::Result<(f64, f64, usize)> {
     let cols = 4_096;
     let rows = (b.max_tensor_len() / cols).min(16_384);
+    let bytes = (2 * rows * cols * 4) as f64;
     let src = b.upload(rows, cols, &vec![1.5; rows * cols])?;
     let mut dst = b.zeros(rows, cols)?;
-    b.copy(&src, &mut dst)?;
-    b.synchronize()?;
-    let mut rates = Vec::new();
-    for _ in 0..5 {
-        let t = Instant::now();
-        for _ in 0..5 {
-            b.copy(&src, &mut dst)?;
-        }
+    let rate = |op: &mut dyn FnMut() -> wgtrain::Result<()>| -> wgtrain::Result<f64> {
+        op()?;
         b.synchronize()?;
-        rates.push(5.0 * 2.0 * (rows * cols * 4) as f64 / t.elapsed().as_secs_f64() / 1e9);
-    }
-    rates.sort_by(f64::total_cmp);
-    Ok((rates[2], (rows * cols * 4) >> 20))
+        let mut rates = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            for _ in 0..5 {
+                op()?;
+            }
+            b.synchronize()?;
+            rates.push(5.0 * bytes / t.elapsed().as_secs_f64() / 1e9);
+        }
+        rates.sort_by(f64::total_cmp);
+        Ok(rates[2])
+    };
+    let copy = rate(&mut || b.copy(&src, &mut dst))?;
+    // -1, not 1: a backend may skip scaling by one.
+    let scale = rate(&mut || b.scale(&mut dst, -1.0))?;
+    Ok((copy, scale, (rows * cols * 4) >> 20))
 }
 
 /// Host time per phase and per kernel family, synchronising after every
