@@ -673,7 +673,12 @@ fn run(o: &Opts) -> wgtrain::Result<()> {
                 let mut r = run_backend(&bench, o)?;
                 r["software_adapter"] = json!(gpu.is_software());
                 if o.phases {
-                    r["kernel_timestamps"] = kernel_timestamps(&gpu)?;
+                    r["kernel_timestamps"] = kernel_timestamps(&gpu, PEER.0, PEER.1)?;
+                    if o.sweep {
+                        let small = *o.batches.iter().min().unwrap_or(&PEER.0);
+                        r["kernel_timestamps_smallest_batch"] =
+                            kernel_timestamps(&gpu, small, PEER.1)?;
+                    }
                 }
                 results.push(r);
             }
@@ -706,16 +711,17 @@ fn run(o: &Opts) -> wgtrain::Result<()> {
     Ok(())
 }
 
-/// The real training step of the peer case (not split into phases), with
-/// every dispatch timed by GPU timestamp queries, summed per kernel family.
-fn kernel_timestamps(gpu: &Gpu) -> wgtrain::Result<Value> {
+/// The real training step at batch `n` and `width` (not split into phases),
+/// with every dispatch timed by GPU timestamp queries: per dispatch in the
+/// order the step records them, and summed per kernel family.
+fn kernel_timestamps(gpu: &Gpu, n: usize, width: usize) -> wgtrain::Result<Value> {
     if !gpu.supports_timestamps() {
         println!(
             "gpu kernels: this adapter has no timestamp queries (see the host-timed phases above)"
         );
         return Ok(Value::Null);
     }
-    let (n, width, steps) = (256, 512, 10);
+    let steps = 10;
     let mut model = spec(width).build(gpu, 0)?;
     let mut opt = Optim::new(Adam::default())?;
     let (x, y) = batch(gpu, n)?;
@@ -753,7 +759,24 @@ fn kernel_timestamps(gpu: &Gpu) -> wgtrain::Result<Value> {
         })
         .collect();
     println!("  by kernel family  {}", parts.join(" | "));
+    // Every step records the same dispatches in the same order: average each position.
+    let per_step = times.len() / steps as usize;
+    let order: Vec<(String, f64)> = (0..per_step)
+        .map(|i| {
+            let t = &times[i];
+            let total: f64 = (0..steps as usize)
+                .map(|s| times[s * per_step + i].seconds)
+                .sum();
+            let mean = total / steps as f64;
+            (format!("{}::{}", t.shader, t.entry), mean * 1e6)
+        })
+        .collect();
+    let shown: Vec<String> = order.iter().map(|(k, us)| format!("{k} {us:.1}")).collect();
+    println!("  by dispatch (µs, in step order)  {}", shown.join(" | "));
     Ok(json!({
+        "batch": n,
+        "width": width,
+        "dispatches_us": order.iter().map(|(k, us)| json!([k, us])).collect::<Vec<_>>(),
         "ms_per_step": total / steps as f64 * 1e3,
         "families_ms_per_step": families.iter().map(|(f, s)| (f.to_string(), json!(s / steps as f64 * 1e3))).collect::<serde_json::Map<_, _>>(),
     }))
