@@ -181,6 +181,10 @@ struct Case {
     rates: Vec<f64>,
     /// (dispatches, submissions) per step over the timed repeats.
     per_step: Option<(f64, f64)>,
+    /// Host seconds per step spent issuing the steps (before the readback
+    /// that waits for the device), median over the repeats: when it is
+    /// close to the whole step, the host, not the device, is the limit.
+    issue_s: f64,
     loss: f64,
 }
 
@@ -217,6 +221,7 @@ impl Case {
             "seed003_gops": self.seed003_ops() as f64 / 1e9 / self.step_s(),
             "dispatches_per_step": self.per_step.map(|p| p.0),
             "submissions_per_step": self.per_step.map(|p| p.1),
+            "host_issue_ms_per_step": self.issue_s * 1e3,
             "final_loss": self.loss,
         })
     }
@@ -253,12 +258,14 @@ fn measure<B: Backend>(
 
     let before = (bench.counters)();
     let mut rates = Vec::new();
+    let mut issue = Vec::new();
     let mut loss = f64::NAN;
     for _ in 0..o.repeats {
         let t = Instant::now();
         for _ in 0..steps {
             train_step(b, &mut model, &mut opt, &x, &y)?;
         }
+        issue.push(t.elapsed().as_secs_f64() / steps as f64);
         loss = model.loss_value(n)?;
         rates.push((steps * n) as f64 / t.elapsed().as_secs_f64());
     }
@@ -273,13 +280,14 @@ fn measure<B: Backend>(
         steps,
         rates,
         per_step,
+        issue_s: median(&issue),
         loss,
     })
 }
 
 fn header() {
     println!(
-        "{:<4} {:>5} {:>5} {:>8} {:>9} {:>10} {:>17} {:>9} {:>8} {:>9} {:>8} {:>7} {:>7}",
+        "{:<4} {:>5} {:>5} {:>8} {:>9} {:>10} {:>17} {:>9} {:>8} {:>9} {:>8} {:>7} {:>7} {:>8}",
         "",
         "batch",
         "width",
@@ -292,7 +300,8 @@ fn header() {
         "seed Gop",
         "Gop/s",
         "disp/st",
-        "subm/st"
+        "subm/st",
+        "issue ms"
     );
 }
 
@@ -304,7 +313,7 @@ fn row(name: &str, c: &Case) {
         (format!("{d:.1}"), format!("{s:.2}"))
     });
     println!(
-        "{:<4} {:>5} {:>5} {:>8} {:>9.2} {:>10.0} {:>17} {:>9.3} {:>8.1} {:>9.3} {:>8.1} {:>7} {:>7}",
+        "{:<4} {:>5} {:>5} {:>8} {:>9.2} {:>10.0} {:>17} {:>9.3} {:>8.1} {:>9.3} {:>8.1} {:>7} {:>7} {:>8.2}",
         name,
         c.batch,
         c.width,
@@ -317,7 +326,8 @@ fn row(name: &str, c: &Case) {
         seed,
         seed / c.step_s(),
         disp,
-        subm
+        subm,
+        c.issue_s * 1e3
     );
 }
 
