@@ -437,45 +437,50 @@ fn callbacks_see_every_epoch_and_can_stop() {
 
 /// Once warm, a training step creates no device buffer and no bind group,
 /// and reading the loss creates nothing either (issue "Speed", item 3).
+/// Also with the workgroup kernel, whose split-k products take a scratch
+/// buffer from the pool on every call.
 #[test]
 fn a_warm_training_step_creates_no_gpu_resources() {
     let Some(g) = gpu() else { return };
-    let spec = Sequential::new(784)
-        .dense(512, Init::HeNormal)
-        .batch_norm()
-        .relu()
-        .dropout(0.2)
-        .dense(10, Init::XavierUniform);
-    let mut model = spec.build(&g, 1).unwrap();
-    let mut opt = Optim::new(Adam::default()).unwrap();
-    let x = g.upload(64, 784, &random(1, 64 * 784)).unwrap();
-    let y = g.indices(&common::random_labels(2, 64, 10), 10).unwrap();
-    let mut step = |model: &mut wgtrain::Model<wgtrain::Gpu>| {
-        model
-            .forward_backward(
-                &x,
-                wgtrain::Loss::SoftmaxCrossEntropy,
-                wgtrain::Target::Labels(&y),
-            )
-            .unwrap();
-        let mut refs: Vec<wgtrain::ParamRef<'_, wgtrain::Gpu>> = model
-            .parameters_mut()
-            .into_iter()
-            .map(|p| wgtrain::ParamRef::new(p.name, p.value, p.grad))
-            .collect();
-        opt.step(&g, &mut refs).unwrap();
-        model.loss_value(64).unwrap()
-    };
-    for _ in 0..3 {
-        step(&mut model);
+    for kernel in [g.matmul_kernel(), wgtrain::MatmulKernel::Workgroup] {
+        g.set_matmul_kernel(kernel);
+        let spec = Sequential::new(784)
+            .dense(512, Init::HeNormal)
+            .batch_norm()
+            .relu()
+            .dropout(0.2)
+            .dense(10, Init::XavierUniform);
+        let mut model = spec.build(&g, 1).unwrap();
+        let mut opt = Optim::new(Adam::default()).unwrap();
+        let x = g.upload(64, 784, &random(1, 64 * 784)).unwrap();
+        let y = g.indices(&common::random_labels(2, 64, 10), 10).unwrap();
+        let mut step = |model: &mut wgtrain::Model<wgtrain::Gpu>| {
+            model
+                .forward_backward(
+                    &x,
+                    wgtrain::Loss::SoftmaxCrossEntropy,
+                    wgtrain::Target::Labels(&y),
+                )
+                .unwrap();
+            let mut refs: Vec<wgtrain::ParamRef<'_, wgtrain::Gpu>> = model
+                .parameters_mut()
+                .into_iter()
+                .map(|p| wgtrain::ParamRef::new(p.name, p.value, p.grad))
+                .collect();
+            opt.step(&g, &mut refs).unwrap();
+            model.loss_value(64).unwrap()
+        };
+        for _ in 0..3 {
+            step(&mut model);
+        }
+        let warm = g.created();
+        for _ in 0..5 {
+            assert!(step(&mut model).is_finite());
+        }
+        assert_eq!(
+            g.created(),
+            warm,
+            "{kernel:?}: (buffers, bind groups) created during warm steps"
+        );
     }
-    let warm = g.created();
-    for _ in 0..5 {
-        assert!(step(&mut model).is_finite());
-    }
-    assert_eq!(
-        g.created(),
-        warm,
-        "(buffers, bind groups) created during warm steps"
-    );
 }
