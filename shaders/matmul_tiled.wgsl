@@ -15,74 +15,23 @@
 // there are several, writes its raw partial sums to slice z of a scratch
 // buffer (bound as `out`, with HAS_BIAS off and the identity activation);
 // split_k_sum then adds the slices in order and applies the epilogue.
-
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+//
+// Preceded by a load piece (matmul_tiled_load_scalar.wgsl or
+// matmul_tiled_load_vec4.wgsl) that reads A and B and fills the tiles.
 
 const TM4: u32 = TM / 4u;
 const BM: u32 = TM * WG_Y;            // rows per workgroup
 const BN: u32 = TN * WG_X;            // columns per workgroup
 const THREADS: u32 = WG_X * WG_Y;
-const A_LOADS: u32 = BK * BM / THREADS; // elements of A each invocation stages per slice
-const B_LOADS: u32 = BK * BN / THREADS;
 // Row strides of the staged tiles, in vec4, padded by one vec4 so that the
 // scalar stores of a k-contiguous operand (A, Bᵀ) spread over the banks.
 const AS: u32 = BM / 4u + 1u;
 const BS: u32 = BN / 4u + 1u;
-const_assert TM % 4u == 0u && BK * BM % THREADS == 0u && BK * BN % THREADS == 0u;
+const_assert TM % 4u == 0u && BK % 4u == 0u;
 
 // a_tile[kk·AS + r/4][r%4] = op(A)[row r of the block, k0 + kk]; b_tile likewise by column.
 var<workgroup> a_tile: array<vec4<f32>, BK * AS>;
 var<workgroup> b_tile: array<vec4<f32>, BK * BS>;
-var<private> a_next: array<f32, A_LOADS>;
-var<private> b_next: array<f32, B_LOADS>;
-
-// Where staged element e of this invocation comes from: its row (A) or
-// column (B) within the block and its k within the slice. Consecutive
-// invocations take consecutive addresses in the buffer: along k for A and
-// Bᵀ, along rows for Aᵀ, along columns for B.
-fn a_slot(e: u32, li: u32) -> vec2<u32> {
-    let idx = e * THREADS + li;
-    return select(vec2(idx / BK, idx % BK), vec2(idx % BM, idx / BM), TA);
-}
-
-fn b_slot(e: u32, li: u32) -> vec2<u32> {
-    let idx = e * THREADS + li;
-    return select(vec2(idx % BN, idx / BN), vec2(idx / BK, idx % BK), TB);
-}
-
-// Reads the slice starting at k0 into a_next / b_next. Rows and columns past
-// the edge are clamped (their results are not stored); k at or past k_end
-// reads as 0, so it adds nothing.
-fn fetch(wrow: u32, wcol: u32, k0: u32, k_end: u32, li: u32) {
-    let a_row = select(p.k, 1u, TA);
-    let a_k = select(1u, p.m, TA);
-    let b_k = select(p.n, 1u, TB);
-    let b_col = select(1u, p.k, TB);
-    for (var e = 0u; e < A_LOADS; e++) {
-        let s = a_slot(e, li);
-        let k = k0 + s.y;
-        let v = a[min(wrow + s.x, p.m - 1u) * a_row + min(k, p.k - 1u) * a_k];
-        a_next[e] = select(0.0, v, k < k_end);
-    }
-    for (var e = 0u; e < B_LOADS; e++) {
-        let s = b_slot(e, li);
-        let k = k0 + s.y;
-        let v = b[min(k, p.k - 1u) * b_k + min(wcol + s.x, p.n - 1u) * b_col];
-        b_next[e] = select(0.0, v, k < k_end);
-    }
-}
-
-fn stage(li: u32) {
-    for (var e = 0u; e < A_LOADS; e++) {
-        let s = a_slot(e, li);
-        a_tile[s.y * AS + s.x / 4u][s.x % 4u] = a_next[e];
-    }
-    for (var e = 0u; e < B_LOADS; e++) {
-        let s = b_slot(e, li);
-        b_tile[s.y * BS + s.x / 4u][s.x % 4u] = b_next[e];
-    }
-}
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(
@@ -140,7 +89,7 @@ fn main(
 }
 
 // out[i] = epilogue(Σ_z partials[z·m·n + i]), with the scratch buffer of the
-// split-k passes bound as `a`. The slices are added in order, so the result
+// split-k passes bound as `a` (read through the load piece's partial()). The slices are added in order, so the result
 // depends on the sizes alone.
 @compute @workgroup_size(256)
 fn split_k_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -152,7 +101,7 @@ fn split_k_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let slices = (p.k + p.k_chunk - 1u) / p.k_chunk;
     var s = 0.0;
     for (var z = 0u; z < slices; z++) {
-        s += a[z * mn + i];
+        s += partial(z * mn + i);
     }
     out[i] = epilogue(s, i % p.n);
 }

@@ -138,13 +138,23 @@ fn matmul_every_kernel_family() {
 
 /// The workgroup-memory kernel with each tile forced, unsplit and split into
 /// k slices (whose partial sums a second pass adds before bias and
-/// activation), at sizes that fill no tile and k that fills no slice.
+/// activation), at sizes that fill no tile and k that fills no slice. The
+/// last three shapes are multiples of 4 in every dimension, so every
+/// transpose form also runs the kernel that reads A and B as vec4.
 #[test]
 fn matmul_workgroup_tiles_and_split_k() {
     let Some(g) = gpu() else { return };
     let cpu = Cpu::<f32>::new();
     g.set_matmul_kernel(MatmulKernel::Workgroup);
-    let shapes = [(1, 1, 1), (7, 33, 257), (65, 130, 1000), (129, 7, 300)];
+    let shapes = [
+        (1, 1, 1),
+        (7, 33, 257),
+        (65, 130, 1000),
+        (129, 7, 300),
+        (4, 4, 4),
+        (36, 68, 132),
+        (132, 260, 516),
+    ];
     for tile in [TiledTile::Large, TiledTile::Small] {
         for split_k in [1, 3, 16] {
             g.set_tiled_plan(Some(TiledPlan { tile, split_k }));

@@ -3,8 +3,8 @@
 
 use super::{
     Gpu, MatmulKernel, TiledTile, LARGE_TILE_MIN_GROUPS, MATMUL, MATMUL_SHARE_LANES, MATMUL_TILE,
-    MATMUL_TILED_LARGE, MATMUL_TILED_SMALL, MATMUL_VEC4, MATMUL_VEC4_SHARED, MAX_SPLIT_K,
-    MIN_K_CHUNK, SPLIT_K_TARGET_GROUPS,
+    MATMUL_TILED_LARGE, MATMUL_TILED_LARGE_VEC4, MATMUL_TILED_SMALL, MATMUL_TILED_SMALL_VEC4,
+    MATMUL_VEC4, MATMUL_VEC4_SHARED, MAX_SPLIT_K, MIN_K_CHUNK, SPLIT_K_TARGET_GROUPS,
 };
 use crate::{Activation, Backend, Cpu, Error, MatmulSpec, Result};
 use rand::rngs::StdRng;
@@ -331,7 +331,9 @@ fn shader_hash() -> String {
         &MATMUL_VEC4,
         &MATMUL_VEC4_SHARED,
         &MATMUL_TILED_LARGE,
+        &MATMUL_TILED_LARGE_VEC4,
         &MATMUL_TILED_SMALL,
+        &MATMUL_TILED_SMALL_VEC4,
     ];
     for shader in shaders {
         h = fnv1a(h, shader.name.as_bytes());

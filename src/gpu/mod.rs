@@ -61,6 +61,18 @@ static MATMUL_TILED_LARGE: Shader = Shader {
         include_str!("../../shaders/activation.wgsl"),
         include_str!("../../shaders/matmul_tile_large.wgsl"),
         include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_tiled_load_scalar.wgsl"),
+        include_str!("../../shaders/matmul_tiled.wgsl")
+    ),
+    trusted: true,
+};
+static MATMUL_TILED_LARGE_VEC4: Shader = Shader {
+    name: "matmul_tiled_large_vec4",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_tile_large.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_tiled_load_vec4.wgsl"),
         include_str!("../../shaders/matmul_tiled.wgsl")
     ),
     trusted: true,
@@ -71,6 +83,18 @@ static MATMUL_TILED_SMALL: Shader = Shader {
         include_str!("../../shaders/activation.wgsl"),
         include_str!("../../shaders/matmul_tile_small.wgsl"),
         include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_tiled_load_scalar.wgsl"),
+        include_str!("../../shaders/matmul_tiled.wgsl")
+    ),
+    trusted: true,
+};
+static MATMUL_TILED_SMALL_VEC4: Shader = Shader {
+    name: "matmul_tiled_small_vec4",
+    source: concat!(
+        include_str!("../../shaders/activation.wgsl"),
+        include_str!("../../shaders/matmul_tile_small.wgsl"),
+        include_str!("../../shaders/matmul_common.wgsl"),
+        include_str!("../../shaders/matmul_tiled_load_vec4.wgsl"),
         include_str!("../../shaders/matmul_tiled.wgsl")
     ),
     trusted: true,
@@ -114,7 +138,9 @@ pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
         &MATMUL_VEC4,
         &MATMUL_VEC4_SHARED,
         &MATMUL_TILED_LARGE,
+        &MATMUL_TILED_LARGE_VEC4,
         &MATMUL_TILED_SMALL,
+        &MATMUL_TILED_SMALL_VEC4,
         &ELEMENTWISE,
         &REDUCE,
         &LOSS,
@@ -226,10 +252,14 @@ pub enum TiledTile {
 }
 
 impl TiledTile {
-    fn shader(self) -> &'static Shader {
-        match self {
-            TiledTile::Large => &MATMUL_TILED_LARGE,
-            TiledTile::Small => &MATMUL_TILED_SMALL,
+    /// The kernel of this tile; `vec4`: the one that reads A and B four
+    /// floats at a time (shaders/matmul_tiled_load_vec4.wgsl).
+    fn shader(self, vec4: bool) -> &'static Shader {
+        match (self, vec4) {
+            (TiledTile::Large, false) => &MATMUL_TILED_LARGE,
+            (TiledTile::Large, true) => &MATMUL_TILED_LARGE_VEC4,
+            (TiledTile::Small, false) => &MATMUL_TILED_SMALL,
+            (TiledTile::Small, true) => &MATMUL_TILED_SMALL_VEC4,
         }
     }
 
@@ -645,6 +675,10 @@ impl Backend for Gpu {
                 out,
             ]
         };
+        // The vec4 kernels read op(A) and op(B) four floats at a time along
+        // their contiguous dimension: k for A and Bᵀ, m for Aᵀ, n for B.
+        let vec4 =
+            k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
 
         if self.matmul_kernel.get() == MatmulKernel::Workgroup {
             let plan = self
@@ -652,7 +686,7 @@ impl Backend for Gpu {
                 .get()
                 .unwrap_or_else(|| TiledPlan::for_shape(m, n, k));
             let (chunk, slices) = plan.chunks(k);
-            let shader = plan.tile.shader();
+            let shader = plan.tile.shader(vec4);
             if slices == 1 {
                 let kernel = Kernel {
                     shader,
@@ -666,10 +700,12 @@ impl Backend for Gpu {
                     groups(plan.tile.tile(), 1),
                 );
             }
-            // Pass 1 writes raw partial sums, one m×n slice per k chunk.
+            // Pass 1 writes raw partial sums, one m×n slice per k chunk. Whole
+            // vec4, so that the vec4 kernel's second pass can bind it as such.
+            let floats = (slices as usize * m * n).next_multiple_of(4);
             let scratch = self
                 .ctx
-                .alloc((slices as usize * m * n * 4) as u64, "split-k partial sums")?;
+                .alloc((floats * 4) as u64, "split-k partial sums")?;
             let partial = Kernel {
                 shader,
                 entry: "main",
@@ -705,10 +741,6 @@ impl Backend for Gpu {
             );
         }
 
-        // The vec4 kernel reads op(A) and op(B) four floats at a time along
-        // their contiguous dimension: k for A and Bᵀ, m for Aᵀ, n for B.
-        let vec4 =
-            k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
         let shader = match (vec4, self.shares_subgroups(), self.matmul_kernel.get()) {
             (true, true, MatmulKernel::RegistersShared) => &MATMUL_VEC4_SHARED,
             (true, _, _) => &MATMUL_VEC4,
@@ -1250,7 +1282,9 @@ mod tests {
             assert_eq!(MATMUL_TILE, tile_of(shader), "{}", shader.name);
         }
         for tile in [TiledTile::Large, TiledTile::Small] {
-            assert_eq!(tile.tile(), tile_of(tile.shader()), "{tile:?}");
+            for vec4 in [false, true] {
+                assert_eq!(tile.tile(), tile_of(tile.shader(vec4)), "{tile:?}");
+            }
         }
         assert_eq!(MATMUL_SHARE_LANES, constant(&MATMUL_VEC4_SHARED, "WG_X"));
     }
