@@ -41,7 +41,11 @@ fn spec<'a, T>(transpose_a: bool, transpose_b: bool) -> MatmulSpec<'a, T> {
 }
 
 fn show(plan: TiledPlan) -> String {
-    format!("Workgroup {:?}, k split {}", plan.tile, plan.split_k)
+    let loads = if plan.vec4 { "vec4" } else { "scalar" };
+    format!(
+        "Workgroup {:?}, k split {}, {loads}",
+        plan.tile, plan.split_k
+    )
 }
 
 fn values(seed: u64, n: usize) -> Vec<f32> {
@@ -71,8 +75,14 @@ fn main() -> wgtrain::Result<()> {
     ];
     for tile in [TiledTile::Large, TiledTile::Small] {
         for split_k in [1, 2, 4, 8] {
-            let plan = TiledPlan { tile, split_k };
-            configs.push((show(plan), MatmulKernel::Workgroup, Some(plan)));
+            for vec4 in [true, false] {
+                let plan = TiledPlan {
+                    tile,
+                    split_k,
+                    vec4,
+                };
+                configs.push((show(plan), MatmulKernel::Workgroup, Some(plan)));
+            }
         }
     }
     println!(

@@ -155,10 +155,15 @@ fn matmul_workgroup_tiles_and_split_k() {
         (36, 68, 132),
         (132, 260, 516),
     ];
+    let forms = [(false, false), (true, false), (false, true), (true, true)];
     for tile in [TiledTile::Large, TiledTile::Small] {
-        for split_k in [1, 3, 16] {
-            g.set_tiled_plan(Some(TiledPlan { tile, split_k }));
-            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        for (split_k, vec4) in [(1, true), (3, true), (16, true), (1, false), (3, false)] {
+            g.set_tiled_plan(Some(TiledPlan {
+                tile,
+                split_k,
+                vec4,
+            }));
+            for (ta, tb) in forms {
                 for (i, &(m, n, k)) in shapes.iter().enumerate() {
                     let act = if i % 2 == 0 {
                         Activation::Identity
@@ -168,12 +173,8 @@ fn matmul_workgroup_tiles_and_split_k() {
                     let seed = 50 + i as u64;
                     let gv = matmul(&g, m, n, k, ta, tb, i % 2 == 1, act, seed);
                     let cv = matmul(&cpu, m, n, k, ta, tb, i % 2 == 1, act, seed);
-                    assert_parity(
-                        &format!("{tile:?} split {split_k} ta={ta} tb={tb} {m}x{k}·{k}x{n}"),
-                        &gv,
-                        &cv,
-                        MATMUL_TOL,
-                    );
+                    let what = format!("{tile:?} split {split_k} vec4 {vec4} ta={ta} tb={tb}");
+                    assert_parity(&format!("{what} {m}x{k}·{k}x{n}"), &gv, &cv, MATMUL_TOL);
                 }
             }
         }

@@ -288,7 +288,8 @@ impl TiledTile {
 /// ```
 /// use wgtrain::{TiledPlan, TiledTile};
 /// // A 2048² product fills a large GPU with 128 × 128 tiles alone.
-/// assert_eq!(TiledPlan::for_shape(2048, 2048, 2048), TiledPlan { tile: TiledTile::Large, split_k: 1 });
+/// let plan = TiledPlan::for_shape(2048, 2048, 2048);
+/// assert_eq!((plan.tile, plan.split_k), (TiledTile::Large, 1));
 /// // A 256×512 output with k = 784 takes the small tile and splits k.
 /// let plan = TiledPlan::for_shape(256, 512, 784);
 /// assert_eq!(plan.tile, TiledTile::Small);
@@ -301,6 +302,9 @@ pub struct TiledPlan {
     /// Number of k slices (1: no split). The slices are rounded to whole
     /// staged depths, so fewer may run.
     pub split_k: u32,
+    /// Read A and B four floats at a time where the shape allows (k a
+    /// multiple of 4, and m for Aᵀ, n for B); false forces one at a time.
+    pub vec4: bool,
 }
 
 impl TiledPlan {
@@ -318,6 +322,7 @@ impl TiledPlan {
             return TiledPlan {
                 tile: TiledTile::Large,
                 split_k: 1,
+                vec4: true,
             };
         }
         let wanted = SPLIT_K_TARGET_GROUPS / groups(TiledTile::Small);
@@ -325,6 +330,7 @@ impl TiledPlan {
         TiledPlan {
             tile: TiledTile::Small,
             split_k: wanted.min(most).max(1),
+            vec4: true,
         }
     }
 
@@ -456,7 +462,8 @@ impl Gpu {
     /// use wgtrain::{Gpu, MatmulKernel, TiledPlan, TiledTile};
     /// let gpu = Gpu::new().unwrap();
     /// gpu.set_matmul_kernel(MatmulKernel::Workgroup);
-    /// gpu.set_tiled_plan(Some(TiledPlan { tile: TiledTile::Small, split_k: 4 }));
+    /// let plan = TiledPlan { tile: TiledTile::Small, split_k: 4, vec4: true };
+    /// gpu.set_tiled_plan(Some(plan));
     /// ```
     pub fn set_tiled_plan(&self, plan: Option<TiledPlan>) {
         self.tiled_plan.set(plan);
@@ -686,7 +693,7 @@ impl Backend for Gpu {
                 .get()
                 .unwrap_or_else(|| TiledPlan::for_shape(m, n, k));
             let (chunk, slices) = plan.chunks(k);
-            let shader = plan.tile.shader(vec4);
+            let shader = plan.tile.shader(vec4 && plan.vec4);
             if slices == 1 {
                 let kernel = Kernel {
                     shader,
@@ -1295,7 +1302,12 @@ mod tests {
             let depth = tile.tile().depth;
             for k in [1, 7, 16, 33, 257, 784, 4096] {
                 for split_k in 1..=MAX_SPLIT_K {
-                    let (chunk, slices) = TiledPlan { tile, split_k }.chunks(k);
+                    let plan = TiledPlan {
+                        tile,
+                        split_k,
+                        vec4: true,
+                    };
+                    let (chunk, slices) = plan.chunks(k);
                     assert_eq!(chunk % depth, 0);
                     assert!(slices >= 1 && slices <= split_k);
                     assert!((slices - 1) * chunk < k as u32 && slices * chunk >= k as u32);
