@@ -1,6 +1,6 @@
 //! Matmul GFLOP/s of every GPU kernel family and tiled plan on this adapter,
 //! for square products and the products of one training step of the peers'
-//! 784-512-512-10 network at batch 256. Each result is checked against the
+//! 784-512-512-10 network at batch 256 (and of the 4096-wide one). Each result is checked against the
 //! CPU backend before it is timed. The line marked `*` is what training runs
 //! (the kernel family `Gpu::new` chose, and for `Workgroup` the plan chosen by
 //! shape); compare it with cuBLAS from `scripts/torch_cuda_mlp.py`.
@@ -26,6 +26,11 @@ fn shapes(squares: &[usize]) -> Vec<Shape> {
         ("wgrad 512-512 δᵀ·X", 512, 512, 256, true, false),
         ("igrad 512-512 δ·W", 256, 512, 512, false, false),
         ("fwd 512-10 X·Wᵀ", 256, 10, 512, false, true),
+        // The 784-4096-4096-10 network of the width sweep, where the step
+        // is nearly all matmul.
+        ("fwd 4096-4096 X·Wᵀ", 256, 4096, 4096, false, true),
+        ("wgrad 4096-4096 δᵀ·X", 4096, 4096, 256, true, false),
+        ("igrad 4096-4096 δ·W", 256, 4096, 4096, false, false),
     ] {
         v.push((label.to_string(), m, n, k, ta, tb));
     }

@@ -4,7 +4,7 @@
 use super::{
     Gpu, MatmulKernel, TiledTile, LARGE_TILE_MIN_GROUPS, MATMUL, MATMUL_SHARE_LANES, MATMUL_TILE,
     MATMUL_TILED_LARGE, MATMUL_TILED_LARGE_VEC4, MATMUL_TILED_SMALL, MATMUL_TILED_SMALL_VEC4,
-    MATMUL_VEC4, MATMUL_VEC4_SHARED, MAX_SPLIT_K, MIN_K_CHUNK, SPLIT_K_TARGET_GROUPS,
+    MATMUL_VEC4, MATMUL_VEC4_SHARED, MAX_K_CHUNK, MAX_SPLIT_K, MIN_K_CHUNK, SPLIT_K_TARGET_GROUPS,
 };
 use crate::{Activation, Backend, Cpu, Error, MatmulSpec, Result};
 use rand::rngs::StdRng;
@@ -349,6 +349,7 @@ fn shader_hash() -> String {
         LARGE_TILE_MIN_GROUPS,
         SPLIT_K_TARGET_GROUPS,
         MIN_K_CHUNK,
+        MAX_K_CHUNK,
         MAX_SPLIT_K,
     ];
     for word in words.chain([MATMUL_SHARE_LANES]).chain(plan) {

@@ -181,6 +181,10 @@ const LARGE_TILE_MIN_GROUPS: u32 = 256;
 const SPLIT_K_TARGET_GROUPS: u32 = 128;
 /// Fewest k per slice of a split product.
 const MIN_K_CHUNK: u32 = 64;
+/// Most k per slice on the small tile: longer, and the product runs slower
+/// than split (on an H100, 256×4096·4096×4096 A·B: 8.0 TFLOP/s whole, 28.4
+/// in two slices).
+const MAX_K_CHUNK: u32 = 2048;
 /// Most k slices of one product.
 const MAX_SPLIT_K: u32 = 16;
 /// Workgroup size of the elementwise and reduction kernels.
@@ -311,8 +315,8 @@ impl TiledPlan {
     /// The plan [`Gpu`] uses unless one is set with [`Gpu::set_tiled_plan`]:
     /// the large tile when it gives at least 256 workgroups, else the small
     /// tile, with k split (in slices of at least 64) by as many times as it
-    /// has fewer than 128 workgroups, up to 16. The numbers were measured on
-    /// an H100 (PERFORMANCE.md).
+    /// has fewer than 128 workgroups, and into slices of at most 2048, up to
+    /// 16 slices. The numbers were measured on an H100 (PERFORMANCE.md).
     pub fn for_shape(m: usize, n: usize, k: usize) -> TiledPlan {
         let groups = |tile: TiledTile| {
             let t = tile.tile();
@@ -325,7 +329,8 @@ impl TiledPlan {
                 vec4: true,
             };
         }
-        let wanted = SPLIT_K_TARGET_GROUPS / groups(TiledTile::Small);
+        let wanted = (SPLIT_K_TARGET_GROUPS / groups(TiledTile::Small))
+            .max((k as u32).div_ceil(MAX_K_CHUNK));
         let most = (k as u32 / MIN_K_CHUNK).min(MAX_SPLIT_K);
         TiledPlan {
             tile: TiledTile::Small,
