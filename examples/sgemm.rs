@@ -107,6 +107,15 @@ fn main() -> wgtrain::Result<()> {
         let mut out = gpu.zeros(m, n)?;
         let spec = spec(ta, tb);
         let flop = 2.0 * (m * n * k) as f64;
+        // Fresh buffers ran several times slower for their first ~100 ms on
+        // an H100 (whichever kernel ran first): warm them up before timing.
+        gpu.set_matmul_kernel(MatmulKernel::Workgroup);
+        gpu.set_tiled_plan(None);
+        let warm = Instant::now();
+        while warm.elapsed().as_secs_f64() < 0.3 {
+            gpu.matmul(&a, &b, &mut out, spec)?;
+            gpu.synchronize()?;
+        }
         for (name, kernel, plan) in &configs {
             gpu.set_matmul_kernel(*kernel);
             gpu.set_tiled_plan(*plan);
