@@ -182,8 +182,8 @@ const SPLIT_K_TARGET_GROUPS: u32 = 128;
 /// Fewest k per slice of a split product.
 const MIN_K_CHUNK: u32 = 64;
 /// Most k per slice on the small tile: longer, and the product runs slower
-/// than split (on an H100, 256×4096·4096×4096 A·B: 8.0 TFLOP/s whole, 28.4
-/// in two slices).
+/// than split (on an H100, 256×4096·4096×4096: 23 TFLOP/s whole, 28 in two
+/// slices).
 const MAX_K_CHUNK: u32 = 2048;
 /// Most k slices of one product.
 const MAX_SPLIT_K: u32 = 16;
