@@ -6,8 +6,8 @@ mod common;
 
 use common::{assert_parity, gpu, random, random_labels, AWKWARD};
 use wgtrain::{
-    Activation, Backend, Cpu, Error, Loss, MatmulKernel, MatmulSpec, Reduce, Target, TiledPlan,
-    TiledTile,
+    Activation, Backend, Cpu, Error, Gpu, Loss, MatmulKernel, MatmulSpec, Reduce, Target,
+    TiledPlan, TiledTile,
 };
 
 /// `op(A)·op(B) (+ bias, act)` on any backend, from host data.
@@ -44,6 +44,34 @@ fn matmul<B: Backend>(
 // (the GPU in tiles). For k ≤ 2048 and inputs in [-1, 1] that bounds the
 // difference by ~1e-4 of max(1, |value|).
 const MATMUL_TOL: f64 = 1e-4;
+
+const FORMS: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
+
+/// Every transpose form of every shape on `g` against the CPU backend, with
+/// the bias and activation `epilogue(i)` gives shape i.
+fn assert_every_form(
+    g: &Gpu,
+    label: &str,
+    shapes: &[(usize, usize, usize)],
+    seed: u64,
+    epilogue: fn(usize) -> (bool, Activation),
+) {
+    let cpu = Cpu::<f32>::new();
+    for (ta, tb) in FORMS {
+        for (i, &(m, n, k)) in shapes.iter().enumerate() {
+            let (bias, act) = epilogue(i);
+            let seed = seed + i as u64;
+            let gv = matmul(g, m, n, k, ta, tb, bias, act, seed);
+            let cv = matmul(&cpu, m, n, k, ta, tb, bias, act, seed);
+            assert_parity(
+                &format!("{label} ta={ta} tb={tb} bias={bias} {act:?} {m}x{k}·{k}x{n}"),
+                &gv,
+                &cv,
+                MATMUL_TOL,
+            );
+        }
+    }
+}
 
 #[test]
 fn matmul_all_forms_awkward_sizes() {
@@ -100,7 +128,6 @@ fn matmul_large_non_square() {
 #[test]
 fn matmul_every_kernel_family() {
     let Some(g) = gpu() else { return };
-    let cpu = Cpu::<f32>::new();
     let shapes = [
         (1, 1, 1),
         (3, 65, 1),
@@ -116,23 +143,13 @@ fn matmul_every_kernel_family() {
         MatmulKernel::Workgroup,
     ] {
         g.set_matmul_kernel(kernel);
-        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            for (i, &(m, n, k)) in shapes.iter().enumerate() {
-                let (bias, act) = if i % 2 == 0 {
-                    (false, Activation::Identity)
-                } else {
-                    (true, Activation::Sigmoid)
-                };
-                let gv = matmul(&g, m, n, k, ta, tb, bias, act, 11 + i as u64);
-                let cv = matmul(&cpu, m, n, k, ta, tb, bias, act, 11 + i as u64);
-                assert_parity(
-                    &format!("{kernel:?} matmul ta={ta} tb={tb} bias={bias} {m}x{k}·{k}x{n}"),
-                    &gv,
-                    &cv,
-                    MATMUL_TOL,
-                );
+        assert_every_form(&g, &format!("{kernel:?}"), &shapes, 11, |i| {
+            if i % 2 == 0 {
+                (false, Activation::Identity)
+            } else {
+                (true, Activation::Sigmoid)
             }
-        }
+        });
     }
 }
 
@@ -155,28 +172,21 @@ fn matmul_workgroup_tiles_and_split_k() {
         (36, 68, 132),
         (132, 260, 516),
     ];
-    let forms = [(false, false), (true, false), (false, true), (true, true)];
     for tile in [TiledTile::Large, TiledTile::Small] {
         for (split_k, vec4) in [(1, true), (3, true), (16, true), (1, false), (3, false)] {
-            g.set_tiled_plan(Some(TiledPlan {
+            let plan = TiledPlan {
                 tile,
                 split_k,
                 vec4,
-            }));
-            for (ta, tb) in forms {
-                for (i, &(m, n, k)) in shapes.iter().enumerate() {
-                    let act = if i % 2 == 0 {
-                        Activation::Identity
-                    } else {
-                        Activation::LeakyRelu { slope: 0.1 }
-                    };
-                    let seed = 50 + i as u64;
-                    let gv = matmul(&g, m, n, k, ta, tb, i % 2 == 1, act, seed);
-                    let cv = matmul(&cpu, m, n, k, ta, tb, i % 2 == 1, act, seed);
-                    let what = format!("{tile:?} split {split_k} vec4 {vec4} ta={ta} tb={tb}");
-                    assert_parity(&format!("{what} {m}x{k}·{k}x{n}"), &gv, &cv, MATMUL_TOL);
+            };
+            g.set_tiled_plan(Some(plan));
+            assert_every_form(&g, &format!("{plan:?}"), &shapes, 50, |i| {
+                if i % 2 == 0 {
+                    (false, Activation::Identity)
+                } else {
+                    (true, Activation::LeakyRelu { slope: 0.1 })
                 }
-            }
+            });
         }
     }
     // The plan chosen by shape, on the network's products and a large square.

@@ -2,9 +2,8 @@
 //! remembering the choice on disk so later processes skip the measurement.
 
 use super::{
-    Gpu, MatmulKernel, TiledTile, LARGE_TILE_MIN_GROUPS, MATMUL, MATMUL_SHARE_LANES, MATMUL_TILE,
-    MATMUL_TILED_LARGE, MATMUL_TILED_LARGE_VEC4, MATMUL_TILED_SMALL, MATMUL_TILED_SMALL_VEC4,
-    MATMUL_VEC4, MATMUL_VEC4_SHARED, MAX_K_CHUNK, MAX_SPLIT_K, MIN_K_CHUNK, SPLIT_K_TARGET_GROUPS,
+    Gpu, MatmulKernel, TiledTile, LARGE_TILE_MIN_GROUPS, MATMUL_SHADERS, MATMUL_SHARE_LANES,
+    MATMUL_TILE, MAX_K_CHUNK, MAX_SPLIT_K, MIN_K_CHUNK, SPLIT_K_TARGET_GROUPS,
 };
 use crate::{Activation, Backend, Cpu, Error, MatmulSpec, Result};
 use rand::rngs::StdRng;
@@ -326,16 +325,7 @@ impl CacheKey {
 /// whose output may change between Rust releases: the hash is stored on disk.
 fn shader_hash() -> String {
     let mut h = FNV_OFFSET;
-    let shaders = [
-        &MATMUL,
-        &MATMUL_VEC4,
-        &MATMUL_VEC4_SHARED,
-        &MATMUL_TILED_LARGE,
-        &MATMUL_TILED_LARGE_VEC4,
-        &MATMUL_TILED_SMALL,
-        &MATMUL_TILED_SMALL_VEC4,
-    ];
-    for shader in shaders {
+    for shader in MATMUL_SHADERS {
         h = fnv1a(h, shader.name.as_bytes());
         h = fnv1a(h, shader.source.as_bytes());
     }

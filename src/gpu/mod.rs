@@ -131,25 +131,25 @@ static OPTIM: Shader = Shader {
     trusted: false,
 };
 
+/// Every matmul shader: what the autotune cache's shader hash covers.
+static MATMUL_SHADERS: [&Shader; 7] = [
+    &MATMUL,
+    &MATMUL_VEC4,
+    &MATMUL_VEC4_SHARED,
+    &MATMUL_TILED_LARGE,
+    &MATMUL_TILED_LARGE_VEC4,
+    &MATMUL_TILED_SMALL,
+    &MATMUL_TILED_SMALL_VEC4,
+];
+
 /// Every shader the library builds, as `(name, full source)`, for validation in tests.
 pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
-    [
-        &MATMUL,
-        &MATMUL_VEC4,
-        &MATMUL_VEC4_SHARED,
-        &MATMUL_TILED_LARGE,
-        &MATMUL_TILED_LARGE_VEC4,
-        &MATMUL_TILED_SMALL,
-        &MATMUL_TILED_SMALL_VEC4,
-        &ELEMENTWISE,
-        &REDUCE,
-        &LOSS,
-        &NORMALIZE,
-        &OPTIM,
-    ]
-    .iter()
-    .map(|s| (s.name, s.source))
-    .collect()
+    let others = [&ELEMENTWISE, &REDUCE, &LOSS, &NORMALIZE, &OPTIM];
+    MATMUL_SHADERS
+        .iter()
+        .chain(others.iter())
+        .map(|s| (s.name, s.source))
+        .collect()
 }
 
 /// Output rows × columns one workgroup of a matmul kernel computes:
