@@ -47,6 +47,26 @@ const MATMUL_TOL: f64 = 1e-4;
 
 const FORMS: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
 
+/// `op(A)·op(B)` of shape `m×k · k×n` (+ bias, act) on `g` and on the CPU
+/// backend from the same random inputs, asserted to agree within MATMUL_TOL.
+fn assert_matmul(
+    g: &Gpu,
+    label: &str,
+    (m, n, k): (usize, usize, usize),
+    (ta, tb): (bool, bool),
+    (bias, act): (bool, Activation),
+    seed: u64,
+) {
+    let gv = matmul(g, m, n, k, ta, tb, bias, act, seed);
+    let cv = matmul(&Cpu::<f32>::new(), m, n, k, ta, tb, bias, act, seed);
+    assert_parity(
+        &format!("{label} ta={ta} tb={tb} bias={bias} {act:?} {m}x{k}·{k}x{n}"),
+        &gv,
+        &cv,
+        MATMUL_TOL,
+    );
+}
+
 /// Every transpose form of every shape on `g` against the CPU backend, with
 /// the bias and activation `epilogue(i)` gives shape i.
 fn assert_every_form(
@@ -56,19 +76,9 @@ fn assert_every_form(
     seed: u64,
     epilogue: fn(usize) -> (bool, Activation),
 ) {
-    let cpu = Cpu::<f32>::new();
-    for (ta, tb) in FORMS {
-        for (i, &(m, n, k)) in shapes.iter().enumerate() {
-            let (bias, act) = epilogue(i);
-            let seed = seed + i as u64;
-            let gv = matmul(g, m, n, k, ta, tb, bias, act, seed);
-            let cv = matmul(&cpu, m, n, k, ta, tb, bias, act, seed);
-            assert_parity(
-                &format!("{label} ta={ta} tb={tb} bias={bias} {act:?} {m}x{k}·{k}x{n}"),
-                &gv,
-                &cv,
-                MATMUL_TOL,
-            );
+    for form in FORMS {
+        for (i, &shape) in shapes.iter().enumerate() {
+            assert_matmul(g, label, shape, form, epilogue(i), seed + i as u64);
         }
     }
 }
@@ -76,7 +86,6 @@ fn assert_every_form(
 #[test]
 fn matmul_all_forms_awkward_sizes() {
     let Some(g) = gpu() else { return };
-    let cpu = Cpu::<f32>::new();
     let mut seed = 0;
     for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
         for &m in &AWKWARD {
@@ -86,14 +95,8 @@ fn matmul_all_forms_awkward_sizes() {
                     continue;
                 }
                 seed += 10;
-                let gv = matmul(&g, m, n, k, ta, tb, false, Activation::Identity, seed);
-                let cv = matmul(&cpu, m, n, k, ta, tb, false, Activation::Identity, seed);
-                assert_parity(
-                    &format!("matmul ta={ta} tb={tb} {m}x{k}·{k}x{n}"),
-                    &gv,
-                    &cv,
-                    MATMUL_TOL,
-                );
+                let plain = (false, Activation::Identity);
+                assert_matmul(&g, "matmul", (m, n, k), (ta, tb), plain, seed);
             }
         }
     }
@@ -102,7 +105,6 @@ fn matmul_all_forms_awkward_sizes() {
 #[test]
 fn matmul_large_non_square() {
     let Some(g) = gpu() else { return };
-    let cpu = Cpu::<f32>::new();
     // The shapes of a 784-512-512-10 network at batch 256, and two odd ones.
     for &(m, n, k, ta, tb) in &[
         (256, 512, 784, false, true),  // forward, layer 1: X·Wᵀ
@@ -111,14 +113,8 @@ fn matmul_large_non_square() {
         (1000, 257, 513, false, false),
         (129, 1031, 260, false, true),
     ] {
-        let gv = matmul(&g, m, n, k, ta, tb, false, Activation::Identity, 7);
-        let cv = matmul(&cpu, m, n, k, ta, tb, false, Activation::Identity, 7);
-        assert_parity(
-            &format!("matmul ta={ta} tb={tb} {m}x{k}·{k}x{n}"),
-            &gv,
-            &cv,
-            MATMUL_TOL,
-        );
+        let plain = (false, Activation::Identity);
+        assert_matmul(&g, "matmul", (m, n, k), (ta, tb), plain, 7);
     }
 }
 
@@ -161,7 +157,6 @@ fn matmul_every_kernel_family() {
 #[test]
 fn matmul_workgroup_tiles_and_split_k() {
     let Some(g) = gpu() else { return };
-    let cpu = Cpu::<f32>::new();
     g.set_matmul_kernel(MatmulKernel::Workgroup);
     let shapes = [
         (1, 1, 1),
@@ -197,15 +192,8 @@ fn matmul_workgroup_tiles_and_split_k() {
         (256, 10, 512, false, true),
         (1024, 1024, 1024, false, false),
     ] {
-        let gv = matmul(&g, m, n, k, ta, tb, true, Activation::Relu, 8);
-        let cv = matmul(&cpu, m, n, k, ta, tb, true, Activation::Relu, 8);
-        let plan = TiledPlan::for_shape(m, n, k);
-        assert_parity(
-            &format!("{plan:?} ta={ta} tb={tb} {m}x{k}·{k}x{n}"),
-            &gv,
-            &cv,
-            MATMUL_TOL,
-        );
+        let plan = format!("{:?}", TiledPlan::for_shape(m, n, k));
+        assert_matmul(&g, &plan, (m, n, k), (ta, tb), (true, Activation::Relu), 8);
     }
 }
 
@@ -214,19 +202,10 @@ fn matmul_workgroup_tiles_and_split_k() {
 #[test]
 fn matmul_vec4_kernel_edges() {
     let Some(g) = gpu() else { return };
-    let cpu = Cpu::<f32>::new();
-    let forms = [(false, false), (true, false), (false, true), (true, true)];
-    for (ta, tb) in forms {
-        for &(m, n, k) in &[(4, 4, 4), (12, 20, 8), (36, 68, 132), (260, 132, 516)] {
-            for (bias, act) in [(false, Activation::Identity), (true, Activation::Relu)] {
-                let gv = matmul(&g, m, n, k, ta, tb, bias, act, 3);
-                let cv = matmul(&cpu, m, n, k, ta, tb, bias, act, 3);
-                assert_parity(
-                    &format!("vec4 matmul ta={ta} tb={tb} bias={bias} {m}x{k}·{k}x{n}"),
-                    &gv,
-                    &cv,
-                    MATMUL_TOL,
-                );
+    for form in FORMS {
+        for shape in [(4, 4, 4), (12, 20, 8), (36, 68, 132), (260, 132, 516)] {
+            for epilogue in [(false, Activation::Identity), (true, Activation::Relu)] {
+                assert_matmul(&g, "vec4 matmul", shape, form, epilogue, 3);
             }
         }
     }
@@ -236,31 +215,17 @@ fn matmul_vec4_kernel_edges() {
         (37, 33, 8, false, true),
         (36, 33, 12, true, true),
     ] {
-        let gv = matmul(&g, m, n, k, ta, tb, true, Activation::Tanh, 4);
-        let cv = matmul(&cpu, m, n, k, ta, tb, true, Activation::Tanh, 4);
-        assert_parity(
-            &format!("vec4 matmul ta={ta} tb={tb} {m}x{k}·{k}x{n}"),
-            &gv,
-            &cv,
-            MATMUL_TOL,
-        );
+        let tanh = (true, Activation::Tanh);
+        assert_matmul(&g, "vec4 matmul", (m, n, k), (ta, tb), tanh, 4);
     }
 }
 
 #[test]
 fn matmul_fused_bias_and_every_activation() {
     let Some(g) = gpu() else { return };
-    let cpu = Cpu::<f32>::new();
     for act in Activation::all() {
         for &(m, n, k) in &[(1, 1, 1), (33, 65, 7), (257, 10, 33)] {
-            let gv = matmul(&g, m, n, k, false, true, true, act, 99);
-            let cv = matmul(&cpu, m, n, k, false, true, true, act, 99);
-            assert_parity(
-                &format!("matmul+bias+{act:?} {m}x{k}·{k}x{n}"),
-                &gv,
-                &cv,
-                MATMUL_TOL,
-            );
+            assert_matmul(&g, "matmul", (m, n, k), (false, true), (true, act), 99);
         }
     }
 }
