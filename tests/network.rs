@@ -382,7 +382,7 @@ fn first_step_loss_and_overfitting_a_tiny_subset() {
     assert!(!first_step_loss_check(&mut loud, &x, &y, 0.25).unwrap().ok);
 }
 
-fn bad_network_input<B: Backend>(b: &B) {
+fn bad_network_input<B: Backend>(b: &B, _label: &str) {
     let spec = Sequential::new(4).dense(3, Init::XavierUniform);
     let mut model = spec.build(b, 0).unwrap();
     let wrong_width = b.zeros(2, 5).unwrap();
@@ -429,13 +429,7 @@ fn bad_network_input<B: Backend>(b: &B) {
     assert!(e.to_string().contains("width 4 to 5"), "{e}");
 }
 
-#[test]
-fn bad_network_input_is_a_typed_error() {
-    bad_network_input(&Cpu::<f64>::new());
-    if let Some(g) = gpu() {
-        bad_network_input(&g);
-    }
-}
+backend_tests!(bad_network_input_is_a_typed_error: bad_network_input on cpu_f64, gpu);
 
 #[test]
 fn input_gradient_matches_finite_differences() {

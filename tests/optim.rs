@@ -641,7 +641,7 @@ fn groups_override_decay_and_scale_lr() {
 
 /// Export after 10 steps, import into a fresh optimizer, 10 more steps: the
 /// result equals 20 uninterrupted steps bit for bit.
-fn resume_is_exact<B: Backend>(b: &B) {
+fn resume_is_exact<B: Backend>(b: &B, _label: &str) {
     let cfg = Adam {
         lr: 0.01,
         amsgrad: true,
@@ -692,13 +692,7 @@ fn resume_is_exact<B: Backend>(b: &B) {
     assert!(matches!(sgd.import_state(b, &saved), Err(Error::Model(_))));
 }
 
-#[test]
-fn export_import_resumes_exactly() {
-    resume_is_exact(&Cpu::<f64>::new());
-    if let Some(g) = gpu() {
-        resume_is_exact(&g);
-    }
-}
+backend_tests!(export_import_resumes_exactly: resume_is_exact on cpu_f64, gpu);
 
 // ---- schedules ----------------------------------------------------------------
 

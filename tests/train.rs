@@ -168,13 +168,7 @@ fn checkpoint_round_trip<B: Backend>(b: &B, name: &str) {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn checkpoints_round_trip_on_both_backends() {
-    checkpoint_round_trip(&Cpu::<f32>::new(), "ckpt-cpu");
-    if let Some(g) = gpu() {
-        checkpoint_round_trip(&g, "ckpt-gpu");
-    }
-}
+backend_tests!(checkpoints_round_trip: checkpoint_round_trip on cpu_f32, gpu);
 
 #[test]
 fn a_checkpoint_of_another_architecture_is_refused() {
@@ -278,13 +272,7 @@ fn resume_equals_uninterrupted<B: Backend>(b: &B, name: &str) {
     let _ = std::fs::remove_dir_all(d2);
 }
 
-#[test]
-fn resumed_training_equals_uninterrupted_training() {
-    resume_equals_uninterrupted(&Cpu::<f32>::new(), "resume-cpu");
-    if let Some(g) = gpu() {
-        resume_equals_uninterrupted(&g, "resume-gpu");
-    }
-}
+backend_tests!(resumed_training_equals_uninterrupted_training: resume_equals_uninterrupted on cpu_f32, gpu);
 
 #[test]
 fn divergence_stops_cleanly_and_keeps_the_last_good_checkpoint() {

@@ -95,8 +95,8 @@ impl Gpu {
     pub fn measure_matmul(&self) -> Result<MatmulTuning> {
         let mut candidates = Vec::new();
         for kernel in self.matmul_candidates() {
-            // A clone shares the device but has its own kernel choice.
-            let probe = self.clone();
+            // Shares the device but not the kernel choice of this handle.
+            let probe = self.detached();
             probe.set_matmul_kernel(kernel);
             let (parity_error, timing) = match parity_error(&probe) {
                 Ok(e) if e <= TOLERANCE => (e, Ok(time_products(&probe)?)),

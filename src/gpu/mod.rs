@@ -20,8 +20,7 @@ use crate::backend::{
 use crate::Result;
 pub use runtime::KernelTime;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
-use std::cell::Cell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 static MATMUL: Shader = Shader {
     name: "matmul",
@@ -194,7 +193,11 @@ const SUM_COLS: u32 = 32;
 /// Most workgroups the first pass of a reduction uses.
 const REDUCE_GROUPS: usize = 256;
 
-/// The GPU backend. Cloning is cheap and shares the device.
+/// The GPU backend. Cloning is cheap and shares the device and its
+/// settings: a kernel chosen with [`Gpu::set_matmul_kernel`] reaches every
+/// clone, so also models built earlier. `Gpu` is `Send + Sync`: a handle can
+/// be moved to, or shared with, another thread (work from several threads
+/// on one handle is recorded in the order the calls are made).
 ///
 /// # Matmul kernel choice
 ///
@@ -220,12 +223,18 @@ const REDUCE_GROUPS: usize = 256;
 /// ```
 #[derive(Clone)]
 pub struct Gpu {
-    ctx: Rc<Context>,
+    ctx: Arc<Context>,
     /// Bound in place of an absent optional input (no bias, no dense target).
-    dummy: Rc<Buf>,
-    matmul_kernel: Cell<MatmulKernel>,
+    dummy: Arc<Buf>,
+    settings: Arc<Mutex<KernelSettings>>,
+}
+
+/// The kernel choices every clone of a [`Gpu`] shares.
+#[derive(Clone, Copy, Debug)]
+struct KernelSettings {
+    matmul_kernel: MatmulKernel,
     /// A [`TiledPlan`] forced for every product, for tests and benchmarks.
-    tiled_plan: Cell<Option<TiledPlan>>,
+    tiled_plan: Option<TiledPlan>,
 }
 
 /// Which family of WGSL kernels [`Gpu`]'s matmul runs.
@@ -409,18 +418,20 @@ impl Gpu {
     pub fn new() -> Result<Gpu> {
         let (adapter, device, queue) = device::open()?;
         let ctx = Context::new(device, queue, adapter.get_info());
-        let dummy = Rc::new(ctx.alloc(4, "dummy")?);
+        let dummy = Arc::new(ctx.alloc(4, "dummy")?);
         let software = ctx.info.device_type == wgpu::DeviceType::Cpu;
-        let matmul_kernel = Cell::new(if software {
+        let matmul_kernel = if software {
             MatmulKernel::RegistersShared
         } else {
             MatmulKernel::Workgroup
-        });
+        };
         let gpu = Gpu {
             ctx,
             dummy,
-            matmul_kernel,
-            tiled_plan: Cell::new(None),
+            settings: Arc::new(Mutex::new(KernelSettings {
+                matmul_kernel,
+                tiled_plan: None,
+            })),
         };
         let cache = MatmulCache::from_env();
         if let Some(kernel) = cache.as_ref().and_then(|c| c.load(&gpu)) {
@@ -450,13 +461,37 @@ impl Gpu {
     /// The matmul kernel family in use: as [`Gpu::new`] chose it (cached,
     /// measured or the adapter type's default), or as last set.
     pub fn matmul_kernel(&self) -> MatmulKernel {
-        self.matmul_kernel.get()
+        self.settings().matmul_kernel
     }
 
-    /// Chooses the matmul kernel family for this handle (clones made later
-    /// inherit it), e.g. to test or time the other one.
+    /// Chooses the matmul kernel family for this device: every clone of this
+    /// handle, and every model built on one, runs it from the next product on.
+    ///
+    /// ```no_run
+    /// use wgtrain::{Gpu, MatmulKernel};
+    /// let gpu = Gpu::new().unwrap();
+    /// let shared = gpu.clone();
+    /// gpu.set_matmul_kernel(MatmulKernel::Registers);
+    /// assert_eq!(shared.matmul_kernel(), MatmulKernel::Registers);
+    /// ```
     pub fn set_matmul_kernel(&self, kernel: MatmulKernel) {
-        self.matmul_kernel.set(kernel);
+        self.settings().matmul_kernel = kernel;
+    }
+
+    /// The shared kernel choices. Plain values, so a poisoned lock still
+    /// holds a consistent choice.
+    fn settings(&self) -> std::sync::MutexGuard<'_, KernelSettings> {
+        self.settings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A handle on the same device whose kernel choices are its own copy,
+    /// for measuring one kernel without changing what everyone else runs.
+    pub(crate) fn detached(&self) -> Gpu {
+        let settings = *self.settings();
+        Gpu {
+            settings: Arc::new(Mutex::new(settings)),
+            ..self.clone()
+        }
     }
 
     /// Makes [`MatmulKernel::Workgroup`] run every product with `plan`
@@ -471,7 +506,7 @@ impl Gpu {
     /// gpu.set_tiled_plan(Some(plan));
     /// ```
     pub fn set_tiled_plan(&self, plan: Option<TiledPlan>) {
-        self.tiled_plan.set(plan);
+        self.settings().tiled_plan = plan;
     }
 
     /// Whether the device has subgroups of exactly the lanes
@@ -692,10 +727,10 @@ impl Backend for Gpu {
         let vec4 =
             k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
 
-        if self.matmul_kernel.get() == MatmulKernel::Workgroup {
-            let plan = self
+        let settings = *self.settings();
+        if settings.matmul_kernel == MatmulKernel::Workgroup {
+            let plan = settings
                 .tiled_plan
-                .get()
                 .unwrap_or_else(|| TiledPlan::for_shape(m, n, k));
             let (chunk, slices) = plan.chunks(k);
             let shader = plan.tile.shader(vec4 && plan.vec4);
@@ -753,7 +788,7 @@ impl Backend for Gpu {
             );
         }
 
-        let shader = match (vec4, self.shares_subgroups(), self.matmul_kernel.get()) {
+        let shader = match (vec4, self.shares_subgroups(), settings.matmul_kernel) {
             (true, true, MatmulKernel::RegistersShared) => &MATMUL_VEC4_SHARED,
             (true, _, _) => &MATMUL_VEC4,
             (false, _, _) => &MATMUL,

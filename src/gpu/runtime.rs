@@ -4,10 +4,8 @@
 //! something needs the results.
 
 use crate::{Error, Result};
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A WGSL source, loaded with `include_str!` and built once per device.
 pub(crate) struct Shader {
@@ -56,12 +54,12 @@ pub(crate) struct Buf {
     pub id: u64,
     pub buffer: wgpu::Buffer,
     pub bytes: u64,
-    ctx: Rc<Context>,
+    ctx: Arc<Context>,
 }
 
 impl Drop for Buf {
     fn drop(&mut self) {
-        let mut st = self.ctx.state.borrow_mut();
+        let mut st = self.ctx.state();
         st.pool
             .entry(self.bytes)
             .or_default()
@@ -103,7 +101,7 @@ pub(crate) struct Context {
     params_buf: wgpu::Buffer,
     /// Errors wgpu reports outside an error scope, surfaced at the next flush.
     error: Arc<Mutex<Option<String>>>,
-    state: RefCell<State>,
+    state: Mutex<State>,
 }
 
 #[derive(Default)]
@@ -113,7 +111,7 @@ struct State {
     params: Vec<u8>,
     modules: HashMap<&'static str, wgpu::ShaderModule>,
     layouts: HashMap<LayoutKey, (u8, wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
-    pipelines: HashMap<PipelineKey, Rc<Pipeline>>,
+    pipelines: HashMap<PipelineKey, Arc<Pipeline>>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     pool: HashMap<u64, Vec<(u64, wgpu::Buffer)>>,
     next_id: u64,
@@ -167,7 +165,14 @@ impl KernelTime {
 }
 
 impl Context {
-    pub fn new(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Rc<Context> {
+    /// The recorder's state. A panic while it was held leaves nothing
+    /// half-updated that matters (caches and counters), so a poisoned lock
+    /// is taken over rather than propagated.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn new(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Arc<Context> {
         let limits = device.limits();
         let error = Arc::new(Mutex::new(None::<String>));
         let sink = error.clone();
@@ -181,20 +186,20 @@ impl Context {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Rc::new(Context {
+        Arc::new(Context {
             device,
             queue,
             info,
             limits,
             params_buf,
             error,
-            state: RefCell::new(State::default()),
+            state: Mutex::new(State::default()),
         })
     }
 
     /// A buffer of `bytes` bytes from the pool, or a new one. Its contents are
     /// whatever the last user left: callers clear or overwrite it.
-    pub fn alloc(self: &Rc<Self>, bytes: u64, what: &str) -> Result<Buf> {
+    pub fn alloc(self: &Arc<Self>, bytes: u64, what: &str) -> Result<Buf> {
         let limit = self
             .limits
             .max_storage_buffer_binding_size
@@ -207,7 +212,7 @@ impl Context {
             });
         }
         let bytes = bytes.max(4);
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state();
         if let Some((id, buffer)) = st.pool.get_mut(&bytes).and_then(|v| v.pop()) {
             return Ok(Buf {
                 id,
@@ -219,7 +224,7 @@ impl Context {
         st.next_id += 1;
         let id = st.next_id;
         drop(st);
-        self.state.borrow_mut().buffers_created += 1;
+        self.state().buffers_created += 1;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(what),
             size: bytes,
@@ -239,7 +244,7 @@ impl Context {
     /// Runs `f` on the open encoder (closing any open compute pass first),
     /// for copies and clears, which cannot happen inside a pass.
     pub fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state();
         st.pass = None;
         let encoder = st.encoder.get_or_insert_with(|| {
             self.device
@@ -288,14 +293,9 @@ impl Context {
 
     /// As [`Context::read_bytes`], from any buffer that allows copies from it.
     fn read_raw(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
-        let pooled = self
-            .state
-            .borrow_mut()
-            .readback
-            .get_mut(&bytes)
-            .and_then(|v| v.pop());
+        let pooled = self.state().readback.get_mut(&bytes).and_then(|v| v.pop());
         let staging = pooled.unwrap_or_else(|| {
-            self.state.borrow_mut().buffers_created += 1;
+            self.state().buffers_created += 1;
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("wgtrain readback"),
                 size: bytes,
@@ -330,8 +330,7 @@ impl Context {
             .map_err(|e| Error::Gpu(format!("reading a mapped buffer: {e}")))?
             .to_vec();
         staging.unmap();
-        self.state
-            .borrow_mut()
+        self.state()
             .readback
             .entry(bytes)
             .or_default()
@@ -341,7 +340,7 @@ impl Context {
 
     /// Submits everything recorded so far (does not wait).
     pub fn flush(&self) -> Result<()> {
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state();
         st.pass = None;
         if let Some(encoder) = st.encoder.take() {
             if !st.params.is_empty() {
@@ -374,7 +373,7 @@ impl Context {
 
     /// (dispatches recorded, submissions made) since the device was opened.
     pub fn counters(&self) -> (u64, u64) {
-        let st = self.state.borrow();
+        let st = self.state();
         (st.dispatches, st.submissions)
     }
 
@@ -398,7 +397,7 @@ impl Context {
             count: capacity,
         });
         self.flush()?;
-        self.state.borrow_mut().profiler = Some(Profiler {
+        self.state().profiler = Some(Profiler {
             set,
             capacity,
             kernels: Vec::new(),
@@ -408,7 +407,7 @@ impl Context {
 
     /// Stops profiling and returns the GPU time of every timed dispatch, in order.
     pub fn finish_profiling(&self) -> Result<Vec<KernelTime>> {
-        let Some(p) = self.state.borrow_mut().profiler.take() else {
+        let Some(p) = self.state().profiler.take() else {
             return Err(Error::Gpu(
                 "finish_profiling without start_profiling".into(),
             ));
@@ -441,7 +440,7 @@ impl Context {
     /// (device buffers, bind groups) created since the device was opened:
     /// constant across warm training steps.
     pub fn created(&self) -> (u64, u64) {
-        let st = self.state.borrow();
+        let st = self.state();
         (st.buffers_created, st.bind_groups_created)
     }
 
@@ -496,7 +495,7 @@ impl Context {
         st: &mut State,
         kernel: &Kernel<'_>,
         layout: LayoutKey,
-    ) -> Result<Rc<Pipeline>> {
+    ) -> Result<Arc<Pipeline>> {
         let mut constants = [0u64; 8];
         for (slot, (_, v)) in constants.iter_mut().zip(kernel.constants) {
             *slot = v.to_bits();
@@ -553,7 +552,7 @@ impl Context {
                 kernel.shader.name, kernel.entry
             )));
         }
-        let p = Rc::new(Pipeline { pipeline, layout });
+        let p = Arc::new(Pipeline { pipeline, layout });
         st.pipelines.insert(key, p.clone());
         Ok(p)
     }
@@ -585,7 +584,7 @@ impl Context {
         if groups.contains(&0) {
             return Ok(());
         }
-        if self.state.borrow().params.len() as u64 >= PARAM_SLOT * PARAM_SLOTS {
+        if self.state().params.len() as u64 >= PARAM_SLOT * PARAM_SLOTS {
             self.flush()?;
         }
         let mut writes = 0u8;
@@ -598,7 +597,7 @@ impl Context {
             count: binds.len() as u8,
             writes,
         };
-        let mut st = self.state.borrow_mut();
+        let mut st = self.state();
         let pipeline = self.pipeline(&mut st, kernel, layout)?;
         let layout_id = st.layouts[&layout].0;
         let bind_key = BindKey {

@@ -83,8 +83,9 @@ pub struct Parameter<'a, B: Backend> {
     pub name: String,
     /// The values.
     pub value: &'a mut B::Tensor,
-    /// The gradient from the last backward pass.
-    pub grad: &'a B::Tensor,
+    /// The gradient from the last backward pass (mutable, so that a
+    /// [`GradSync`](crate::train::GradSync) can replace it with the sum over replicas).
+    pub grad: &'a mut B::Tensor,
     /// True for dense weights; false for biases and batch-norm γ and β,
     /// which are usually exempt from weight decay.
     pub is_weight: bool,
@@ -431,8 +432,14 @@ fn collect_params<'a, B: Backend>(
         // Dense layers and batch norms both hold a `weight` and a `bias`;
         // only a dense weight is decayed.
         let (w, gw, b, gb, is_weight) = match node {
-            Node::Dense(d) => (&mut d.w, &d.gw, &mut d.b, &d.gb, true),
-            Node::BatchNorm(bn) => (&mut bn.gamma, &bn.g_gamma, &mut bn.beta, &bn.g_beta, false),
+            Node::Dense(d) => (&mut d.w, &mut d.gw, &mut d.b, &mut d.gb, true),
+            Node::BatchNorm(bn) => (
+                &mut bn.gamma,
+                &mut bn.g_gamma,
+                &mut bn.beta,
+                &mut bn.g_beta,
+                false,
+            ),
             Node::Residual(inner) => {
                 collect_params(inner, &format!("{prefix}{i}."), out);
                 continue;

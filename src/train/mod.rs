@@ -21,17 +21,19 @@ mod history;
 #[cfg(feature = "plot")]
 mod plot;
 mod resident;
+mod step;
 
 /// Also what the matmul kernel cache (`gpu::MatmulCache`) is written with.
 pub(crate) use history::write_atomic;
 pub use history::{EpochRecord, History};
 #[cfg(feature = "plot")]
 pub use plot::plot_history;
+pub use step::{train_step, GradSync, LocalSync, StepOptions};
 
 use crate::backend::{Backend, Loss};
 use crate::checkpoint;
 use crate::data::Dataset;
-use crate::optim::{Optimizer, ParamRef};
+use crate::optim::Optimizer;
 use crate::schedule::Schedule;
 use crate::{Error, Model, Result};
 use resident::Resident;
@@ -97,15 +99,32 @@ pub enum Report {
 }
 
 /// What a callback tells the loop after an epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Control {
     /// Go on.
     Continue,
     /// End the run after this epoch.
     Stop,
+    /// Go on at this learning rate. Without a schedule it holds for the rest
+    /// of the run; with one, the schedule's next value replaces it (at the
+    /// next epoch, or the next step for [`ScheduleUnit::Iteration`]).
+    SetLr(f64),
 }
 
-/// A per-epoch callback: sees the epoch's record, may stop the run.
+/// A per-epoch callback: sees the epoch's record, may stop the run or
+/// change the learning rate.
+///
+/// ```
+/// use wgtrain::train::{Callback, Control};
+/// // Halve the rate whenever validation loss rose.
+/// let mut last = f64::INFINITY;
+/// let mut lr = 1e-3;
+/// let halve: Callback = Box::new(move |r| {
+///     let rose = r.val_loss.is_some_and(|l| l > last);
+///     last = r.val_loss.unwrap_or(last);
+///     if rose { lr /= 2.0; Control::SetLr(lr) } else { Control::Continue }
+/// });
+/// ```
 pub type Callback<'a> = Box<dyn FnMut(&EpochRecord) -> Control + 'a>;
 
 /// Everything a run needs besides the model, optimizer and data.
@@ -341,7 +360,22 @@ pub fn fit_with_callbacks<B: Backend, O: Optimizer<B>>(
     train: &Dataset,
     val: Option<&Dataset>,
     config: &TrainConfig,
+    callbacks: Vec<Callback<'_>>,
+) -> Result<History> {
+    fit_with_sync(model, opt, train, val, config, callbacks, &mut LocalSync)
+}
+
+/// As [`fit_with_callbacks`], with `sync` run on the gradients of every
+/// step between backward and the optimizer ([`train_step`]): the hook a
+/// data-parallel run synchronises its replicas through.
+pub fn fit_with_sync<B: Backend, O: Optimizer<B>>(
+    model: &mut Model<B>,
+    opt: &mut O,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    config: &TrainConfig,
     mut callbacks: Vec<Callback<'_>>,
+    sync: &mut dyn GradSync<B>,
 ) -> Result<History> {
     validate(
         config,
@@ -357,7 +391,11 @@ pub fn fit_with_callbacks<B: Backend, O: Optimizer<B>>(
             source,
         })?;
     }
-    let base_lr = opt.lr();
+    let mut base_lr = opt.lr();
+    let step_options = StepOptions {
+        loss: config.loss,
+        bias_group: config.bias_group,
+    };
     let mut state = LoopState::default();
     let mut history = History::default();
     if let Some(dir) = &config.resume_from {
@@ -414,7 +452,7 @@ pub fn fit_with_callbacks<B: Backend, O: Optimizer<B>>(
                 opt.set_lr(lr_at(state.steps_done))?;
             }
             let (x, target) = train_data.gather(&b, *s)?;
-            model.forward_backward(x, config.loss, target)?;
+            train_step(model, opt, x, target, &step_options, sync)?;
             b.axpy(
                 s.rows as f64,
                 model.loss_tensor(s.rows).expect("set by forward_backward"),
@@ -428,19 +466,6 @@ pub fn fit_with_callbacks<B: Backend, O: Optimizer<B>>(
                     &mut correct,
                 )?;
             }
-            let mut refs: Vec<ParamRef<'_, B>> = model
-                .parameters_mut()
-                .into_iter()
-                .map(|p| {
-                    let group = if p.is_weight {
-                        0
-                    } else {
-                        config.bias_group.unwrap_or(0)
-                    };
-                    ParamRef::new(p.name, p.value, p.grad).in_group(group)
-                })
-                .collect();
-            opt.step(&b, &mut refs)?;
             state.steps_done += 1;
             seen += s.rows;
             if (step + 1) % config.report_every == 0 || step + 1 == slices.len() {
@@ -533,7 +558,16 @@ pub fn fit_with_callbacks<B: Backend, O: Optimizer<B>>(
             history.save(dir)?;
         }
         for cb in callbacks.iter_mut() {
-            stop |= cb(&record) == Control::Stop;
+            match cb(&record) {
+                Control::Continue => {}
+                Control::Stop => stop = true,
+                Control::SetLr(lr) => {
+                    opt.set_lr(lr)?;
+                    if config.schedule.is_none() {
+                        base_lr = lr;
+                    }
+                }
+            }
         }
         if stop {
             history.stopped_early = true;

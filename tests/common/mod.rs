@@ -59,3 +59,38 @@ pub fn assert_parity(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
 
 /// Sizes that are not multiples of any tile: 1, 3, 7, 33, 65, 257, 1000.
 pub const AWKWARD: [usize; 7] = [1, 3, 7, 33, 65, 257, 1000];
+
+/// The CPU backend in f32, for [`backend_tests!`].
+pub fn cpu_f32() -> Option<wgtrain::Cpu<f32>> {
+    Some(wgtrain::Cpu::new())
+}
+
+/// The CPU backend in f64, for [`backend_tests!`].
+pub fn cpu_f64() -> Option<wgtrain::Cpu<f64>> {
+    Some(wgtrain::Cpu::new())
+}
+
+/// One `#[test]` per backend for a generic check
+/// `fn check<B: Backend>(b: &B, label: &str)`, where `label` names the test
+/// and backend (for temporary folders and messages). The GPU test follows
+/// [`gpu`]'s rule: it fails under `CI=true` without an adapter.
+///
+/// ```ignore
+/// backend_tests!(round_trip: check_round_trip on cpu_f32, gpu);
+/// // makes round_trip::cpu_f32 and round_trip::gpu
+/// ```
+#[macro_export]
+macro_rules! backend_tests {
+    ($name:ident: $check:ident on $($backend:ident),+ $(,)?) => {
+        mod $name {
+            $(
+                #[test]
+                fn $backend() {
+                    if let Some(b) = super::common::$backend() {
+                        super::$check(&b, concat!(stringify!($name), "-", stringify!($backend)));
+                    }
+                }
+            )+
+        }
+    };
+}
