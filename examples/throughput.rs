@@ -15,6 +15,7 @@
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use wgtrain::optim::{Adam, Optim, Optimizer, ParamRef};
+use wgtrain::train::{LocalSync, StepOptions};
 use wgtrain::{Activation, Backend, Cpu, Gpu, Init, Loss, MatmulSpec, Model, Sequential, Target};
 
 /// The peers' batch, width and step count.
@@ -138,20 +139,18 @@ fn batch<B: Backend>(b: &B, n: usize) -> wgtrain::Result<(B::Tensor, B::Index)> 
     Ok((b.upload(n, INPUT, &x)?, b.indices(&y, CLASSES)?))
 }
 
+/// The library's training step, as `fit` runs it.
 fn train_step<B: Backend>(
-    b: &B,
     model: &mut Model<B>,
     opt: &mut Optim<B, Adam>,
     x: &B::Tensor,
     y: &B::Index,
 ) -> wgtrain::Result<()> {
-    model.forward_backward(x, Loss::SoftmaxCrossEntropy, Target::Labels(y))?;
-    let mut params: Vec<ParamRef<'_, B>> = model
-        .parameters_mut()
-        .into_iter()
-        .map(|p| ParamRef::new(p.name, p.value, p.grad))
-        .collect();
-    opt.step(b, &mut params)
+    let options = StepOptions {
+        loss: Loss::SoftmaxCrossEntropy,
+        bias_group: None,
+    };
+    wgtrain::train::train_step(model, opt, x, Target::Labels(y), &options, &mut LocalSync)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -243,7 +242,7 @@ fn measure<B: Backend>(
     let mut warm = Vec::new();
     while warm.len() < o.warmup {
         let t = Instant::now();
-        train_step(b, &mut model, &mut opt, &x, &y)?;
+        train_step(&mut model, &mut opt, &x, &y)?;
         model.loss_value(n)?;
         warm.push(t.elapsed().as_secs_f64());
         let spent: f64 = warm.iter().sum();
@@ -263,7 +262,7 @@ fn measure<B: Backend>(
     for _ in 0..o.repeats {
         let t = Instant::now();
         for _ in 0..steps {
-            train_step(b, &mut model, &mut opt, &x, &y)?;
+            train_step(&mut model, &mut opt, &x, &y)?;
         }
         issue.push(t.elapsed().as_secs_f64() / steps as f64);
         loss = model.loss_value(n)?;
@@ -338,6 +337,9 @@ fn run_backend<B: Backend>(bench: &Bench<'_, B>, o: &Opts) -> wgtrain::Result<Va
     header();
     let peer = measure(bench, o, PEER.0, PEER.1)?;
     row(bench.name, &peer);
+    if let Some((dispatches, _)) = peer.per_step {
+        println!("dispatches per step: {dispatches:.0}");
+    }
     let peer_gflops = peer.gflops();
     if o.sweep {
         let sizes = o
@@ -736,12 +738,12 @@ fn kernel_timestamps(gpu: &Gpu, n: usize, width: usize) -> wgtrain::Result<Value
     let mut opt = Optim::new(Adam::default())?;
     let (x, y) = batch(gpu, n)?;
     for _ in 0..3 {
-        train_step(gpu, &mut model, &mut opt, &x, &y)?;
+        train_step(&mut model, &mut opt, &x, &y)?;
     }
     gpu.synchronize()?;
     gpu.start_profiling(100 * steps)?;
     for _ in 0..steps {
-        train_step(gpu, &mut model, &mut opt, &x, &y)?;
+        train_step(&mut model, &mut opt, &x, &y)?;
     }
     let times = gpu.finish_profiling()?;
     let total: f64 = times.iter().map(|t| t.seconds).sum();

@@ -1,4 +1,4 @@
-// out = act(op(A)·op(B) + bias), op = transpose when TA / TB: what the
+// out = act(op(A)·op(B) + bias) ⊙ gate_act'(gate), op = transpose when TA / TB: what the
 // matmul kernels share (parameters, overrides, tile shape, epilogue).
 // matmul.wgsl reads A and B as scalars and takes any shape; matmul_vec4.wgsl
 // reads them as vec4 and needs the contiguous dimensions to be multiples of 4;
@@ -16,6 +16,7 @@
 // branched on, so every load is in bounds without conditionals and the shader
 // module can be built without runtime bounds checks; the store is guarded.
 
+// Mirrors MatmulParams in src/gpu/mod.rs field for field.
 struct Params {
     m: u32,
     n: u32,
@@ -23,16 +24,21 @@ struct Params {
     act_param: f32,
     // matmul_tiled.wgsl with split k: the k range of each z slice (k otherwise).
     k_chunk: u32,
+    gate_param: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+// The input z of the activation whose backward pass is fused (HAS_GATE).
+@group(0) @binding(5) var<storage, read> gate: array<f32>;
 
 override TA: bool = false;
 override TB: bool = false;
 override ACT: u32 = 0u;
 override HAS_BIAS: bool = false;
+override HAS_GATE: bool = false;
+override GATE_ACT: u32 = 0u;
 
 // The tile constants (TM, TN4, WG_X, WG_Y, BK) come from the matmul_tile_*.wgsl
 // piece placed before this file; src/gpu/mod.rs keeps its table of tiles in
@@ -45,13 +51,18 @@ const TN: u32 = TN4 * 4u; // columns per invocation
 // cost 10× the whole product at k = 10.
 var<private> acc: array<vec4<f32>, TM * TN4>;
 
-// The fused epilogue of output column j: bias, then activation.
-fn epilogue(z: f32, j: u32) -> f32 {
+// The fused epilogue of output (i, j): bias, activation, then the gate's
+// activation derivative.
+fn epilogue(z: f32, i: u32, j: u32) -> f32 {
     var v = z;
     if (HAS_BIAS) {
         v += bias[j];
     }
-    return activate(v, ACT, p.act_param);
+    v = activate(v, ACT, p.act_param);
+    if (HAS_GATE) {
+        v *= activate_grad(gate[i * p.n + j], GATE_ACT, p.gate_param);
+    }
+    return v;
 }
 
 // Applies bias and activation to `acc` and stores the rows and columns that exist.
@@ -64,7 +75,7 @@ fn store_tile(row0: u32, col0: u32) {
         for (var c = 0u; c < TN; c++) {
             let j = col0 + c;
             if (j < p.n) {
-                out[i * p.n + j] = epilogue(acc[r * TN4 + c / 4u][c % 4u], j);
+                out[i * p.n + j] = epilogue(acc[r * TN4 + c / 4u][c % 4u], i, j);
             }
         }
     }

@@ -80,7 +80,7 @@ fn main(
                 for (var e = 0u; e < 4u; e++) {
                     let j = wcol + 4u * (c * WG_X + lid.x) + e;
                     if (i < p.m && j < p.n) {
-                        out[slice + i * p.n + j] = epilogue(acc[(4u * g + q) * TN4 + c][e], j);
+                        out[slice + i * p.n + j] = epilogue(acc[(4u * g + q) * TN4 + c][e], i, j);
                     }
                 }
             }
@@ -103,5 +103,5 @@ fn split_k_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     for (var z = 0u; z < slices; z++) {
         s += partial(z * mn + i);
     }
-    out[i] = epilogue(s, i % p.n);
+    out[i] = epilogue(s, i / p.n, i % p.n);
 }

@@ -33,6 +33,6 @@ pub use device::Device;
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuIndex, GpuTensor, KernelTime, MatmulKernel, TiledPlan, TiledTile};
 pub use init::Init;
-pub use nn::{Layer, Mode, Model, Parameter, Sequential};
+pub use nn::{FlatParams, Layer, Mode, Model, Parameter, Sequential};
 pub use optim::{Optim, Optimizer, ParamRef};
 pub use schedule::Schedule;

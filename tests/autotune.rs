@@ -105,6 +105,7 @@ fn product<B: Backend<Scalar = f32>>(
         transpose_b: tb,
         bias: Some(&bias),
         act: Activation::Tanh,
+        gate: None,
     };
     b.matmul(&a, &bm, &mut out, spec).unwrap();
     b.download(&out).unwrap()

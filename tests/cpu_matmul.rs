@@ -42,6 +42,7 @@ where
         transpose_b: tb,
         bias: bias.then_some(&bias_t),
         act,
+        gate: None,
     };
     let mut fast = cpu.zeros(m, n).unwrap();
     cpu.matmul(&a, &b, &mut fast, spec).unwrap();

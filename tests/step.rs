@@ -15,8 +15,16 @@ use wgtrain::{Backend, Cpu, Dataset, GradClip, Init, Model, Sequential, Target};
 struct Scale(f64);
 
 impl<B: Backend> GradSync<B> for Scale {
-    fn sync(&mut self, backend: &B, grads: &mut [&mut B::Tensor]) -> wgtrain::Result<()> {
-        grads.iter_mut().try_for_each(|g| backend.scale(g, self.0))
+    fn sync(
+        &mut self,
+        backend: &B,
+        grads: &mut [&mut B::Tensor],
+        flat: Option<&mut B::Tensor>,
+    ) -> wgtrain::Result<()> {
+        match flat {
+            Some(all) => backend.scale(all, self.0),
+            None => grads.iter_mut().try_for_each(|g| backend.scale(g, self.0)),
+        }
     }
 }
 
@@ -24,7 +32,12 @@ impl<B: Backend> GradSync<B> for Scale {
 struct Count(Vec<usize>);
 
 impl<B: Backend> GradSync<B> for Count {
-    fn sync(&mut self, _: &B, grads: &mut [&mut B::Tensor]) -> wgtrain::Result<()> {
+    fn sync(
+        &mut self,
+        _: &B,
+        grads: &mut [&mut B::Tensor],
+        _: Option<&mut B::Tensor>,
+    ) -> wgtrain::Result<()> {
         self.0.push(grads.len());
         Ok(())
     }
@@ -151,4 +164,143 @@ fn a_callback_changes_the_learning_rate() {
     let h = fit_with_callbacks(&mut m, &mut opt, &data, None, &config, vec![cb]).unwrap();
     let lrs: Vec<f64> = h.epochs.iter().map(|r| r.lr).collect();
     assert_eq!(lrs, vec![Sgd::default().lr, 0.25, 0.25]);
+}
+
+/// The peers' workload (784-512-512-10, Adam, batch 256) records at most 16
+/// dispatches per step on lavapipe: 5 forward, 1 loss, 8 backward (the
+/// ReLU derivatives fused into the input-gradient products) and 1 optimizer
+/// step over the flat parameters. Split-k on real GPUs adds passes.
+#[test]
+fn the_peer_step_records_at_most_16_dispatches() {
+    let Some(g) = common::gpu() else { return };
+    let spec = Sequential::new(784)
+        .dense_with(512, Init::TorchDefault, Init::TorchDefault)
+        .relu()
+        .dense_with(512, Init::TorchDefault, Init::TorchDefault)
+        .relu()
+        .dense_with(10, Init::TorchDefault, Init::TorchDefault);
+    let mut m = spec.build(&g, 0).unwrap();
+    let mut opt = Optim::new(wgtrain::optim::Adam::default()).unwrap();
+    let x = g.upload(256, 784, &random(1, 256 * 784)).unwrap();
+    let y = g.indices(&random_labels(2, 256, 10), 10).unwrap();
+    let options = StepOptions::default();
+    let mut step = |m: &mut Model<wgtrain::Gpu>| {
+        train_step(
+            m,
+            &mut opt,
+            &x,
+            Target::Labels(&y),
+            &options,
+            &mut LocalSync,
+        )
+        .unwrap()
+    };
+    step(&mut m);
+    let (before, _) = g.counters();
+    for _ in 0..3 {
+        step(&mut m);
+    }
+    let per_step = (g.counters().0 - before) / 3;
+    println!("dispatches per step: {per_step} on {}", g.describe());
+    if g.is_software() {
+        assert!(per_step <= 16, "{per_step} dispatches per step");
+    }
+    assert!(m.loss_value(256).unwrap().is_finite());
+}
+
+/// `n` steps of `opt` on a GPU model, through the flat path (`train_step`,
+/// one optimizer dispatch) or tensor by tensor (`Optimizer::step`).
+fn gpu_params<O: Optimizer<wgtrain::Gpu>>(g: &wgtrain::Gpu, mut opt: O, flat: bool) -> Vec<f64> {
+    let mut m = Sequential::new(9)
+        .dense(17, Init::HeNormal)
+        .batch_norm()
+        .relu()
+        .dense(5, Init::XavierUniform)
+        .build(g, 3)
+        .unwrap();
+    let x = g.upload(13, 9, &random(7, 13 * 9)).unwrap();
+    let y = g.indices(&random_labels(8, 13, 5), 5).unwrap();
+    for _ in 0..4 {
+        if flat {
+            let options = StepOptions::default();
+            train_step(
+                &mut m,
+                &mut opt,
+                &x,
+                Target::Labels(&y),
+                &options,
+                &mut LocalSync,
+            )
+            .unwrap();
+        } else {
+            m.forward_backward(&x, wgtrain::Loss::SoftmaxCrossEntropy, Target::Labels(&y))
+                .unwrap();
+            let mut refs: Vec<wgtrain::ParamRef<'_, wgtrain::Gpu>> = m
+                .parameters_mut()
+                .into_iter()
+                .map(|p| wgtrain::ParamRef::new(p.name, p.value, p.grad))
+                .collect();
+            opt.step(g, &mut refs).unwrap();
+        }
+    }
+    let names = m.parameter_names();
+    names
+        .iter()
+        .flat_map(|n| m.parameter(n).unwrap().2)
+        .collect()
+}
+
+/// One dispatch over the flat parameters gives the very values of one
+/// dispatch per tensor, for every update rule (the same arithmetic on each
+/// element; the padding between views stays zero).
+#[test]
+fn the_flat_optimizer_step_equals_the_per_tensor_step() {
+    use wgtrain::optim::{Adagrad, Adam, AdamW, EmaMomentum, RmsProp};
+    let Some(g) = common::gpu() else { return };
+    macro_rules! same {
+        ($name:expr, $config:expr) => {
+            let flat = gpu_params(&g, Optim::new($config).unwrap(), true);
+            let apart = gpu_params(&g, Optim::new($config).unwrap(), false);
+            assert_eq!(flat, apart, "{}", $name);
+        };
+    }
+    same!(
+        "Adam",
+        Adam {
+            weight_decay: 0.01,
+            ..Adam::default()
+        }
+    );
+    same!(
+        "AdamW amsgrad",
+        AdamW {
+            amsgrad: true,
+            ..AdamW::default()
+        }
+    );
+    same!(
+        "SGD nesterov",
+        Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: true,
+            ..Sgd::default()
+        }
+    );
+    same!("EMA momentum", EmaMomentum::default());
+    same!(
+        "Adagrad",
+        Adagrad {
+            initial_accumulator_value: 0.1,
+            ..Adagrad::default()
+        }
+    );
+    same!(
+        "RMSprop centered",
+        RmsProp {
+            centered: true,
+            momentum: 0.5,
+            ..RmsProp::default()
+        }
+    );
 }

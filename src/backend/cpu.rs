@@ -269,11 +269,10 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         ) {
             return reference_matmul(a, b, out, spec);
         }
-        if spec.bias.is_none() && spec.act == Activation::Identity {
-            return Ok(());
-        }
         let (len, n) = (out.data.len(), mnk.1);
+        let plain = spec.bias.is_none() && spec.act == Activation::Identity;
         with_act!(spec.act, |act| match spec.bias {
+            _ if plain => {}
             // Cut at row boundaries: each row adds the whole bias.
             Some(bias) => split(len, n, out.data.as_mut_slice(), &move |rows: &mut [T]| {
                 for row in rows.chunks_mut(n) {
@@ -286,6 +285,17 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
                 o.iter_mut().for_each(|v| *v = act.apply(*v));
             }),
         });
+        if let Some((gate, z)) = spec.gate {
+            let lanes = (out.data.as_mut_slice(), z.data.as_slice());
+            with_act!(gate, |gate| split(len, 1, lanes, &move |(o, z): (
+                &mut [T],
+                &[T]
+            )| {
+                for (o, &zv) in o.iter_mut().zip(z) {
+                    *o = *o * gate.derivative(zv);
+                }
+            }));
+        }
         Ok(())
     }
 
@@ -774,7 +784,11 @@ pub fn reference_matmul<T: Float>(
                 Some(bias) => acc + bias.data[j],
                 None => acc,
             };
-            out.data[i * n + j] = spec.act.apply(z);
+            let v = spec.act.apply(z);
+            out.data[i * n + j] = match spec.gate {
+                Some((gate, g)) => v * gate.derivative(g.data[i * n + j]),
+                None => v,
+            };
         }
     }
     Ok(())

@@ -29,6 +29,10 @@ pub use update::{GradClip, UpdateMethod, UpdateRule};
 
 use crate::Result;
 
+/// What [`Backend::zeros_flat`] makes: the views, and the whole they are
+/// views of (if the backend made one).
+pub type FlatTensors<T> = (Vec<T>, Option<T>);
+
 /// What every tensor handle can tell about itself.
 pub trait Shaped {
     /// Number of rows.
@@ -94,6 +98,23 @@ pub trait Backend: Clone {
     fn write(&self, t: &mut Self::Tensor, data: &[f64]) -> Result<()>;
     /// Reads a tensor back to the host (waits for pending work on the GPU).
     fn download(&self, t: &Self::Tensor) -> Result<Vec<f64>>;
+    /// As [`Backend::download`], as a future that resolves when the values
+    /// are on the host, without blocking: what code under an event loop (a
+    /// browser page) awaits. The default is the blocking read, right for
+    /// backends whose reads never wait (the CPU).
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu};
+    /// let cpu = Cpu::<f32>::new();
+    /// let t = cpu.upload(1, 2, &[1.0, 2.0]).unwrap();
+    /// assert_eq!(pollster::block_on(cpu.download_async(&t)).unwrap(), vec![1.0, 2.0]);
+    /// ```
+    fn download_async<'a>(
+        &'a self,
+        t: &'a Self::Tensor,
+    ) -> impl std::future::Future<Output = Result<Vec<f64>>> + 'a {
+        async move { self.download(t) }
+    }
     /// Copies `src` into `dst` (same shape).
     fn copy(&self, src: &Self::Tensor, dst: &mut Self::Tensor) -> Result<()>;
 
@@ -226,6 +247,30 @@ pub trait Backend: Clone {
 
     /// Submits recorded work and waits for it (a no-op on the CPU).
     fn synchronize(&self) -> Result<()>;
+
+    /// Zero tensors of the given shapes that are views of one allocation,
+    /// and a `1 × n` tensor over all of it (`n` is at least the sum of the
+    /// sizes: views may start at aligned offsets, and the gaps hold zeros).
+    /// An elementwise operation on the whole touches every view at once: a
+    /// model's optimizer step is one dispatch, an all-reduce one transfer.
+    /// The same shapes always give the same layout, so two such sets line up
+    /// element for element. The whole is `None` where the backend keeps
+    /// separate tensors: the default, and the CPU's choice, which has no
+    /// dispatches to save.
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu};
+    /// let cpu = Cpu::<f32>::new();
+    /// let (views, whole) = cpu.zeros_flat(&[(2, 3), (1, 3)]).unwrap();
+    /// assert_eq!((views.len(), whole.is_none()), (2, true));
+    /// ```
+    fn zeros_flat(&self, shapes: &[(usize, usize)]) -> Result<FlatTensors<Self::Tensor>> {
+        let views = shapes
+            .iter()
+            .map(|&(rows, cols)| self.zeros(rows, cols))
+            .collect::<Result<_>>()?;
+        Ok((views, None))
+    }
 
     /// `acc += Σ x²` into a `1×1` tensor. Summed over every gradient of a
     /// step, it is the squared global norm that [`GradClip::Norm`] needs; it

@@ -167,6 +167,10 @@ pub struct MatmulSpec<'a, T> {
     pub bias: Option<&'a T>,
     /// Applied after the bias.
     pub act: Activation,
+    /// Multiplies the result elementwise by `act'(z)` with `z` a tensor
+    /// shaped like the output: the backward pass of the activation before a
+    /// dense layer, fused into the product that computes `δ·W`.
+    pub gate: Option<(Activation, &'a T)>,
 }
 
 impl<T> Default for MatmulSpec<'_, T> {
@@ -176,6 +180,7 @@ impl<T> Default for MatmulSpec<'_, T> {
             transpose_b: false,
             bias: None,
             act: Activation::Identity,
+            gate: None,
         }
     }
 }
@@ -356,6 +361,17 @@ pub(crate) fn check_matmul<T: Shaped>(
             return Err(shape_err(
                 "matmul",
                 format!("bias must be 1x{n}, got {}", bias.shape_str()),
+            ));
+        }
+    }
+    if let Some((_, z)) = spec.gate {
+        if z.rows() != m || z.cols() != n {
+            return Err(shape_err(
+                "matmul",
+                format!(
+                    "gate must be {m}x{n} like the output, got {}",
+                    z.shape_str()
+                ),
             ));
         }
     }

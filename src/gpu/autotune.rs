@@ -201,6 +201,7 @@ fn product<B: Backend<Scalar = f32>>(
         } else {
             Activation::Identity
         },
+        gate: None,
     };
     b.matmul(&a, &bb, &mut out, spec)?;
     b.download(&out)

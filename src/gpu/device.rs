@@ -16,11 +16,11 @@ fn rank(t: wgpu::DeviceType) -> u8 {
 /// Picks an adapter: the user's `WGPU_ADAPTER_NAME` (a case-insensitive
 /// substring) if set, else the best-ranked one. `WGPU_BACKEND` restricts the
 /// backends searched (wgpu reads it through `InstanceDescriptor::with_env`).
-pub(crate) fn open() -> Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue)> {
+pub(crate) async fn open() -> Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue)> {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
-    let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let mut adapters = instance.enumerate_adapters(backends).await;
     let found: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
     if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
         let wanted = wanted.to_lowercase();
@@ -49,15 +49,17 @@ pub(crate) fn open() -> Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue)> {
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
         | wgpu::Features::SUBGROUP;
     let features = adapter.features() & wanted;
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        label: Some("wgtrain"),
-        required_features: features,
-        required_limits: limits,
-        experimental_features: wgpu::ExperimentalFeatures::disabled(),
-        memory_hints: wgpu::MemoryHints::Performance,
-        trace: wgpu::Trace::Off,
-    }))
-    .map_err(|e| Error::DeviceRequest(e.to_string()))?;
+    let (device, queue) = adapter
+        .request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgtrain"),
+            required_features: features,
+            required_limits: limits,
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        })
+        .await
+        .map_err(|e| Error::DeviceRequest(e.to_string()))?;
     Ok((adapter, device, queue))
 }
 

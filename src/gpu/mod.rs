@@ -15,7 +15,8 @@ use crate::backend::ops::{
 };
 use crate::backend::update::check_update;
 use crate::backend::{
-    Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target, UpdateRule,
+    Activation, Backend, FlatTensors, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target,
+    UpdateRule,
 };
 use crate::Result;
 pub use runtime::KernelTime;
@@ -358,6 +359,27 @@ impl TiledPlan {
     }
 }
 
+/// The matmul kernels' uniform parameters: `Params` of
+/// shaders/matmul_common.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    act_param: f32,
+    /// The k range of each slice of a split product (k otherwise).
+    k_chunk: u32,
+    gate_param: f32,
+}
+
+impl MatmulParams {
+    /// As the `u32` words a dispatch uploads.
+    fn words(&self) -> &[u32] {
+        bytemuck::cast_slice(std::slice::from_ref(self))
+    }
+}
+
 /// A matrix resident in a device buffer.
 pub struct GpuTensor {
     rows: usize,
@@ -415,8 +437,32 @@ impl Gpu {
     /// is set, in which case it is measured now (seconds) and cached. Only
     /// that measurement can fail here; a missing, unreadable or corrupt cache
     /// file is ignored.
+    ///
+    /// This is the native edge: it blocks on [`Gpu::new_async`].
     pub fn new() -> Result<Gpu> {
-        let (adapter, device, queue) = device::open()?;
+        let gpu = pollster::block_on(Gpu::new_async())?;
+        let uncached = MatmulCache::from_env().is_none_or(|c| c.load(&gpu).is_none());
+        if uncached && std::env::var("WGTRAIN_AUTOTUNE").is_ok_and(|v| v == "1") {
+            gpu.autotune_into(MatmulCache::from_env().as_ref())?;
+        }
+        Ok(gpu)
+    }
+
+    /// Opens the best adapter as [`Gpu::new`] does, as a future: what an
+    /// event loop (a browser page) awaits. The kernel choice comes from the
+    /// disk cache or the adapter type's default; it never measures.
+    ///
+    /// ```no_run
+    /// # async fn run() -> wgtrain::Result<()> {
+    /// use wgtrain::{Backend, Gpu};
+    /// let gpu = Gpu::new_async().await?;
+    /// let t = gpu.upload(1, 2, &[1.0, 2.0])?;
+    /// assert_eq!(gpu.download_async(&t).await?, vec![1.0, 2.0]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn new_async() -> Result<Gpu> {
+        let (adapter, device, queue) = device::open().await?;
         let ctx = Context::new(device, queue, adapter.get_info());
         let dummy = Arc::new(ctx.alloc(4, "dummy")?);
         let software = ctx.info.device_type == wgpu::DeviceType::Cpu;
@@ -433,11 +479,8 @@ impl Gpu {
                 tiled_plan: None,
             })),
         };
-        let cache = MatmulCache::from_env();
-        if let Some(kernel) = cache.as_ref().and_then(|c| c.load(&gpu)) {
+        if let Some(kernel) = MatmulCache::from_env().and_then(|c| c.load(&gpu)) {
             gpu.set_matmul_kernel(kernel);
-        } else if std::env::var("WGTRAIN_AUTOTUNE").is_ok_and(|v| v == "1") {
-            gpu.autotune_into(cache.as_ref())?;
         }
         Ok(gpu)
     }
@@ -642,7 +685,14 @@ impl Backend for Gpu {
     }
 
     fn download(&self, t: &GpuTensor) -> Result<Vec<f64>> {
-        let bytes = self.ctx.read_bytes(&t.buf, (t.len() * 4) as u64)?;
+        pollster::block_on(self.download_async(t))
+    }
+
+    async fn download_async(&self, t: &GpuTensor) -> Result<Vec<f64>> {
+        let bytes = self
+            .ctx
+            .read_bytes_async(&t.buf, (t.len() * 4) as u64)
+            .await?;
         Ok(bytemuck::cast_slice::<u8, f32>(&bytes)
             .iter()
             .map(|&v| v as f64)
@@ -692,20 +742,24 @@ impl Backend for Gpu {
             ("TA", spec.transpose_a as u32 as f64),
             ("TB", spec.transpose_b as u32 as f64),
         ];
-        let epilogue = [
+        let gate_act = spec.gate.map_or(Activation::Identity, |(act, _)| act);
+        let constants = [
+            flags[0],
+            flags[1],
             ("ACT", spec.act.code() as f64),
             ("HAS_BIAS", spec.bias.is_some() as u32 as f64),
+            ("HAS_GATE", spec.gate.is_some() as u32 as f64),
+            ("GATE_ACT", gate_act.code() as f64),
         ];
-        let constants = [flags[0], flags[1], epilogue[0], epilogue[1]];
         let bias = spec.bias.map_or(&*self.dummy, |t| &t.buf);
-        let params = |k_chunk: u32| {
-            [
-                m as u32,
-                n as u32,
-                k as u32,
-                spec.act.param().to_bits(),
-                k_chunk,
-            ]
+        let gate = spec.gate.map_or(&*self.dummy, |(_, t)| &t.buf);
+        let params = |k_chunk: u32| MatmulParams {
+            m: m as u32,
+            n: n as u32,
+            k: k as u32,
+            act_param: spec.act.param(),
+            k_chunk,
+            gate_param: gate_act.param(),
         };
         let groups = |tile: MatmulTile, slices: u32| {
             [
@@ -720,6 +774,7 @@ impl Backend for Gpu {
                 Bind::read(&b.buf),
                 Bind::read(bias),
                 out,
+                Bind::read(gate),
             ]
         };
         // The vec4 kernels read op(A) and op(B) four floats at a time along
@@ -742,7 +797,7 @@ impl Backend for Gpu {
                 };
                 return self.ctx.dispatch(
                     &kernel,
-                    &params(chunk),
+                    params(chunk).words(),
                     &operands(Bind::write(&out.buf)),
                     groups(plan.tile.tile(), 1),
                 );
@@ -756,16 +811,17 @@ impl Backend for Gpu {
             let partial = Kernel {
                 shader,
                 entry: "main",
-                constants: &[flags[0], flags[1], ("ACT", 0.0), ("HAS_BIAS", 0.0)],
+                constants: &[flags[0], flags[1]],
             };
             self.ctx.dispatch(
                 &partial,
-                &params(chunk),
+                params(chunk).words(),
                 &[
                     Bind::read(&a.buf),
                     Bind::read(&b.buf),
                     Bind::read(&self.dummy),
                     Bind::write(&scratch),
+                    Bind::read(&self.dummy),
                 ],
                 groups(plan.tile.tile(), slices),
             )?;
@@ -777,12 +833,13 @@ impl Backend for Gpu {
             };
             return self.ctx.dispatch(
                 &sum,
-                &params(chunk),
+                params(chunk).words(),
                 &[
                     Bind::read(&scratch),
                     Bind::read(&self.dummy),
                     Bind::read(bias),
                     Bind::write(&out.buf),
+                    Bind::read(gate),
                 ],
                 self.ctx.linear_groups(m * n, WG),
             );
@@ -800,7 +857,7 @@ impl Backend for Gpu {
         };
         self.ctx.dispatch(
             &kernel,
-            &params(k as u32),
+            params(k as u32).words(),
             &operands(Bind::write(&out.buf)),
             groups(MATMUL_TILE, 1),
         )
@@ -1138,6 +1195,57 @@ impl Backend for Gpu {
 
     fn synchronize(&self) -> Result<()> {
         self.ctx.synchronize()
+    }
+
+    fn zeros_flat(&self, shapes: &[(usize, usize)]) -> Result<FlatTensors<GpuTensor>> {
+        // Views start at multiples of the binding offset alignment.
+        let align = (self.ctx.view_alignment() / 4).max(1) as usize;
+        let too_large = || crate::Error::TooLarge {
+            what: format!("one allocation for {} tensors", shapes.len()),
+            bytes: u64::MAX,
+            limit: self.max_tensor_len() as u64 * 4,
+        };
+        let mut offsets = Vec::with_capacity(shapes.len());
+        let mut total = 0usize;
+        for &(rows, cols) in shapes {
+            check_nonempty("zeros_flat", rows, cols)?;
+            offsets.push(total);
+            let len = rows.checked_mul(cols).ok_or_else(too_large)?;
+            total = total
+                .checked_add(len)
+                .and_then(|t| t.checked_next_multiple_of(align))
+                .ok_or_else(too_large)?;
+        }
+        let parent = match self.ctx.alloc(total as u64 * 4, "flat tensors") {
+            Ok(buf) => Arc::new(buf),
+            // Past one binding, separate tensors still work.
+            Err(crate::Error::TooLarge { .. }) => {
+                let views = shapes
+                    .iter()
+                    .map(|&(rows, cols)| self.zeros(rows, cols))
+                    .collect::<Result<_>>()?;
+                return Ok((views, None));
+            }
+            Err(e) => return Err(e),
+        };
+        self.ctx.clear(&parent);
+        let views = shapes
+            .iter()
+            .zip(offsets)
+            .map(|(&(rows, cols), offset)| GpuTensor {
+                rows,
+                cols,
+                buf: self
+                    .ctx
+                    .view(&parent, offset as u64 * 4, (rows * cols) as u64 * 4),
+            })
+            .collect();
+        let whole = GpuTensor {
+            rows: 1,
+            cols: total,
+            buf: self.ctx.view(&parent, 0, total as u64 * 4),
+        };
+        Ok((views, Some(whole)))
     }
 
     fn accumulate_sum_squares(&self, x: &GpuTensor, acc: &mut GpuTensor) -> Result<()> {

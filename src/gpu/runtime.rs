@@ -49,21 +49,46 @@ impl<'a> Bind<'a> {
     }
 }
 
-/// A pooled device buffer; dropping it returns it to the pool for reuse.
+/// A pooled device buffer, or a view of a range of one; dropping a pooled
+/// buffer returns it to the pool for reuse.
 pub(crate) struct Buf {
+    /// Keys bind groups: a view has an id of its own.
     pub id: u64,
     pub buffer: wgpu::Buffer,
+    /// Where this buffer's bytes start in `buffer` (0 unless a view).
+    pub offset: u64,
     pub bytes: u64,
-    ctx: Arc<Context>,
+    owner: Owner,
+}
+
+/// Who gives the wgpu buffer back.
+enum Owner {
+    /// A pooled buffer: returned to its context's pool on drop.
+    Pool(Arc<Context>),
+    /// A view: keeps the buffer it views out of the pool while it lives.
+    View { _parent: Arc<Buf> },
 }
 
 impl Drop for Buf {
     fn drop(&mut self) {
-        let mut st = self.ctx.state();
-        st.pool
-            .entry(self.bytes)
-            .or_default()
-            .push((self.id, self.buffer.clone()));
+        if let Owner::Pool(ctx) = &self.owner {
+            ctx.state()
+                .pool
+                .entry(self.bytes)
+                .or_default()
+                .push((self.id, self.buffer.clone()));
+        }
+    }
+}
+
+impl Buf {
+    /// The binding of this buffer's bytes.
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: wgpu::BufferSize::new(self.bytes),
+        })
     }
 }
 
@@ -217,8 +242,9 @@ impl Context {
             return Ok(Buf {
                 id,
                 buffer,
+                offset: 0,
                 bytes,
-                ctx: self.clone(),
+                owner: Owner::Pool(self.clone()),
             });
         }
         st.next_id += 1;
@@ -236,9 +262,35 @@ impl Context {
         Ok(Buf {
             id,
             buffer,
+            offset: 0,
             bytes,
-            ctx: self.clone(),
+            owner: Owner::Pool(self.clone()),
         })
+    }
+
+    /// The alignment, in bytes, of a view's start: the device's storage
+    /// binding offset alignment.
+    pub fn view_alignment(&self) -> u64 {
+        self.limits.min_storage_buffer_offset_alignment as u64
+    }
+
+    /// A view of `bytes` bytes of `parent` from `offset` (a multiple of
+    /// [`Context::view_alignment`]), bound and copied like a buffer of its own.
+    pub fn view(&self, parent: &Arc<Buf>, offset: u64, bytes: u64) -> Buf {
+        debug_assert!(
+            offset.is_multiple_of(self.view_alignment()) && offset + bytes <= parent.bytes
+        );
+        let mut st = self.state();
+        st.next_id += 1;
+        Buf {
+            id: st.next_id,
+            buffer: parent.buffer.clone(),
+            offset: parent.offset + offset,
+            bytes,
+            owner: Owner::View {
+                _parent: parent.clone(),
+            },
+        }
     }
 
     /// Runs `f` on the open encoder (closing any open compute pass first),
@@ -257,7 +309,7 @@ impl Context {
 
     /// Fills a buffer with zero bytes, in stream order.
     pub fn clear(&self, buf: &Buf) {
-        self.with_encoder(|e| e.clear_buffer(&buf.buffer, 0, None));
+        self.with_encoder(|e| e.clear_buffer(&buf.buffer, buf.offset, Some(buf.bytes)));
     }
 
     /// Copies host bytes into a buffer, in stream order: through a staging
@@ -277,22 +329,31 @@ impl Context {
             .copy_from_slice(bytes);
         staging.unmap();
         self.with_encoder(|e| {
-            e.copy_buffer_to_buffer(&staging, 0, &buf.buffer, 0, bytes.len() as u64)
+            e.copy_buffer_to_buffer(&staging, 0, &buf.buffer, buf.offset, bytes.len() as u64)
         });
     }
 
     /// Copies `bytes` bytes between two buffers, in stream order.
     pub fn copy(&self, src: &Buf, dst: &Buf, bytes: u64) {
-        self.with_encoder(|e| e.copy_buffer_to_buffer(&src.buffer, 0, &dst.buffer, 0, bytes));
+        self.with_encoder(|e| {
+            e.copy_buffer_to_buffer(&src.buffer, src.offset, &dst.buffer, dst.offset, bytes)
+        });
     }
 
     /// Submits what was recorded and waits, then returns the first `bytes` bytes of `buf`.
     pub fn read_bytes(&self, buf: &Buf, bytes: u64) -> Result<Vec<u8>> {
-        self.read_raw(&buf.buffer, bytes)
+        pollster::block_on(self.read_bytes_async(buf, bytes))
     }
 
-    /// As [`Context::read_bytes`], from any buffer that allows copies from it.
-    fn read_raw(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    /// As [`Context::read_bytes`], as a future: it resolves when the copy
+    /// has been mapped, without blocking an event loop (on the web the
+    /// device is driven by the browser; natively the poll below drives it).
+    pub async fn read_bytes_async(&self, buf: &Buf, bytes: u64) -> Result<Vec<u8>> {
+        self.read_raw(&buf.buffer, buf.offset, bytes).await
+    }
+
+    /// As [`Context::read_bytes_async`], from any buffer that allows copies from it.
+    async fn read_raw(&self, buffer: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         let pooled = self.state().readback.get_mut(&bytes).and_then(|v| v.pop());
         let staging = pooled.unwrap_or_else(|| {
             self.state().buffers_created += 1;
@@ -303,7 +364,7 @@ impl Context {
                 mapped_at_creation: false,
             })
         });
-        self.with_encoder(|e| e.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes));
+        self.with_encoder(|e| e.copy_buffer_to_buffer(buffer, offset, &staging, 0, bytes));
         self.flush()?;
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
@@ -312,7 +373,7 @@ impl Context {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(e.to_string()))?;
-        match pollster::block_on(rx.receive()) {
+        match rx.receive().await {
             Some(Ok(())) => {}
             Some(Err(e)) => {
                 return Err(Error::Gpu(format!("mapping a readback buffer failed: {e}")))
@@ -423,7 +484,7 @@ impl Context {
             mapped_at_creation: false,
         });
         self.with_encoder(|e| e.resolve_query_set(&p.set, 0..count, &resolved, 0));
-        let bytes = self.read_raw(&resolved, 8 * count as u64)?;
+        let bytes = pollster::block_on(self.read_raw(&resolved, 0, 8 * count as u64))?;
         let ticks: &[u64] = bytemuck::cast_slice(&bytes);
         let period_ns = self.queue.get_timestamp_period() as f64;
         Ok(p.kernels
@@ -546,7 +607,11 @@ impl Context {
                 },
                 cache: None,
             });
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        // Native wgpu resolves a popped scope at once, so one poll of the
+        // future reads it; where it is still pending (the browser answers
+        // later), the error reaches the uncaptured-error handler instead
+        // and is reported at the next flush.
+        if let Some(Some(e)) = poll_once(scope.pop()) {
             return Err(Error::Gpu(format!(
                 "building {}::{}: {e}",
                 kernel.shader.name, kernel.entry
@@ -621,7 +686,7 @@ impl Context {
             for (i, b) in binds.iter().enumerate() {
                 entries.push(wgpu::BindGroupEntry {
                     binding: i as u32 + 1,
-                    resource: b.buf.buffer.as_entire_binding(),
+                    resource: b.buf.binding(),
                 });
             }
             st.bind_groups_created += 1;
@@ -703,5 +768,15 @@ impl Context {
         } else {
             [max as u32, groups.div_ceil(max) as u32, 1]
         }
+    }
+}
+
+/// The output of `f` if it is ready on its first poll.
+fn poll_once<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
     }
 }

@@ -12,7 +12,7 @@
 
 mod model;
 
-pub use model::{Buffer, Mode, Model, Parameter};
+pub use model::{Buffer, FlatParams, Mode, Model, Parameter};
 
 use crate::{Activation, Error, Init, Result};
 

@@ -102,6 +102,19 @@ pub struct Model<B: Backend> {
     /// Training forward passes so far: the `step` of the dropout masks.
     step: u64,
     freeze_masks: bool,
+    /// Every parameter, and every gradient, as one tensor whose views the
+    /// layers hold (on backends that make such views, see
+    /// [`Backend::zeros_flat`]).
+    flat: Option<FlatParams<B>>,
+}
+
+/// A model's parameters and gradients as two flat tensors.
+pub struct FlatParams<B: Backend> {
+    /// Every parameter, in `state_dict` order, at the offsets
+    /// [`Backend::zeros_flat`] gives their shapes.
+    pub params: B::Tensor,
+    /// Every gradient, laid out as `params`.
+    pub grads: B::Tensor,
 }
 
 impl<B: Backend> Model<B> {
@@ -116,7 +129,7 @@ impl<B: Backend> Model<B> {
             &mut rng,
             &mut streams,
         )?;
-        Ok(Model {
+        let mut model = Model {
             backend: backend.clone(),
             spec: spec.clone(),
             nodes,
@@ -124,7 +137,39 @@ impl<B: Backend> Model<B> {
             dropout_seed: seed,
             step: 0,
             freeze_masks: false,
-        })
+            flat: None,
+        };
+        model.flatten()?;
+        Ok(model)
+    }
+
+    /// Moves every parameter and gradient into views of one flat tensor
+    /// each, where the backend makes views.
+    fn flatten(&mut self) -> Result<()> {
+        let b = self.backend.clone();
+        let shapes: Vec<(usize, usize)> = self
+            .parameters_mut()
+            .iter()
+            .map(|p| (p.value.rows(), p.value.cols()))
+            .collect();
+        let (param_views, Some(params)) = b.zeros_flat(&shapes)? else {
+            return Ok(());
+        };
+        let (grad_views, Some(grads)) = b.zeros_flat(&shapes)? else {
+            return Ok(());
+        };
+        for ((p, mut value), grad) in self
+            .parameters_mut()
+            .into_iter()
+            .zip(param_views)
+            .zip(grad_views)
+        {
+            b.copy(p.value, &mut value)?;
+            *p.value = value;
+            *p.grad = grad;
+        }
+        self.flat = Some(FlatParams { params, grads });
+        Ok(())
     }
 }
 
@@ -315,18 +360,26 @@ fn backward_chain<B: Backend>(
     input_grad: bool,
     pass: Pass,
 ) -> Result<()> {
+    // An activation right before a dense layer: its backward pass is fused
+    // into the product that gives the dense layer's input gradient.
+    let fused_into_next = |i: usize, nodes: &[Node<B>]| {
+        matches!(nodes[i], Node::Act(_)) && matches!(nodes.get(i + 1), Some(Node::Dense(_)))
+    };
     for i in (0..nodes.len()).rev() {
         let (before, from_i) = stages.split_at_mut(i);
         let (here, after) = from_i.split_at_mut(1);
         let stage = &mut here[0];
-        let input = if i == 0 { x } else { &before[i - 1].out };
         let g = if i + 1 == nodes.len() {
             grad_out
         } else {
             &after[0].grad_in
         };
         let need_grad_in = i > 0 || input_grad;
-        match &mut nodes[i] {
+        let gate_below = i > 0 && fused_into_next(i - 1, nodes);
+        let fused_above = fused_into_next(i, nodes);
+        let (nodes_before, nodes_from_i) = nodes.split_at_mut(i);
+        let input = if i == 0 { x } else { &before[i - 1].out };
+        match &mut nodes_from_i[0] {
             Node::Dense(d) => {
                 b.matmul(
                     g,
@@ -338,12 +391,27 @@ fn backward_chain<B: Backend>(
                     },
                 )?;
                 b.sum_rows(g, &mut d.gb)?;
-                if need_grad_in {
+                if gate_below {
+                    // (g·W) ⊙ act'(z) straight into the activation's stage,
+                    // unless nothing below needs it.
+                    let Node::Act(act) = nodes_before[i - 1] else {
+                        unreachable!("checked by fused_into_next")
+                    };
+                    if i - 1 > 0 || input_grad {
+                        let (earlier, act_stage) = before.split_at_mut(i - 1);
+                        let z = if i == 1 { x } else { &earlier[i - 2].out };
+                        let spec = MatmulSpec {
+                            gate: Some((act, z)),
+                            ..MatmulSpec::default()
+                        };
+                        b.matmul(g, &d.w, &mut act_stage[0].grad_in, spec)?;
+                    }
+                } else if need_grad_in {
                     b.matmul(g, &d.w, &mut stage.grad_in, MatmulSpec::default())?;
                 }
             }
             Node::Act(act) => {
-                if need_grad_in {
+                if need_grad_in && !fused_above {
                     b.activation_backward(*act, input, g, &mut stage.grad_in)?;
                 }
             }
@@ -711,6 +779,17 @@ impl<B: Backend> Model<B> {
         let mut out = Vec::new();
         collect_params(&mut self.nodes, "", &mut out);
         out
+    }
+
+    /// As [`Model::parameters_mut`], with the flat tensors the parameters
+    /// and gradients are views of, where the backend made them: an
+    /// optimizer or an all-reduce can then work on all of them at once.
+    pub fn parameters_and_flat_mut(
+        &mut self,
+    ) -> (Vec<Parameter<'_, B>>, Option<&mut FlatParams<B>>) {
+        let mut out = Vec::new();
+        collect_params(&mut self.nodes, "", &mut out);
+        (out, self.flat.as_mut())
     }
 
     /// The parameter names, in `state_dict` order.

@@ -52,7 +52,7 @@ pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 
 use crate::backend::{Backend, GradClip, Shaped, UpdateMethod, UpdateRule};
-use crate::{Error, Result};
+use crate::{Error, FlatParams, Result};
 use std::collections::{BTreeMap, HashSet};
 
 /// A rule's hyperparameters: what [`Optim`] needs from an optimizer config.
@@ -93,6 +93,18 @@ pub trait Optimizer<B: Backend> {
     /// parameter name the first time it is seen; names must be unique within
     /// a call and stable across calls.
     fn step(&mut self, backend: &B, params: &mut [ParamRef<'_, B>]) -> Result<()>;
+    /// As [`Optimizer::step`], where `params` are views of `flat` (a
+    /// model's [`FlatParams`]): an optimizer may then update them all in one
+    /// pass. The default ignores `flat`.
+    fn step_flat(
+        &mut self,
+        backend: &B,
+        params: &mut [ParamRef<'_, B>],
+        flat: Option<&mut FlatParams<B>>,
+    ) -> Result<()> {
+        let _ = flat;
+        self.step(backend, params)
+    }
     /// The learning rate the next step uses (before group scales).
     fn lr(&self) -> f64;
     /// Sets the learning rate, e.g. from a [`Schedule`](crate::schedule::Schedule).
@@ -241,6 +253,10 @@ pub struct Optim<B: Backend, C> {
     clip: GradClip,
     groups: Vec<GroupOptions>,
     state: BTreeMap<String, ParamState<B>>,
+    /// The state of a flat step ([`Optimizer::step_flat`]): the parameter
+    /// names it was made for, in order, and per state slot the flat tensor
+    /// whose views `state` holds.
+    flat: Option<(Vec<String>, Vec<B::Tensor>)>,
 }
 
 impl<B: Backend, C: OptimizerConfig> Optim<B, C> {
@@ -254,6 +270,7 @@ impl<B: Backend, C: OptimizerConfig> Optim<B, C> {
             clip: GradClip::None,
             groups: vec![GroupOptions::default()],
             state: BTreeMap::new(),
+            flat: None,
         })
     }
 
@@ -298,21 +315,61 @@ impl<B: Backend, C: OptimizerConfig> Optim<B, C> {
         &self.config
     }
 
-    /// The rule one parameter of `group` follows at this step.
-    fn rule(&self, group: &GroupOptions) -> UpdateRule {
-        UpdateRule {
-            method: self.config.method(),
-            lr: self.lr * group.lr_scale,
-            weight_decay: group.weight_decay.unwrap_or(self.config.weight_decay()),
-            decoupled_weight_decay: self.config.decoupled_weight_decay(),
-            l1: group.l1.unwrap_or(self.l1),
-            clip: self.clip,
+    /// Makes the state of `params` views of one flat tensor per slot, laid
+    /// out as the model's [`FlatParams`], keeping the values of any state
+    /// they had. False (and nothing changed) when their steps differ, or
+    /// the backend makes no views.
+    fn make_flat_state(&mut self, backend: &B, params: &[ParamRef<'_, B>]) -> Result<bool> {
+        let known: Vec<Option<&ParamState<B>>> =
+            params.iter().map(|p| self.state.get(&p.name)).collect();
+        let step = known[0].map_or(0, |s| s.step);
+        if known.iter().any(|s| s.map_or(0, |s| s.step) != step) {
+            return Ok(false);
         }
+        let shapes: Vec<(usize, usize)> = params
+            .iter()
+            .map(|p| (p.param.rows(), p.param.cols()))
+            .collect();
+        let inits = self.config.method().state_init();
+        let mut slots = Vec::new();
+        let mut wholes = Vec::new();
+        for (slot, init) in inits.iter().enumerate() {
+            let (mut views, Some(mut whole)) = backend.zeros_flat(&shapes)? else {
+                return Ok(false);
+            };
+            if *init != 0.0 {
+                backend.fill(&mut whole, *init)?;
+            }
+            for (view, state) in views.iter_mut().zip(&known) {
+                if let Some(s) = state {
+                    backend.copy(&s.tensors[slot], view)?;
+                }
+            }
+            slots.push(views.into_iter());
+            wholes.push(whole);
+        }
+        for p in params {
+            let tensors = slots
+                .iter_mut()
+                .map(|s| s.next().expect("one view per parameter"))
+                .collect();
+            let (rows, cols) = (p.param.rows(), p.param.cols());
+            self.state.insert(
+                p.name.clone(),
+                ParamState {
+                    step,
+                    rows,
+                    cols,
+                    tensors,
+                },
+            );
+        }
+        self.flat = Some((params.iter().map(|p| p.name.clone()).collect(), wholes));
+        Ok(true)
     }
-}
 
-impl<B: Backend, C: OptimizerConfig> Optimizer<B> for Optim<B, C> {
-    fn step(&mut self, backend: &B, params: &mut [ParamRef<'_, B>]) -> Result<()> {
+    /// Checks that names are unique and groups exist.
+    fn check_params(&self, params: &[ParamRef<'_, B>]) -> Result<()> {
         let mut seen = HashSet::new();
         for p in params.iter() {
             if !seen.insert(p.name.as_str()) {
@@ -329,6 +386,80 @@ impl<B: Backend, C: OptimizerConfig> Optimizer<B> for Optim<B, C> {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// The rule one parameter of `group` follows at this step.
+    fn rule(&self, group: &GroupOptions) -> UpdateRule {
+        UpdateRule {
+            method: self.config.method(),
+            lr: self.lr * group.lr_scale,
+            weight_decay: group.weight_decay.unwrap_or(self.config.weight_decay()),
+            decoupled_weight_decay: self.config.decoupled_weight_decay(),
+            l1: group.l1.unwrap_or(self.l1),
+            clip: self.clip,
+        }
+    }
+}
+
+impl<B: Backend, C: OptimizerConfig> Optimizer<B> for Optim<B, C> {
+    /// One dispatch for the whole model when every parameter is in one
+    /// group (one rule) and their states share a step count; else as
+    /// [`Optimizer::step`]. Each element is updated by the same arithmetic
+    /// either way; only the global norm of [`GradClip::Norm`] is summed in
+    /// another order.
+    fn step_flat(
+        &mut self,
+        backend: &B,
+        params: &mut [ParamRef<'_, B>],
+        flat: Option<&mut FlatParams<B>>,
+    ) -> Result<()> {
+        self.check_params(params)?;
+        let (Some(flat), Some(first)) = (flat, params.first()) else {
+            return self.step(backend, params);
+        };
+        let group = first.group;
+        if params.iter().any(|p| p.group != group) {
+            return self.step(backend, params);
+        }
+        let same_names = self.flat.as_ref().is_some_and(|(names, _)| {
+            names.len() == params.len()
+                && names.iter().zip(params.iter()).all(|(n, p)| *n == p.name)
+        });
+        if !same_names && !self.make_flat_state(backend, params)? {
+            return self.step(backend, params);
+        }
+        let step = self.state[&first.name].step + 1;
+        // A per-tensor step on some of them since would have split the counts.
+        if params.iter().any(|p| self.state[&p.name].step + 1 != step) {
+            return self.step(backend, params);
+        }
+        let sq_norm = match self.clip {
+            GradClip::Norm(_) => {
+                let mut acc = backend.zeros(1, 1)?;
+                backend.accumulate_sum_squares(&flat.grads, &mut acc)?;
+                Some(acc)
+            }
+            _ => None,
+        };
+        let rule = self.rule(&self.groups[group]);
+        let (_, wholes) = self.flat.as_mut().expect("made above");
+        backend.optimizer_update(
+            &rule,
+            step,
+            &mut flat.params,
+            &flat.grads,
+            wholes,
+            sq_norm.as_ref(),
+        )?;
+        for p in params.iter() {
+            self.state.get_mut(&p.name).expect("made above").step = step;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, backend: &B, params: &mut [ParamRef<'_, B>]) -> Result<()> {
+        self.check_params(params)?;
         let sq_norm = match self.clip {
             GradClip::Norm(_) => {
                 let mut acc = backend.zeros(1, 1)?;
@@ -440,6 +571,9 @@ impl<B: Backend, C: OptimizerConfig> Optimizer<B> for Optim<B, C> {
             );
         }
         self.state = imported;
+        // The imported tensors are separate: the next flat step lays them
+        // out flat again.
+        self.flat = None;
         Ok(())
     }
 }

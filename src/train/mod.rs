@@ -39,7 +39,8 @@ use crate::{Error, Model, Result};
 use resident::Resident;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+// The std clock on native targets, the page's on the web.
+use web_time::Instant;
 
 /// What early stopping watches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,7 +290,7 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
 }
 
 /// Evaluates `data` in batches on the device; returns (mean loss, top-1, top-k).
-fn evaluate<B: Backend>(
+async fn evaluate<B: Backend>(
     model: &mut Model<B>,
     data: &mut Resident<B>,
     config: &TrainConfig,
@@ -311,14 +312,14 @@ fn evaluate<B: Backend>(
         model.evaluate_batch(x, config.loss, target, &mut loss_sum, &mut counts)?;
     }
     let n = data.len() as f64;
-    let loss = b.download(&loss_sum)?[0] / n;
+    let loss = b.download_async(&loss_sum).await?[0] / n;
     let acc = if labelled {
-        Some(b.download(&top1)?[0] / n)
+        Some(b.download_async(&top1).await?[0] / n)
     } else {
         None
     };
     let acc_k = if labelled && config.top_k > 1 {
-        Some(b.download(&topk)?[0] / n)
+        Some(b.download_async(&topk).await?[0] / n)
     } else {
         None
     };
@@ -338,7 +339,7 @@ pub fn evaluate_dataset<B: Backend>(
         batch_size: data.len().min(1024),
         ..TrainConfig::default()
     };
-    let (l, acc, _) = evaluate(model, &mut resident, &config)?;
+    let (l, acc, _) = pollster::block_on(evaluate(model, &mut resident, &config))?;
     Ok((l, acc))
 }
 
@@ -367,8 +368,40 @@ pub fn fit_with_callbacks<B: Backend, O: Optimizer<B>>(
 
 /// As [`fit_with_callbacks`], with `sync` run on the gradients of every
 /// step between backward and the optimizer ([`train_step`]): the hook a
-/// data-parallel run synchronises its replicas through.
+/// data-parallel run synchronises its replicas through. Blocks on
+/// [`fit_async`].
 pub fn fit_with_sync<B: Backend, O: Optimizer<B>>(
+    model: &mut Model<B>,
+    opt: &mut O,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    config: &TrainConfig,
+    callbacks: Vec<Callback<'_>>,
+    sync: &mut dyn GradSync<B>,
+) -> Result<History> {
+    pollster::block_on(fit_async(model, opt, train, val, config, callbacks, sync))
+}
+
+/// The training loop as a future: every readback (the loss every
+/// `report_every` steps, the epoch's metrics) is awaited rather than
+/// blocked on, so a browser page can run it under its event loop. The
+/// blocking [`fit`], [`fit_with_callbacks`] and [`fit_with_sync`] wait on it.
+///
+/// ```
+/// use wgtrain::optim::{Optim, Sgd};
+/// use wgtrain::train::{fit_async, LocalSync, Report, TrainConfig};
+/// use wgtrain::{Cpu, Dataset, Init, Sequential};
+/// let data = Dataset::classification(vec![0.0, 1.0, 1.0, 0.0], 2, vec![0, 1], 2).unwrap();
+/// let cpu = Cpu::<f32>::new();
+/// let mut model = Sequential::new(2).dense(2, Init::XavierUniform).build(&cpu, 0).unwrap();
+/// let mut opt = Optim::new(Sgd::default()).unwrap();
+/// let config = TrainConfig { epochs: 2, batch_size: 2, report: Report::Quiet, ..TrainConfig::default() };
+/// let mut sync = LocalSync;
+/// let run = fit_async(&mut model, &mut opt, &data, None, &config, Vec::new(), &mut sync);
+/// let history = pollster::block_on(run).unwrap(); // a page would `.await` it
+/// assert_eq!(history.epochs.len(), 2);
+/// ```
+pub async fn fit_async<B: Backend, O: Optimizer<B>>(
     model: &mut Model<B>,
     opt: &mut O,
     train: &Dataset,
@@ -469,7 +502,7 @@ pub fn fit_with_sync<B: Backend, O: Optimizer<B>>(
             state.steps_done += 1;
             seen += s.rows;
             if (step + 1) % config.report_every == 0 || step + 1 == slices.len() {
-                let mean = b.download(&loss_sum)?[0] / seen as f64;
+                let mean = b.download_async(&loss_sum).await?[0] / seen as f64;
                 if !mean.is_finite() {
                     if let Some(bar) = &bar {
                         bar.abandon();
@@ -494,15 +527,15 @@ pub fn fit_with_sync<B: Backend, O: Optimizer<B>>(
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let train_loss = b.download(&loss_sum)?[0] / seen as f64;
+        let train_loss = b.download_async(&loss_sum).await?[0] / seen as f64;
         let train_accuracy = if labelled {
-            Some(b.download(&correct)?[0] / seen as f64)
+            Some(b.download_async(&correct).await?[0] / seen as f64)
         } else {
             None
         };
         let (val_loss, val_accuracy, val_top_k) = match &mut val_data {
             Some(v) => {
-                let (l, a, k) = evaluate(model, v, config)?;
+                let (l, a, k) = evaluate(model, v, config).await?;
                 (Some(l), a, k)
             }
             None => (None, None, None),

@@ -19,15 +19,31 @@ use crate::{Model, Result};
 /// /// Scales every gradient: e.g. 1/replicas after a sum.
 /// struct Scale(f64);
 /// impl<B: Backend> GradSync<B> for Scale {
-///     fn sync(&mut self, backend: &B, grads: &mut [&mut B::Tensor]) -> wgtrain::Result<()> {
-///         grads.iter_mut().try_for_each(|g| backend.scale(g, self.0))
+///     fn sync(
+///         &mut self,
+///         backend: &B,
+///         grads: &mut [&mut B::Tensor],
+///         flat: Option<&mut B::Tensor>,
+///     ) -> wgtrain::Result<()> {
+///         match flat {
+///             Some(all) => backend.scale(all, self.0), // one dispatch
+///             None => grads.iter_mut().try_for_each(|g| backend.scale(g, self.0)),
+///         }
 ///     }
 /// }
 /// ```
 pub trait GradSync<B: Backend> {
     /// Called once per step with every gradient of the model, in
-    /// `state_dict` order, as the backward pass left them.
-    fn sync(&mut self, backend: &B, grads: &mut [&mut B::Tensor]) -> Result<()>;
+    /// `state_dict` order, as the backward pass left them, and, where the
+    /// backend made one, the flat tensor they are all views of
+    /// ([`FlatParams::grads`](crate::FlatParams)): changing either changes
+    /// both, so an all-reduce can move the flat tensor in one transfer.
+    fn sync(
+        &mut self,
+        backend: &B,
+        grads: &mut [&mut B::Tensor],
+        flat: Option<&mut B::Tensor>,
+    ) -> Result<()>;
 }
 
 /// One replica: the gradients stay as backward left them.
@@ -35,7 +51,7 @@ pub trait GradSync<B: Backend> {
 pub struct LocalSync;
 
 impl<B: Backend> GradSync<B> for LocalSync {
-    fn sync(&mut self, _backend: &B, _grads: &mut [&mut B::Tensor]) -> Result<()> {
+    fn sync(&mut self, _: &B, _: &mut [&mut B::Tensor], _: Option<&mut B::Tensor>) -> Result<()> {
         Ok(())
     }
 }
@@ -90,10 +106,10 @@ pub fn train_step<B: Backend, O: Optimizer<B> + ?Sized>(
 ) -> Result<()> {
     let b = model.backend().clone();
     model.forward_backward(x, options.loss, target)?;
-    let mut params = model.parameters_mut();
+    let (mut params, mut flat) = model.parameters_and_flat_mut();
     {
         let mut grads: Vec<&mut B::Tensor> = params.iter_mut().map(|p| &mut *p.grad).collect();
-        sync.sync(&b, &mut grads)?;
+        sync.sync(&b, &mut grads, flat.as_mut().map(|f| &mut f.grads))?;
     }
     let mut refs: Vec<ParamRef<'_, B>> = params
         .into_iter()
@@ -106,5 +122,5 @@ pub fn train_step<B: Backend, O: Optimizer<B> + ?Sized>(
             ParamRef::new(p.name, p.value, p.grad).in_group(group)
         })
         .collect();
-    opt.step(&b, &mut refs)
+    opt.step_flat(&b, &mut refs, flat)
 }
