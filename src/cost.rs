@@ -1,7 +1,7 @@
 //! The cost model of seed 003 (formulas 13–15), generalised to any stack of
 //! dense layers, so examples can print achieved GFLOP/s beside measured time.
 
-use crate::nn::{Layer, Sequential};
+use crate::nn::Sequential;
 
 /// Operation and memory counts of one training step at a batch size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,9 +75,9 @@ pub fn cost(spec: &Sequential, n: usize) -> Cost {
     };
     let n64 = n as u64;
     let mut activations = n64 * spec.input_width() as u64;
-    walk(
+    crate::nn::chain_cost(
         spec.layers(),
-        spec.input_width(),
+        spec.input_shape(),
         true,
         n64,
         &mut c,
@@ -86,46 +86,4 @@ pub fn cost(spec: &Sequential, n: usize) -> Cost {
     c.flops += 4 * n64 * spec.output_width() as u64;
     c.backprop_floats = 2 * c.parameters + activations;
     c
-}
-
-fn walk(
-    layers: &[Layer],
-    mut width: usize,
-    mut first: bool,
-    n: u64,
-    c: &mut Cost,
-    activations: &mut u64,
-) -> usize {
-    for layer in layers {
-        match layer {
-            Layer::Dense {
-                inputs, outputs, ..
-            } => {
-                let (i, o) = (*inputs as u64, *outputs as u64);
-                let products = if first { 2 } else { 3 };
-                c.matmul_flops += products * 2 * n * i * o;
-                c.flops += products * 2 * n * i * o + 2 * n * o;
-                c.parameters += i * o + o;
-                *activations += n * o;
-                width = *outputs;
-            }
-            Layer::Activation(_) | Layer::Dropout { .. } => {
-                c.flops += 2 * n * width as u64;
-                *activations += n * width as u64;
-            }
-            Layer::BatchNorm { .. } => {
-                // Statistics, normalisation and its backward: about 10 per element.
-                c.flops += 10 * n * width as u64;
-                c.parameters += 2 * width as u64;
-                *activations += n * width as u64;
-            }
-            Layer::Residual(inner) => {
-                walk(inner, width, false, n, c, activations);
-                c.flops += 2 * n * width as u64;
-                *activations += n * width as u64;
-            }
-        }
-        first = false;
-    }
-    width
 }

@@ -77,13 +77,13 @@ pub trait IndexVector {
 /// cpu.matmul(&a, &b, &mut c, MatmulSpec::default()).unwrap();
 /// assert_eq!(cpu.download(&c).unwrap(), vec![-2.0, -2.0]);
 /// ```
-pub trait Backend: Clone {
+pub trait Backend: Clone + Send + Sync + 'static {
     /// The element type of tensors (`f32` on the GPU, `f32` or `f64` on the CPU).
     type Scalar: num_traits::Float + Copy + std::fmt::Debug + Send + Sync + 'static;
     /// A matrix resident on this backend.
-    type Tensor: Shaped + std::fmt::Debug;
+    type Tensor: Shaped + std::fmt::Debug + Send + Sync;
     /// A `u32` vector resident on this backend.
-    type Index: IndexVector + std::fmt::Debug;
+    type Index: IndexVector + std::fmt::Debug + Send + Sync;
 
     /// One line saying what this backend runs on.
     fn describe(&self) -> String;

@@ -10,64 +10,146 @@
 //! assert_eq!(model.parameter_names()[0], "0.weight");
 //! ```
 
+pub mod layers;
 mod model;
 
+pub use layers::batch_norm::BatchNorm;
+pub use layers::dense::Dense;
+pub use layers::dropout::Dropout;
+pub use layers::Shape;
 pub use model::{Buffer, FlatParams, Mode, Model, Parameter};
 
-use crate::{Activation, Error, Init, Result};
+use crate::cost::Cost;
+use crate::{Activation, Backend, Error, Init, Result};
+use layers::{BuildCtx, Chain, LayerUnit, Module};
 
-/// One layer of a [`Sequential`] description.
+/// One layer of a [`Sequential`] description. Each variant's behaviour
+/// lives in its own file under `src/nn/layers/`; this enum only names them.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Layer {
     /// `Z = X·Wᵀ + b`, with `W` of shape `[outputs, inputs]` as in PyTorch.
-    Dense {
-        /// Input width.
-        inputs: usize,
-        /// Output width.
-        outputs: usize,
-        /// How W is drawn.
-        weight_init: Init,
-        /// How b is drawn (zeros by default).
-        bias_init: Init,
-    },
+    Dense(Dense),
     /// An elementwise activation.
     Activation(Activation),
-    /// `y = x + f(x)` with `f` a sub-stack that keeps the width.
+    /// `y = x + f(x)` with `f` a sub-stack that keeps the shape.
     Residual(Vec<Layer>),
-    /// Inverted dropout with drop probability `p` (identity in evaluation).
-    ///
-    /// Training scales kept units by 1/(1−p), so evaluation needs no change;
-    /// this equals the seeds' form (no scaling in training, multiply by 1−p
-    /// at test time) up to a constant factor on every later activation.
-    Dropout {
-        /// Drop probability in [0, 1).
-        p: f64,
-    },
+    /// Inverted dropout (identity in evaluation).
+    Dropout(Dropout),
     /// BatchNorm1d over the features of a dense activation.
-    BatchNorm {
-        /// Running-statistics momentum (PyTorch's default 0.1).
-        momentum: f64,
-        /// Added to the variance (PyTorch's default 1e-5).
-        eps: f64,
-    },
+    BatchNorm(BatchNorm),
 }
 
-/// A description of a feed-forward network, independent of any backend.
+impl Layer {
+    /// The description's own answers: checks, output shape, cost.
+    fn unit(&self) -> &dyn LayerUnit {
+        match self {
+            Layer::Dense(d) => d,
+            Layer::Activation(a) => a,
+            Layer::Residual(inner) => inner,
+            Layer::Dropout(d) => d,
+            Layer::BatchNorm(bn) => bn,
+        }
+    }
+
+    /// The layer built on `b` for inputs of shape `input`.
+    fn build<B: Backend>(
+        &self,
+        b: &B,
+        input: &Shape,
+        ctx: &mut BuildCtx<'_>,
+    ) -> Result<Box<dyn Module<B>>> {
+        let width = input.len();
+        Ok(match self {
+            Layer::Dense(d) => Box::new(d.build(b, ctx)?),
+            Layer::Activation(act) => {
+                Box::new(layers::activation::ActivationModule { act: *act, width })
+            }
+            Layer::Residual(inner) => Box::new(layers::residual::build(inner, b, input, ctx)?),
+            Layer::Dropout(d) => Box::new(d.build(width, ctx)),
+            Layer::BatchNorm(bn) => Box::new(bn.build(b, width)?),
+        })
+    }
+}
+
+/// The output shape of `layers` on `input`, checking each; `prefix` names
+/// the layers in errors (`"2."` inside block 2).
+fn chain_shape(layers: &[Layer], input: &Shape, prefix: &str) -> Result<Shape> {
+    let mut shape = input.clone();
+    for (i, layer) in layers.iter().enumerate() {
+        shape = layer.unit().output_shape(&shape, &format!("{prefix}{i}"))?;
+    }
+    Ok(shape)
+}
+
+/// Adds the cost of `layers` on `input` at batch `n` to `c`.
+pub(crate) fn chain_cost(
+    layers: &[Layer],
+    input: &Shape,
+    mut first: bool,
+    n: u64,
+    c: &mut Cost,
+    kept: &mut u64,
+) {
+    let mut shape = input.clone();
+    for layer in layers {
+        layer.unit().cost(&shape, n, first, c, kept);
+        shape = layer
+            .unit()
+            .output_shape(&shape, "")
+            .expect("costed specs are validated");
+        first = false;
+    }
+}
+
+/// Builds `layers` on `b`, drawing parameters in order.
+pub(crate) fn build_chain<B: Backend>(
+    layers: &[Layer],
+    b: &B,
+    input: &Shape,
+    ctx: &mut BuildCtx<'_>,
+) -> Result<Chain<B>> {
+    let mut shape = input.clone();
+    let mut chain = Vec::with_capacity(layers.len());
+    for layer in layers {
+        chain.push(layer.build(b, &shape, ctx)?);
+        shape = layer.unit().output_shape(&shape, "")?;
+    }
+    Ok(chain)
+}
+
+/// A description of a feed-forward network, independent of any backend:
+/// an input shape and layers, each taking the shape the one before gives.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sequential {
-    input: usize,
-    width: usize,
+    input: Shape,
+    /// The shape after the last layer (as far as the layers allow).
+    shape: Shape,
     layers: Vec<Layer>,
 }
 
 impl Sequential {
     /// An empty stack taking `input` features.
     pub fn new(input: usize) -> Self {
+        Sequential::with_input_shape(Shape::features(input))
+    }
+
+    /// An empty stack taking samples of shape `input` (e.g. `[1, 28, 28]`).
+    pub fn with_input_shape(input: Shape) -> Self {
         Sequential {
+            shape: input.clone(),
             input,
-            width: input,
             layers: Vec::new(),
         }
+    }
+
+    /// Appends `layer`; its output shape becomes the stack's (a layer that
+    /// cannot take the current shape is reported by [`Sequential::validate`]).
+    pub fn push(mut self, layer: Layer) -> Self {
+        if let Ok(shape) = layer.unit().output_shape(&self.shape, "") {
+            self.shape = shape;
+        }
+        self.layers.push(layer);
+        self
     }
 
     /// Appends a dense layer with zero biases.
@@ -76,21 +158,19 @@ impl Sequential {
     }
 
     /// Appends a dense layer with explicit weight and bias initialisers.
-    pub fn dense_with(mut self, outputs: usize, weight_init: Init, bias_init: Init) -> Self {
-        self.layers.push(Layer::Dense {
-            inputs: self.width,
+    pub fn dense_with(self, outputs: usize, weight_init: Init, bias_init: Init) -> Self {
+        let inputs = self.shape.len();
+        self.push(Layer::Dense(Dense {
+            inputs,
             outputs,
             weight_init,
             bias_init,
-        });
-        self.width = outputs;
-        self
+        }))
     }
 
     /// Appends an activation.
-    pub fn act(mut self, act: Activation) -> Self {
-        self.layers.push(Layer::Activation(act));
-        self
+    pub fn act(self, act: Activation) -> Self {
+        self.push(Layer::Activation(act))
     }
 
     /// Appends a ReLU.
@@ -109,9 +189,8 @@ impl Sequential {
     }
 
     /// Appends inverted dropout with drop probability `p` ∈ [0, 1).
-    pub fn dropout(mut self, p: f64) -> Self {
-        self.layers.push(Layer::Dropout { p });
-        self
+    pub fn dropout(self, p: f64) -> Self {
+        self.push(Layer::Dropout(Dropout { p }))
     }
 
     /// Appends batch normalisation with PyTorch's defaults (momentum 0.1, eps 1e-5).
@@ -120,29 +199,36 @@ impl Sequential {
     }
 
     /// Appends batch normalisation with explicit momentum and epsilon.
-    pub fn batch_norm_with(mut self, momentum: f64, eps: f64) -> Self {
-        self.layers.push(Layer::BatchNorm { momentum, eps });
-        self
+    pub fn batch_norm_with(self, momentum: f64, eps: f64) -> Self {
+        self.push(Layer::BatchNorm(BatchNorm { momentum, eps }))
     }
 
-    /// Appends `y = x + f(x)`, with `f` built by `block` from the current width.
-    pub fn residual(mut self, block: impl FnOnce(Sequential) -> Sequential) -> Self {
-        let inner = block(Sequential::new(self.width));
-        self.layers.push(Layer::Residual(inner.layers));
-        // A block that changes the width is reported by `validate`, not here,
-        // so that building stays infallible until `build`.
-        self.width = inner.width;
-        self
+    /// Appends `y = x + f(x)`, with `f` built by `block` from the current
+    /// shape. A block that changes the shape is reported by `validate`, not
+    /// here, so that describing stays infallible until `build`.
+    pub fn residual(self, block: impl FnOnce(Sequential) -> Sequential) -> Self {
+        let inner = block(Sequential::with_input_shape(self.shape.clone()));
+        self.push(Layer::Residual(inner.layers))
     }
 
-    /// Input width.
+    /// The shape of one input sample.
+    pub fn input_shape(&self) -> &Shape {
+        &self.input
+    }
+
+    /// The shape of one output sample.
+    pub fn output_shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// Values per input sample: the columns of an input batch.
     pub fn input_width(&self) -> usize {
-        self.input
+        self.input.len()
     }
 
-    /// Output width.
+    /// Values per output sample: the columns of an output batch.
     pub fn output_width(&self) -> usize {
-        self.width
+        self.shape.len()
     }
 
     /// The layers, in order.
@@ -150,22 +236,26 @@ impl Sequential {
         &self.layers
     }
 
-    /// Checks that the stack can run: not empty, widths positive, residual
-    /// blocks keeping their width.
+    /// Checks that the stack can run: a non-empty input, some layer with
+    /// parameters, each layer taking the shape before it and its settings
+    /// in range, residual blocks keeping their shape.
     pub fn validate(&self) -> Result<()> {
-        if self.input == 0 {
-            return Err(Error::Model("the input width is 0".into()));
+        if self.input.is_empty() {
+            return Err(Error::Model(format!(
+                "the input shape {} holds no value",
+                self.input
+            )));
         }
         if !self
             .layers
             .iter()
-            .any(|l| matches!(l, Layer::Dense { .. } | Layer::Residual(_)))
+            .any(|l| matches!(l, Layer::Dense(_) | Layer::Residual(_)))
         {
             return Err(Error::Model(
                 "the model has no layer with parameters".into(),
             ));
         }
-        validate_chain(&self.layers, self.input, "").map(|_| ())
+        chain_shape(&self.layers, &self.input, "").map(|_| ())
     }
 
     /// Builds the model on `backend`, drawing parameters from `seed`.
@@ -173,61 +263,4 @@ impl Sequential {
         self.validate()?;
         Model::new(backend, self, seed)
     }
-}
-
-fn validate_chain(layers: &[Layer], mut width: usize, prefix: &str) -> Result<usize> {
-    for (i, layer) in layers.iter().enumerate() {
-        match layer {
-            Layer::Dense {
-                inputs, outputs, ..
-            } => {
-                if *inputs != width || *outputs == 0 {
-                    return Err(Error::Model(format!(
-                        "layer {prefix}{i}: dense {inputs}->{outputs} after width {width}"
-                    )));
-                }
-                width = *outputs;
-            }
-            Layer::Activation(_) => {}
-            Layer::Dropout { p } => {
-                if !(0.0..1.0).contains(p) {
-                    return Err(Error::InvalidParameter {
-                        name: "dropout p",
-                        value: *p,
-                        allowed: "in [0, 1)",
-                    });
-                }
-            }
-            Layer::BatchNorm { momentum, eps } => {
-                if !(0.0..=1.0).contains(momentum) {
-                    return Err(Error::InvalidParameter {
-                        name: "batch norm momentum",
-                        value: *momentum,
-                        allowed: "in [0, 1]",
-                    });
-                }
-                if eps.is_nan() || *eps <= 0.0 {
-                    return Err(Error::InvalidParameter {
-                        name: "batch norm eps",
-                        value: *eps,
-                        allowed: "> 0",
-                    });
-                }
-            }
-            Layer::Residual(inner) => {
-                if inner.is_empty() {
-                    return Err(Error::Model(format!(
-                        "layer {prefix}{i}: empty residual block"
-                    )));
-                }
-                let out = validate_chain(inner, width, &format!("{prefix}{i}."))?;
-                if out != width {
-                    return Err(Error::Model(format!(
-                        "layer {prefix}{i}: residual block maps width {width} to {out}; y = x + f(x) needs equal widths"
-                    )));
-                }
-            }
-        }
-    }
-    Ok(width)
 }

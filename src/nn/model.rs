@@ -1,12 +1,11 @@
-//! A built network: parameters and gradients resident on a backend, and the
-//! per-batch-size buffers of the forward and backward passes.
-//!
-//! Forward: `Z = X·Wᵀ + b`, `H = σ(Z)`. Backward (seeds 000/004):
-//! `∂ρ/∂W = δᵀ·X`, `∂ρ/∂b = Σᵢ δᵢ`, `δ_in = δ·W`, `δ_Z = δ_H ⊙ σ'(Z)`.
-//! Gradients are overwritten by each backward pass (no accumulation).
+//! A built network: its layers' modules on a backend (each layer type's
+//! forward and backward in `src/nn/layers/`), and the per-batch-size
+//! buffers of the forward and backward passes. Gradients are overwritten by
+//! each backward pass (no accumulation).
 
-use super::{Layer, Sequential};
-use crate::backend::{Activation, Backend, Loss, MatmulSpec, Shaped, Target};
+use super::layers::{backward_chain, forward_chain, stages, BuildCtx, Chain, Pass, Stage};
+use super::Sequential;
+use crate::backend::{Backend, Loss, Shaped, Target};
 use crate::{Error, Result};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -20,55 +19,6 @@ pub enum Mode {
     Train,
     /// Fastest forward pass; backward is not possible after it.
     Eval,
-}
-
-struct Dense<B: Backend> {
-    w: B::Tensor,
-    b: B::Tensor,
-    gw: B::Tensor,
-    gb: B::Tensor,
-}
-
-struct BatchNorm<B: Backend> {
-    gamma: B::Tensor,
-    beta: B::Tensor,
-    g_gamma: B::Tensor,
-    g_beta: B::Tensor,
-    running_mean: B::Tensor,
-    running_var: B::Tensor,
-    /// Training batches seen, as PyTorch's `num_batches_tracked`.
-    batches: u64,
-    momentum: f64,
-    eps: f64,
-}
-
-enum Node<B: Backend> {
-    Dense(Dense<B>),
-    Act(Activation),
-    Residual(Vec<Node<B>>),
-    /// `stream` makes each dropout layer's mask independent of the others'.
-    Dropout {
-        p: f64,
-        stream: u64,
-    },
-    BatchNorm(BatchNorm<B>),
-}
-
-/// The buffers of one node for one batch size: its output and the gradient
-/// with respect to its input (plus the batch statistics of a batch norm).
-struct Stage<B: Backend> {
-    out: B::Tensor,
-    grad_in: B::Tensor,
-    saved: Option<B::Tensor>,
-    sub: Vec<Stage<B>>,
-}
-
-/// What a pass needs besides the tensors: the mode and the dropout counter.
-#[derive(Clone, Copy)]
-struct Pass {
-    mode: Mode,
-    seed: u64,
-    step: u64,
 }
 
 struct Workspace<B: Backend> {
@@ -95,7 +45,7 @@ pub struct Parameter<'a, B: Backend> {
 pub struct Model<B: Backend> {
     backend: B,
     spec: Sequential,
-    nodes: Vec<Node<B>>,
+    nodes: Chain<B>,
     workspaces: HashMap<usize, Workspace<B>>,
     /// Dropout masks are drawn from (seed, step, element).
     dropout_seed: u64,
@@ -122,13 +72,11 @@ impl<B: Backend> Model<B> {
     pub(super) fn new(backend: &B, spec: &Sequential, seed: u64) -> Result<Self> {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut streams = 0;
-        let nodes = build_nodes(
-            backend,
-            spec.layers(),
-            spec.input_width(),
-            &mut rng,
-            &mut streams,
-        )?;
+        let mut ctx = BuildCtx {
+            rng: &mut rng,
+            streams: &mut streams,
+        };
+        let nodes = super::build_chain(spec.layers(), backend, spec.input_shape(), &mut ctx)?;
         let mut model = Model {
             backend: backend.clone(),
             spec: spec.clone(),
@@ -173,360 +121,12 @@ impl<B: Backend> Model<B> {
     }
 }
 
-fn build_nodes<B: Backend>(
-    b: &B,
-    layers: &[Layer],
-    mut width: usize,
-    rng: &mut StdRng,
-    streams: &mut u64,
-) -> Result<Vec<Node<B>>> {
-    layers
-        .iter()
-        .map(|layer| {
-            Ok(match layer {
-                Layer::Dense {
-                    inputs,
-                    outputs,
-                    weight_init,
-                    bias_init,
-                } => {
-                    width = *outputs;
-                    let w = weight_init.sample(rng, *inputs, *outputs, inputs * outputs);
-                    let bias = bias_init.sample(rng, *inputs, *outputs, *outputs);
-                    Node::Dense(Dense {
-                        w: b.upload_f64(*outputs, *inputs, &w)?,
-                        b: b.upload_f64(1, *outputs, &bias)?,
-                        gw: b.zeros(*outputs, *inputs)?,
-                        gb: b.zeros(1, *outputs)?,
-                    })
-                }
-                Layer::Activation(a) => Node::Act(*a),
-                Layer::Residual(inner) => {
-                    Node::Residual(build_nodes(b, inner, width, rng, streams)?)
-                }
-                Layer::Dropout { p } => {
-                    *streams += 1;
-                    Node::Dropout {
-                        p: *p,
-                        stream: *streams,
-                    }
-                }
-                Layer::BatchNorm { momentum, eps } => Node::BatchNorm(BatchNorm {
-                    gamma: b.upload_f64(1, width, &vec![1.0; width])?,
-                    beta: b.zeros(1, width)?,
-                    g_gamma: b.zeros(1, width)?,
-                    g_beta: b.zeros(1, width)?,
-                    running_mean: b.zeros(1, width)?,
-                    running_var: b.upload_f64(1, width, &vec![1.0; width])?,
-                    batches: 0,
-                    momentum: *momentum,
-                    eps: *eps,
-                }),
-            })
-        })
-        .collect()
-}
-
-fn build_stages<B: Backend>(
-    b: &B,
-    nodes: &[Node<B>],
-    rows: usize,
-    mut width: usize,
-) -> Result<Vec<Stage<B>>> {
-    let mut stages = Vec::with_capacity(nodes.len());
-    for node in nodes {
-        let (out_width, sub) = match node {
-            Node::Dense(d) => (d.w.rows(), Vec::new()),
-            Node::Act(_) | Node::Dropout { .. } | Node::BatchNorm(_) => (width, Vec::new()),
-            Node::Residual(inner) => (width, build_stages(b, inner, rows, width)?),
-        };
-        let saved = match node {
-            Node::BatchNorm(_) => Some(b.zeros(2, width)?),
-            _ => None,
-        };
-        stages.push(Stage {
-            out: b.zeros(rows, out_width)?,
-            grad_in: b.zeros(rows, width)?,
-            saved,
-            sub,
-        });
-        width = out_width;
-    }
-    Ok(stages)
-}
-
-fn forward_chain<B: Backend>(
-    b: &B,
-    nodes: &mut [Node<B>],
-    stages: &mut [Stage<B>],
-    x: &B::Tensor,
-    pass: Pass,
-) -> Result<()> {
-    let mut i = 0;
-    while i < nodes.len() {
-        let (done, rest) = stages.split_at_mut(i);
-        let input = if i == 0 { x } else { &done[i - 1].out };
-        // In inference a dense layer and the activation after it are one
-        // kernel: the activation's stage receives the fused result.
-        if let (Mode::Eval, Node::Dense(d), Some(Node::Act(act))) =
-            (pass.mode, &nodes[i], nodes.get(i + 1))
-        {
-            let spec = MatmulSpec {
-                transpose_b: true,
-                bias: Some(&d.b),
-                act: *act,
-                ..Default::default()
-            };
-            b.matmul(input, &d.w, &mut rest[1].out, spec)?;
-            i += 2;
-            continue;
-        }
-        let stage = &mut rest[0];
-        match &mut nodes[i] {
-            Node::Dense(d) => {
-                let spec = MatmulSpec {
-                    transpose_b: true,
-                    bias: Some(&d.b),
-                    ..Default::default()
-                };
-                b.matmul(input, &d.w, &mut stage.out, spec)?;
-            }
-            Node::Act(act) => b.activation(*act, input, &mut stage.out)?,
-            Node::Dropout { p, stream } => match pass.mode {
-                Mode::Train => b.dropout(
-                    input,
-                    &mut stage.out,
-                    *p,
-                    mask_seed(pass.seed, *stream),
-                    pass.step,
-                )?,
-                Mode::Eval => b.copy(input, &mut stage.out)?,
-            },
-            Node::BatchNorm(bn) => match pass.mode {
-                Mode::Train => {
-                    let saved = stage
-                        .saved
-                        .as_mut()
-                        .expect("batch-norm stages keep statistics");
-                    b.batch_norm_train(
-                        input,
-                        &bn.gamma,
-                        &bn.beta,
-                        &mut bn.running_mean,
-                        &mut bn.running_var,
-                        saved,
-                        &mut stage.out,
-                        bn.momentum,
-                        bn.eps,
-                    )?;
-                    bn.batches += 1;
-                }
-                Mode::Eval => b.batch_norm_eval(
-                    input,
-                    &bn.gamma,
-                    &bn.beta,
-                    &bn.running_mean,
-                    &bn.running_var,
-                    &mut stage.out,
-                    bn.eps,
-                )?,
-            },
-            Node::Residual(inner) => {
-                forward_chain(b, inner, &mut stage.sub, input, pass)?;
-                b.copy(
-                    &stage
-                        .sub
-                        .last()
-                        .expect("validated: blocks are not empty")
-                        .out,
-                    &mut stage.out,
-                )?;
-                b.axpy(1.0, input, &mut stage.out)?;
-            }
-        }
-        i += 1;
-    }
-    Ok(())
-}
-
-/// Backpropagates `grad_out` (the gradient at the chain's output) to every
-/// parameter, and to `stages[0].grad_in` when `input_grad`.
-fn backward_chain<B: Backend>(
-    b: &B,
-    nodes: &mut [Node<B>],
-    stages: &mut [Stage<B>],
-    x: &B::Tensor,
-    grad_out: &B::Tensor,
-    input_grad: bool,
-    pass: Pass,
-) -> Result<()> {
-    // An activation right before a dense layer: its backward pass is fused
-    // into the product that gives the dense layer's input gradient.
-    let fused_into_next = |i: usize, nodes: &[Node<B>]| {
-        matches!(nodes[i], Node::Act(_)) && matches!(nodes.get(i + 1), Some(Node::Dense(_)))
-    };
-    for i in (0..nodes.len()).rev() {
-        let (before, from_i) = stages.split_at_mut(i);
-        let (here, after) = from_i.split_at_mut(1);
-        let stage = &mut here[0];
-        let g = if i + 1 == nodes.len() {
-            grad_out
-        } else {
-            &after[0].grad_in
-        };
-        let need_grad_in = i > 0 || input_grad;
-        let gate_below = i > 0 && fused_into_next(i - 1, nodes);
-        let fused_above = fused_into_next(i, nodes);
-        let (nodes_before, nodes_from_i) = nodes.split_at_mut(i);
-        let input = if i == 0 { x } else { &before[i - 1].out };
-        match &mut nodes_from_i[0] {
-            Node::Dense(d) => {
-                b.matmul(
-                    g,
-                    input,
-                    &mut d.gw,
-                    MatmulSpec {
-                        transpose_a: true,
-                        ..Default::default()
-                    },
-                )?;
-                b.sum_rows(g, &mut d.gb)?;
-                if gate_below {
-                    // (g·W) ⊙ act'(z) straight into the activation's stage,
-                    // unless nothing below needs it.
-                    let Node::Act(act) = nodes_before[i - 1] else {
-                        unreachable!("checked by fused_into_next")
-                    };
-                    if i - 1 > 0 || input_grad {
-                        let (earlier, act_stage) = before.split_at_mut(i - 1);
-                        let z = if i == 1 { x } else { &earlier[i - 2].out };
-                        let spec = MatmulSpec {
-                            gate: Some((act, z)),
-                            ..MatmulSpec::default()
-                        };
-                        b.matmul(g, &d.w, &mut act_stage[0].grad_in, spec)?;
-                    }
-                } else if need_grad_in {
-                    b.matmul(g, &d.w, &mut stage.grad_in, MatmulSpec::default())?;
-                }
-            }
-            Node::Act(act) => {
-                if need_grad_in && !fused_above {
-                    b.activation_backward(*act, input, g, &mut stage.grad_in)?;
-                }
-            }
-            Node::Dropout { p, stream } => {
-                if need_grad_in {
-                    b.dropout(
-                        g,
-                        &mut stage.grad_in,
-                        *p,
-                        mask_seed(pass.seed, *stream),
-                        pass.step,
-                    )?;
-                }
-            }
-            Node::BatchNorm(bn) => {
-                // γ and β need their gradients even when the input does not.
-                let saved = stage
-                    .saved
-                    .as_ref()
-                    .expect("batch-norm stages keep statistics");
-                b.batch_norm_backward(
-                    input,
-                    &bn.gamma,
-                    saved,
-                    g,
-                    &mut stage.grad_in,
-                    &mut bn.g_gamma,
-                    &mut bn.g_beta,
-                )?;
-            }
-            Node::Residual(inner) => {
-                // y = x + f(x) ⇒ ∂ρ/∂x = g + J_fᵀ·g.
-                backward_chain(b, inner, &mut stage.sub, input, g, true, pass)?;
-                b.copy(g, &mut stage.grad_in)?;
-                b.axpy(1.0, &stage.sub[0].grad_in, &mut stage.grad_in)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A dropout layer's own seed: the model's seed mixed with the layer's stream.
-fn mask_seed(seed: u64, stream: u64) -> u64 {
-    seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
 /// A model buffer that is state but not a trained parameter (batch-norm running statistics).
 pub struct Buffer<'a, B: Backend> {
     /// `nn.Sequential` name, e.g. `1.running_mean`.
     pub name: String,
     /// The values.
     pub value: &'a mut B::Tensor,
-}
-
-fn collect_buffers<'a, B: Backend>(
-    nodes: &'a mut [Node<B>],
-    prefix: &str,
-    out: &mut Vec<Buffer<'a, B>>,
-    counts: &mut Vec<(String, &'a mut u64)>,
-) {
-    for (i, node) in nodes.iter_mut().enumerate() {
-        match node {
-            Node::BatchNorm(bn) => {
-                out.push(Buffer {
-                    name: format!("{prefix}{i}.running_mean"),
-                    value: &mut bn.running_mean,
-                });
-                out.push(Buffer {
-                    name: format!("{prefix}{i}.running_var"),
-                    value: &mut bn.running_var,
-                });
-                counts.push((format!("{prefix}{i}.num_batches_tracked"), &mut bn.batches));
-            }
-            Node::Residual(inner) => collect_buffers(inner, &format!("{prefix}{i}."), out, counts),
-            _ => {}
-        }
-    }
-}
-
-fn collect_params<'a, B: Backend>(
-    nodes: &'a mut [Node<B>],
-    prefix: &str,
-    out: &mut Vec<Parameter<'a, B>>,
-) {
-    for (i, node) in nodes.iter_mut().enumerate() {
-        // Dense layers and batch norms both hold a `weight` and a `bias`;
-        // only a dense weight is decayed.
-        let (w, gw, b, gb, is_weight) = match node {
-            Node::Dense(d) => (&mut d.w, &mut d.gw, &mut d.b, &mut d.gb, true),
-            Node::BatchNorm(bn) => (
-                &mut bn.gamma,
-                &mut bn.g_gamma,
-                &mut bn.beta,
-                &mut bn.g_beta,
-                false,
-            ),
-            Node::Residual(inner) => {
-                collect_params(inner, &format!("{prefix}{i}."), out);
-                continue;
-            }
-            Node::Act(_) | Node::Dropout { .. } => continue,
-        };
-        out.push(Parameter {
-            name: format!("{prefix}{i}.weight"),
-            value: w,
-            grad: gw,
-            is_weight,
-        });
-        out.push(Parameter {
-            name: format!("{prefix}{i}.bias"),
-            value: b,
-            grad: gb,
-            is_weight: false,
-        });
-    }
 }
 
 impl<B: Backend> Model<B> {
@@ -557,7 +157,7 @@ impl<B: Backend> Model<B> {
 
     fn workspace(&mut self, rows: usize) -> Result<&mut Workspace<B>> {
         if !self.workspaces.contains_key(&rows) {
-            let stages = build_stages(&self.backend, &self.nodes, rows, self.spec.input_width())?;
+            let stages = stages(&self.backend, &self.nodes, rows)?;
             let out_width = self.spec.output_width();
             let ws = Workspace {
                 stages,
@@ -622,7 +222,9 @@ impl<B: Backend> Model<B> {
     /// `num_batches_tracked` counters, in `state_dict` order.
     pub fn buffers_mut(&mut self) -> (Vec<Buffer<'_, B>>, Vec<(String, &mut u64)>) {
         let (mut out, mut counts) = (Vec::new(), Vec::new());
-        collect_buffers(&mut self.nodes, "", &mut out, &mut counts);
+        for (i, m) in self.nodes.iter_mut().enumerate() {
+            m.buffers(&format!("{i}."), &mut out, &mut counts);
+        }
         (out, counts)
     }
 
@@ -748,12 +350,10 @@ impl<B: Backend> Model<B> {
 
     /// Visits every parameter, then every batch-norm buffer.
     fn for_each_state(&mut self, mut f: impl FnMut(&mut B::Tensor) -> Result<()>) -> Result<()> {
-        for p in collect_named(&mut self.nodes) {
+        for p in self.parameters_mut() {
             f(p.value)?;
         }
-        let (mut buffers, mut counts) = (Vec::new(), Vec::new());
-        collect_buffers(&mut self.nodes, "", &mut buffers, &mut counts);
-        for b in buffers {
+        for b in self.buffers_mut().0 {
             f(b.value)?;
         }
         Ok(())
@@ -776,9 +376,7 @@ impl<B: Backend> Model<B> {
 
     /// Every parameter with its gradient, in `state_dict` order.
     pub fn parameters_mut(&mut self) -> Vec<Parameter<'_, B>> {
-        let mut out = Vec::new();
-        collect_params(&mut self.nodes, "", &mut out);
-        out
+        self.parameters_and_flat_mut().0
     }
 
     /// As [`Model::parameters_mut`], with the flat tensors the parameters
@@ -788,26 +386,18 @@ impl<B: Backend> Model<B> {
         &mut self,
     ) -> (Vec<Parameter<'_, B>>, Option<&mut FlatParams<B>>) {
         let mut out = Vec::new();
-        collect_params(&mut self.nodes, "", &mut out);
+        for (i, m) in self.nodes.iter_mut().enumerate() {
+            m.parameters(&format!("{i}."), &mut out);
+        }
         (out, self.flat.as_mut())
     }
 
     /// The parameter names, in `state_dict` order.
     pub fn parameter_names(&self) -> Vec<String> {
-        fn walk<B: Backend>(nodes: &[Node<B>], prefix: &str, out: &mut Vec<String>) {
-            for (i, node) in nodes.iter().enumerate() {
-                match node {
-                    Node::Dense(_) | Node::BatchNorm(_) => {
-                        out.push(format!("{prefix}{i}.weight"));
-                        out.push(format!("{prefix}{i}.bias"));
-                    }
-                    Node::Residual(inner) => walk(inner, &format!("{prefix}{i}."), out),
-                    Node::Act(_) | Node::Dropout { .. } => {}
-                }
-            }
-        }
         let mut out = Vec::new();
-        walk(&self.nodes, "", &mut out);
+        for (i, m) in self.nodes.iter().enumerate() {
+            m.parameter_names(&format!("{i}."), &mut out);
+        }
         out
     }
 
@@ -831,7 +421,7 @@ impl<B: Backend> Model<B> {
     }
 
     fn find_parameter(&mut self, name: &str) -> Result<Parameter<'_, B>> {
-        collect_named(&mut self.nodes)
+        self.parameters_mut()
             .into_iter()
             .find(|p| p.name == name)
             .ok_or_else(|| Error::Model(format!("no parameter named {name}")))
@@ -840,15 +430,9 @@ impl<B: Backend> Model<B> {
     /// Plain gradient descent on every parameter: `θ ← θ − lr·∂ρ/∂θ`.
     pub fn sgd_step(&mut self, lr: f64) -> Result<()> {
         let backend = self.backend.clone();
-        for p in collect_named(&mut self.nodes) {
+        for p in self.parameters_mut() {
             backend.axpy(-lr, p.grad, p.value)?;
         }
         Ok(())
     }
-}
-
-fn collect_named<B: Backend>(nodes: &mut [Node<B>]) -> Vec<Parameter<'_, B>> {
-    let mut out = Vec::new();
-    collect_params(nodes, "", &mut out);
-    out
 }

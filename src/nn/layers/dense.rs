@@ -1,0 +1,157 @@
+//! `Z = X·Wᵀ + b` (`nn.Linear`), with `W` of shape `[outputs, inputs]`.
+//!
+//! Backward (seeds 000/004): `∂ρ/∂W = δᵀ·X`, `∂ρ/∂b = Σᵢ δᵢ`, `δ_in = δ·W`,
+//! with the derivative of an activation before the layer applied in the
+//! same product (`δ_in ⊙ σ'(z)`).
+
+use super::{BuildCtx, GradIn, Kept, LayerUnit, Module, Pass, Shape, Stage};
+use crate::backend::{Activation, Backend, MatmulSpec, Shaped};
+use crate::cost::Cost;
+use crate::nn::model::Parameter;
+use crate::{Init, Result};
+
+/// A dense layer's description.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense {
+    /// Input width.
+    pub inputs: usize,
+    /// Output width.
+    pub outputs: usize,
+    /// How W is drawn.
+    pub weight_init: Init,
+    /// How b is drawn (zeros by default).
+    pub bias_init: Init,
+}
+
+impl LayerUnit for Dense {
+    fn output_shape(&self, input: &Shape, at: &str) -> Result<Shape> {
+        let detail = match input.flat() {
+            Some(width) if width == self.inputs && self.outputs > 0 => {
+                return Ok(Shape::features(self.outputs))
+            }
+            Some(width) => format!(
+                "dense {}->{} after width {width}",
+                self.inputs, self.outputs
+            ),
+            None => format!(
+                "dense {}->{} needs flat features, got shape {input}",
+                self.inputs, self.outputs
+            ),
+        };
+        Err(crate::Error::Model(format!("layer {at}: {detail}")))
+    }
+
+    fn cost(&self, _input: &Shape, n: u64, first: bool, c: &mut Cost, kept: &mut u64) {
+        let (i, o) = (self.inputs as u64, self.outputs as u64);
+        // Forward, weight gradient and (unless first) input gradient.
+        let products = if first { 2 } else { 3 };
+        c.matmul_flops += products * 2 * n * i * o;
+        c.flops += products * 2 * n * i * o + 2 * n * o;
+        c.parameters += i * o + o;
+        *kept += n * o;
+    }
+}
+
+impl Dense {
+    /// The built layer, its weight and bias drawn from `ctx.rng` in that order.
+    pub(crate) fn build<B: Backend>(
+        &self,
+        b: &B,
+        ctx: &mut BuildCtx<'_>,
+    ) -> Result<DenseModule<B>> {
+        let (i, o) = (self.inputs, self.outputs);
+        let w = self.weight_init.sample(ctx.rng, i, o, i * o);
+        let bias = self.bias_init.sample(ctx.rng, i, o, o);
+        Ok(DenseModule {
+            w: b.upload_f64(o, i, &w)?,
+            b: b.upload_f64(1, o, &bias)?,
+            gw: b.zeros(o, i)?,
+            gb: b.zeros(1, o)?,
+        })
+    }
+}
+
+/// A dense layer on a backend.
+pub(crate) struct DenseModule<B: Backend> {
+    w: B::Tensor,
+    b: B::Tensor,
+    gw: B::Tensor,
+    gb: B::Tensor,
+}
+
+impl<B: Backend> Module<B> for DenseModule<B> {
+    fn stage(&self, b: &B, rows: usize) -> Result<Stage<B>> {
+        Stage::plain(b, rows, self.w.cols(), self.w.rows())
+    }
+
+    fn forward(&mut self, b: &B, x: &B::Tensor, stage: &mut Stage<B>, _: Pass) -> Result<()> {
+        self.forward_fused(b, x, Activation::Identity, &mut stage.out)
+            .map(|_| ())
+    }
+
+    fn forward_fused(
+        &mut self,
+        b: &B,
+        x: &B::Tensor,
+        act: Activation,
+        out: &mut B::Tensor,
+    ) -> Result<bool> {
+        let spec = MatmulSpec {
+            transpose_b: true,
+            bias: Some(&self.b),
+            act,
+            ..Default::default()
+        };
+        b.matmul(x, &self.w, out, spec)?;
+        Ok(true)
+    }
+
+    fn backward(
+        &mut self,
+        b: &B,
+        x: &B::Tensor,
+        g: &B::Tensor,
+        _: &mut Kept<B>,
+        grad_in: GradIn<'_, B>,
+        _: Pass,
+    ) -> Result<()> {
+        let weight_grad = MatmulSpec {
+            transpose_a: true,
+            ..Default::default()
+        };
+        b.matmul(g, x, &mut self.gw, weight_grad)?;
+        b.sum_rows(g, &mut self.gb)?;
+        if grad_in.needed {
+            let spec = MatmulSpec {
+                gate: grad_in.gate,
+                ..MatmulSpec::default()
+            };
+            b.matmul(g, &self.w, grad_in.out, spec)?;
+        }
+        Ok(())
+    }
+
+    fn takes_gate(&self) -> bool {
+        true
+    }
+
+    fn parameters<'a>(&'a mut self, prefix: &str, out: &mut Vec<Parameter<'a, B>>) {
+        out.push(Parameter {
+            name: format!("{prefix}weight"),
+            value: &mut self.w,
+            grad: &mut self.gw,
+            is_weight: true,
+        });
+        out.push(Parameter {
+            name: format!("{prefix}bias"),
+            value: &mut self.b,
+            grad: &mut self.gb,
+            is_weight: false,
+        });
+    }
+
+    fn parameter_names(&self, prefix: &str, out: &mut Vec<String>) {
+        out.push(format!("{prefix}weight"));
+        out.push(format!("{prefix}bias"));
+    }
+}
