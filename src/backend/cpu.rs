@@ -9,17 +9,12 @@
 
 use super::cpu_update;
 use super::gemm::gemm;
-use super::ops::{
-    check_activation_backward, check_batch_norm, check_batch_norm_backward, check_indices,
-    check_len, check_loss, check_matmul, check_nonempty, check_same, shape_err,
-};
 use super::par::split;
-use super::update::check_update;
 use super::{
-    dropout_keep_keyed, dropout_key, Activation, Backend, IndexVector, Loss, MatmulSpec, Reduce,
+    dropout_keep_keyed, dropout_key, Activation, IndexVector, Kernels, Loss, MatmulSpec, Reduce,
     Shaped, Target, UpdateRule,
 };
-use crate::{Error, Result};
+use crate::Result;
 use num_traits::Float;
 use std::marker::PhantomData;
 
@@ -170,7 +165,7 @@ macro_rules! with_act {
     };
 }
 
-impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
+impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
     type Scalar = T;
     type Tensor = CpuTensor<T>;
     type Index = CpuIndex;
@@ -183,7 +178,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn zeros(&self, rows: usize, cols: usize) -> Result<CpuTensor<T>> {
-        check_nonempty("zeros", rows, cols)?;
         Ok(CpuTensor {
             rows,
             cols,
@@ -192,8 +186,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Result<CpuTensor<T>> {
-        check_nonempty("upload", rows, cols)?;
-        check_len("upload", rows * cols, data.len())?;
         Ok(CpuTensor {
             rows,
             cols,
@@ -202,8 +194,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn upload_f64(&self, rows: usize, cols: usize, data: &[f64]) -> Result<CpuTensor<T>> {
-        check_nonempty("upload", rows, cols)?;
-        check_len("upload", rows * cols, data.len())?;
         Ok(CpuTensor {
             rows,
             cols,
@@ -212,7 +202,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn write(&self, t: &mut CpuTensor<T>, data: &[f64]) -> Result<()> {
-        check_len("write", t.data.len(), data.len())?;
         for (d, &v) in t.data.iter_mut().zip(data) {
             *d = cast(v);
         }
@@ -227,13 +216,11 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn copy(&self, src: &CpuTensor<T>, dst: &mut CpuTensor<T>) -> Result<()> {
-        check_same("copy", "source vs destination", src, dst)?;
         dst.data.copy_from_slice(&src.data);
         Ok(())
     }
 
     fn indices(&self, data: &[u32], bound: usize) -> Result<CpuIndex> {
-        check_indices("indices", data, bound)?;
         Ok(CpuIndex {
             data: data.to_vec(),
             bound,
@@ -241,8 +228,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn write_indices(&self, idx: &mut CpuIndex, data: &[u32]) -> Result<()> {
-        check_len("write_indices", idx.data.len(), data.len())?;
-        check_indices("write_indices", data, idx.bound)?;
         idx.data.copy_from_slice(data);
         Ok(())
     }
@@ -258,7 +243,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         out: &mut CpuTensor<T>,
         spec: MatmulSpec<'_, CpuTensor<T>>,
     ) -> Result<()> {
-        let mnk = check_matmul(a, b, out, &spec)?;
+        let mnk = spec.dims(a, b);
         if !gemm(
             mnk,
             &a.data,
@@ -300,7 +285,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn activation(&self, act: Activation, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
-        check_same("activation", "input vs output", x, out)?;
         let lanes = (out.data.as_mut_slice(), x.data.as_slice());
         with_act!(act, |act| split(
             x.data.len(),
@@ -322,7 +306,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         grad_out: &CpuTensor<T>,
         grad_in: &mut CpuTensor<T>,
     ) -> Result<()> {
-        check_activation_backward(z, grad_out, grad_in)?;
         let lanes = (
             grad_in.data.as_mut_slice(),
             grad_out.data.as_slice(),
@@ -342,17 +325,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn sum_rows(&self, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
-        if out.rows != 1 || out.cols != x.cols {
-            return Err(shape_err(
-                "sum_rows",
-                format!(
-                    "input {} needs output 1x{}, got {}",
-                    x.shape_str(),
-                    x.cols,
-                    out.shape_str()
-                ),
-            ));
-        }
         out.data.iter_mut().for_each(|v| *v = T::zero());
         for row in x.data.chunks(x.cols) {
             for (o, &v) in out.data.iter_mut().zip(row) {
@@ -363,12 +335,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn reduce(&self, op: Reduce, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
-        if out.len() != 1 {
-            return Err(shape_err(
-                "reduce",
-                format!("output must be 1x1, got {}", out.shape_str()),
-            ));
-        }
         let sum = || x.data.iter().fold(T::zero(), |s, &v| s + v);
         out.data[0] = match op {
             Reduce::Sum => sum(),
@@ -393,7 +359,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         grad: &mut CpuTensor<T>,
         loss: &mut CpuTensor<T>,
     ) -> Result<()> {
-        check_loss::<Self>(kind, pred, &target, grad, loss)?;
         let (rows, cols) = (pred.rows, pred.cols);
         let inv_n: T = cast(1.0 / rows as f64);
         let mut total = T::zero();
@@ -500,15 +465,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         offset: usize,
         out: &mut CpuTensor<T>,
     ) -> Result<()> {
-        check_gather(
-            "gather_rows",
-            src.rows,
-            src.cols,
-            idx,
-            offset,
-            out.rows,
-            out.cols,
-        )?;
         let c = src.cols;
         for (i, &r) in idx.data[offset..offset + out.rows].iter().enumerate() {
             out.data[i * c..(i + 1) * c]
@@ -524,7 +480,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         offset: usize,
         out: &mut CpuIndex,
     ) -> Result<()> {
-        check_gather_indices(src, idx, offset, out)?;
         for (o, &i) in out.data.iter_mut().zip(&idx.data[offset..]) {
             *o = src.data[i as usize];
         }
@@ -538,7 +493,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         k: usize,
         correct: &mut CpuTensor<T>,
     ) -> Result<()> {
-        check_top_k(pred, labels, k, correct)?;
         let c = pred.cols;
         let hits = pred.data.chunks(c).zip(&labels.data).filter(|(row, &y)| {
             let score = row[y as usize];
@@ -564,7 +518,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
     }
 
     fn axpy(&self, alpha: f64, x: &CpuTensor<T>, y: &mut CpuTensor<T>) -> Result<()> {
-        check_same("axpy", "x vs y", x, y)?;
         let a: T = cast(alpha);
         let lanes = (y.data.as_mut_slice(), x.data.as_slice());
         split(x.data.len(), 1, lanes, &move |(y, x): (&mut [T], &[T])| {
@@ -583,7 +536,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         seed: u64,
         step: u64,
     ) -> Result<()> {
-        check_same("dropout", "input vs output", x, out)?;
         // Multiply by the reciprocal rounded once, as the GPU and PyTorch do.
         let scale = T::one() / (T::one() - cast::<T>(p as f32 as f64));
         let (n, key, p) = (x.data.len(), dropout_key(seed, step), p as f32);
@@ -615,7 +567,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         momentum: f64,
         eps: f64,
     ) -> Result<()> {
-        check_batch_norm(x, gamma, beta, running_mean, running_var, out, Some(saved))?;
         let (n, c) = (x.rows, x.cols);
         let (nt, m, e) = (cast::<T>(n as f64), cast::<T>(momentum), cast::<T>(eps));
         for j in 0..c {
@@ -646,7 +597,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         out: &mut CpuTensor<T>,
         eps: f64,
     ) -> Result<()> {
-        check_batch_norm(x, gamma, beta, running_mean, running_var, out, None)?;
         let c = x.cols;
         for (i, (o, &v)) in out.data.iter_mut().zip(&x.data).enumerate() {
             let j = i % c;
@@ -667,7 +617,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         grad_gamma: &mut CpuTensor<T>,
         grad_beta: &mut CpuTensor<T>,
     ) -> Result<()> {
-        check_batch_norm_backward(x, gamma, grad_out, grad_in, grad_gamma, grad_beta)?;
         let (n, c) = (x.rows, x.cols);
         let nt = cast::<T>(n as f64);
         for j in 0..c {
@@ -685,17 +634,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         Ok(())
     }
 
-    fn synchronize(&self) -> Result<()> {
-        Ok(())
-    }
-
     fn accumulate_sum_squares(&self, x: &CpuTensor<T>, acc: &mut CpuTensor<T>) -> Result<()> {
-        if acc.len() != 1 {
-            return Err(shape_err(
-                "accumulate_sum_squares",
-                format!("the accumulator must be 1x1, got {}", acc.shape_str()),
-            ));
-        }
         acc.data[0] = x.data.iter().fold(acc.data[0], |s, &v| s + v * v);
         Ok(())
     }
@@ -709,7 +648,6 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Backend for Cpu<T> {
         state: &mut [CpuTensor<T>],
         grad_sq_norm: Option<&CpuTensor<T>>,
     ) -> Result<()> {
-        check_update(rule, step, param, grad, state, grad_sq_norm)?;
         // State tensors sit at fixed positions of the rule; absent ones are None.
         let mut s: [Option<&mut [T]>; 3] = [None, None, None];
         let mut given = state.iter_mut();
@@ -754,7 +692,7 @@ pub fn reference_matmul<T: Float>(
     out: &mut CpuTensor<T>,
     spec: MatmulSpec<'_, CpuTensor<T>>,
 ) -> Result<()> {
-    let (m, n, k) = check_matmul(a, b, out, &spec)?;
+    let (m, n, k) = super::checks::check_matmul(a, b, out, &spec)?;
     // Element (i, p) of op(A) and (p, j) of op(B), whatever the storage.
     let a_at = |i: usize, p: usize| {
         if spec.transpose_a {
@@ -790,97 +728,6 @@ pub fn reference_matmul<T: Float>(
                 None => v,
             };
         }
-    }
-    Ok(())
-}
-
-/// Checks a gather of `rows × cols` from a `src_rows`-row source through
-/// `idx[offset..offset + rows]`, whose entries were bounded when written.
-pub(crate) fn check_gather(
-    op: &'static str,
-    src_rows: usize,
-    src_cols: usize,
-    idx: &impl IndexVector,
-    offset: usize,
-    rows: usize,
-    cols: usize,
-) -> Result<()> {
-    if cols != src_cols {
-        return Err(shape_err(
-            op,
-            format!("the source has {src_cols} columns, the output {cols}"),
-        ));
-    }
-    if offset + rows > idx.len() {
-        return Err(shape_err(
-            op,
-            format!(
-                "{rows} rows from offset {offset} need {} indices, there are {}",
-                offset + rows,
-                idx.len()
-            ),
-        ));
-    }
-    if idx.bound() > src_rows {
-        return Err(shape_err(
-            op,
-            format!(
-                "indices may reach {} but the source has {src_rows} rows",
-                idx.bound() - 1
-            ),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_gather_indices(
-    src: &impl IndexVector,
-    idx: &impl IndexVector,
-    offset: usize,
-    out: &impl IndexVector,
-) -> Result<()> {
-    if out.bound() != src.bound() {
-        return Err(shape_err(
-            "gather_indices",
-            format!(
-                "the output's bound {} differs from the source's {}",
-                out.bound(),
-                src.bound()
-            ),
-        ));
-    }
-    check_gather("gather_indices", src.len(), 1, idx, offset, out.len(), 1)
-}
-
-pub(crate) fn check_top_k(
-    pred: &impl Shaped,
-    labels: &impl IndexVector,
-    k: usize,
-    correct: &impl Shaped,
-) -> Result<()> {
-    if labels.len() != pred.rows() || labels.bound() > pred.cols() {
-        return Err(shape_err(
-            "count_top_k",
-            format!(
-                "{} labels below {} for predictions {}",
-                labels.len(),
-                labels.bound(),
-                pred.shape_str()
-            ),
-        ));
-    }
-    if correct.len() != 1 {
-        return Err(shape_err(
-            "count_top_k",
-            format!("the count must be 1x1, got {}", correct.shape_str()),
-        ));
-    }
-    if k == 0 {
-        return Err(Error::InvalidParameter {
-            name: "k",
-            value: 0.0,
-            allowed: "at least 1",
-        });
     }
     Ok(())
 }

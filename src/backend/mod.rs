@@ -16,14 +16,17 @@
 //! - Losses are summed over the output columns and averaged over the batch
 //!   rows (the seeds' convention); see [`Loss`] for the PyTorch equivalents.
 
+mod checks;
 pub(crate) mod cpu;
 mod cpu_update;
 mod gemm;
+mod kernels;
 pub(crate) mod ops;
 mod par;
 pub(crate) mod update;
 
 pub use cpu::{reference_matmul, Cpu, CpuIndex, CpuTensor};
+pub use kernels::Kernels;
 pub use ops::{Activation, Loss, MatmulSpec, Reduce, Target};
 pub use update::{GradClip, UpdateMethod, UpdateRule};
 
@@ -66,7 +69,11 @@ pub trait IndexVector {
     fn bound(&self) -> usize;
 }
 
-/// The operations a training step needs, implemented once per device type.
+/// The operations a training step needs: the checked front every layer,
+/// loss, optimizer and the training loop call. It is implemented for every
+/// device by a blanket impl over [`Kernels`]: each method checks its
+/// operands (shapes, lengths, index bounds, sizes against the device's
+/// limit) here, once, and hands them to the device, which trusts them.
 ///
 /// ```
 /// use wgtrain::{Backend, Cpu, MatmulSpec, Activation};
@@ -112,9 +119,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn download_async<'a>(
         &'a self,
         t: &'a Self::Tensor,
-    ) -> impl std::future::Future<Output = Result<Vec<f64>>> + 'a {
-        async move { self.download(t) }
-    }
+    ) -> impl std::future::Future<Output = Result<Vec<f64>>> + 'a;
     /// Copies `src` into `dst` (same shape).
     fn copy(&self, src: &Self::Tensor, dst: &mut Self::Tensor) -> Result<()>;
 
@@ -264,13 +269,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// let (views, whole) = cpu.zeros_flat(&[(2, 3), (1, 3)]).unwrap();
     /// assert_eq!((views.len(), whole.is_none()), (2, true));
     /// ```
-    fn zeros_flat(&self, shapes: &[(usize, usize)]) -> Result<FlatTensors<Self::Tensor>> {
-        let views = shapes
-            .iter()
-            .map(|&(rows, cols)| self.zeros(rows, cols))
-            .collect::<Result<_>>()?;
-        Ok((views, None))
-    }
+    fn zeros_flat(&self, shapes: &[(usize, usize)]) -> Result<FlatTensors<Self::Tensor>>;
 
     /// `acc += Σ x²` into a `1×1` tensor. Summed over every gradient of a
     /// step, it is the squared global norm that [`GradClip::Norm`] needs; it
@@ -299,6 +298,246 @@ pub trait Backend: Clone + Send + Sync + 'static {
         state: &mut [Self::Tensor],
         grad_sq_norm: Option<&Self::Tensor>,
     ) -> Result<()>;
+}
+
+/// The checks, then the device. Every method of [`Backend`] is here.
+impl<K: Kernels> Backend for K {
+    type Scalar = K::Scalar;
+    type Tensor = K::Tensor;
+    type Index = K::Index;
+
+    fn describe(&self) -> String {
+        Kernels::describe(self)
+    }
+    fn zeros(&self, rows: usize, cols: usize) -> Result<Self::Tensor> {
+        checks::check_size(self, "zeros", rows, cols)?;
+        Kernels::zeros(self, rows, cols)
+    }
+    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Result<Self::Tensor> {
+        checks::check_size(self, "upload", rows, cols)?;
+        checks::check_len("upload", rows * cols, data.len())?;
+        Kernels::upload(self, rows, cols, data)
+    }
+    fn upload_f64(&self, rows: usize, cols: usize, data: &[f64]) -> Result<Self::Tensor> {
+        checks::check_size(self, "upload", rows, cols)?;
+        checks::check_len("upload", rows * cols, data.len())?;
+        Kernels::upload_f64(self, rows, cols, data)
+    }
+    fn write(&self, t: &mut Self::Tensor, data: &[f64]) -> Result<()> {
+        checks::check_len("write", t.len(), data.len())?;
+        Kernels::write(self, t, data)
+    }
+    fn download(&self, t: &Self::Tensor) -> Result<Vec<f64>> {
+        Kernels::download(self, t)
+    }
+    fn download_async<'a>(
+        &'a self,
+        t: &'a Self::Tensor,
+    ) -> impl std::future::Future<Output = Result<Vec<f64>>> + 'a {
+        Kernels::download_async(self, t)
+    }
+    fn copy(&self, src: &Self::Tensor, dst: &mut Self::Tensor) -> Result<()> {
+        checks::check_same("copy", "source vs destination", src, dst)?;
+        Kernels::copy(self, src, dst)
+    }
+    fn indices(&self, data: &[u32], bound: usize) -> Result<Self::Index> {
+        checks::check_size(self, "indices", data.len(), 1)?;
+        checks::check_indices("indices", data, bound)?;
+        Kernels::indices(self, data, bound)
+    }
+    fn write_indices(&self, idx: &mut Self::Index, data: &[u32]) -> Result<()> {
+        checks::check_len("write_indices", idx.len(), data.len())?;
+        checks::check_indices("write_indices", data, idx.bound())?;
+        Kernels::write_indices(self, idx, data)
+    }
+    fn download_indices(&self, idx: &Self::Index) -> Result<Vec<u32>> {
+        Kernels::download_indices(self, idx)
+    }
+    fn matmul(
+        &self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        out: &mut Self::Tensor,
+        spec: MatmulSpec<'_, Self::Tensor>,
+    ) -> Result<()> {
+        checks::check_matmul(a, b, out, &spec)?;
+        Kernels::matmul(self, a, b, out, spec)
+    }
+    fn activation(&self, act: Activation, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()> {
+        checks::check_same("activation", "input vs output", x, out)?;
+        Kernels::activation(self, act, x, out)
+    }
+    fn activation_backward(
+        &self,
+        act: Activation,
+        z: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        grad_in: &mut Self::Tensor,
+    ) -> Result<()> {
+        checks::check_activation_backward(z, grad_out, grad_in)?;
+        Kernels::activation_backward(self, act, z, grad_out, grad_in)
+    }
+    fn sum_rows(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()> {
+        checks::check_sum_rows(x, out)?;
+        Kernels::sum_rows(self, x, out)
+    }
+    fn reduce(&self, op: Reduce, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()> {
+        checks::check_scalar("reduce", "output", out)?;
+        Kernels::reduce(self, op, x, out)
+    }
+    fn loss(
+        &self,
+        kind: Loss,
+        pred: &Self::Tensor,
+        target: Target<'_, Self>,
+        grad: &mut Self::Tensor,
+        loss: &mut Self::Tensor,
+    ) -> Result<()> {
+        checks::check_loss::<Self>(kind, pred, &target, grad, loss)?;
+        Kernels::loss(self, kind, pred, target, grad, loss)
+    }
+    fn gather_rows(
+        &self,
+        src: &Self::Tensor,
+        idx: &Self::Index,
+        offset: usize,
+        out: &mut Self::Tensor,
+    ) -> Result<()> {
+        checks::check_gather(
+            "gather_rows",
+            src.rows(),
+            src.cols(),
+            idx,
+            offset,
+            out.rows(),
+            out.cols(),
+        )?;
+        Kernels::gather_rows(self, src, idx, offset, out)
+    }
+    fn gather_indices(
+        &self,
+        src: &Self::Index,
+        idx: &Self::Index,
+        offset: usize,
+        out: &mut Self::Index,
+    ) -> Result<()> {
+        checks::check_gather_indices(src, idx, offset, out)?;
+        Kernels::gather_indices(self, src, idx, offset, out)
+    }
+    fn count_top_k(
+        &self,
+        pred: &Self::Tensor,
+        labels: &Self::Index,
+        k: usize,
+        correct: &mut Self::Tensor,
+    ) -> Result<()> {
+        checks::check_top_k(pred, labels, k, correct)?;
+        Kernels::count_top_k(self, pred, labels, k, correct)
+    }
+    fn max_tensor_len(&self) -> usize {
+        Kernels::max_tensor_len(self)
+    }
+    fn fill(&self, t: &mut Self::Tensor, value: f64) -> Result<()> {
+        Kernels::fill(self, t, value)
+    }
+    fn scale(&self, t: &mut Self::Tensor, alpha: f64) -> Result<()> {
+        Kernels::scale(self, t, alpha)
+    }
+    fn axpy(&self, alpha: f64, x: &Self::Tensor, y: &mut Self::Tensor) -> Result<()> {
+        checks::check_same("axpy", "x vs y", x, y)?;
+        Kernels::axpy(self, alpha, x, y)
+    }
+    fn dropout(
+        &self,
+        x: &Self::Tensor,
+        out: &mut Self::Tensor,
+        p: f64,
+        seed: u64,
+        step: u64,
+    ) -> Result<()> {
+        checks::check_same("dropout", "input vs output", x, out)?;
+        checks::check_dropout_p(p)?;
+        Kernels::dropout(self, x, out, p, seed, step)
+    }
+    fn batch_norm_train(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        running_mean: &mut Self::Tensor,
+        running_var: &mut Self::Tensor,
+        saved: &mut Self::Tensor,
+        out: &mut Self::Tensor,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<()> {
+        checks::check_batch_norm(x, gamma, beta, running_mean, running_var, out, Some(saved))?;
+        Kernels::batch_norm_train(
+            self,
+            x,
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            saved,
+            out,
+            momentum,
+            eps,
+        )
+    }
+    fn batch_norm_eval(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        running_mean: &Self::Tensor,
+        running_var: &Self::Tensor,
+        out: &mut Self::Tensor,
+        eps: f64,
+    ) -> Result<()> {
+        checks::check_batch_norm(x, gamma, beta, running_mean, running_var, out, None)?;
+        Kernels::batch_norm_eval(self, x, gamma, beta, running_mean, running_var, out, eps)
+    }
+    fn batch_norm_backward(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        saved: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        grad_in: &mut Self::Tensor,
+        grad_gamma: &mut Self::Tensor,
+        grad_beta: &mut Self::Tensor,
+    ) -> Result<()> {
+        checks::check_batch_norm_backward(x, gamma, grad_out, grad_in, grad_gamma, grad_beta)?;
+        Kernels::batch_norm_backward(
+            self, x, gamma, saved, grad_out, grad_in, grad_gamma, grad_beta,
+        )
+    }
+    fn synchronize(&self) -> Result<()> {
+        Kernels::synchronize(self)
+    }
+    fn zeros_flat(&self, shapes: &[(usize, usize)]) -> Result<FlatTensors<Self::Tensor>> {
+        for &(rows, cols) in shapes {
+            checks::check_size(self, "zeros_flat", rows, cols)?;
+        }
+        Kernels::zeros_flat(self, shapes)
+    }
+    fn accumulate_sum_squares(&self, x: &Self::Tensor, acc: &mut Self::Tensor) -> Result<()> {
+        checks::check_scalar("accumulate_sum_squares", "accumulator", acc)?;
+        Kernels::accumulate_sum_squares(self, x, acc)
+    }
+    fn optimizer_update(
+        &self,
+        rule: &UpdateRule,
+        step: u64,
+        param: &mut Self::Tensor,
+        grad: &Self::Tensor,
+        state: &mut [Self::Tensor],
+        grad_sq_norm: Option<&Self::Tensor>,
+    ) -> Result<()> {
+        checks::check_update(rule, step, param, grad, state, grad_sq_norm)?;
+        Kernels::optimizer_update(self, rule, step, param, grad, state, grad_sq_norm)
+    }
 }
 
 /// lowbias32 (C. Wellons): a 32-bit integer mixer with full avalanche.

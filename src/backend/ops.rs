@@ -2,8 +2,7 @@
 //! which matmul form. Shape checks live here too, so both backends reject
 //! exactly the same inputs with exactly the same errors.
 
-use super::{Backend, IndexVector, Shaped};
-use crate::{Error, Result};
+use super::{Backend, Shaped};
 use num_traits::Float;
 
 /// An elementwise nonlinearity σ and its derivative σ'.
@@ -192,6 +191,20 @@ impl<T> Clone for MatmulSpec<'_, T> {
 }
 impl<T> Copy for MatmulSpec<'_, T> {}
 
+impl<T: Shaped> MatmulSpec<'_, T> {
+    /// `(m, n, k)` of `op(A)·op(B)` read off the operands, which the front
+    /// has checked agree.
+    pub(crate) fn dims(&self, a: &T, b: &T) -> (usize, usize, usize) {
+        let (m, k) = if self.transpose_a {
+            (a.cols(), a.rows())
+        } else {
+            (a.rows(), a.cols())
+        };
+        let n = if self.transpose_b { b.rows() } else { b.cols() };
+        (m, n, k)
+    }
+}
+
 /// A reduction of all elements to one number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduce {
@@ -283,246 +296,3 @@ impl<B: Backend> Clone for Target<'_, B> {
     }
 }
 impl<B: Backend> Copy for Target<'_, B> {}
-
-pub(crate) fn shape_err(op: &'static str, detail: String) -> Error {
-    Error::Shape { op, detail }
-}
-
-pub(crate) fn check_same(
-    op: &'static str,
-    what: &str,
-    a: &impl Shaped,
-    b: &impl Shaped,
-) -> Result<()> {
-    if a.rows() != b.rows() || a.cols() != b.cols() {
-        return Err(shape_err(
-            op,
-            format!("{what}: {} vs {}", a.shape_str(), b.shape_str()),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_nonempty(op: &'static str, rows: usize, cols: usize) -> Result<()> {
-    if rows == 0 || cols == 0 {
-        return Err(Error::Empty { op, rows, cols });
-    }
-    Ok(())
-}
-
-pub(crate) fn check_len(op: &'static str, expected: usize, got: usize) -> Result<()> {
-    if expected != got {
-        return Err(Error::Length { op, expected, got });
-    }
-    Ok(())
-}
-
-/// Checks a matmul's operands and returns `(m, n, k)`.
-pub(crate) fn check_matmul<T: Shaped>(
-    a: &T,
-    b: &T,
-    out: &T,
-    spec: &MatmulSpec<'_, T>,
-) -> Result<(usize, usize, usize)> {
-    let (m, ka) = if spec.transpose_a {
-        (a.cols(), a.rows())
-    } else {
-        (a.rows(), a.cols())
-    };
-    let (kb, n) = if spec.transpose_b {
-        (b.cols(), b.rows())
-    } else {
-        (b.rows(), b.cols())
-    };
-    let form = match (spec.transpose_a, spec.transpose_b) {
-        (false, false) => "A·B",
-        (true, false) => "Aᵀ·B",
-        (false, true) => "A·Bᵀ",
-        (true, true) => "Aᵀ·Bᵀ",
-    };
-    if ka != kb {
-        return Err(shape_err(
-            "matmul",
-            format!(
-                "{form} with A {} and B {}: inner dimensions {ka} and {kb} differ",
-                a.shape_str(),
-                b.shape_str()
-            ),
-        ));
-    }
-    if out.rows() != m || out.cols() != n {
-        return Err(shape_err(
-            "matmul",
-            format!("{form} gives {m}x{n} but the output is {}", out.shape_str()),
-        ));
-    }
-    if let Some(bias) = spec.bias {
-        if bias.rows() != 1 || bias.cols() != n {
-            return Err(shape_err(
-                "matmul",
-                format!("bias must be 1x{n}, got {}", bias.shape_str()),
-            ));
-        }
-    }
-    if let Some((_, z)) = spec.gate {
-        if z.rows() != m || z.cols() != n {
-            return Err(shape_err(
-                "matmul",
-                format!(
-                    "gate must be {m}x{n} like the output, got {}",
-                    z.shape_str()
-                ),
-            ));
-        }
-    }
-    Ok((m, n, ka))
-}
-
-/// Checks a loss's operands (the label range was checked when the labels were written).
-pub(crate) fn check_loss<B: Backend>(
-    kind: Loss,
-    pred: &B::Tensor,
-    target: &Target<'_, B>,
-    grad: &B::Tensor,
-    loss: &B::Tensor,
-) -> Result<()> {
-    check_same("loss", "gradient vs prediction", grad, pred)?;
-    if loss.rows() != 1 || loss.cols() != 1 {
-        return Err(shape_err(
-            "loss",
-            format!("the loss output must be 1x1, got {}", loss.shape_str()),
-        ));
-    }
-    match target {
-        Target::Labels(labels) => {
-            if !kind.takes_labels() {
-                return Err(shape_err(
-                    "loss",
-                    format!("{kind:?} needs dense targets, got class labels"),
-                ));
-            }
-            if labels.len() != pred.rows() {
-                return Err(shape_err(
-                    "loss",
-                    format!(
-                        "{} labels for a batch of {} rows",
-                        labels.len(),
-                        pred.rows()
-                    ),
-                ));
-            }
-            if labels.bound() > pred.cols() {
-                return Err(shape_err(
-                    "loss",
-                    format!(
-                        "labels may go up to {} but the prediction has {} classes",
-                        labels.bound() - 1,
-                        pred.cols()
-                    ),
-                ));
-            }
-        }
-        Target::Dense(t) => {
-            if !kind.takes_dense() {
-                return Err(shape_err(
-                    "loss",
-                    format!("{kind:?} needs class labels, got dense targets"),
-                ));
-            }
-            check_same("loss", "target vs prediction", *t, pred)?;
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn check_indices(op: &'static str, data: &[u32], bound: usize) -> Result<()> {
-    check_nonempty(op, 1, data.len())?;
-    if let Some((position, &index)) = data.iter().enumerate().find(|(_, &v)| v as usize >= bound) {
-        return Err(Error::IndexRange {
-            op,
-            index,
-            position,
-            bound,
-        });
-    }
-    Ok(())
-}
-
-/// Checks batch-norm operands: `x` and `out` of one shape, the per-feature
-/// tensors `1 × cols`, and in training (`saved` given, `2 × cols`) more than
-/// one row, as PyTorch requires.
-pub(crate) fn check_batch_norm<T: Shaped>(
-    x: &T,
-    gamma: &T,
-    beta: &T,
-    mean: &T,
-    var: &T,
-    out: &T,
-    saved: Option<&T>,
-) -> Result<()> {
-    check_same("batch_norm", "output vs input", out, x)?;
-    for (what, t) in [
-        ("γ", gamma),
-        ("β", beta),
-        ("running mean", mean),
-        ("running variance", var),
-    ] {
-        if t.rows() != 1 || t.cols() != x.cols() {
-            return Err(shape_err(
-                "batch_norm",
-                format!("{what} must be 1x{}, got {}", x.cols(), t.shape_str()),
-            ));
-        }
-    }
-    if let Some(saved) = saved {
-        if saved.rows() != 2 || saved.cols() != x.cols() {
-            return Err(shape_err(
-                "batch_norm",
-                format!(
-                    "saved statistics must be 2x{}, got {}",
-                    x.cols(),
-                    saved.shape_str()
-                ),
-            ));
-        }
-    }
-    if saved.is_some() && x.rows() < 2 {
-        return Err(Error::InvalidParameter {
-            name: "batch size",
-            value: x.rows() as f64,
-            allowed: "at least 2 in training mode (batch statistics of one sample are undefined)",
-        });
-    }
-    Ok(())
-}
-
-/// Checks `activation_backward`: `z`, `grad_out` and `grad_in` of one shape.
-pub(crate) fn check_activation_backward<T: Shaped>(z: &T, grad_out: &T, grad_in: &T) -> Result<()> {
-    check_same(
-        "activation_backward",
-        "pre-activation vs gradient",
-        z,
-        grad_out,
-    )?;
-    check_same(
-        "activation_backward",
-        "pre-activation vs input gradient",
-        z,
-        grad_in,
-    )
-}
-
-/// Checks `batch_norm_backward`: gradients shaped as what they differentiate.
-pub(crate) fn check_batch_norm_backward<T: Shaped>(
-    x: &T,
-    gamma: &T,
-    grad_out: &T,
-    grad_in: &T,
-    grad_gamma: &T,
-    grad_beta: &T,
-) -> Result<()> {
-    check_same("batch_norm_backward", "gradient vs input", grad_out, x)?;
-    check_same("batch_norm_backward", "input gradient vs input", grad_in, x)?;
-    check_same("batch_norm_backward", "γ gradient vs γ", grad_gamma, gamma)?;
-    check_same("batch_norm_backward", "β gradient vs γ", grad_beta, gamma)
-}

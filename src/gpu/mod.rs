@@ -8,14 +8,8 @@ mod runtime;
 
 pub use autotune::{MatmulCache, MatmulCandidate, MatmulTuning};
 
-use crate::backend::cpu::{check_gather, check_gather_indices, check_top_k};
-use crate::backend::ops::{
-    check_activation_backward, check_batch_norm, check_batch_norm_backward, check_indices,
-    check_len, check_loss, check_matmul, check_nonempty, check_same, shape_err,
-};
-use crate::backend::update::check_update;
 use crate::backend::{
-    Activation, Backend, FlatTensors, IndexVector, Loss, MatmulSpec, Reduce, Shaped, Target,
+    Activation, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
     UpdateRule,
 };
 use crate::Result;
@@ -614,8 +608,7 @@ impl Gpu {
         self.ctx.flush()
     }
 
-    fn tensor(&self, rows: usize, cols: usize, op: &'static str) -> Result<GpuTensor> {
-        check_nonempty(op, rows, cols)?;
+    fn tensor(&self, rows: usize, cols: usize) -> Result<GpuTensor> {
         let buf = self
             .ctx
             .alloc((rows * cols * 4) as u64, &format!("{rows}x{cols} tensor"))?;
@@ -646,7 +639,7 @@ impl Gpu {
     }
 }
 
-impl Backend for Gpu {
+impl Kernels for Gpu {
     type Scalar = f32;
     type Tensor = GpuTensor;
     type Index = GpuIndex;
@@ -659,26 +652,18 @@ impl Backend for Gpu {
     }
 
     fn zeros(&self, rows: usize, cols: usize) -> Result<GpuTensor> {
-        let t = self.tensor(rows, cols, "zeros")?;
+        let t = self.tensor(rows, cols)?;
         self.ctx.clear(&t.buf);
         Ok(t)
     }
 
     fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Result<GpuTensor> {
-        check_nonempty("upload", rows, cols)?;
-        check_len("upload", rows * cols, data.len())?;
-        let t = self.tensor(rows, cols, "upload")?;
+        let t = self.tensor(rows, cols)?;
         self.ctx.write_bytes(&t.buf, bytemuck::cast_slice(data));
         Ok(t)
     }
 
-    fn upload_f64(&self, rows: usize, cols: usize, data: &[f64]) -> Result<GpuTensor> {
-        let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
-        self.upload(rows, cols, &v)
-    }
-
     fn write(&self, t: &mut GpuTensor, data: &[f64]) -> Result<()> {
-        check_len("write", t.len(), data.len())?;
         let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
         self.ctx.write_bytes(&t.buf, bytemuck::cast_slice(&v));
         Ok(())
@@ -700,13 +685,11 @@ impl Backend for Gpu {
     }
 
     fn copy(&self, src: &GpuTensor, dst: &mut GpuTensor) -> Result<()> {
-        check_same("copy", "source vs destination", src, dst)?;
         self.ctx.copy(&src.buf, &dst.buf, (src.len() * 4) as u64);
         Ok(())
     }
 
     fn indices(&self, data: &[u32], bound: usize) -> Result<GpuIndex> {
-        check_indices("indices", data, bound)?;
         let buf = self
             .ctx
             .alloc((data.len() * 4) as u64, &format!("{} indices", data.len()))?;
@@ -719,8 +702,6 @@ impl Backend for Gpu {
     }
 
     fn write_indices(&self, idx: &mut GpuIndex, data: &[u32]) -> Result<()> {
-        check_len("write_indices", idx.len, data.len())?;
-        check_indices("write_indices", data, idx.bound)?;
         self.ctx.write_bytes(&idx.buf, bytemuck::cast_slice(data));
         Ok(())
     }
@@ -737,7 +718,7 @@ impl Backend for Gpu {
         out: &mut GpuTensor,
         spec: MatmulSpec<'_, GpuTensor>,
     ) -> Result<()> {
-        let (m, n, k) = check_matmul(a, b, out, &spec)?;
+        let (m, n, k) = spec.dims(a, b);
         let flags = [
             ("TA", spec.transpose_a as u32 as f64),
             ("TB", spec.transpose_b as u32 as f64),
@@ -864,7 +845,6 @@ impl Backend for Gpu {
     }
 
     fn activation(&self, act: Activation, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
-        check_same("activation", "input vs output", x, out)?;
         self.elementwise(
             "act_forward",
             Some(act),
@@ -881,7 +861,6 @@ impl Backend for Gpu {
         grad_out: &GpuTensor,
         grad_in: &mut GpuTensor,
     ) -> Result<()> {
-        check_activation_backward(z, grad_out, grad_in)?;
         self.elementwise(
             "act_backward",
             Some(act),
@@ -896,17 +875,6 @@ impl Backend for Gpu {
     }
 
     fn sum_rows(&self, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
-        if out.rows != 1 || out.cols != x.cols {
-            return Err(shape_err(
-                "sum_rows",
-                format!(
-                    "input {} needs output 1x{}, got {}",
-                    x.shape_str(),
-                    x.cols,
-                    out.shape_str()
-                ),
-            ));
-        }
         let kernel = Kernel {
             shader: &REDUCE,
             entry: "sum_rows",
@@ -921,12 +889,6 @@ impl Backend for Gpu {
     }
 
     fn reduce(&self, op: Reduce, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
-        if out.len() != 1 {
-            return Err(shape_err(
-                "reduce",
-                format!("output must be 1x1, got {}", out.shape_str()),
-            ));
-        }
         let code = if op == Reduce::Max { 2.0 } else { 0.0 };
         let constants = [("OP", code)];
         let n = x.len();
@@ -966,7 +928,6 @@ impl Backend for Gpu {
         grad: &mut GpuTensor,
         loss: &mut GpuTensor,
     ) -> Result<()> {
-        check_loss::<Self>(kind, pred, &target, grad, loss)?;
         let (labels, dense, has_labels) = match target {
             Target::Labels(l) => (&l.buf, &*self.dummy, true),
             Target::Dense(t) => (&*self.dummy, &t.buf, false),
@@ -1001,15 +962,6 @@ impl Backend for Gpu {
         offset: usize,
         out: &mut GpuTensor,
     ) -> Result<()> {
-        check_gather(
-            "gather_rows",
-            src.rows,
-            src.cols,
-            idx,
-            offset,
-            out.rows,
-            out.cols,
-        )?;
         self.gather(&src.buf, &idx.buf, offset, &out.buf, out.rows, src.cols)
     }
 
@@ -1020,7 +972,6 @@ impl Backend for Gpu {
         offset: usize,
         out: &mut GpuIndex,
     ) -> Result<()> {
-        check_gather_indices(src, idx, offset, out)?;
         self.gather(&src.buf, &idx.buf, offset, &out.buf, out.len, 1)
     }
 
@@ -1031,7 +982,6 @@ impl Backend for Gpu {
         k: usize,
         correct: &mut GpuTensor,
     ) -> Result<()> {
-        check_top_k(pred, labels, k, correct)?;
         let kernel = Kernel {
             shader: &REDUCE,
             entry: "count_top_k",
@@ -1063,7 +1013,6 @@ impl Backend for Gpu {
     }
 
     fn axpy(&self, alpha: f64, x: &GpuTensor, y: &mut GpuTensor) -> Result<()> {
-        check_same("axpy", "x vs y", x, y)?;
         self.elementwise(
             "axpy",
             None,
@@ -1081,7 +1030,6 @@ impl Backend for Gpu {
         seed: u64,
         step: u64,
     ) -> Result<()> {
-        check_same("dropout", "input vs output", x, out)?;
         let kernel = Kernel {
             shader: &NORMALIZE,
             entry: "dropout",
@@ -1108,7 +1056,6 @@ impl Backend for Gpu {
         momentum: f64,
         eps: f64,
     ) -> Result<()> {
-        check_batch_norm(x, gamma, beta, running_mean, running_var, out, Some(saved))?;
         let kernel = Kernel {
             shader: &NORMALIZE,
             entry: "bn_train",
@@ -1140,7 +1087,6 @@ impl Backend for Gpu {
         out: &mut GpuTensor,
         eps: f64,
     ) -> Result<()> {
-        check_batch_norm(x, gamma, beta, running_mean, running_var, out, None)?;
         let kernel = Kernel {
             shader: &NORMALIZE,
             entry: "bn_eval",
@@ -1171,7 +1117,6 @@ impl Backend for Gpu {
         grad_gamma: &mut GpuTensor,
         grad_beta: &mut GpuTensor,
     ) -> Result<()> {
-        check_batch_norm_backward(x, gamma, grad_out, grad_in, grad_gamma, grad_beta)?;
         let kernel = Kernel {
             shader: &NORMALIZE,
             entry: "bn_backward",
@@ -1208,7 +1153,6 @@ impl Backend for Gpu {
         let mut offsets = Vec::with_capacity(shapes.len());
         let mut total = 0usize;
         for &(rows, cols) in shapes {
-            check_nonempty("zeros_flat", rows, cols)?;
             offsets.push(total);
             let len = rows.checked_mul(cols).ok_or_else(too_large)?;
             total = total
@@ -1249,12 +1193,6 @@ impl Backend for Gpu {
     }
 
     fn accumulate_sum_squares(&self, x: &GpuTensor, acc: &mut GpuTensor) -> Result<()> {
-        if acc.len() != 1 {
-            return Err(shape_err(
-                "accumulate_sum_squares",
-                format!("the accumulator must be 1x1, got {}", acc.shape_str()),
-            ));
-        }
         let n = x.len();
         let groups = n.div_ceil(WG as usize).min(REDUCE_GROUPS);
         let partials = self
@@ -1293,7 +1231,6 @@ impl Backend for Gpu {
         state: &mut [GpuTensor],
         grad_sq_norm: Option<&GpuTensor>,
     ) -> Result<()> {
-        check_update(rule, step, param, grad, state, grad_sq_norm)?;
         let k = rule.scalars(step);
         let f = |v: f64| (v as f32).to_bits();
         let words = [

@@ -1,0 +1,452 @@
+//! Every shape, range and length check of the backend operations, in one
+//! place: the front ([`Backend`](super::Backend)) runs them before it hands
+//! the operands to a device's [`Kernels`](super::Kernels), which trust them.
+
+use super::ops::{Loss, MatmulSpec, Target};
+use super::update::{GradClip, UpdateRule};
+use super::{Backend, IndexVector, Shaped};
+use crate::{Error, Result};
+
+pub(crate) fn shape_err(op: &'static str, detail: String) -> Error {
+    Error::Shape { op, detail }
+}
+
+pub(crate) fn check_same(
+    op: &'static str,
+    what: &str,
+    a: &impl Shaped,
+    b: &impl Shaped,
+) -> Result<()> {
+    if a.rows() != b.rows() || a.cols() != b.cols() {
+        return Err(shape_err(
+            op,
+            format!("{what}: {} vs {}", a.shape_str(), b.shape_str()),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_nonempty(op: &'static str, rows: usize, cols: usize) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        return Err(Error::Empty { op, rows, cols });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_len(op: &'static str, expected: usize, got: usize) -> Result<()> {
+    if expected != got {
+        return Err(Error::Length { op, expected, got });
+    }
+    Ok(())
+}
+
+/// Checks a matmul's operands and returns `(m, n, k)`.
+pub(crate) fn check_matmul<T: Shaped>(
+    a: &T,
+    b: &T,
+    out: &T,
+    spec: &MatmulSpec<'_, T>,
+) -> Result<(usize, usize, usize)> {
+    let (m, ka) = if spec.transpose_a {
+        (a.cols(), a.rows())
+    } else {
+        (a.rows(), a.cols())
+    };
+    let (kb, n) = if spec.transpose_b {
+        (b.cols(), b.rows())
+    } else {
+        (b.rows(), b.cols())
+    };
+    let form = match (spec.transpose_a, spec.transpose_b) {
+        (false, false) => "A·B",
+        (true, false) => "Aᵀ·B",
+        (false, true) => "A·Bᵀ",
+        (true, true) => "Aᵀ·Bᵀ",
+    };
+    if ka != kb {
+        return Err(shape_err(
+            "matmul",
+            format!(
+                "{form} with A {} and B {}: inner dimensions {ka} and {kb} differ",
+                a.shape_str(),
+                b.shape_str()
+            ),
+        ));
+    }
+    if out.rows() != m || out.cols() != n {
+        return Err(shape_err(
+            "matmul",
+            format!("{form} gives {m}x{n} but the output is {}", out.shape_str()),
+        ));
+    }
+    if let Some(bias) = spec.bias {
+        if bias.rows() != 1 || bias.cols() != n {
+            return Err(shape_err(
+                "matmul",
+                format!("bias must be 1x{n}, got {}", bias.shape_str()),
+            ));
+        }
+    }
+    if let Some((_, z)) = spec.gate {
+        if z.rows() != m || z.cols() != n {
+            return Err(shape_err(
+                "matmul",
+                format!(
+                    "gate must be {m}x{n} like the output, got {}",
+                    z.shape_str()
+                ),
+            ));
+        }
+    }
+    Ok((m, n, ka))
+}
+
+/// Checks a loss's operands (the label range was checked when the labels were written).
+pub(crate) fn check_loss<B: Backend>(
+    kind: Loss,
+    pred: &B::Tensor,
+    target: &Target<'_, B>,
+    grad: &B::Tensor,
+    loss: &B::Tensor,
+) -> Result<()> {
+    check_same("loss", "gradient vs prediction", grad, pred)?;
+    if loss.rows() != 1 || loss.cols() != 1 {
+        return Err(shape_err(
+            "loss",
+            format!("the loss output must be 1x1, got {}", loss.shape_str()),
+        ));
+    }
+    match target {
+        Target::Labels(labels) => {
+            if !kind.takes_labels() {
+                return Err(shape_err(
+                    "loss",
+                    format!("{kind:?} needs dense targets, got class labels"),
+                ));
+            }
+            if labels.len() != pred.rows() {
+                return Err(shape_err(
+                    "loss",
+                    format!(
+                        "{} labels for a batch of {} rows",
+                        labels.len(),
+                        pred.rows()
+                    ),
+                ));
+            }
+            if labels.bound() > pred.cols() {
+                return Err(shape_err(
+                    "loss",
+                    format!(
+                        "labels may go up to {} but the prediction has {} classes",
+                        labels.bound() - 1,
+                        pred.cols()
+                    ),
+                ));
+            }
+        }
+        Target::Dense(t) => {
+            if !kind.takes_dense() {
+                return Err(shape_err(
+                    "loss",
+                    format!("{kind:?} needs class labels, got dense targets"),
+                ));
+            }
+            check_same("loss", "target vs prediction", *t, pred)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_indices(op: &'static str, data: &[u32], bound: usize) -> Result<()> {
+    check_nonempty(op, 1, data.len())?;
+    if let Some((position, &index)) = data.iter().enumerate().find(|(_, &v)| v as usize >= bound) {
+        return Err(Error::IndexRange {
+            op,
+            index,
+            position,
+            bound,
+        });
+    }
+    Ok(())
+}
+
+/// Checks batch-norm operands: `x` and `out` of one shape, the per-feature
+/// tensors `1 × cols`, and in training (`saved` given, `2 × cols`) more than
+/// one row, as PyTorch requires.
+pub(crate) fn check_batch_norm<T: Shaped>(
+    x: &T,
+    gamma: &T,
+    beta: &T,
+    mean: &T,
+    var: &T,
+    out: &T,
+    saved: Option<&T>,
+) -> Result<()> {
+    check_same("batch_norm", "output vs input", out, x)?;
+    for (what, t) in [
+        ("γ", gamma),
+        ("β", beta),
+        ("running mean", mean),
+        ("running variance", var),
+    ] {
+        if t.rows() != 1 || t.cols() != x.cols() {
+            return Err(shape_err(
+                "batch_norm",
+                format!("{what} must be 1x{}, got {}", x.cols(), t.shape_str()),
+            ));
+        }
+    }
+    if let Some(saved) = saved {
+        if saved.rows() != 2 || saved.cols() != x.cols() {
+            return Err(shape_err(
+                "batch_norm",
+                format!(
+                    "saved statistics must be 2x{}, got {}",
+                    x.cols(),
+                    saved.shape_str()
+                ),
+            ));
+        }
+    }
+    if saved.is_some() && x.rows() < 2 {
+        return Err(Error::InvalidParameter {
+            name: "batch size",
+            value: x.rows() as f64,
+            allowed: "at least 2 in training mode (batch statistics of one sample are undefined)",
+        });
+    }
+    Ok(())
+}
+
+/// Checks `activation_backward`: `z`, `grad_out` and `grad_in` of one shape.
+pub(crate) fn check_activation_backward<T: Shaped>(z: &T, grad_out: &T, grad_in: &T) -> Result<()> {
+    check_same(
+        "activation_backward",
+        "pre-activation vs gradient",
+        z,
+        grad_out,
+    )?;
+    check_same(
+        "activation_backward",
+        "pre-activation vs input gradient",
+        z,
+        grad_in,
+    )
+}
+
+/// Checks `batch_norm_backward`: gradients shaped as what they differentiate.
+pub(crate) fn check_batch_norm_backward<T: Shaped>(
+    x: &T,
+    gamma: &T,
+    grad_out: &T,
+    grad_in: &T,
+    grad_gamma: &T,
+    grad_beta: &T,
+) -> Result<()> {
+    check_same("batch_norm_backward", "gradient vs input", grad_out, x)?;
+    check_same("batch_norm_backward", "input gradient vs input", grad_in, x)?;
+    check_same("batch_norm_backward", "γ gradient vs γ", grad_gamma, gamma)?;
+    check_same("batch_norm_backward", "β gradient vs γ", grad_beta, gamma)
+}
+
+/// Checks a gather of `rows × cols` from a `src_rows`-row source through
+/// `idx[offset..offset + rows]`, whose entries were bounded when written.
+pub(crate) fn check_gather(
+    op: &'static str,
+    src_rows: usize,
+    src_cols: usize,
+    idx: &impl IndexVector,
+    offset: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    if cols != src_cols {
+        return Err(shape_err(
+            op,
+            format!("the source has {src_cols} columns, the output {cols}"),
+        ));
+    }
+    if offset + rows > idx.len() {
+        return Err(shape_err(
+            op,
+            format!(
+                "{rows} rows from offset {offset} need {} indices, there are {}",
+                offset + rows,
+                idx.len()
+            ),
+        ));
+    }
+    if idx.bound() > src_rows {
+        return Err(shape_err(
+            op,
+            format!(
+                "indices may reach {} but the source has {src_rows} rows",
+                idx.bound() - 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_gather_indices(
+    src: &impl IndexVector,
+    idx: &impl IndexVector,
+    offset: usize,
+    out: &impl IndexVector,
+) -> Result<()> {
+    if out.bound() != src.bound() {
+        return Err(shape_err(
+            "gather_indices",
+            format!(
+                "the output's bound {} differs from the source's {}",
+                out.bound(),
+                src.bound()
+            ),
+        ));
+    }
+    check_gather("gather_indices", src.len(), 1, idx, offset, out.len(), 1)
+}
+
+pub(crate) fn check_top_k(
+    pred: &impl Shaped,
+    labels: &impl IndexVector,
+    k: usize,
+    correct: &impl Shaped,
+) -> Result<()> {
+    if labels.len() != pred.rows() || labels.bound() > pred.cols() {
+        return Err(shape_err(
+            "count_top_k",
+            format!(
+                "{} labels below {} for predictions {}",
+                labels.len(),
+                labels.bound(),
+                pred.shape_str()
+            ),
+        ));
+    }
+    if correct.len() != 1 {
+        return Err(shape_err(
+            "count_top_k",
+            format!("the count must be 1x1, got {}", correct.shape_str()),
+        ));
+    }
+    if k == 0 {
+        return Err(Error::InvalidParameter {
+            name: "k",
+            value: 0.0,
+            allowed: "at least 1",
+        });
+    }
+    Ok(())
+}
+
+/// Checks the operands of an optimizer update.
+pub(crate) fn check_update<T: Shaped>(
+    rule: &UpdateRule,
+    step: u64,
+    param: &T,
+    grad: &T,
+    state: &[T],
+    grad_sq_norm: Option<&T>,
+) -> Result<()> {
+    const OP: &str = "optimizer_update";
+    check_same(OP, "gradient vs parameter", grad, param)?;
+    let names = rule.method.state_names();
+    if state.len() != names.len() {
+        return Err(shape_err(
+            OP,
+            format!(
+                "{:?} keeps {} state tensors {names:?}, got {}",
+                rule.method,
+                names.len(),
+                state.len()
+            ),
+        ));
+    }
+    for (s, name) in state.iter().zip(&names) {
+        check_same(OP, name, s, param)?;
+    }
+    if step == 0 {
+        return Err(Error::InvalidParameter {
+            name: "step",
+            value: 0.0,
+            allowed: "at least 1 (steps count from 1)",
+        });
+    }
+    match (rule.clip, grad_sq_norm) {
+        (GradClip::Norm(_), None) => Err(shape_err(
+            OP,
+            "clipping by norm needs the 1x1 squared gradient norm".into(),
+        )),
+        (GradClip::Norm(_), Some(n)) if n.len() != 1 => Err(shape_err(
+            OP,
+            format!(
+                "the squared gradient norm must be 1x1, got {}",
+                n.shape_str()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A new tensor of `rows × cols`: not empty, and within the device's
+/// [`max_tensor_len`](super::Kernels::max_tensor_len), with the size
+/// arithmetic checked, before anything is allocated.
+pub(crate) fn check_size<K: super::Kernels>(
+    k: &K,
+    op: &'static str,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    check_nonempty(op, rows, cols)?;
+    let width = std::mem::size_of::<K::Scalar>() as u64;
+    let limit = k.max_tensor_len();
+    match rows.checked_mul(cols) {
+        Some(len) if len <= limit => Ok(()),
+        len => Err(Error::TooLarge {
+            what: format!("{op} of a {rows}x{cols} tensor"),
+            bytes: len.map_or(u64::MAX, |l| (l as u64).saturating_mul(width)),
+            limit: (limit as u64).saturating_mul(width),
+        }),
+    }
+}
+
+/// `out` is `1 × x.cols()`, for column sums.
+pub(crate) fn check_sum_rows(x: &impl Shaped, out: &impl Shaped) -> Result<()> {
+    if out.rows() != 1 || out.cols() != x.cols() {
+        return Err(shape_err(
+            "sum_rows",
+            format!(
+                "input {} needs output 1x{}, got {}",
+                x.shape_str(),
+                x.cols(),
+                out.shape_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `t` is `1 × 1`.
+pub(crate) fn check_scalar(op: &'static str, what: &str, t: &impl Shaped) -> Result<()> {
+    if t.len() != 1 {
+        return Err(shape_err(
+            op,
+            format!("{what} must be 1x1, got {}", t.shape_str()),
+        ));
+    }
+    Ok(())
+}
+
+/// A drop probability in [0, 1).
+pub(crate) fn check_dropout_p(p: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&p) {
+        return Err(Error::InvalidParameter {
+            name: "dropout p",
+            value: p,
+            allowed: "in [0, 1)",
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! The thin trait a device implements: it computes and trusts its
+//! operands. Every check lives in the front ([`Backend`](super::Backend),
+//! implemented for every `Kernels` type by a blanket impl), so a new device
+//! supplies these primitives and gets the checked interface for free. Each
+//! method is documented on the [`Backend`](super::Backend) method of the
+//! same name; here are only what an implementation may rely on.
+
+use super::ops::{Activation, Loss, MatmulSpec, Reduce, Target};
+use super::update::UpdateRule;
+use super::{FlatTensors, IndexVector, Shaped};
+use crate::Result;
+
+/// What a device computes. Operands arrive checked: shapes agree, lengths
+/// match, index vectors are within their bounds, sizes are non-zero and
+/// within [`Kernels::max_tensor_len`].
+///
+/// Calls from code that has both this trait and [`Backend`](super::Backend)
+/// in scope name the trait (`Kernels::matmul(&gpu, …)`): the methods share
+/// their names.
+pub trait Kernels: Clone + Send + Sync + 'static {
+    /// The element type of tensors (`f32` on the GPU, `f32` or `f64` on the CPU).
+    type Scalar: num_traits::Float + Copy + std::fmt::Debug + Send + Sync + 'static;
+    /// A matrix resident on this device.
+    type Tensor: Shaped + std::fmt::Debug + Send + Sync;
+    /// A `u32` vector resident on this device.
+    type Index: IndexVector + std::fmt::Debug + Send + Sync;
+
+    /// One line saying what this device is.
+    fn describe(&self) -> String;
+    /// The most elements one tensor may hold.
+    fn max_tensor_len(&self) -> usize;
+
+    /// A new zero tensor.
+    fn zeros(&self, rows: usize, cols: usize) -> Result<Self::Tensor>;
+    /// A new tensor from `rows × cols` values.
+    fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Result<Self::Tensor>;
+    /// As [`Kernels::upload`], from `f64`; the default rounds to `f32`
+    /// first (a device whose scalar is wider overrides it).
+    fn upload_f64(&self, rows: usize, cols: usize, data: &[f64]) -> Result<Self::Tensor> {
+        let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+        self.upload(rows, cols, &v)
+    }
+    /// Overwrites a tensor's values (`data.len() == t.len()`).
+    fn write(&self, t: &mut Self::Tensor, data: &[f64]) -> Result<()>;
+    /// Reads a tensor back.
+    fn download(&self, t: &Self::Tensor) -> Result<Vec<f64>>;
+    /// Reads a tensor back as a future; the default is the blocking read.
+    fn download_async<'a>(
+        &'a self,
+        t: &'a Self::Tensor,
+    ) -> impl std::future::Future<Output = Result<Vec<f64>>> + 'a {
+        async move { self.download(t) }
+    }
+    /// `dst = src` (same shape).
+    fn copy(&self, src: &Self::Tensor, dst: &mut Self::Tensor) -> Result<()>;
+    /// A new index vector (entries already checked against `bound`).
+    fn indices(&self, data: &[u32], bound: usize) -> Result<Self::Index>;
+    /// Overwrites an index vector (same length, entries checked).
+    fn write_indices(&self, idx: &mut Self::Index, data: &[u32]) -> Result<()>;
+    /// Reads an index vector back.
+    fn download_indices(&self, idx: &Self::Index) -> Result<Vec<u32>>;
+    /// Views of one allocation; the default makes separate tensors.
+    fn zeros_flat(&self, shapes: &[(usize, usize)]) -> Result<FlatTensors<Self::Tensor>> {
+        let views = shapes
+            .iter()
+            .map(|&(rows, cols)| self.zeros(rows, cols))
+            .collect::<Result<_>>()?;
+        Ok((views, None))
+    }
+
+    /// `out = act(op(A)·op(B) + bias) ⊙ gate'(z)`.
+    fn matmul(
+        &self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        out: &mut Self::Tensor,
+        spec: MatmulSpec<'_, Self::Tensor>,
+    ) -> Result<()>;
+    /// `out = act(x)`.
+    fn activation(&self, act: Activation, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
+    /// `grad_in = grad_out ⊙ act'(z)`.
+    fn activation_backward(
+        &self,
+        act: Activation,
+        z: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        grad_in: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// Column sums into a `1 × cols` tensor.
+    fn sum_rows(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
+    /// All elements reduced into a `1 × 1` tensor.
+    fn reduce(&self, op: Reduce, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
+    /// Mean loss into `loss`, its gradient into `grad`.
+    fn loss(
+        &self,
+        kind: Loss,
+        pred: &Self::Tensor,
+        target: Target<'_, Self>,
+        grad: &mut Self::Tensor,
+        loss: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// `out[i, :] = src[idx[offset + i], :]`.
+    fn gather_rows(
+        &self,
+        src: &Self::Tensor,
+        idx: &Self::Index,
+        offset: usize,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// `out[i] = src[idx[offset + i]]`.
+    fn gather_indices(
+        &self,
+        src: &Self::Index,
+        idx: &Self::Index,
+        offset: usize,
+        out: &mut Self::Index,
+    ) -> Result<()>;
+    /// Adds the number of rows whose label is in the top `k` to `correct`.
+    fn count_top_k(
+        &self,
+        pred: &Self::Tensor,
+        labels: &Self::Index,
+        k: usize,
+        correct: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// `t = value` everywhere.
+    fn fill(&self, t: &mut Self::Tensor, value: f64) -> Result<()>;
+    /// `t = alpha · t`.
+    fn scale(&self, t: &mut Self::Tensor, alpha: f64) -> Result<()>;
+    /// `y = alpha · x + y`.
+    fn axpy(&self, alpha: f64, x: &Self::Tensor, y: &mut Self::Tensor) -> Result<()>;
+    /// Inverted dropout with the counter-based mask of [`dropout_keep`](super::dropout_keep).
+    fn dropout(
+        &self,
+        x: &Self::Tensor,
+        out: &mut Self::Tensor,
+        p: f64,
+        seed: u64,
+        step: u64,
+    ) -> Result<()>;
+    /// BatchNorm1d in training mode.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_train(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        running_mean: &mut Self::Tensor,
+        running_var: &mut Self::Tensor,
+        saved: &mut Self::Tensor,
+        out: &mut Self::Tensor,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<()>;
+    /// BatchNorm1d in evaluation mode.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_eval(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        beta: &Self::Tensor,
+        running_mean: &Self::Tensor,
+        running_var: &Self::Tensor,
+        out: &mut Self::Tensor,
+        eps: f64,
+    ) -> Result<()>;
+    /// Gradients of [`Kernels::batch_norm_train`].
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_backward(
+        &self,
+        x: &Self::Tensor,
+        gamma: &Self::Tensor,
+        saved: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        grad_in: &mut Self::Tensor,
+        grad_gamma: &mut Self::Tensor,
+        grad_beta: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// Submits recorded work and waits for it; the default (a device that
+    /// runs each call to completion) does nothing.
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+    /// `acc += Σ x²`.
+    fn accumulate_sum_squares(&self, x: &Self::Tensor, acc: &mut Self::Tensor) -> Result<()>;
+    /// One fused optimizer step for one (possibly flat) parameter tensor.
+    fn optimizer_update(
+        &self,
+        rule: &UpdateRule,
+        step: u64,
+        param: &mut Self::Tensor,
+        grad: &Self::Tensor,
+        state: &mut [Self::Tensor],
+        grad_sq_norm: Option<&Self::Tensor>,
+    ) -> Result<()>;
+}
