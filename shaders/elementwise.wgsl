@@ -4,30 +4,20 @@
 struct Params {
     n: u32,      // elements (gather: output rows)
     cols: u32,   // gather: row width in 32-bit words
-    alpha: f32,  // fill value, scale factor, axpy alpha, activation parameter
+    alpha: f32,  // fill value, scale factor, axpy alpha
     offset: u32, // gather: first index used
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-override ACT: u32 = 0u;
 const WG: u32 = 256u;
 
 fn linear(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * WG;
 }
 
-// ---- act_forward: out = act(x) -------------------------------------------
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-
-@compute @workgroup_size(WG)
-fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = linear(gid, groups);
-    if (i < p.n) {
-        y[i] = activate(x[i], ACT, p.alpha);
-    }
-}
 
 // ---- axpy: y += alpha · x ------------------------------------------------
 @compute @workgroup_size(WG)
@@ -35,19 +25,6 @@ fn axpy(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let i = linear(gid, groups);
     if (i < p.n) {
         y[i] = fma(p.alpha, x[i], y[i]);
-    }
-}
-
-// ---- act_backward: gin = gout ⊙ act'(z) ----------------------------------
-@group(0) @binding(1) var<storage, read> z: array<f32>;
-@group(0) @binding(2) var<storage, read> gout: array<f32>;
-@group(0) @binding(3) var<storage, read_write> gin: array<f32>;
-
-@compute @workgroup_size(WG)
-fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = linear(gid, groups);
-    if (i < p.n) {
-        gin[i] = gout[i] * activate_grad(z[i], ACT, p.alpha);
     }
 }
 

@@ -19,7 +19,10 @@ override LOSS: u32 = 0u;
 override HAS_LABELS: bool = true;
 const WG: u32 = 256u;
 
-var<workgroup> scratch: array<f32, WG>;
+// The batch's loss is summed by workgroup_reduce (common/workgroup_sum.wgsl).
+fn combine(a: f32, b: f32) -> f32 {
+    return a + b;
+}
 
 // Target of (row i, column j): one-hot of the label, or the dense target.
 fn target_at(i: u32, j: u32) -> f32 {
@@ -110,15 +113,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var i = lid.x; i < p.rows; i += WG) {
         total += row_loss(i, inv_n);
     }
-    scratch[lid.x] = total;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid.x < s) {
-            scratch[lid.x] += scratch[lid.x + s];
-        }
-        workgroupBarrier();
-    }
+    let sum = workgroup_reduce(lid.x, total);
     if (lid.x == 0u) {
-        loss[0] = scratch[0] * inv_n;
+        loss[0] = sum * inv_n;
     }
 }

@@ -111,18 +111,9 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 @group(0) @binding(1) var<storage, read> sq_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> sq_out: array<f32>;
 
-var<workgroup> scratch: array<f32, WG>;
-
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-    scratch[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            scratch[lid] += scratch[lid + s];
-        }
-        workgroupBarrier();
-    }
-    return scratch[0];
+// Summed by workgroup_reduce (common/workgroup_sum.wgsl).
+fn combine(a: f32, b: f32) -> f32 {
+    return a + b;
 }
 
 // Pass 1: sq_out[g] = Σ x² over the elements workgroup g strides over.
@@ -133,7 +124,7 @@ fn sq_partial(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_i
     for (var i = wid.x * WG + lid.x; i < p.n; i += stride) {
         v += sq_in[i] * sq_in[i];
     }
-    let r = workgroup_sum(lid.x, v);
+    let r = workgroup_reduce(lid.x, v);
     if (lid.x == 0u) {
         sq_out[wid.x] = r;
     }
@@ -146,7 +137,7 @@ fn sq_final(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var i = lid.x; i < p.n; i += WG) {
         v += sq_in[i];
     }
-    let r = workgroup_sum(lid.x, v);
+    let r = workgroup_reduce(lid.x, v);
     if (lid.x == 0u) {
         sq_out[0] += r;
     }

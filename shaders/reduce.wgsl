@@ -24,20 +24,8 @@ fn combine(a: f32, b: f32) -> f32 {
     return a + b;
 }
 
-var<workgroup> scratch: array<f32, WG>;
-
-// Tree reduction of one value per invocation; invocation 0 gets the result.
-fn workgroup_reduce(lid: u32, v: f32) -> f32 {
-    scratch[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            scratch[lid] = combine(scratch[lid], scratch[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    return scratch[0];
-}
+// workgroup_reduce (common/workgroup_sum.wgsl, before this file) combines
+// with `combine` above; its `scratch` also serves sum_rows below.
 
 // ---- sum_rows: out[j] = Σ_i x[i, j] --------------------------------------
 // A workgroup takes SUM_COLS adjacent columns (coalesced reads) and splits

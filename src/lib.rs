@@ -20,6 +20,7 @@ pub mod error;
 pub mod gpu;
 pub mod init;
 pub mod nn;
+pub mod ops;
 pub mod optim;
 pub mod schedule;
 pub mod train;

@@ -231,45 +231,6 @@ fn matmul_fused_bias_and_every_activation() {
     }
 }
 
-fn activation<B: Backend>(b: &B, act: Activation, n: usize, backward: bool) -> Vec<f64> {
-    // Spread inputs over [-8, 8] to reach the saturated regions too.
-    let x: Vec<f32> = random(5, n).iter().map(|v| v * 8.0).collect();
-    let xt = b.upload(1, n, &x).unwrap();
-    let mut out = b.zeros(1, n).unwrap();
-    if backward {
-        let gout = b.upload(1, n, &random(6, n)).unwrap();
-        b.activation_backward(act, &xt, &gout, &mut out).unwrap();
-    } else {
-        b.activation(act, &xt, &mut out).unwrap();
-    }
-    b.download(&out).unwrap()
-}
-
-// exp and tanh differ by a few ulps between libm and the driver: 1e-6.
-const ELEMENTWISE_TOL: f64 = 1e-6;
-
-#[test]
-fn activations_forward_and_backward() {
-    let Some(g) = gpu() else { return };
-    let cpu = Cpu::<f32>::new();
-    for act in Activation::all() {
-        for &n in &[1, 7, 257, 100_003] {
-            for backward in [false, true] {
-                let what = format!(
-                    "{act:?} {} n={n}",
-                    if backward { "backward" } else { "forward" }
-                );
-                assert_parity(
-                    &what,
-                    &activation(&g, act, n, backward),
-                    &activation(&cpu, act, n, backward),
-                    ELEMENTWISE_TOL,
-                );
-            }
-        }
-    }
-}
-
 fn reductions<B: Backend>(b: &B, rows: usize, cols: usize) -> Vec<f64> {
     let x = b
         .upload(

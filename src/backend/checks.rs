@@ -219,22 +219,6 @@ pub(crate) fn check_batch_norm<T: Shaped>(
     Ok(())
 }
 
-/// Checks `activation_backward`: `z`, `grad_out` and `grad_in` of one shape.
-pub(crate) fn check_activation_backward<T: Shaped>(z: &T, grad_out: &T, grad_in: &T) -> Result<()> {
-    check_same(
-        "activation_backward",
-        "pre-activation vs gradient",
-        z,
-        grad_out,
-    )?;
-    check_same(
-        "activation_backward",
-        "pre-activation vs input gradient",
-        z,
-        grad_in,
-    )
-}
-
 /// Checks `batch_norm_backward`: gradients shaped as what they differentiate.
 pub(crate) fn check_batch_norm_backward<T: Shaped>(
     x: &T,

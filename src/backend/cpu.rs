@@ -14,6 +14,7 @@ use super::{
     dropout_keep_keyed, dropout_key, Activation, IndexVector, Kernels, Loss, MatmulSpec, Reduce,
     Shaped, Target, UpdateRule,
 };
+use crate::ops::activation::{self, with_act, Act};
 use crate::Result;
 use num_traits::Float;
 use std::marker::PhantomData;
@@ -54,6 +55,11 @@ impl<T> CpuTensor<T> {
     pub fn data(&self) -> &[T] {
         &self.data
     }
+
+    /// The values, row-major, for the op folders' CPU kernels.
+    pub(crate) fn data_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
 }
 
 impl<T> Shaped for CpuTensor<T> {
@@ -92,77 +98,6 @@ fn type_name<T: 'static>() -> &'static str {
 
 fn cast<T: Float>(v: f64) -> T {
     T::from(v).expect("every f64 converts to a float type")
-}
-
-/// [`Activation`]'s formulas with the variant fixed by a type. A loop that
-/// is handed an `Activation` value (in a closure, to a pool thread) reads the
-/// variant back per element and does not vectorise; with the variant in the
-/// type, the match in `apply` and `derivative` folds away.
-mod fixed {
-    use super::Activation;
-    use num_traits::Float;
-
-    pub(super) trait Act: Copy + Sync {
-        fn apply<T: Float>(self, x: T) -> T;
-        fn derivative<T: Float>(self, x: T) -> T;
-    }
-
-    /// Implements [`Act`] on `$ty` by building the variant `$variant` from it.
-    macro_rules! fixed_act {
-        ($ty:ty, |$s:ident| $variant:expr) => {
-            impl Act for $ty {
-                fn apply<T: Float>(self, x: T) -> T {
-                    let $s = self;
-                    $variant.apply(x)
-                }
-                fn derivative<T: Float>(self, x: T) -> T {
-                    let $s = self;
-                    $variant.derivative(x)
-                }
-            }
-        };
-    }
-
-    #[derive(Clone, Copy)]
-    pub(super) struct Identity;
-    #[derive(Clone, Copy)]
-    pub(super) struct Relu;
-    #[derive(Clone, Copy)]
-    pub(super) struct LeakyRelu(pub f32);
-
-    fixed_act!(Identity, |_s| Activation::Identity);
-    fixed_act!(Relu, |_s| Activation::Relu);
-    fixed_act!(LeakyRelu, |s| Activation::LeakyRelu { slope: s.0 });
-    // The rest call `exp` or `tanh` per element, which costs far more than
-    // the match, and share one copy of each loop.
-    fixed_act!(Activation, |s| s);
-}
-
-use fixed::Act;
-
-/// Evaluates `$body` with `$a` bound to `$act` as a [`fixed::Act`], in a
-/// copy of its own for each variant whose formulas are a select or a product.
-macro_rules! with_act {
-    ($act:expr, |$a:ident| $body:expr) => {
-        match $act {
-            Activation::Identity => {
-                let $a = fixed::Identity;
-                $body
-            }
-            Activation::Relu => {
-                let $a = fixed::Relu;
-                $body
-            }
-            Activation::LeakyRelu { slope } => {
-                let $a = fixed::LeakyRelu(slope);
-                $body
-            }
-            other => {
-                let $a = other;
-                $body
-            }
-        }
-    };
 }
 
 impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
@@ -285,17 +220,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
     }
 
     fn activation(&self, act: Activation, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
-        let lanes = (out.data.as_mut_slice(), x.data.as_slice());
-        with_act!(act, |act| split(
-            x.data.len(),
-            1,
-            lanes,
-            &move |(o, x): (&mut [T], &[T])| {
-                for (o, &v) in o.iter_mut().zip(x) {
-                    *o = act.apply(v);
-                }
-            }
-        ));
+        activation::cpu::forward(act, x, out);
         Ok(())
     }
 
@@ -306,21 +231,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         grad_out: &CpuTensor<T>,
         grad_in: &mut CpuTensor<T>,
     ) -> Result<()> {
-        let lanes = (
-            grad_in.data.as_mut_slice(),
-            grad_out.data.as_slice(),
-            z.data.as_slice(),
-        );
-        with_act!(act, |act| split(
-            z.data.len(),
-            1,
-            lanes,
-            &move |(gi, g, z): (&mut [T], &[T], &[T])| {
-                for ((gi, &g), &zv) in gi.iter_mut().zip(g).zip(z) {
-                    *gi = g * act.derivative(zv);
-                }
-            }
-        ));
+        activation::cpu::backward(act, z, grad_out, grad_in);
         Ok(())
     }
 

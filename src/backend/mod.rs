@@ -16,13 +16,13 @@
 //! - Losses are summed over the output columns and averaged over the batch
 //!   rows (the seeds' convention); see [`Loss`] for the PyTorch equivalents.
 
-mod checks;
+pub(crate) mod checks;
 pub(crate) mod cpu;
 mod cpu_update;
 mod gemm;
 mod kernels;
 pub(crate) mod ops;
-mod par;
+pub(crate) mod par;
 pub(crate) mod update;
 
 pub use cpu::{reference_matmul, Cpu, CpuIndex, CpuTensor};
@@ -374,7 +374,7 @@ impl<K: Kernels> Backend for K {
         grad_out: &Self::Tensor,
         grad_in: &mut Self::Tensor,
     ) -> Result<()> {
-        checks::check_activation_backward(z, grad_out, grad_in)?;
+        crate::ops::activation::check_backward(z, grad_out, grad_in)?;
         Kernels::activation_backward(self, act, z, grad_out, grad_in)
     }
     fn sum_rows(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()> {

@@ -328,7 +328,7 @@ fn shader_hash() -> String {
     let mut h = FNV_OFFSET;
     for shader in MATMUL_SHADERS {
         h = fnv1a(h, shader.name.as_bytes());
-        h = fnv1a(h, shader.source.as_bytes());
+        h = fnv1a(h, shader.source().as_bytes());
     }
     let tiles = [
         MATMUL_TILE,

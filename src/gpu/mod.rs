@@ -4,7 +4,8 @@
 
 mod autotune;
 mod device;
-mod runtime;
+pub(crate) mod runtime;
+mod shaders;
 
 pub use autotune::{MatmulCache, MatmulCandidate, MatmulTuning};
 
@@ -12,142 +13,19 @@ use crate::backend::{
     Activation, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
     UpdateRule,
 };
+use crate::ops::activation;
 use crate::Result;
 pub use runtime::KernelTime;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
+pub use shaders::shader_sources;
+pub(crate) use shaders::{ACTIVATION, MATMUL_SHADERS};
+use shaders::{
+    ELEMENTWISE, LOSS, MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED, NORMALIZE, OPTIM, REDUCE,
+};
 use std::sync::{Arc, Mutex};
 
-static MATMUL: Shader = Shader {
-    name: "matmul",
-    source: concat!(
-        include_str!("../../shaders/activation.wgsl"),
-        include_str!("../../shaders/matmul_tile_registers.wgsl"),
-        include_str!("../../shaders/matmul_common.wgsl"),
-        include_str!("../../shaders/matmul.wgsl")
-    ),
-    trusted: true,
-};
-static MATMUL_VEC4: Shader = Shader {
-    name: "matmul_vec4",
-    source: concat!(
-        include_str!("../../shaders/activation.wgsl"),
-        include_str!("../../shaders/matmul_tile_registers.wgsl"),
-        include_str!("../../shaders/matmul_common.wgsl"),
-        include_str!("../../shaders/matmul_share_none.wgsl"),
-        include_str!("../../shaders/matmul_vec4.wgsl")
-    ),
-    trusted: true,
-};
-static MATMUL_VEC4_SHARED: Shader = Shader {
-    name: "matmul_vec4_shared",
-    source: concat!(
-        include_str!("../../shaders/activation.wgsl"),
-        include_str!("../../shaders/matmul_tile_registers.wgsl"),
-        include_str!("../../shaders/matmul_common.wgsl"),
-        include_str!("../../shaders/matmul_share_subgroup.wgsl"),
-        include_str!("../../shaders/matmul_vec4.wgsl")
-    ),
-    trusted: true,
-};
-static MATMUL_TILED_LARGE: Shader = Shader {
-    name: "matmul_tiled_large",
-    source: concat!(
-        include_str!("../../shaders/activation.wgsl"),
-        include_str!("../../shaders/matmul_tile_large.wgsl"),
-        include_str!("../../shaders/matmul_common.wgsl"),
-        include_str!("../../shaders/matmul_tiled_load_scalar.wgsl"),
-        include_str!("../../shaders/matmul_tiled.wgsl")
-    ),
-    trusted: true,
-};
-static MATMUL_TILED_LARGE_VEC4: Shader = Shader {
-    name: "matmul_tiled_large_vec4",
-    source: concat!(
-        include_str!("../../shaders/activation.wgsl"),
-        include_str!("../../shaders/matmul_tile_large.wgsl"),
-        include_str!("../../shaders/matmul_common.wgsl"),
-        include_str!("../../shaders/matmul_tiled_load_vec4.wgsl"),
-        include_str!("../../shaders/matmul_tiled.wgsl")
-    ),
-    trusted: true,
-};
-static MATMUL_TILED_SMALL: Shader = Shader {
-    name: "matmul_tiled_small",
-    source: concat!(
-        include_str!("../../shaders/activation.wgsl"),
-        include_str!("../../shaders/matmul_tile_small.wgsl"),
-        include_str!("../../shaders/matmul_common.wgsl"),
-        include_str!("../../shaders/matmul_tiled_load_scalar.wgsl"),
-        include_str!("../../shaders/matmul_tiled.wgsl")
-    ),
-    trusted: true,
-};
-static MATMUL_TILED_SMALL_VEC4: Shader = Shader {
-    name: "matmul_tiled_small_vec4",
-    source: concat!(
-        include_str!("../../shaders/activation.wgsl"),
-        include_str!("../../shaders/matmul_tile_small.wgsl"),
-        include_str!("../../shaders/matmul_common.wgsl"),
-        include_str!("../../shaders/matmul_tiled_load_vec4.wgsl"),
-        include_str!("../../shaders/matmul_tiled.wgsl")
-    ),
-    trusted: true,
-};
-static ELEMENTWISE: Shader = Shader {
-    name: "elementwise",
-    source: concat!(
-        include_str!("../../shaders/activation.wgsl"),
-        include_str!("../../shaders/elementwise.wgsl")
-    ),
-    trusted: false,
-};
-static NORMALIZE: Shader = Shader {
-    name: "normalize",
-    source: include_str!("../../shaders/normalize.wgsl"),
-    trusted: false,
-};
-static REDUCE: Shader = Shader {
-    name: "reduce",
-    source: include_str!("../../shaders/reduce.wgsl"),
-    trusted: false,
-};
-static LOSS: Shader = Shader {
-    name: "loss",
-    source: concat!(
-        include_str!("../../shaders/activation.wgsl"),
-        include_str!("../../shaders/loss.wgsl")
-    ),
-    trusted: false,
-};
-static OPTIM: Shader = Shader {
-    name: "optim",
-    source: include_str!("../../shaders/optim.wgsl"),
-    trusted: false,
-};
-
-/// Every matmul shader: what the autotune cache's shader hash covers.
-static MATMUL_SHADERS: [&Shader; 7] = [
-    &MATMUL,
-    &MATMUL_VEC4,
-    &MATMUL_VEC4_SHARED,
-    &MATMUL_TILED_LARGE,
-    &MATMUL_TILED_LARGE_VEC4,
-    &MATMUL_TILED_SMALL,
-    &MATMUL_TILED_SMALL_VEC4,
-];
-
-/// Every shader the library builds, as `(name, full source)`, for validation in tests.
-pub fn shader_sources() -> Vec<(&'static str, &'static str)> {
-    let others = [&ELEMENTWISE, &REDUCE, &LOSS, &NORMALIZE, &OPTIM];
-    MATMUL_SHADERS
-        .iter()
-        .chain(others.iter())
-        .map(|s| (s.name, s.source))
-        .collect()
-}
-
 /// Output rows × columns one workgroup of a matmul kernel computes:
-/// `(TM·WG_Y, 4·TN4·WG_X)` of its shaders/matmul_tile_*.wgsl piece, and the
+/// `(TM·WG_Y, 4·TN4·WG_X)` of its shaders/matmul/tile_*.wgsl piece, and the
 /// k depth `BK` it stages (unit-tested against the sources).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct MatmulTile {
@@ -156,14 +34,14 @@ struct MatmulTile {
     depth: u32,
 }
 
-/// The register kernels' tile (shaders/matmul_tile_registers.wgsl).
+/// The register kernels' tile (shaders/matmul/tile_registers.wgsl).
 const MATMUL_TILE: MatmulTile = MatmulTile {
     rows: 32,
     cols: 64,
     depth: 1,
 };
 /// The subgroup size `MatmulKernel::RegistersShared` needs: WG_X of
-/// shaders/matmul_tile_registers.wgsl, the invocations that share rows of A.
+/// shaders/matmul/tile_registers.wgsl, the invocations that share rows of A.
 const MATMUL_SHARE_LANES: u32 = 8;
 /// Fewest workgroups for which [`MatmulKernel::Workgroup`] takes the large
 /// tile: below it the small tile's larger count of workgroups wins (on an
@@ -182,7 +60,7 @@ const MAX_K_CHUNK: u32 = 2048;
 /// Most k slices of one product.
 const MAX_SPLIT_K: u32 = 16;
 /// Workgroup size of the elementwise and reduction kernels.
-const WG: u32 = 256;
+pub(crate) const WG: u32 = 256;
 /// Columns per workgroup of `sum_rows` (SUM_COLS of shaders/reduce.wgsl).
 const SUM_COLS: u32 = 32;
 /// Most workgroups the first pass of a reduction uses.
@@ -218,7 +96,7 @@ const REDUCE_GROUPS: usize = 256;
 /// ```
 #[derive(Clone)]
 pub struct Gpu {
-    ctx: Arc<Context>,
+    pub(crate) ctx: Arc<Context>,
     /// Bound in place of an absent optional input (no bias, no dense target).
     dummy: Arc<Buf>,
     settings: Arc<Mutex<KernelSettings>>,
@@ -261,13 +139,13 @@ pub enum TiledTile {
 
 impl TiledTile {
     /// The kernel of this tile; `vec4`: the one that reads A and B four
-    /// floats at a time (shaders/matmul_tiled_load_vec4.wgsl).
+    /// floats at a time (shaders/matmul/tiled_load_vec4.wgsl).
     fn shader(self, vec4: bool) -> &'static Shader {
         match (self, vec4) {
-            (TiledTile::Large, false) => &MATMUL_TILED_LARGE,
-            (TiledTile::Large, true) => &MATMUL_TILED_LARGE_VEC4,
-            (TiledTile::Small, false) => &MATMUL_TILED_SMALL,
-            (TiledTile::Small, true) => &MATMUL_TILED_SMALL_VEC4,
+            (TiledTile::Large, false) => &shaders::MATMUL_TILED_LARGE,
+            (TiledTile::Large, true) => &shaders::MATMUL_TILED_LARGE_VEC4,
+            (TiledTile::Small, false) => &shaders::MATMUL_TILED_SMALL,
+            (TiledTile::Small, true) => &shaders::MATMUL_TILED_SMALL_VEC4,
         }
     }
 
@@ -354,7 +232,7 @@ impl TiledPlan {
 }
 
 /// The matmul kernels' uniform parameters: `Params` of
-/// shaders/matmul_common.wgsl, field for field.
+/// shaders/matmul/common.wgsl, field for field.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct MatmulParams {
@@ -378,7 +256,7 @@ impl MatmulParams {
 pub struct GpuTensor {
     rows: usize,
     cols: usize,
-    buf: Buf,
+    pub(crate) buf: Buf,
 }
 
 impl Shaped for GpuTensor {
@@ -618,17 +496,14 @@ impl Gpu {
     fn elementwise(
         &self,
         entry: &'static str,
-        act: Option<Activation>,
         n: usize,
         alpha: f32,
         binds: &[Bind<'_>],
     ) -> Result<()> {
-        let code = act.map_or(0, |a| a.code()) as f64;
-        let constants = [("ACT", code)];
         let kernel = Kernel {
             shader: &ELEMENTWISE,
             entry,
-            constants: if act.is_some() { &constants } else { &[] },
+            constants: &[],
         };
         self.ctx.dispatch(
             &kernel,
@@ -845,13 +720,7 @@ impl Kernels for Gpu {
     }
 
     fn activation(&self, act: Activation, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
-        self.elementwise(
-            "act_forward",
-            Some(act),
-            x.len(),
-            act.param(),
-            &[Bind::read(&x.buf), Bind::write(&out.buf)],
-        )
+        activation::gpu::forward(self, act, x, out)
     }
 
     fn activation_backward(
@@ -861,17 +730,7 @@ impl Kernels for Gpu {
         grad_out: &GpuTensor,
         grad_in: &mut GpuTensor,
     ) -> Result<()> {
-        self.elementwise(
-            "act_backward",
-            Some(act),
-            z.len(),
-            act.param(),
-            &[
-                Bind::read(&z.buf),
-                Bind::read(&grad_out.buf),
-                Bind::write(&grad_in.buf),
-            ],
-        )
+        activation::gpu::backward(self, act, z, grad_out, grad_in)
     }
 
     fn sum_rows(&self, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
@@ -1005,17 +864,16 @@ impl Kernels for Gpu {
     }
 
     fn fill(&self, t: &mut GpuTensor, value: f64) -> Result<()> {
-        self.elementwise("fill", None, t.len(), value as f32, &[Bind::write(&t.buf)])
+        self.elementwise("fill", t.len(), value as f32, &[Bind::write(&t.buf)])
     }
 
     fn scale(&self, t: &mut GpuTensor, alpha: f64) -> Result<()> {
-        self.elementwise("scale", None, t.len(), alpha as f32, &[Bind::write(&t.buf)])
+        self.elementwise("scale", t.len(), alpha as f32, &[Bind::write(&t.buf)])
     }
 
     fn axpy(&self, alpha: f64, x: &GpuTensor, y: &mut GpuTensor) -> Result<()> {
         self.elementwise(
             "axpy",
-            None,
             x.len(),
             alpha as f32,
             &[Bind::read(&x.buf), Bind::write(&y.buf)],
@@ -1350,8 +1208,8 @@ mod tests {
     #[test]
     fn matmul_tiles_match_the_shaders() {
         let constant = |shader: &Shader, name: &str| -> u32 {
-            let line = shader
-                .source
+            let source = shader.source();
+            let line = source
                 .lines()
                 .find(|l| l.starts_with(&format!("const {name}: u32 = ")))
                 .unwrap();

@@ -7,15 +7,38 @@ use crate::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// A WGSL source, loaded with `include_str!` and built once per device.
+/// A WGSL module, composed of pieces (src/gpu/shaders.rs lists them) and
+/// built once per device.
 pub(crate) struct Shader {
     pub name: &'static str,
-    pub source: &'static str,
+    pub parts: &'static [Piece],
     /// Built without wgpu's runtime bounds checks and loop bounding. Only for
     /// kernels that keep every index in range themselves (clamped loads,
     /// guarded stores) and whose loops end: the checks cost the matmul about
     /// half its speed on lavapipe.
     pub trusted: bool,
+}
+
+/// One piece of a shader: a WGSL file, or WGSL generated from a Rust table
+/// (e.g. the activation dispatch, one case per [`Activation`](crate::Activation)).
+#[derive(Clone, Copy)]
+pub(crate) enum Piece {
+    File(&'static str),
+    Generated(fn() -> String),
+}
+
+impl Shader {
+    /// The whole WGSL source, its pieces in order.
+    pub fn source(&self) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Piece::File(text) => text.to_string(),
+                Piece::Generated(make) => make(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 /// Bytes reserved per dispatch in the parameter arena: the largest uniform
@@ -580,7 +603,7 @@ impl Context {
         let module = st.modules.entry(kernel.shader.name).or_insert_with(|| {
             let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(kernel.shader.name),
-                source: wgpu::ShaderSource::Wgsl(kernel.shader.source.into()),
+                source: wgpu::ShaderSource::Wgsl(kernel.shader.source().into()),
             };
             if kernel.shader.trusted {
                 // SAFETY: `trusted` is set only on shaders whose every buffer

@@ -1,4 +1,4 @@
-// Load piece of matmul_tiled.wgsl reading op(A) and op(B) four floats at a
+// Load piece of matmul/tiled.wgsl reading op(A) and op(B) four floats at a
 // time along their contiguous dimension: k for A and Bᵀ, rows for Aᵀ,
 // columns for B. Needs k % 4 == 0, m % 4 == 0 for Aᵀ and n % 4 == 0 for B
 // (the host checks), and k_chunk a multiple of 4 (it is one of BK). Then a

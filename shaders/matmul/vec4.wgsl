@@ -1,8 +1,8 @@
-// The vec4 matmul kernel (see matmul_common.wgsl): A and B are read four
+// The vec4 matmul kernel (see matmul/common.wgsl): A and B are read four
 // floats at a time along their contiguous dimension, which on lavapipe costs
 // about as much as one scalar read. Needs k % 4 == 0, m % 4 == 0 when TA and
 // n % 4 == 0 unless TB (the host checks); m and n need not fill the tile.
-// Preceded by matmul_share_subgroup.wgsl or matmul_share_none.wgsl, which
+// Preceded by matmul/share_subgroup.wgsl or matmul/share_none.wgsl, which
 // decide whether the lanes of a subgroup share their reads of A (SHARE_A).
 
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;

@@ -1,4 +1,4 @@
-// The workgroup-memory matmul kernel (see matmul_common.wgsl), for real GPUs;
+// The workgroup-memory matmul kernel (see matmul/common.wgsl), for real GPUs;
 // any shape. Each workgroup computes a BM × BN block of the output: it stages
 // BK-deep slices of its rows of op(A) and columns of op(B) in workgroup
 // memory, so each element is read from the buffer once per workgroup rather
@@ -16,8 +16,8 @@
 // buffer (bound as `out`, with HAS_BIAS off and the identity activation);
 // split_k_sum then adds the slices in order and applies the epilogue.
 //
-// Preceded by a load piece (matmul_tiled_load_scalar.wgsl or
-// matmul_tiled_load_vec4.wgsl) that reads A and B and fills the tiles.
+// Preceded by a load piece (matmul/tiled_load_scalar.wgsl or
+// matmul/tiled_load_vec4.wgsl) that reads A and B and fills the tiles.
 
 const TM4: u32 = TM / 4u;
 const BM: u32 = TM * WG_Y;            // rows per workgroup

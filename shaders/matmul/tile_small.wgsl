@@ -1,4 +1,4 @@
-// Tile piece for matmul_tiled.wgsl on products too small to give the large
+// Tile piece for matmul/tiled.wgsl on products too small to give the large
 // tile enough workgroups: 64 × 64 outputs per workgroup of 128, 8 × 4 per
 // invocation, k staged 16 deep. On an H100 it beat a 4 × 4-per-invocation
 // tile of 256 by up to 24%, and tied on the rest (PERFORMANCE.md).

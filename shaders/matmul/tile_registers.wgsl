@@ -1,4 +1,4 @@
-// Tile piece for the register kernels (matmul.wgsl, matmul_vec4.wgsl), sized
+// Tile piece for the register kernels (matmul.wgsl, matmul/vec4.wgsl), sized
 // for lavapipe: WG_X is its SIMD width, so the invocations of one SIMD step
 // share their rows. More than 16 vec4 accumulators (TM·TN4) no longer unroll
 // on llvmpipe and run 3–4× slower.

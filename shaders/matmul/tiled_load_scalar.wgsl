@@ -1,4 +1,4 @@
-// Load piece of matmul_tiled.wgsl for any shape: op(A) and op(B) are read
+// Load piece of matmul/tiled.wgsl for any shape: op(A) and op(B) are read
 // one float at a time. Defines the bindings of A and B, fetch() (the next
 // slice into registers) and stage() (registers into workgroup memory).
 

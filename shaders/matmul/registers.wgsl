@@ -1,4 +1,4 @@
-// The scalar matmul kernel: any shape (see matmul_common.wgsl).
+// The scalar matmul kernel: any shape (see matmul/common.wgsl).
 
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;

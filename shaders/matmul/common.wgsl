@@ -1,8 +1,8 @@
 // out = act(op(A)·op(B) + bias) ⊙ gate_act'(gate), op = transpose when TA / TB: what the
 // matmul kernels share (parameters, overrides, tile shape, epilogue).
-// matmul.wgsl reads A and B as scalars and takes any shape; matmul_vec4.wgsl
+// matmul.wgsl reads A and B as scalars and takes any shape; matmul/vec4.wgsl
 // reads them as vec4 and needs the contiguous dimensions to be multiples of 4;
-// matmul_tiled.wgsl stages them in workgroup memory, for real GPUs.
+// matmul/tiled.wgsl stages them in workgroup memory, for real GPUs.
 //
 // Each invocation accumulates a TM × TN block in registers. The register
 // kernels use no workgroup memory: on lavapipe (a CPU) barriers and
@@ -22,7 +22,7 @@ struct Params {
     n: u32,
     k: u32,
     act_param: f32,
-    // matmul_tiled.wgsl with split k: the k range of each z slice (k otherwise).
+    // matmul/tiled.wgsl with split k: the k range of each z slice (k otherwise).
     k_chunk: u32,
     gate_param: f32,
 }

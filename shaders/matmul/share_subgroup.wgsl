@@ -1,4 +1,4 @@
-// Template piece of matmul_vec4.wgsl for adapters whose subgroups are exactly
+// Template piece of matmul/vec4.wgsl for adapters whose subgroups are exactly
 // the WG_X = 8 invocations of one row of the workgroup (lavapipe: 8 SIMD
 // lanes): all eight need the same TM = 8 rows of A, so each lane loads one
 // of them and the others take it from its register. On lavapipe, where every

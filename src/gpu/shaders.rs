@@ -1,0 +1,129 @@
+//! Every shader the library builds, and the pieces it is composed of: the
+//! one table of what goes into which WGSL module. A piece shared by several
+//! shaders (the activations, the workgroup sum) exists once under
+//! `shaders/` and is listed here wherever it is used.
+
+use super::runtime::{Piece, Shader};
+use crate::Activation;
+
+/// The activation functions (`act_<name>`, `grad_<name>`) and their
+/// generated dispatch, which the matmul epilogue, the activation kernels and
+/// the losses call.
+const ACTIVATIONS: [Piece; 2] = [
+    Piece::File(include_str!("../../shaders/activation/activation.wgsl")),
+    Piece::Generated(Activation::wgsl_dispatch),
+];
+/// A workgroup-wide sum through workgroup memory.
+const WORKGROUP_SUM: Piece = Piece::File(include_str!("../../shaders/common/workgroup_sum.wgsl"));
+
+const TILE_REGISTERS: Piece = Piece::File(include_str!("../../shaders/matmul/tile_registers.wgsl"));
+const TILE_LARGE: Piece = Piece::File(include_str!("../../shaders/matmul/tile_large.wgsl"));
+const TILE_SMALL: Piece = Piece::File(include_str!("../../shaders/matmul/tile_small.wgsl"));
+const MATMUL_COMMON: Piece = Piece::File(include_str!("../../shaders/matmul/common.wgsl"));
+const SHARE_NONE: Piece = Piece::File(include_str!("../../shaders/matmul/share_none.wgsl"));
+const SHARE_SUBGROUP: Piece = Piece::File(include_str!("../../shaders/matmul/share_subgroup.wgsl"));
+const LOAD_SCALAR: Piece = Piece::File(include_str!("../../shaders/matmul/tiled_load_scalar.wgsl"));
+const LOAD_VEC4: Piece = Piece::File(include_str!("../../shaders/matmul/tiled_load_vec4.wgsl"));
+const REGISTERS: Piece = Piece::File(include_str!("../../shaders/matmul/registers.wgsl"));
+const VEC4: Piece = Piece::File(include_str!("../../shaders/matmul/vec4.wgsl"));
+const TILED: Piece = Piece::File(include_str!("../../shaders/matmul/tiled.wgsl"));
+
+/// A matmul shader: the activations, a tile piece, the shared parameters
+/// and epilogue, then a kernel (with its load or share piece). Trusted:
+/// every load is clamped and every store guarded (see `Shader::trusted`).
+macro_rules! matmul {
+    ($name:literal: $tile:expr, $($kernel:expr),+) => {
+        Shader {
+            name: $name,
+            parts: &[ACTIVATIONS[0], ACTIVATIONS[1], $tile, MATMUL_COMMON, $($kernel),+],
+            trusted: true,
+        }
+    };
+}
+
+pub(crate) static MATMUL: Shader = matmul!("matmul": TILE_REGISTERS, REGISTERS);
+pub(crate) static MATMUL_VEC4: Shader = matmul!("matmul_vec4": TILE_REGISTERS, SHARE_NONE, VEC4);
+pub(crate) static MATMUL_VEC4_SHARED: Shader =
+    matmul!("matmul_vec4_shared": TILE_REGISTERS, SHARE_SUBGROUP, VEC4);
+pub(crate) static MATMUL_TILED_LARGE: Shader =
+    matmul!("matmul_tiled_large": TILE_LARGE, LOAD_SCALAR, TILED);
+pub(crate) static MATMUL_TILED_LARGE_VEC4: Shader =
+    matmul!("matmul_tiled_large_vec4": TILE_LARGE, LOAD_VEC4, TILED);
+pub(crate) static MATMUL_TILED_SMALL: Shader =
+    matmul!("matmul_tiled_small": TILE_SMALL, LOAD_SCALAR, TILED);
+pub(crate) static MATMUL_TILED_SMALL_VEC4: Shader =
+    matmul!("matmul_tiled_small_vec4": TILE_SMALL, LOAD_VEC4, TILED);
+
+pub(crate) static ACTIVATION: Shader = Shader {
+    name: "activation",
+    parts: &[
+        ACTIVATIONS[0],
+        ACTIVATIONS[1],
+        Piece::File(include_str!("../../shaders/activation/kernels.wgsl")),
+    ],
+    trusted: false,
+};
+pub(crate) static ELEMENTWISE: Shader = Shader {
+    name: "elementwise",
+    parts: &[Piece::File(include_str!("../../shaders/elementwise.wgsl"))],
+    trusted: false,
+};
+pub(crate) static NORMALIZE: Shader = Shader {
+    name: "normalize",
+    parts: &[Piece::File(include_str!("../../shaders/normalize.wgsl"))],
+    trusted: false,
+};
+pub(crate) static REDUCE: Shader = Shader {
+    name: "reduce",
+    parts: &[
+        WORKGROUP_SUM,
+        Piece::File(include_str!("../../shaders/reduce.wgsl")),
+    ],
+    trusted: false,
+};
+pub(crate) static LOSS: Shader = Shader {
+    name: "loss",
+    parts: &[
+        ACTIVATIONS[0],
+        ACTIVATIONS[1],
+        WORKGROUP_SUM,
+        Piece::File(include_str!("../../shaders/loss.wgsl")),
+    ],
+    trusted: false,
+};
+pub(crate) static OPTIM: Shader = Shader {
+    name: "optim",
+    parts: &[
+        WORKGROUP_SUM,
+        Piece::File(include_str!("../../shaders/optim.wgsl")),
+    ],
+    trusted: false,
+};
+
+/// Every matmul shader: what the autotune cache's shader hash covers.
+pub(crate) static MATMUL_SHADERS: [&Shader; 7] = [
+    &MATMUL,
+    &MATMUL_VEC4,
+    &MATMUL_VEC4_SHARED,
+    &MATMUL_TILED_LARGE,
+    &MATMUL_TILED_LARGE_VEC4,
+    &MATMUL_TILED_SMALL,
+    &MATMUL_TILED_SMALL_VEC4,
+];
+
+/// Every shader the library builds, as `(name, full source)`, for validation in tests.
+pub fn shader_sources() -> Vec<(&'static str, String)> {
+    let others = [
+        &ACTIVATION,
+        &ELEMENTWISE,
+        &REDUCE,
+        &LOSS,
+        &NORMALIZE,
+        &OPTIM,
+    ];
+    MATMUL_SHADERS
+        .iter()
+        .chain(others.iter())
+        .map(|s| (s.name, s.source()))
+        .collect()
+}

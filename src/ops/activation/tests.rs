@@ -1,0 +1,94 @@
+//! Activations: the formulas against f64 finite differences, the GPU
+//! kernels against the CPU on awkward sizes (inputs over [-8, 8], into the
+//! saturated regions), and the generated WGSL dispatch against the table.
+
+use super::Activation;
+use crate::ops::{assert_parity, test_gpu};
+use crate::{Backend, Cpu};
+use rand::{Rng, SeedableRng};
+
+/// exp and tanh differ by a few ulps between libm and the driver.
+const TOL: f64 = 1e-6;
+
+fn inputs(n: usize) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    (0..n).map(|_| rng.random_range(-8.0f32..8.0)).collect()
+}
+
+/// `σ(x)`, or `g ⊙ σ'(x)` with `g` random, on backend `b`.
+fn run<B: Backend>(b: &B, act: Activation, n: usize, backward: bool) -> Vec<f64> {
+    let x = b.upload(1, n, &inputs(n)).unwrap();
+    let mut out = b.zeros(1, n).unwrap();
+    if backward {
+        let g: Vec<f32> = inputs(n + 1)[1..].iter().map(|v| v / 8.0).collect();
+        let g = b.upload(1, n, &g).unwrap();
+        b.activation_backward(act, &x, &g, &mut out).unwrap();
+    } else {
+        b.activation(act, &x, &mut out).unwrap();
+    }
+    b.download(&out).unwrap()
+}
+
+#[test]
+fn gpu_matches_cpu_forward_and_backward() {
+    let Some(g) = test_gpu() else { return };
+    let cpu = Cpu::<f32>::new();
+    for act in Activation::all() {
+        for &n in &[1, 7, 257, 100_003] {
+            for backward in [false, true] {
+                let what = format!(
+                    "{act:?} {} n={n}",
+                    if backward { "backward" } else { "forward" }
+                );
+                assert_parity(
+                    &what,
+                    &run(&g, act, n, backward),
+                    &run(&cpu, act, n, backward),
+                    TOL,
+                );
+            }
+        }
+    }
+}
+
+/// σ' against the central difference of σ in f64, away from the kinks of
+/// ReLU and leaky ReLU (where σ' is a subgradient).
+#[test]
+fn derivatives_match_finite_differences() {
+    let h = 1e-6;
+    for act in Activation::all() {
+        for x in inputs(64) {
+            let x = x as f64;
+            if x.abs() < 1e-3 {
+                continue;
+            }
+            let numeric = (act.apply(x + h) - act.apply(x - h)) / (2.0 * h);
+            let analytic = act.derivative(x);
+            assert!(
+                (numeric - analytic).abs() <= 1e-7 * analytic.abs().max(1.0),
+                "{act:?} at {x}: σ' = {analytic}, finite difference {numeric}"
+            );
+        }
+    }
+}
+
+/// Codes are the places in `all()`, one WGSL case per activation, and every
+/// case calls functions that the activation WGSL defines.
+#[test]
+fn the_generated_dispatch_covers_every_activation() {
+    let all = Activation::all();
+    let wgsl = Activation::wgsl_dispatch();
+    let functions = include_str!("../../../shaders/activation/activation.wgsl");
+    for (i, act) in all.iter().enumerate() {
+        assert_eq!(act.code() as usize, i, "{act:?}");
+        for prefix in ["act", "grad"] {
+            let name = format!("{prefix}_{}(", act.wgsl_name());
+            assert!(wgsl.contains(&name), "{name} is dispatched");
+            assert!(
+                functions.contains(&format!("fn {name}")),
+                "{name} is defined"
+            );
+        }
+    }
+    assert_eq!(wgsl.matches("case ").count(), 2 * all.len());
+}

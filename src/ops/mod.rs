@@ -1,0 +1,41 @@
+//! One folder per op: its spec and check, its CPU reference, its GPU
+//! dispatch (a `#[repr(C)]` parameter struct mirrored by a WGSL struct) and
+//! its parity test, with its WGSL in the folder of the same name under
+//! `shaders/`. The device traits ([`Kernels`](crate::Kernels) for Cpu and
+//! Gpu) hand each call to the op's folder.
+//!
+//! Moved so far: [`activation`]. The other ops still live in
+//! `src/backend/cpu.rs` (CPU) and `src/gpu/mod.rs` (GPU), with their checks
+//! in `src/backend/checks.rs`.
+
+pub mod activation;
+
+/// The GPU for the op folders' parity tests, as `tests/common::gpu`: `None`
+/// (the test passes as a skip) without an adapter, a failure under `CI=true`,
+/// where lavapipe is installed and the GPU path must run.
+#[cfg(test)]
+pub(crate) fn test_gpu() -> Option<crate::Gpu> {
+    match crate::Gpu::new() {
+        Ok(g) => Some(g),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but no GPU adapter: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED (no GPU adapter): {e}");
+            None
+        }
+    }
+}
+
+/// max |gpu − cpu| / max(1, |cpu|), asserted within `tol` and printed.
+#[cfg(test)]
+pub(crate) fn assert_parity(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
+    let e = gpu
+        .iter()
+        .zip(cpu)
+        .map(|(g, c)| (g - c).abs() / c.abs().max(1.0))
+        .fold(0.0, f64::max);
+    println!("parity {what}: {e:.3e} (tolerance {tol:.0e})");
+    assert!(e <= tol, "{what}: parity error {e:.3e} exceeds {tol:.0e}");
+}
