@@ -634,6 +634,7 @@ fn a_gated_product_equals_the_product_then_the_activation_backward() {
         Activation::ScaledTanh,
         Activation::TanhPlusLinear { beta: 0.1 },
         Activation::LeakyRelu { slope: 0.01 },
+        Activation::Silu,
         Activation::Identity,
     ];
     let shapes = [

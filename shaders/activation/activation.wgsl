@@ -44,3 +44,7 @@ fn grad_relu(x: f32, p: f32) -> f32 { return select(0.0, 1.0, x > 0.0); }
 
 fn act_leaky_relu(x: f32, p: f32) -> f32 { return select(p * x, x, x > 0.0); }
 fn grad_leaky_relu(x: f32, p: f32) -> f32 { return select(p, 1.0, x > 0.0); }
+
+// x · σ(x); σ' = σ · (1 + x · (1 − σ)).
+fn act_silu(x: f32, p: f32) -> f32 { return x * sigmoid(x); }
+fn grad_silu(x: f32, p: f32) -> f32 { let s = sigmoid(x); return s * (1.0 + x * (1.0 - s)); }

@@ -52,6 +52,8 @@ pub enum Activation {
         /// The slope for negative inputs.
         slope: f32,
     },
+    /// `x · σ(x)` (SiLU, or swish; PyTorch's `nn.SiLU`).
+    Silu,
 }
 
 /// LeCun's scaled tanh constants.
@@ -71,6 +73,7 @@ impl Activation {
             Activation::TanhPlusLinear { .. } => 4,
             Activation::Relu => 5,
             Activation::LeakyRelu { .. } => 6,
+            Activation::Silu => 7,
         }
     }
 
@@ -85,6 +88,7 @@ impl Activation {
             Activation::TanhPlusLinear { .. } => "tanh_plus_linear",
             Activation::Relu => "relu",
             Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Silu => "silu",
         }
     }
 
@@ -158,6 +162,7 @@ impl Activation {
                     c(slope as f64) * x
                 }
             }
+            Activation::Silu => x * Activation::Sigmoid.apply(x),
         }
     }
 
@@ -197,11 +202,16 @@ impl Activation {
                     c(slope as f64)
                 }
             }
+            // σ + x·σ(1 − σ) = σ·(1 + x·(1 − σ)).
+            Activation::Silu => {
+                let s = Activation::Sigmoid.apply(x);
+                s * (T::one() + x * (T::one() - s))
+            }
         }
     }
 
     /// All activations with typical parameters, for tests and examples.
-    pub fn all() -> [Activation; 7] {
+    pub fn all() -> [Activation; 8] {
         [
             Activation::Identity,
             Activation::Sigmoid,
@@ -210,6 +220,7 @@ impl Activation {
             Activation::TanhPlusLinear { beta: 0.1 },
             Activation::Relu,
             Activation::LeakyRelu { slope: 0.01 },
+            Activation::Silu,
         ]
     }
 }

@@ -92,3 +92,17 @@ fn the_generated_dispatch_covers_every_activation() {
     }
     assert_eq!(wgsl.matches("case ").count(), 2 * all.len());
 }
+
+/// SiLU at points whose values are known in closed form (torch.nn.SiLU
+/// gives the same to the last f64 digit): x/(1 + e^(−x)).
+#[test]
+fn silu_matches_its_closed_form() {
+    let silu = Activation::Silu;
+    assert_eq!(silu.apply(0.0_f64), 0.0);
+    assert!((silu.apply(1.0_f64) - 0.731_058_578_630_004_9).abs() < 1e-16);
+    assert!((silu.apply(-1.0_f64) + 0.268_941_421_369_995_1).abs() < 1e-16);
+    assert_eq!(silu.derivative(0.0_f64), 0.5);
+    // Far out, x·σ(x) → x and → 0 without overflow.
+    assert_eq!(silu.apply(800.0_f64), 800.0);
+    assert_eq!(silu.apply(-800.0_f64), -0.0);
+}
