@@ -3,7 +3,6 @@
 //! the operands to a device's [`Kernels`](super::Kernels), which trust them.
 
 use super::ops::{Loss, MatmulSpec, Target};
-use super::update::{GradClip, UpdateRule};
 use super::{Backend, IndexVector, Shaped};
 use crate::{Error, Result};
 
@@ -323,55 +322,6 @@ pub(crate) fn check_top_k(
         });
     }
     Ok(())
-}
-
-/// Checks the operands of an optimizer update.
-pub(crate) fn check_update<T: Shaped>(
-    rule: &UpdateRule,
-    step: u64,
-    param: &T,
-    grad: &T,
-    state: &[T],
-    grad_sq_norm: Option<&T>,
-) -> Result<()> {
-    const OP: &str = "optimizer_update";
-    check_same(OP, "gradient vs parameter", grad, param)?;
-    let names = rule.method.state_names();
-    if state.len() != names.len() {
-        return Err(shape_err(
-            OP,
-            format!(
-                "{:?} keeps {} state tensors {names:?}, got {}",
-                rule.method,
-                names.len(),
-                state.len()
-            ),
-        ));
-    }
-    for (s, name) in state.iter().zip(&names) {
-        check_same(OP, name, s, param)?;
-    }
-    if step == 0 {
-        return Err(Error::InvalidParameter {
-            name: "step",
-            value: 0.0,
-            allowed: "at least 1 (steps count from 1)",
-        });
-    }
-    match (rule.clip, grad_sq_norm) {
-        (GradClip::Norm(_), None) => Err(shape_err(
-            OP,
-            "clipping by norm needs the 1x1 squared gradient norm".into(),
-        )),
-        (GradClip::Norm(_), Some(n)) if n.len() != 1 => Err(shape_err(
-            OP,
-            format!(
-                "the squared gradient norm must be 1x1, got {}",
-                n.shape_str()
-            ),
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// A new tensor of `rows × cols`: not empty, and within the device's

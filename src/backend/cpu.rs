@@ -7,7 +7,6 @@
 //! large tensors on all cores; both only rearrange which loop computes an
 //! element, never the arithmetic, so results are the same bit for bit.
 
-use super::cpu_update;
 use super::gemm::gemm;
 use super::par::split;
 use super::{
@@ -15,6 +14,7 @@ use super::{
     Shaped, Target, UpdateRule,
 };
 use crate::ops::activation::{self, with_act, Act};
+use crate::ops::optimizer;
 use crate::Result;
 use num_traits::Float;
 use std::marker::PhantomData;
@@ -559,26 +559,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         state: &mut [CpuTensor<T>],
         grad_sq_norm: Option<&CpuTensor<T>>,
     ) -> Result<()> {
-        // State tensors sit at fixed positions of the rule; absent ones are None.
-        let mut s: [Option<&mut [T]>; 3] = [None, None, None];
-        let mut given = state.iter_mut();
-        for (slot, used) in s.iter_mut().zip(rule.method.slots()) {
-            if used.is_some() {
-                *slot = given.next().map(|t| t.data.as_mut_slice());
-            }
-        }
-        let piece = cpu_update::Piece {
-            p: &mut param.data,
-            g: &grad.data,
-            s,
-        };
-        cpu_update::update(
-            rule.method,
-            rule.clip,
-            &rule.scalars(step),
-            grad_sq_norm.map(|n| n.data[0]),
-            piece,
-        );
+        optimizer::cpu::optimizer_update(rule, step, param, grad, state, grad_sq_norm);
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! same name; here are only what an implementation may rely on.
 
 use super::ops::{Activation, Loss, MatmulSpec, Reduce, Target};
-use super::update::UpdateRule;
+use super::UpdateRule;
 use super::{FlatTensors, IndexVector, Shaped};
 use crate::Result;
 

@@ -18,17 +18,15 @@
 
 pub(crate) mod checks;
 pub(crate) mod cpu;
-mod cpu_update;
 mod gemm;
 mod kernels;
 pub(crate) mod ops;
 pub(crate) mod par;
-pub(crate) mod update;
 
+pub use crate::ops::optimizer::{GradClip, UpdateMethod, UpdateRule};
 pub use cpu::{reference_matmul, Cpu, CpuIndex, CpuTensor};
 pub use kernels::Kernels;
 pub use ops::{Activation, Loss, MatmulSpec, Reduce, Target};
-pub use update::{GradClip, UpdateMethod, UpdateRule};
 
 use crate::Result;
 
@@ -535,7 +533,7 @@ impl<K: Kernels> Backend for K {
         state: &mut [Self::Tensor],
         grad_sq_norm: Option<&Self::Tensor>,
     ) -> Result<()> {
-        checks::check_update(rule, step, param, grad, state, grad_sq_norm)?;
+        crate::ops::optimizer::check(rule, step, param, grad, state, grad_sq_norm)?;
         Kernels::optimizer_update(self, rule, step, param, grad, state, grad_sq_norm)
     }
 }

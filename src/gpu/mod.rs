@@ -13,15 +13,13 @@ use crate::backend::{
     Activation, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
     UpdateRule,
 };
-use crate::ops::activation;
+use crate::ops::{activation, optimizer};
 use crate::Result;
 pub use runtime::KernelTime;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
 pub use shaders::shader_sources;
-pub(crate) use shaders::{ACTIVATION, MATMUL_SHADERS};
-use shaders::{
-    ELEMENTWISE, LOSS, MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED, NORMALIZE, OPTIM, REDUCE,
-};
+pub(crate) use shaders::{ACTIVATION, MATMUL_SHADERS, OPTIMIZER};
+use shaders::{ELEMENTWISE, LOSS, MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED, NORMALIZE, REDUCE};
 use std::sync::{Arc, Mutex};
 
 /// Output rows × columns one workgroup of a matmul kernel computes:
@@ -64,7 +62,7 @@ pub(crate) const WG: u32 = 256;
 /// Columns per workgroup of `sum_rows` (SUM_COLS of shaders/reduce.wgsl).
 const SUM_COLS: u32 = 32;
 /// Most workgroups the first pass of a reduction uses.
-const REDUCE_GROUPS: usize = 256;
+pub(crate) const REDUCE_GROUPS: usize = 256;
 
 /// The GPU backend. Cloning is cheap and shares the device and its
 /// settings: a kernel chosen with [`Gpu::set_matmul_kernel`] reaches every
@@ -98,7 +96,7 @@ const REDUCE_GROUPS: usize = 256;
 pub struct Gpu {
     pub(crate) ctx: Arc<Context>,
     /// Bound in place of an absent optional input (no bias, no dense target).
-    dummy: Arc<Buf>,
+    pub(crate) dummy: Arc<Buf>,
     settings: Arc<Mutex<KernelSettings>>,
 }
 
@@ -1051,33 +1049,7 @@ impl Kernels for Gpu {
     }
 
     fn accumulate_sum_squares(&self, x: &GpuTensor, acc: &mut GpuTensor) -> Result<()> {
-        let n = x.len();
-        let groups = n.div_ceil(WG as usize).min(REDUCE_GROUPS);
-        let partials = self
-            .ctx
-            .alloc((groups * 4) as u64, "sum of squares partials")?;
-        let partial = Kernel {
-            shader: &OPTIM,
-            entry: "sq_partial",
-            constants: &[],
-        };
-        self.ctx.dispatch(
-            &partial,
-            &[n as u32],
-            &[Bind::read(&x.buf), Bind::write(&partials)],
-            [groups as u32, 1, 1],
-        )?;
-        let fin = Kernel {
-            shader: &OPTIM,
-            entry: "sq_final",
-            constants: &[],
-        };
-        self.ctx.dispatch(
-            &fin,
-            &[groups as u32],
-            &[Bind::read(&partials), Bind::write(&acc.buf)],
-            [1, 1, 1],
-        )
+        optimizer::gpu::accumulate_sum_squares(self, x, acc)
     }
 
     fn optimizer_update(
@@ -1089,62 +1061,7 @@ impl Kernels for Gpu {
         state: &mut [GpuTensor],
         grad_sq_norm: Option<&GpuTensor>,
     ) -> Result<()> {
-        let k = rule.scalars(step);
-        let f = |v: f64| (v as f32).to_bits();
-        let words = [
-            param.len() as u32,
-            k.first as u32,
-            f(k.step_size),
-            f(k.weight_decay),
-            f(k.decay),
-            f(k.l1),
-            f(k.clip),
-            f(k.a),
-            f(k.a_c),
-            f(k.b),
-            f(k.b_c),
-            f(k.eps),
-            f(k.bc2_sqrt),
-        ];
-        let (flag, momentum) = rule.method.switches();
-        let constants = [
-            ("RULE", rule.method.code() as f64),
-            ("FLAG", flag as u32 as f64),
-            ("MOMENTUM", momentum as u32 as f64),
-            ("CLIP", rule.clip.code() as f64),
-        ];
-        let kernel = Kernel {
-            shader: &OPTIM,
-            entry: "update",
-            constants: &constants,
-        };
-        // Every state position is bound; the ones this rule does not use get
-        // a scratch word, which the kernel never touches.
-        let scratch = self.ctx.alloc(4, "unused optimizer state")?;
-        let mut given = state.iter();
-        let slots = rule.method.slots().map(|used| match used {
-            Some(_) => {
-                &given
-                    .next()
-                    .expect("checked: one tensor per state name")
-                    .buf
-            }
-            None => &scratch,
-        });
-        let norm = grad_sq_norm.map_or(&*self.dummy, |t| &t.buf);
-        self.ctx.dispatch(
-            &kernel,
-            &words,
-            &[
-                Bind::write(&param.buf),
-                Bind::read(&grad.buf),
-                Bind::write(slots[0]),
-                Bind::write(slots[1]),
-                Bind::write(slots[2]),
-                Bind::read(norm),
-            ],
-            self.ctx.linear_groups(param.len(), WG),
-        )
+        optimizer::gpu::optimizer_update(self, rule, step, param, grad, state, grad_sq_norm)
     }
 }
 

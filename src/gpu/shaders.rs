@@ -13,7 +13,7 @@ const ACTIVATIONS: [Piece; 2] = [
     Piece::File(include_str!("../../shaders/activation/activation.wgsl")),
     Piece::Generated(Activation::wgsl_dispatch),
 ];
-/// A workgroup-wide sum through workgroup memory.
+/// A workgroup-wide reduction through workgroup memory.
 const WORKGROUP_SUM: Piece = Piece::File(include_str!("../../shaders/common/workgroup_sum.wgsl"));
 
 const TILE_REGISTERS: Piece = Piece::File(include_str!("../../shaders/matmul/tile_registers.wgsl"));
@@ -91,11 +91,12 @@ pub(crate) static LOSS: Shader = Shader {
     ],
     trusted: false,
 };
-pub(crate) static OPTIM: Shader = Shader {
-    name: "optim",
+pub(crate) static OPTIMIZER: Shader = Shader {
+    name: "optimizer",
     parts: &[
+        Piece::Generated(crate::ops::optimizer::wgsl_constants),
         WORKGROUP_SUM,
-        Piece::File(include_str!("../../shaders/optim.wgsl")),
+        Piece::File(include_str!("../../shaders/optimizer/update.wgsl")),
     ],
     trusted: false,
 };
@@ -119,7 +120,7 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
         &REDUCE,
         &LOSS,
         &NORMALIZE,
-        &OPTIM,
+        &OPTIMIZER,
     ];
     MATMUL_SHADERS
         .iter()

@@ -6,10 +6,41 @@
 //! The arithmetic is that of the formulas in [`crate::optim`], operation for
 //! operation in the same order: specialising changes no result.
 
-use super::par::{split, Lanes};
-use super::update::StepScalars;
-use super::{GradClip, UpdateMethod};
+use super::{GradClip, StepScalars, UpdateMethod, UpdateRule};
+use crate::backend::par::{split, Lanes};
+use crate::backend::CpuTensor;
 use num_traits::Float;
+
+/// One step of `rule` on `param` (the front has checked the operands).
+pub(crate) fn optimizer_update<T: Float + Send + Sync>(
+    rule: &UpdateRule,
+    step: u64,
+    param: &mut CpuTensor<T>,
+    grad: &CpuTensor<T>,
+    state: &mut [CpuTensor<T>],
+    grad_sq_norm: Option<&CpuTensor<T>>,
+) {
+    // State tensors sit at fixed positions of the rule; absent ones are None.
+    let mut s: [Option<&mut [T]>; 3] = [None, None, None];
+    let mut given = state.iter_mut();
+    for (slot, used) in s.iter_mut().zip(rule.method.slots()) {
+        if used.is_some() {
+            *slot = given.next().map(|t| t.data_mut());
+        }
+    }
+    let piece = Piece {
+        p: param.data_mut(),
+        g: grad.data(),
+        s,
+    };
+    update(
+        rule.method,
+        rule.clip,
+        &rule.scalars(step),
+        grad_sq_norm.map(|n| n.data()[0]),
+        piece,
+    );
+}
 
 /// `rule.clip`'s variant as a const parameter of the loops.
 const CLIP_NONE: u8 = 0;
@@ -77,7 +108,7 @@ fn slot<'a, T>(s: &mut [Option<&'a mut [T]>; 3], i: usize, used: bool, n: usize)
 
 /// One optimizer step over a whole parameter. `norm_sq` is the squared
 /// gradient norm when clipping by norm.
-pub(super) fn update<T: Float + Send + Sync>(
+fn update<T: Float + Send + Sync>(
     method: UpdateMethod,
     clip: GradClip,
     k: &StepScalars,

@@ -1,9 +1,12 @@
-// Optimizer kernels: one fused update per parameter tensor, and the squared
-// norm that clipping by global norm needs. The rule is an override constant,
-// so each optimizer compiles to its own branch-free pipeline. Per-step
-// scalars (bias corrections, decayed rates, 1 − β) come from the host, where
-// they are computed in f64 exactly as the CPU reference computes them.
+// Optimizer kernels: one fused update per (flat) parameter tensor, and the
+// squared norm that clipping by global norm needs. The rule is an override
+// constant, so each optimizer compiles to its own branch-free pipeline; the
+// RULE_* and CLIP_* names are generated from src/ops/optimizer/mod.rs and
+// placed before this file. Per-step scalars (bias corrections, decayed
+// rates, 1 − β) come from the host, where they are computed in f64 exactly
+// as the CPU reference computes them.
 
+// Mirrors UpdateParams in src/ops/optimizer/gpu.rs field for field.
 struct Params {
     n: u32,             // elements (update, sq_partial); partials (sq_final)
     first: u32,         // 1 at step 1: SGD's momentum buffer starts as the gradient
@@ -22,10 +25,10 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-override RULE: u32 = 0u;      // 0 SGD, 1 EMA momentum, 2 Adagrad, 3 RMSprop, 4 Adam
+override RULE: u32;           // one of the RULE_* constants
 override FLAG: u32 = 0u;      // SGD Nesterov, RMSprop centred, Adam AMSGrad
 override MOMENTUM: u32 = 0u;  // SGD and RMSprop keep a momentum buffer
-override CLIP: u32 = 0u;      // 0 none, 1 by value, 2 by global norm
+override CLIP: u32;           // one of the CLIP_* constants
 const WG: u32 = 256u;
 
 // ---- update: one optimizer step ---------------------------------------------
@@ -45,9 +48,9 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     var g = grad[i];
-    if (CLIP == 1u) {
+    if (CLIP == CLIP_VALUE) {
         g = clamp(g, -p.clip, p.clip);
-    } else if (CLIP == 2u) {
+    } else if (CLIP == CLIP_NORM) {
         // torch.nn.utils.clip_grad_norm_: the 1e-6 keeps a zero norm finite.
         g = g * min(p.clip / (sqrt(sq_norm[0]) + 1e-6), 1.0);
     }
@@ -55,25 +58,27 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     g = g + p.l1 * sign(w0) + p.weight_decay * w0;
     let w = w0 * p.decay;
     var d = g;
+    // Every rule has its case; WGSL's required default shares Adam's, and no
+    // other code exists (RULE comes from UpdateMethod::code).
     switch RULE {
-        case 0u: {
+        case RULE_SGD: {
             if (MOMENTUM == 1u) {
                 let buf = select(p.a * s0[i] + p.a_c * g, g, p.first == 1u);
                 s0[i] = buf;
                 d = select(buf, g + p.a * buf, FLAG == 1u);
             }
         }
-        case 1u: {
+        case RULE_EMA_MOMENTUM: {
             let v = p.a * s0[i] + p.a_c * g;
             s0[i] = v;
             d = v;
         }
-        case 2u: {
+        case RULE_ADAGRAD: {
             let sum = s0[i] + g * g;
             s0[i] = sum;
             d = g / (sqrt(sum) + p.eps);
         }
-        case 3u: {
+        case RULE_RMSPROP: {
             let sq = p.a * s0[i] + p.a_c * g * g;
             s0[i] = sq;
             var centred = sq;
@@ -89,7 +94,7 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 d = buf;
             }
         }
-        default: {
+        case RULE_ADAM, default: {
             // torch's lerp_ form of the first moment: m + (1−β₁)(g − m).
             let m = s0[i] + p.a_c * (g - s0[i]);
             let v = p.b * s1[i] + p.b_c * g * g;
