@@ -2,8 +2,8 @@
 //! place: the front ([`Backend`](super::Backend)) runs them before it hands
 //! the operands to a device's [`Kernels`](super::Kernels), which trust them.
 
-use super::ops::{Loss, MatmulSpec, Target};
-use super::{Backend, IndexVector, Shaped};
+use super::ops::MatmulSpec;
+use super::{IndexVector, Shaped};
 use crate::{Error, Result};
 
 pub(crate) fn shape_err(op: &'static str, detail: String) -> Error {
@@ -98,63 +98,6 @@ pub(crate) fn check_matmul<T: Shaped>(
         }
     }
     Ok((m, n, ka))
-}
-
-/// Checks a loss's operands (the label range was checked when the labels were written).
-pub(crate) fn check_loss<B: Backend>(
-    kind: Loss,
-    pred: &B::Tensor,
-    target: &Target<'_, B>,
-    grad: &B::Tensor,
-    loss: &B::Tensor,
-) -> Result<()> {
-    check_same("loss", "gradient vs prediction", grad, pred)?;
-    if loss.rows() != 1 || loss.cols() != 1 {
-        return Err(shape_err(
-            "loss",
-            format!("the loss output must be 1x1, got {}", loss.shape_str()),
-        ));
-    }
-    match target {
-        Target::Labels(labels) => {
-            if !kind.takes_labels() {
-                return Err(shape_err(
-                    "loss",
-                    format!("{kind:?} needs dense targets, got class labels"),
-                ));
-            }
-            if labels.len() != pred.rows() {
-                return Err(shape_err(
-                    "loss",
-                    format!(
-                        "{} labels for a batch of {} rows",
-                        labels.len(),
-                        pred.rows()
-                    ),
-                ));
-            }
-            if labels.bound() > pred.cols() {
-                return Err(shape_err(
-                    "loss",
-                    format!(
-                        "labels may go up to {} but the prediction has {} classes",
-                        labels.bound() - 1,
-                        pred.cols()
-                    ),
-                ));
-            }
-        }
-        Target::Dense(t) => {
-            if !kind.takes_dense() {
-                return Err(shape_err(
-                    "loss",
-                    format!("{kind:?} needs class labels, got dense targets"),
-                ));
-            }
-            check_same("loss", "target vs prediction", *t, pred)?;
-        }
-    }
-    Ok(())
 }
 
 pub(crate) fn check_indices(op: &'static str, data: &[u32], bound: usize) -> Result<()> {

@@ -391,7 +391,7 @@ impl<K: Kernels> Backend for K {
         grad: &mut Self::Tensor,
         loss: &mut Self::Tensor,
     ) -> Result<()> {
-        checks::check_loss::<Self>(kind, pred, &target, grad, loss)?;
+        crate::ops::loss::check::<Self>(kind, pred, &target, grad, loss)?;
         Kernels::loss(self, kind, pred, target, grad, loss)
     }
     fn gather_rows(

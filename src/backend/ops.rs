@@ -3,6 +3,7 @@
 //! [`crate::ops::activation`].)
 
 pub use crate::ops::activation::Activation;
+pub use crate::ops::loss::Loss;
 
 use super::{Backend, Shaped};
 
@@ -76,72 +77,6 @@ pub enum Reduce {
     Mean,
     /// max x.
     Max,
-}
-
-/// A loss: summed over the output columns, averaged over the batch rows.
-///
-/// | ours | target | PyTorch equivalent |
-/// |---|---|---|
-/// | `SoftmaxCrossEntropy` | labels or soft targets | `CrossEntropyLoss()` |
-/// | `SquaredError` ½‖y−a‖² | dense | `MSELoss(reduction='sum') / (2N)` |
-/// | `L1` ‖y−a‖₁ | dense | `L1Loss(reduction='sum') / N` |
-/// | `Hinge` Σ_{c≠y} max(0, a_c − a_y + 1) | labels | `MultiMarginLoss() · C` |
-/// | `SquaredHinge` Σ_{c≠y} max(0, a_c − a_y + 1)² | labels | `MultiMarginLoss(p=2) · C` |
-/// | `BinaryCrossEntropy` on logits | dense in \[0, 1\] | `BCEWithLogitsLoss(reduction='sum') / N` |
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Loss {
-    /// Softmax then cross-entropy, computed together with a stable log-sum-exp.
-    SoftmaxCrossEntropy,
-    /// ½‖y − a‖², the seeds' squared error.
-    SquaredError,
-    /// ‖y − a‖₁, with the subgradient 0 at equality.
-    L1,
-    /// The multi-class SVM loss with margin 1.
-    Hinge,
-    /// The squared multi-class SVM loss with margin 1.
-    SquaredHinge,
-    /// Sigmoid then binary cross-entropy per output (multi-label), stable form.
-    BinaryCrossEntropy,
-}
-
-impl Loss {
-    /// The code of this loss in `shaders/loss.wgsl`.
-    pub(crate) fn code(self) -> u32 {
-        match self {
-            Loss::SoftmaxCrossEntropy => 0,
-            Loss::SquaredError => 1,
-            Loss::L1 => 2,
-            Loss::Hinge => 3,
-            Loss::SquaredHinge => 4,
-            Loss::BinaryCrossEntropy => 5,
-        }
-    }
-
-    /// All losses, for tests and examples.
-    pub fn all() -> [Loss; 6] {
-        [
-            Loss::SoftmaxCrossEntropy,
-            Loss::SquaredError,
-            Loss::L1,
-            Loss::Hinge,
-            Loss::SquaredHinge,
-            Loss::BinaryCrossEntropy,
-        ]
-    }
-
-    /// Whether this loss takes class labels (else dense targets).
-    /// Softmax cross-entropy takes either.
-    pub fn takes_labels(self) -> bool {
-        matches!(
-            self,
-            Loss::SoftmaxCrossEntropy | Loss::Hinge | Loss::SquaredHinge
-        )
-    }
-
-    /// Whether this loss takes dense targets of the prediction's shape.
-    pub fn takes_dense(self) -> bool {
-        !matches!(self, Loss::Hinge | Loss::SquaredHinge)
-    }
 }
 
 /// What a loss compares the prediction with.

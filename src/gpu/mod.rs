@@ -13,13 +13,13 @@ use crate::backend::{
     Activation, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
     UpdateRule,
 };
-use crate::ops::{activation, optimizer};
+use crate::ops::{activation, loss, optimizer};
 use crate::Result;
 pub use runtime::KernelTime;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
 pub use shaders::shader_sources;
-pub(crate) use shaders::{ACTIVATION, MATMUL_SHADERS, OPTIMIZER};
-use shaders::{ELEMENTWISE, LOSS, MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED, NORMALIZE, REDUCE};
+pub(crate) use shaders::{ACTIVATION, LOSS, MATMUL_SHADERS, OPTIMIZER};
+use shaders::{ELEMENTWISE, MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED, NORMALIZE, REDUCE};
 use std::sync::{Arc, Mutex};
 
 /// Output rows × columns one workgroup of a matmul kernel computes:
@@ -252,8 +252,8 @@ impl MatmulParams {
 
 /// A matrix resident in a device buffer.
 pub struct GpuTensor {
-    rows: usize,
-    cols: usize,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
     pub(crate) buf: Buf,
 }
 
@@ -268,9 +268,9 @@ impl Shaped for GpuTensor {
 
 /// A `u32` vector resident in a device buffer.
 pub struct GpuIndex {
-    len: usize,
-    bound: usize,
-    buf: Buf,
+    pub(crate) len: usize,
+    pub(crate) bound: usize,
+    pub(crate) buf: Buf,
 }
 
 impl std::fmt::Debug for GpuTensor {
@@ -785,31 +785,7 @@ impl Kernels for Gpu {
         grad: &mut GpuTensor,
         loss: &mut GpuTensor,
     ) -> Result<()> {
-        let (labels, dense, has_labels) = match target {
-            Target::Labels(l) => (&l.buf, &*self.dummy, true),
-            Target::Dense(t) => (&*self.dummy, &t.buf, false),
-        };
-        let constants = [
-            ("LOSS", kind.code() as f64),
-            ("HAS_LABELS", has_labels as u32 as f64),
-        ];
-        let kernel = Kernel {
-            shader: &LOSS,
-            entry: "main",
-            constants: &constants,
-        };
-        self.ctx.dispatch(
-            &kernel,
-            &[pred.rows as u32, pred.cols as u32],
-            &[
-                Bind::read(&pred.buf),
-                Bind::read(labels),
-                Bind::read(dense),
-                Bind::write(&grad.buf),
-                Bind::write(&loss.buf),
-            ],
-            [1, 1, 1],
-        )
+        loss::gpu::loss(self, kind, pred, target, grad, loss)
     }
 
     fn gather_rows(

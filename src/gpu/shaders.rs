@@ -86,8 +86,9 @@ pub(crate) static LOSS: Shader = Shader {
     parts: &[
         ACTIVATIONS[0],
         ACTIVATIONS[1],
+        Piece::Generated(crate::ops::loss::wgsl_constants),
         WORKGROUP_SUM,
-        Piece::File(include_str!("../../shaders/loss.wgsl")),
+        Piece::File(include_str!("../../shaders/loss/loss.wgsl")),
     ],
     trusted: false,
 };

@@ -1,7 +1,7 @@
 // Losses, summed over columns and averaged over rows, with their gradients.
 // One workgroup: each invocation takes rows lid, lid + WG, …, writes their
 // gradient rows and sums their losses; a tree reduction gives the mean.
-// LOSS matches Loss::code() in src/backend/ops.rs.
+// LOSS is one of the LOSS_* constants generated from src/ops/loss/mod.rs.
 
 struct Params {
     rows: u32,
@@ -15,7 +15,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(5) var<storage, read_write> loss: array<f32>;
 
-override LOSS: u32 = 0u;
+override LOSS: u32;
 override HAS_LABELS: bool = true;
 const WG: u32 = 256u;
 
@@ -37,7 +37,7 @@ fn row_loss(i: u32, inv_n: f32) -> f32 {
     let base = i * p.cols;
     var l = 0.0;
     switch LOSS {
-        case 0u: {   // softmax cross-entropy, stable log-sum-exp
+        case LOSS_SOFTMAX_CROSS_ENTROPY: {   // stable log-sum-exp
             var m = pred[base];
             for (var j = 1u; j < p.cols; j++) {
                 m = max(m, pred[base + j]);
@@ -59,21 +59,21 @@ fn row_loss(i: u32, inv_n: f32) -> f32 {
                 grad[base + j] = (exp(pred[base + j] - lse) * t_sum - target_at(i, j)) * inv_n;
             }
         }
-        case 1u: {   // ½‖y − a‖²
+        case LOSS_SQUARED_ERROR: {   // ½‖y − a‖²
             for (var j = 0u; j < p.cols; j++) {
                 let d = pred[base + j] - target_at(i, j);
                 l += 0.5 * d * d;
                 grad[base + j] = d * inv_n;
             }
         }
-        case 2u: {   // ‖y − a‖₁
+        case LOSS_L1: {   // ‖y − a‖₁
             for (var j = 0u; j < p.cols; j++) {
                 let d = pred[base + j] - target_at(i, j);
                 l += abs(d);
                 grad[base + j] = sign(d) * inv_n;
             }
         }
-        case 3u, 4u: {   // (squared) multi-class hinge, margin 1
+        case LOSS_HINGE, LOSS_SQUARED_HINGE: {   // margin 1
             let y = labels[i];
             let zy = pred[base + y];
             var gy = 0.0;
@@ -81,7 +81,7 @@ fn row_loss(i: u32, inv_n: f32) -> f32 {
                 var g = 0.0;
                 let margin = pred[base + j] - zy + 1.0;
                 if (j != y && margin > 0.0) {
-                    if (LOSS == 4u) {
+                    if (LOSS == LOSS_SQUARED_HINGE) {
                         l += margin * margin;
                         g = 2.0 * margin * inv_n;
                     } else {
@@ -94,7 +94,9 @@ fn row_loss(i: u32, inv_n: f32) -> f32 {
             }
             grad[base + y] = gy;
         }
-        default: {   // sigmoid + binary cross-entropy on logits, stable form
+        // WGSL's required default shares the last loss's case; LOSS is never
+        // another code (it comes from Loss::code).
+        case LOSS_BINARY_CROSS_ENTROPY, default: {   // sigmoid + BCE on logits, stable form
             for (var j = 0u; j < p.cols; j++) {
                 let z = pred[base + j];
                 let t = target_at(i, j);

@@ -1,0 +1,112 @@
+//! The CPU reference of the losses, row by row.
+
+use super::Loss;
+use crate::backend::cpu::cast;
+use crate::backend::{Activation, Cpu, CpuTensor, Target};
+use crate::Result;
+use num_traits::Float;
+
+pub(crate) fn loss<T: Float + std::fmt::Debug + Send + Sync + 'static>(
+    kind: Loss,
+    pred: &CpuTensor<T>,
+    target: Target<'_, Cpu<T>>,
+    grad: &mut CpuTensor<T>,
+    loss: &mut CpuTensor<T>,
+) -> Result<()> {
+    let (rows, cols) = (pred.rows, pred.cols);
+    let inv_n: T = cast(1.0 / rows as f64);
+    let mut total = T::zero();
+    for i in 0..rows {
+        let z = &pred.data[i * cols..(i + 1) * cols];
+        let g = &mut grad.data[i * cols..(i + 1) * cols];
+        let (row_loss, label) = match target {
+            Target::Labels(l) => (T::zero(), Some(l.data[i] as usize)),
+            Target::Dense(_) => (T::zero(), None),
+        };
+        // t(j): the target of column j, a one-hot when given a label.
+        let dense = match target {
+            Target::Dense(t) => Some(&t.data[i * cols..(i + 1) * cols]),
+            Target::Labels(_) => None,
+        };
+        let t_at = |j: usize| match (label, dense) {
+            (Some(y), _) => {
+                if j == y {
+                    T::one()
+                } else {
+                    T::zero()
+                }
+            }
+            (None, Some(d)) => d[j],
+            (None, None) => unreachable!("a target is either labels or dense"),
+        };
+        let mut row_loss = row_loss;
+        match kind {
+            Loss::SoftmaxCrossEntropy => {
+                // loss = logsumexp(z)·Σt − Σ t·z; grad = softmax(z)·Σt − t.
+                let max = z.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
+                let sum_exp = z.iter().fold(T::zero(), |s, &v| s + (v - max).exp());
+                let lse = max + sum_exp.ln();
+                let t_sum = (0..cols).fold(T::zero(), |s, j| s + t_at(j));
+                row_loss = lse * t_sum - (0..cols).fold(T::zero(), |s, j| s + t_at(j) * z[j]);
+                for j in 0..cols {
+                    g[j] = ((z[j] - lse).exp() * t_sum - t_at(j)) * inv_n;
+                }
+            }
+            Loss::SquaredError => {
+                for j in 0..cols {
+                    let d = z[j] - t_at(j);
+                    row_loss = row_loss + cast::<T>(0.5) * d * d;
+                    g[j] = d * inv_n;
+                }
+            }
+            Loss::L1 => {
+                for j in 0..cols {
+                    let d = z[j] - t_at(j);
+                    row_loss = row_loss + d.abs();
+                    let s = if d > T::zero() {
+                        T::one()
+                    } else if d < T::zero() {
+                        -T::one()
+                    } else {
+                        T::zero()
+                    };
+                    g[j] = s * inv_n;
+                }
+            }
+            Loss::Hinge | Loss::SquaredHinge => {
+                let y = label.expect("checked: hinge losses take labels");
+                let squared = kind == Loss::SquaredHinge;
+                let mut g_y = T::zero();
+                for j in 0..cols {
+                    g[j] = T::zero();
+                    if j == y {
+                        continue;
+                    }
+                    let margin = z[j] - z[y] + T::one();
+                    if margin > T::zero() {
+                        let (l, d) = if squared {
+                            (margin * margin, cast::<T>(2.0) * margin)
+                        } else {
+                            (margin, T::one())
+                        };
+                        row_loss = row_loss + l;
+                        g[j] = d * inv_n;
+                        g_y = g_y - d * inv_n;
+                    }
+                }
+                g[y] = g_y;
+            }
+            Loss::BinaryCrossEntropy => {
+                // max(z,0) − z·t + ln(1 + e^(−|z|)); grad σ(z) − t.
+                for j in 0..cols {
+                    let (zj, tj) = (z[j], t_at(j));
+                    row_loss = row_loss + zj.max(T::zero()) - zj * tj + (-zj.abs()).exp().ln_1p();
+                    g[j] = (Activation::Sigmoid.apply(zj) - tj) * inv_n;
+                }
+            }
+        }
+        total = total + row_loss;
+    }
+    loss.data[0] = total * inv_n;
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! The GPU dispatch of the losses: one workgroup over the batch.
+
+use super::Loss;
+use crate::backend::Target;
+use crate::gpu::runtime::{Bind, Kernel};
+use crate::gpu::{Gpu, GpuTensor, LOSS};
+use crate::Result;
+
+pub(crate) fn loss(
+    gpu: &Gpu,
+    kind: Loss,
+    pred: &GpuTensor,
+    target: Target<'_, Gpu>,
+    grad: &mut GpuTensor,
+    loss: &mut GpuTensor,
+) -> Result<()> {
+    let (labels, dense, has_labels) = match target {
+        Target::Labels(l) => (&l.buf, &*gpu.dummy, true),
+        Target::Dense(t) => (&*gpu.dummy, &t.buf, false),
+    };
+    let constants = [
+        ("LOSS", kind.code() as f64),
+        ("HAS_LABELS", has_labels as u32 as f64),
+    ];
+    let kernel = Kernel {
+        shader: &LOSS,
+        entry: "main",
+        constants: &constants,
+    };
+    gpu.ctx.dispatch(
+        &kernel,
+        &[pred.rows as u32, pred.cols as u32],
+        &[
+            Bind::read(&pred.buf),
+            Bind::read(labels),
+            Bind::read(dense),
+            Bind::write(&grad.buf),
+            Bind::write(&loss.buf),
+        ],
+        [1, 1, 1],
+    )
+}
