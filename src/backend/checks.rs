@@ -234,39 +234,6 @@ pub(crate) fn check_gather_indices(
     check_gather("gather_indices", src.len(), 1, idx, offset, out.len(), 1)
 }
 
-pub(crate) fn check_top_k(
-    pred: &impl Shaped,
-    labels: &impl IndexVector,
-    k: usize,
-    correct: &impl Shaped,
-) -> Result<()> {
-    if labels.len() != pred.rows() || labels.bound() > pred.cols() {
-        return Err(shape_err(
-            "count_top_k",
-            format!(
-                "{} labels below {} for predictions {}",
-                labels.len(),
-                labels.bound(),
-                pred.shape_str()
-            ),
-        ));
-    }
-    if correct.len() != 1 {
-        return Err(shape_err(
-            "count_top_k",
-            format!("the count must be 1x1, got {}", correct.shape_str()),
-        ));
-    }
-    if k == 0 {
-        return Err(Error::InvalidParameter {
-            name: "k",
-            value: 0.0,
-            allowed: "at least 1",
-        });
-    }
-    Ok(())
-}
-
 /// A new tensor of `rows × cols`: not empty, and within the device's
 /// [`max_tensor_len`](super::Kernels::max_tensor_len), with the size
 /// arithmetic checked, before anything is allocated.
@@ -287,22 +254,6 @@ pub(crate) fn check_size<K: super::Kernels>(
             limit: (limit as u64).saturating_mul(width),
         }),
     }
-}
-
-/// `out` is `1 × x.cols()`, for column sums.
-pub(crate) fn check_sum_rows(x: &impl Shaped, out: &impl Shaped) -> Result<()> {
-    if out.rows() != 1 || out.cols() != x.cols() {
-        return Err(shape_err(
-            "sum_rows",
-            format!(
-                "input {} needs output 1x{}, got {}",
-                x.shape_str(),
-                x.cols(),
-                out.shape_str()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// `t` is `1 × 1`.

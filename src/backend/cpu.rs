@@ -14,7 +14,7 @@ use super::{
     Shaped, Target, UpdateRule,
 };
 use crate::ops::activation::{self, with_act, Act};
-use crate::ops::{loss, optimizer};
+use crate::ops::{loss, optimizer, reduce};
 use crate::Result;
 use num_traits::Float;
 use std::marker::PhantomData;
@@ -236,30 +236,11 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
     }
 
     fn sum_rows(&self, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
-        out.data.iter_mut().for_each(|v| *v = T::zero());
-        for row in x.data.chunks(x.cols) {
-            for (o, &v) in out.data.iter_mut().zip(row) {
-                *o = *o + v;
-            }
-        }
-        Ok(())
+        reduce::cpu::sum_rows(x, out)
     }
 
     fn reduce(&self, op: Reduce, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
-        let sum = || x.data.iter().fold(T::zero(), |s, &v| s + v);
-        out.data[0] = match op {
-            Reduce::Sum => sum(),
-            Reduce::Mean => sum() / cast(x.data.len() as f64),
-            // NaN propagates, as torch.max does.
-            Reduce::Max => x.data.iter().fold(T::neg_infinity(), |m, &v| {
-                if v.is_nan() || m.is_nan() {
-                    T::nan()
-                } else {
-                    m.max(v)
-                }
-            }),
-        };
-        Ok(())
+        reduce::cpu::reduce(op, x, out)
     }
 
     fn loss(
@@ -308,13 +289,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         k: usize,
         correct: &mut CpuTensor<T>,
     ) -> Result<()> {
-        let c = pred.cols;
-        let hits = pred.data.chunks(c).zip(&labels.data).filter(|(row, &y)| {
-            let score = row[y as usize];
-            row.iter().filter(|&&v| v > score).count() < k
-        });
-        correct.data[0] = correct.data[0] + cast(hits.count() as f64);
-        Ok(())
+        reduce::cpu::count_top_k(pred, labels, k, correct)
     }
 
     fn max_tensor_len(&self) -> usize {

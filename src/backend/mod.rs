@@ -376,7 +376,7 @@ impl<K: Kernels> Backend for K {
         Kernels::activation_backward(self, act, z, grad_out, grad_in)
     }
     fn sum_rows(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()> {
-        checks::check_sum_rows(x, out)?;
+        crate::ops::reduce::check_sum_rows(x, out)?;
         Kernels::sum_rows(self, x, out)
     }
     fn reduce(&self, op: Reduce, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()> {
@@ -429,7 +429,7 @@ impl<K: Kernels> Backend for K {
         k: usize,
         correct: &mut Self::Tensor,
     ) -> Result<()> {
-        checks::check_top_k(pred, labels, k, correct)?;
+        crate::ops::reduce::check_top_k(pred, labels, k, correct)?;
         Kernels::count_top_k(self, pred, labels, k, correct)
     }
     fn max_tensor_len(&self) -> usize {

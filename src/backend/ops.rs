@@ -4,6 +4,7 @@
 
 pub use crate::ops::activation::Activation;
 pub use crate::ops::loss::Loss;
+pub use crate::ops::reduce::Reduce;
 
 use super::{Backend, Shaped};
 
@@ -66,17 +67,6 @@ impl<T: Shaped> MatmulSpec<'_, T> {
         let n = if self.transpose_b { b.rows() } else { b.cols() };
         (m, n, k)
     }
-}
-
-/// A reduction of all elements to one number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reduce {
-    /// Σ x.
-    Sum,
-    /// Σ x / len.
-    Mean,
-    /// max x.
-    Max,
 }
 
 /// What a loss compares the prediction with.

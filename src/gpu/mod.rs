@@ -13,13 +13,13 @@ use crate::backend::{
     Activation, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
     UpdateRule,
 };
-use crate::ops::{activation, loss, optimizer};
+use crate::ops::{activation, loss, optimizer, reduce};
 use crate::Result;
 pub use runtime::KernelTime;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
 pub use shaders::shader_sources;
-pub(crate) use shaders::{ACTIVATION, LOSS, MATMUL_SHADERS, OPTIMIZER};
-use shaders::{ELEMENTWISE, MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED, NORMALIZE, REDUCE};
+pub(crate) use shaders::{ACTIVATION, LOSS, MATMUL_SHADERS, OPTIMIZER, REDUCE};
+use shaders::{ELEMENTWISE, MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED, NORMALIZE};
 use std::sync::{Arc, Mutex};
 
 /// Output rows × columns one workgroup of a matmul kernel computes:
@@ -59,8 +59,9 @@ const MAX_K_CHUNK: u32 = 2048;
 const MAX_SPLIT_K: u32 = 16;
 /// Workgroup size of the elementwise and reduction kernels.
 pub(crate) const WG: u32 = 256;
-/// Columns per workgroup of `sum_rows` (SUM_COLS of shaders/reduce.wgsl).
-const SUM_COLS: u32 = 32;
+/// Columns per workgroup of `sum_rows` (SUM_COLS of shaders/reduce/reduce.wgsl)
+/// and of the batch-norm kernels.
+pub(crate) const SUM_COLS: u32 = 32;
 /// Most workgroups the first pass of a reduction uses.
 pub(crate) const REDUCE_GROUPS: usize = 256;
 
@@ -732,49 +733,11 @@ impl Kernels for Gpu {
     }
 
     fn sum_rows(&self, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
-        let kernel = Kernel {
-            shader: &REDUCE,
-            entry: "sum_rows",
-            constants: &[],
-        };
-        self.ctx.dispatch(
-            &kernel,
-            &[x.rows as u32, x.cols as u32, 0, 0],
-            &[Bind::read(&x.buf), Bind::write(&out.buf)],
-            [(x.cols as u32).div_ceil(SUM_COLS), 1, 1],
-        )
+        reduce::gpu::sum_rows(self, x, out)
     }
 
     fn reduce(&self, op: Reduce, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
-        let code = if op == Reduce::Max { 2.0 } else { 0.0 };
-        let constants = [("OP", code)];
-        let n = x.len();
-        let divisor = if op == Reduce::Mean { n as f32 } else { 1.0 };
-        let groups = n.div_ceil(WG as usize).min(REDUCE_GROUPS);
-        // Pass 1 leaves one partial per workgroup; pass 2 combines them.
-        let partials = self.ctx.alloc((groups * 4) as u64, "reduction partials")?;
-        let partial = Kernel {
-            shader: &REDUCE,
-            entry: "partial",
-            constants: &constants,
-        };
-        self.ctx.dispatch(
-            &partial,
-            &[0, 0, n as u32, 0],
-            &[Bind::read(&x.buf), Bind::write(&partials)],
-            [groups as u32, 1, 1],
-        )?;
-        let fin = Kernel {
-            shader: &REDUCE,
-            entry: "final_",
-            constants: &constants,
-        };
-        self.ctx.dispatch(
-            &fin,
-            &[0, 0, groups as u32, divisor.to_bits()],
-            &[Bind::read(&partials), Bind::write(&out.buf)],
-            [1, 1, 1],
-        )
+        reduce::gpu::reduce(self, op, x, out)
     }
 
     fn loss(
@@ -815,21 +778,7 @@ impl Kernels for Gpu {
         k: usize,
         correct: &mut GpuTensor,
     ) -> Result<()> {
-        let kernel = Kernel {
-            shader: &REDUCE,
-            entry: "count_top_k",
-            constants: &[],
-        };
-        self.ctx.dispatch(
-            &kernel,
-            &[pred.rows as u32, pred.cols as u32, k as u32, 0],
-            &[
-                Bind::read(&pred.buf),
-                Bind::read(&labels.buf),
-                Bind::write(&correct.buf),
-            ],
-            [1, 1, 1],
-        )
+        reduce::gpu::count_top_k(self, pred, labels, k, correct)
     }
 
     fn max_tensor_len(&self) -> usize {

@@ -77,7 +77,7 @@ pub(crate) static REDUCE: Shader = Shader {
     name: "reduce",
     parts: &[
         WORKGROUP_SUM,
-        Piece::File(include_str!("../../shaders/reduce.wgsl")),
+        Piece::File(include_str!("../../shaders/reduce/reduce.wgsl")),
     ],
     trusted: false,
 };

@@ -4,13 +4,14 @@
 //! `shaders/`. The device traits ([`Kernels`](crate::Kernels) for Cpu and
 //! Gpu) hand each call to the op's folder.
 //!
-//! Moved so far: [`activation`], [`loss`], [`optimizer`]. The other ops still live in
+//! Moved so far: [`activation`], [`loss`], [`optimizer`], [`reduce`]. The other ops still live in
 //! `src/backend/cpu.rs` (CPU) and `src/gpu/mod.rs` (GPU), with their checks
 //! in `src/backend/checks.rs`.
 
 pub mod activation;
 pub mod loss;
 pub mod optimizer;
+pub mod reduce;
 
 /// The GPU for the op folders' parity tests, as `tests/common::gpu`: `None`
 /// (the test passes as a skip) without an adapter, a failure under `CI=true`,

@@ -1,24 +1,25 @@
 // Reductions. Every order of summation is fixed by the sizes alone, so the
 // results are deterministic from run to run.
 
+// Mirrors ReduceParams in src/ops/reduce/gpu.rs field for field.
 struct Params {
     rows: u32,
     cols: u32,
-    n: u32,        // elements to reduce (partial, final)
+    n: u32,        // elements to reduce (partial, final); k (count_top_k)
     divisor: f32,  // final: n for a mean, 1 otherwise
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-override OP: u32 = 0u;   // 0 sum (and mean, through divisor), 2 max
+override MAX: bool = false;   // max, else sum (a mean divides the sum)
 const WG: u32 = 256u;
 
 fn identity() -> f32 {
-    return select(0.0, bitcast<f32>(0xff800000u), OP == 2u);   // -inf for max
+    return select(0.0, bitcast<f32>(0xff800000u), MAX);   // -inf for max
 }
 
 fn combine(a: f32, b: f32) -> f32 {
-    if (OP == 2u) {
+    if (MAX) {
         return max(a, b);
     }
     return a + b;

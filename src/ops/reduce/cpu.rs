@@ -1,0 +1,56 @@
+//! The CPU reference of the reductions.
+
+use super::Reduce;
+use crate::backend::cpu::cast;
+use crate::backend::{CpuIndex, CpuTensor};
+use crate::Result;
+use num_traits::Float;
+
+pub(crate) fn sum_rows<T: Float + std::fmt::Debug + Send + Sync + 'static>(
+    x: &CpuTensor<T>,
+    out: &mut CpuTensor<T>,
+) -> Result<()> {
+    out.data.iter_mut().for_each(|v| *v = T::zero());
+    for row in x.data.chunks(x.cols) {
+        for (o, &v) in out.data.iter_mut().zip(row) {
+            *o = *o + v;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn reduce<T: Float + std::fmt::Debug + Send + Sync + 'static>(
+    op: Reduce,
+    x: &CpuTensor<T>,
+    out: &mut CpuTensor<T>,
+) -> Result<()> {
+    let sum = || x.data.iter().fold(T::zero(), |s, &v| s + v);
+    out.data[0] = match op {
+        Reduce::Sum => sum(),
+        Reduce::Mean => sum() / cast(x.data.len() as f64),
+        // NaN propagates, as torch.max does.
+        Reduce::Max => x.data.iter().fold(T::neg_infinity(), |m, &v| {
+            if v.is_nan() || m.is_nan() {
+                T::nan()
+            } else {
+                m.max(v)
+            }
+        }),
+    };
+    Ok(())
+}
+
+pub(crate) fn count_top_k<T: Float + std::fmt::Debug + Send + Sync + 'static>(
+    pred: &CpuTensor<T>,
+    labels: &CpuIndex,
+    k: usize,
+    correct: &mut CpuTensor<T>,
+) -> Result<()> {
+    let c = pred.cols;
+    let hits = pred.data.chunks(c).zip(&labels.data).filter(|(row, &y)| {
+        let score = row[y as usize];
+        row.iter().filter(|&&v| v > score).count() < k
+    });
+    correct.data[0] = correct.data[0] + cast(hits.count() as f64);
+    Ok(())
+}
