@@ -113,69 +113,6 @@ pub(crate) fn check_indices(op: &'static str, data: &[u32], bound: usize) -> Res
     Ok(())
 }
 
-/// Checks batch-norm operands: `x` and `out` of one shape, the per-feature
-/// tensors `1 × cols`, and in training (`saved` given, `2 × cols`) more than
-/// one row, as PyTorch requires.
-pub(crate) fn check_batch_norm<T: Shaped>(
-    x: &T,
-    gamma: &T,
-    beta: &T,
-    mean: &T,
-    var: &T,
-    out: &T,
-    saved: Option<&T>,
-) -> Result<()> {
-    check_same("batch_norm", "output vs input", out, x)?;
-    for (what, t) in [
-        ("γ", gamma),
-        ("β", beta),
-        ("running mean", mean),
-        ("running variance", var),
-    ] {
-        if t.rows() != 1 || t.cols() != x.cols() {
-            return Err(shape_err(
-                "batch_norm",
-                format!("{what} must be 1x{}, got {}", x.cols(), t.shape_str()),
-            ));
-        }
-    }
-    if let Some(saved) = saved {
-        if saved.rows() != 2 || saved.cols() != x.cols() {
-            return Err(shape_err(
-                "batch_norm",
-                format!(
-                    "saved statistics must be 2x{}, got {}",
-                    x.cols(),
-                    saved.shape_str()
-                ),
-            ));
-        }
-    }
-    if saved.is_some() && x.rows() < 2 {
-        return Err(Error::InvalidParameter {
-            name: "batch size",
-            value: x.rows() as f64,
-            allowed: "at least 2 in training mode (batch statistics of one sample are undefined)",
-        });
-    }
-    Ok(())
-}
-
-/// Checks `batch_norm_backward`: gradients shaped as what they differentiate.
-pub(crate) fn check_batch_norm_backward<T: Shaped>(
-    x: &T,
-    gamma: &T,
-    grad_out: &T,
-    grad_in: &T,
-    grad_gamma: &T,
-    grad_beta: &T,
-) -> Result<()> {
-    check_same("batch_norm_backward", "gradient vs input", grad_out, x)?;
-    check_same("batch_norm_backward", "input gradient vs input", grad_in, x)?;
-    check_same("batch_norm_backward", "γ gradient vs γ", grad_gamma, gamma)?;
-    check_same("batch_norm_backward", "β gradient vs γ", grad_beta, gamma)
-}
-
 /// Checks a gather of `rows × cols` from a `src_rows`-row source through
 /// `idx[offset..offset + rows]`, whose entries were bounded when written.
 pub(crate) fn check_gather(
@@ -263,18 +200,6 @@ pub(crate) fn check_scalar(op: &'static str, what: &str, t: &impl Shaped) -> Res
             op,
             format!("{what} must be 1x1, got {}", t.shape_str()),
         ));
-    }
-    Ok(())
-}
-
-/// A drop probability in [0, 1).
-pub(crate) fn check_dropout_p(p: f64) -> Result<()> {
-    if !(0.0..1.0).contains(&p) {
-        return Err(Error::InvalidParameter {
-            name: "dropout p",
-            value: p,
-            allowed: "in [0, 1)",
-        });
     }
     Ok(())
 }

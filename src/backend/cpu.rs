@@ -10,11 +10,10 @@
 use super::gemm::gemm;
 use super::par::split;
 use super::{
-    dropout_keep_keyed, dropout_key, Activation, IndexVector, Kernels, Loss, MatmulSpec, Reduce,
-    Shaped, Target, UpdateRule,
+    Activation, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target, UpdateRule,
 };
 use crate::ops::activation::{self, with_act, Act};
-use crate::ops::{loss, optimizer, reduce};
+use crate::ops::{batch_norm, dropout, loss, optimizer, reduce};
 use crate::Result;
 use num_traits::Float;
 use std::marker::PhantomData;
@@ -326,23 +325,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         seed: u64,
         step: u64,
     ) -> Result<()> {
-        // Multiply by the reciprocal rounded once, as the GPU and PyTorch do.
-        let scale = T::one() / (T::one() - cast::<T>(p as f32 as f64));
-        let (n, key, p) = (x.data.len(), dropout_key(seed, step), p as f32);
-        let lanes = (out.data.as_mut_slice(), x.data.as_slice(), 0..n);
-        split(n, 1, lanes, &move |(o, x, at): (&mut [T], &[T], _)| {
-            for ((o, &v), i) in o.iter_mut().zip(x).zip(at) {
-                // Scaled whether kept or not, so that the mask picks by a
-                // select: a branch on a random mask is often mispredicted.
-                let scaled = v * scale;
-                *o = if dropout_keep_keyed(key, i as u32, p) {
-                    scaled
-                } else {
-                    T::zero()
-                };
-            }
-        });
-        Ok(())
+        dropout::cpu::dropout(x, out, p, seed, step)
     }
 
     fn batch_norm_train(
@@ -357,24 +340,17 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         momentum: f64,
         eps: f64,
     ) -> Result<()> {
-        let (n, c) = (x.rows, x.cols);
-        let (nt, m, e) = (cast::<T>(n as f64), cast::<T>(momentum), cast::<T>(eps));
-        for j in 0..c {
-            let col = || (0..n).map(|i| x.data[i * c + j]);
-            let mean = col().fold(T::zero(), |s, v| s + v) / nt;
-            let ss = col().fold(T::zero(), |s, v| s + (v - mean) * (v - mean));
-            let inv_std = T::one() / (ss / nt + e).sqrt();
-            saved.data[j] = mean;
-            saved.data[c + j] = inv_std;
-            running_mean.data[j] = (T::one() - m) * running_mean.data[j] + m * mean;
-            running_var.data[j] =
-                (T::one() - m) * running_var.data[j] + m * ss / cast(n as f64 - 1.0);
-            for i in 0..n {
-                out.data[i * c + j] =
-                    gamma.data[j] * (x.data[i * c + j] - mean) * inv_std + beta.data[j];
-            }
-        }
-        Ok(())
+        batch_norm::cpu::batch_norm_train(
+            x,
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            saved,
+            out,
+            momentum,
+            eps,
+        )
     }
 
     fn batch_norm_eval(
@@ -387,14 +363,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         out: &mut CpuTensor<T>,
         eps: f64,
     ) -> Result<()> {
-        let c = x.cols;
-        for (i, (o, &v)) in out.data.iter_mut().zip(&x.data).enumerate() {
-            let j = i % c;
-            *o = gamma.data[j] * (v - running_mean.data[j])
-                / (running_var.data[j] + cast(eps)).sqrt()
-                + beta.data[j];
-        }
-        Ok(())
+        batch_norm::cpu::batch_norm_eval(x, gamma, beta, running_mean, running_var, out, eps)
     }
 
     fn batch_norm_backward(
@@ -407,21 +376,9 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         grad_gamma: &mut CpuTensor<T>,
         grad_beta: &mut CpuTensor<T>,
     ) -> Result<()> {
-        let (n, c) = (x.rows, x.cols);
-        let nt = cast::<T>(n as f64);
-        for j in 0..c {
-            let (mean, inv_std) = (saved.data[j], saved.data[c + j]);
-            let xhat = |i: usize| (x.data[i * c + j] - mean) * inv_std;
-            let sg = (0..n).fold(T::zero(), |s, i| s + grad_out.data[i * c + j]);
-            let sgx = (0..n).fold(T::zero(), |s, i| s + grad_out.data[i * c + j] * xhat(i));
-            grad_gamma.data[j] = sgx;
-            grad_beta.data[j] = sg;
-            let k = gamma.data[j] * inv_std / nt;
-            for i in 0..n {
-                grad_in.data[i * c + j] = k * (nt * grad_out.data[i * c + j] - sg - xhat(i) * sgx);
-            }
-        }
-        Ok(())
+        batch_norm::cpu::batch_norm_backward(
+            x, gamma, saved, grad_out, grad_in, grad_gamma, grad_beta,
+        )
     }
 
     fn accumulate_sum_squares(&self, x: &CpuTensor<T>, acc: &mut CpuTensor<T>) -> Result<()> {

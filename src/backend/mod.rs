@@ -23,6 +23,7 @@ mod kernels;
 pub(crate) mod ops;
 pub(crate) mod par;
 
+pub use crate::ops::dropout::dropout_keep;
 pub use crate::ops::optimizer::{GradClip, UpdateMethod, UpdateRule};
 pub use cpu::{reference_matmul, Cpu, CpuIndex, CpuTensor};
 pub use kernels::Kernels;
@@ -454,7 +455,7 @@ impl<K: Kernels> Backend for K {
         step: u64,
     ) -> Result<()> {
         checks::check_same("dropout", "input vs output", x, out)?;
-        checks::check_dropout_p(p)?;
+        crate::ops::dropout::check_p(p)?;
         Kernels::dropout(self, x, out, p, seed, step)
     }
     fn batch_norm_train(
@@ -469,7 +470,7 @@ impl<K: Kernels> Backend for K {
         momentum: f64,
         eps: f64,
     ) -> Result<()> {
-        checks::check_batch_norm(x, gamma, beta, running_mean, running_var, out, Some(saved))?;
+        crate::ops::batch_norm::check(x, gamma, beta, running_mean, running_var, out, Some(saved))?;
         Kernels::batch_norm_train(
             self,
             x,
@@ -493,7 +494,7 @@ impl<K: Kernels> Backend for K {
         out: &mut Self::Tensor,
         eps: f64,
     ) -> Result<()> {
-        checks::check_batch_norm(x, gamma, beta, running_mean, running_var, out, None)?;
+        crate::ops::batch_norm::check(x, gamma, beta, running_mean, running_var, out, None)?;
         Kernels::batch_norm_eval(self, x, gamma, beta, running_mean, running_var, out, eps)
     }
     fn batch_norm_backward(
@@ -506,7 +507,7 @@ impl<K: Kernels> Backend for K {
         grad_gamma: &mut Self::Tensor,
         grad_beta: &mut Self::Tensor,
     ) -> Result<()> {
-        checks::check_batch_norm_backward(x, gamma, grad_out, grad_in, grad_gamma, grad_beta)?;
+        crate::ops::batch_norm::check_backward(x, gamma, grad_out, grad_in, grad_gamma, grad_beta)?;
         Kernels::batch_norm_backward(
             self, x, gamma, saved, grad_out, grad_in, grad_gamma, grad_beta,
         )
@@ -536,39 +537,4 @@ impl<K: Kernels> Backend for K {
         crate::ops::optimizer::check(rule, step, param, grad, state, grad_sq_norm)?;
         Kernels::optimizer_update(self, rule, step, param, grad, state, grad_sq_norm)
     }
-}
-
-/// lowbias32 (C. Wellons): a 32-bit integer mixer with full avalanche.
-fn mix(x: u32) -> u32 {
-    let mut h = x;
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x7feb_352d);
-    h ^= h >> 15;
-    h = h.wrapping_mul(0x846c_a68b);
-    h ^= h >> 16;
-    h
-}
-
-/// The dropout mask of both backends: whether element `i` is kept at
-/// `step` for `seed` with drop probability `p`. A counter-based draw, so the
-/// CPU and the GPU (shaders/normalize.wgsl) drop exactly the same elements.
-///
-/// ```
-/// let kept = (0..10_000).filter(|&i| wgtrain::backend::dropout_keep(7, 0, i, 0.3)).count();
-/// assert!((6_700..7_300).contains(&kept));
-/// ```
-pub fn dropout_keep(seed: u64, step: u64, i: u32, p: f64) -> bool {
-    dropout_keep_keyed(dropout_key(seed, step), i, p as f32)
-}
-
-/// The part of [`dropout_keep`]'s hash shared by every element of a mask,
-/// computed once per mask by the CPU backend.
-pub(crate) fn dropout_key(seed: u64, step: u64) -> u32 {
-    mix(mix(mix(mix(seed as u32) ^ (seed >> 32) as u32) ^ step as u32) ^ (step >> 32) as u32)
-}
-
-/// [`dropout_keep`] from the mask's [`dropout_key`].
-pub(crate) fn dropout_keep_keyed(key: u32, i: u32, p: f32) -> bool {
-    let u = (mix(key ^ i) >> 8) as f32 * (1.0 / 16_777_216.0);
-    u >= p
 }

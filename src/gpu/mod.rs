@@ -13,13 +13,15 @@ use crate::backend::{
     Activation, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
     UpdateRule,
 };
-use crate::ops::{activation, loss, optimizer, reduce};
+use crate::ops::{activation, batch_norm, dropout, loss, optimizer, reduce};
 use crate::Result;
 pub use runtime::KernelTime;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
 pub use shaders::shader_sources;
-pub(crate) use shaders::{ACTIVATION, LOSS, MATMUL_SHADERS, OPTIMIZER, REDUCE};
-use shaders::{ELEMENTWISE, MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED, NORMALIZE};
+pub(crate) use shaders::{
+    ACTIVATION, BATCH_NORM, DROPOUT, LOSS, MATMUL_SHADERS, OPTIMIZER, REDUCE,
+};
+use shaders::{ELEMENTWISE, MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED};
 use std::sync::{Arc, Mutex};
 
 /// Output rows × columns one workgroup of a matmul kernel computes:
@@ -59,8 +61,7 @@ const MAX_K_CHUNK: u32 = 2048;
 const MAX_SPLIT_K: u32 = 16;
 /// Workgroup size of the elementwise and reduction kernels.
 pub(crate) const WG: u32 = 256;
-/// Columns per workgroup of `sum_rows` (SUM_COLS of shaders/reduce/reduce.wgsl)
-/// and of the batch-norm kernels.
+/// Columns per workgroup of `sum_rows` (SUM_COLS of shaders/reduce/reduce.wgsl).
 pub(crate) const SUM_COLS: u32 = 32;
 /// Most workgroups the first pass of a reduction uses.
 pub(crate) const REDUCE_GROUPS: usize = 256;
@@ -811,18 +812,7 @@ impl Kernels for Gpu {
         seed: u64,
         step: u64,
     ) -> Result<()> {
-        let kernel = Kernel {
-            shader: &NORMALIZE,
-            entry: "dropout",
-            constants: &[],
-        };
-        let params = normalize_params(x, seed, step, p, 0.0, 0.0);
-        self.ctx.dispatch(
-            &kernel,
-            &params,
-            &[Bind::read(&x.buf), Bind::write(&out.buf)],
-            self.ctx.linear_groups(x.len(), WG),
-        )
+        dropout::gpu::dropout(self, x, out, p, seed, step)
     }
 
     fn batch_norm_train(
@@ -837,24 +827,17 @@ impl Kernels for Gpu {
         momentum: f64,
         eps: f64,
     ) -> Result<()> {
-        let kernel = Kernel {
-            shader: &NORMALIZE,
-            entry: "bn_train",
-            constants: &[],
-        };
-        self.ctx.dispatch(
-            &kernel,
-            &normalize_params(x, 0, 0, 0.0, momentum, eps),
-            &[
-                Bind::read(&x.buf),
-                Bind::read(&gamma.buf),
-                Bind::read(&beta.buf),
-                Bind::write(&running_mean.buf),
-                Bind::write(&running_var.buf),
-                Bind::write(&saved.buf),
-                Bind::write(&out.buf),
-            ],
-            [(x.cols as u32).div_ceil(SUM_COLS), 1, 1],
+        batch_norm::gpu::batch_norm_train(
+            self,
+            x,
+            gamma,
+            beta,
+            running_mean,
+            running_var,
+            saved,
+            out,
+            momentum,
+            eps,
         )
     }
 
@@ -868,24 +851,7 @@ impl Kernels for Gpu {
         out: &mut GpuTensor,
         eps: f64,
     ) -> Result<()> {
-        let kernel = Kernel {
-            shader: &NORMALIZE,
-            entry: "bn_eval",
-            constants: &[],
-        };
-        self.ctx.dispatch(
-            &kernel,
-            &normalize_params(x, 0, 0, 0.0, 0.0, eps),
-            &[
-                Bind::read(&x.buf),
-                Bind::read(&gamma.buf),
-                Bind::read(&beta.buf),
-                Bind::read(&running_mean.buf),
-                Bind::read(&running_var.buf),
-                Bind::write(&out.buf),
-            ],
-            self.ctx.linear_groups(x.len(), WG),
-        )
+        batch_norm::gpu::batch_norm_eval(self, x, gamma, beta, running_mean, running_var, out, eps)
     }
 
     fn batch_norm_backward(
@@ -898,24 +864,8 @@ impl Kernels for Gpu {
         grad_gamma: &mut GpuTensor,
         grad_beta: &mut GpuTensor,
     ) -> Result<()> {
-        let kernel = Kernel {
-            shader: &NORMALIZE,
-            entry: "bn_backward",
-            constants: &[],
-        };
-        self.ctx.dispatch(
-            &kernel,
-            &normalize_params(x, 0, 0, 0.0, 0.0, 0.0),
-            &[
-                Bind::read(&x.buf),
-                Bind::read(&gamma.buf),
-                Bind::read(&saved.buf),
-                Bind::read(&grad_out.buf),
-                Bind::write(&grad_in.buf),
-                Bind::write(&grad_gamma.buf),
-                Bind::write(&grad_beta.buf),
-            ],
-            [(x.cols as u32).div_ceil(SUM_COLS), 1, 1],
+        batch_norm::gpu::batch_norm_backward(
+            self, x, gamma, saved, grad_out, grad_in, grad_gamma, grad_beta,
         )
     }
 
@@ -988,35 +938,6 @@ impl Kernels for Gpu {
     ) -> Result<()> {
         optimizer::gpu::optimizer_update(self, rule, step, param, grad, state, grad_sq_norm)
     }
-}
-
-/// Dropout's scale of kept elements, `1 / (1 − p)` rounded to f32 once, as
-/// `Cpu<f32>` computes it.
-fn dropout_scale(p: f64) -> f32 {
-    1.0 / (1.0 - p as f32)
-}
-
-/// The parameter words of shaders/normalize.wgsl.
-fn normalize_params(
-    x: &GpuTensor,
-    seed: u64,
-    step: u64,
-    p: f64,
-    momentum: f64,
-    eps: f64,
-) -> [u32; 10] {
-    [
-        x.rows as u32,
-        x.cols as u32,
-        seed as u32,
-        (seed >> 32) as u32,
-        step as u32,
-        (step >> 32) as u32,
-        (p as f32).to_bits(),
-        (momentum as f32).to_bits(),
-        (eps as f32).to_bits(),
-        dropout_scale(p).to_bits(),
-    ]
 }
 
 impl Gpu {

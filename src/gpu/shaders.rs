@@ -13,6 +13,8 @@ const ACTIVATIONS: [Piece; 2] = [
     Piece::File(include_str!("../../shaders/activation/activation.wgsl")),
     Piece::Generated(Activation::wgsl_dispatch),
 ];
+/// The counter-based random draws (seed, step, element).
+const RANDOM: Piece = Piece::File(include_str!("../../shaders/common/random.wgsl"));
 /// A workgroup-wide reduction through workgroup memory.
 const WORKGROUP_SUM: Piece = Piece::File(include_str!("../../shaders/common/workgroup_sum.wgsl"));
 
@@ -68,9 +70,19 @@ pub(crate) static ELEMENTWISE: Shader = Shader {
     parts: &[Piece::File(include_str!("../../shaders/elementwise.wgsl"))],
     trusted: false,
 };
-pub(crate) static NORMALIZE: Shader = Shader {
-    name: "normalize",
-    parts: &[Piece::File(include_str!("../../shaders/normalize.wgsl"))],
+pub(crate) static DROPOUT: Shader = Shader {
+    name: "dropout",
+    parts: &[
+        RANDOM,
+        Piece::File(include_str!("../../shaders/dropout/dropout.wgsl")),
+    ],
+    trusted: false,
+};
+pub(crate) static BATCH_NORM: Shader = Shader {
+    name: "batch_norm",
+    parts: &[Piece::File(include_str!(
+        "../../shaders/batch_norm/batch_norm.wgsl"
+    ))],
     trusted: false,
 };
 pub(crate) static REDUCE: Shader = Shader {
@@ -120,7 +132,8 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
         &ELEMENTWISE,
         &REDUCE,
         &LOSS,
-        &NORMALIZE,
+        &DROPOUT,
+        &BATCH_NORM,
         &OPTIMIZER,
     ];
     MATMUL_SHADERS

@@ -4,13 +4,17 @@
 //! `shaders/`. The device traits ([`Kernels`](crate::Kernels) for Cpu and
 //! Gpu) hand each call to the op's folder.
 //!
-//! Moved so far: [`activation`], [`loss`], [`optimizer`], [`reduce`]. The other ops still live in
+//! Moved so far: [`activation`], [`batch_norm`], [`dropout`], [`loss`],
+//! [`optimizer`], [`reduce`]. The other ops still live in
 //! `src/backend/cpu.rs` (CPU) and `src/gpu/mod.rs` (GPU), with their checks
 //! in `src/backend/checks.rs`.
 
 pub mod activation;
+pub mod batch_norm;
+pub mod dropout;
 pub mod loss;
 pub mod optimizer;
+pub(crate) mod random;
 pub mod reduce;
 
 /// The GPU for the op folders' parity tests, as `tests/common::gpu`: `None`

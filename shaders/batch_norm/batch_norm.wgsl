@@ -1,52 +1,15 @@
-// Dropout and batch normalisation (BatchNorm1d semantics).
+// Batch normalisation (BatchNorm1d semantics): training with the batch's
+// statistics, evaluation with the running ones, and the backward pass.
 
+// Mirrors BatchNormParams in src/ops/batch_norm/gpu.rs field for field.
 struct Params {
     rows: u32,
     cols: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    step_lo: u32,
-    step_hi: u32,
-    p: f32,          // dropout probability
-    momentum: f32,   // batch norm running-statistics momentum
-    eps: f32,        // batch norm epsilon
-    scale: f32,      // dropout: 1 / (1 − p), rounded once on the host
+    momentum: f32,   // running-statistics momentum
+    eps: f32,
 }
 
-@group(0) @binding(0) var<uniform> prm: Params;
-
-// ---- dropout: y = x · keep · (1 / (1 − p)), keep drawn from hash(seed, step, i)
-// Multiplying by the host's rounded reciprocal, as PyTorch does, rather than
-// dividing: WGSL division may be off by 2.5 ulp (NVIDIA's is), a product is
-// correctly rounded, so both backends give identical values.
-// The same integer hash runs in src/backend/cpu.rs, so both backends drop the
-// same elements. Backward applies the same mask to the gradient.
-fn mix(x: u32) -> u32 {   // lowbias32 (Chris Wellons): a full-avalanche 32-bit mixer
-    var h = x;
-    h ^= h >> 16u;
-    h *= 0x7feb352du;
-    h ^= h >> 15u;
-    h *= 0x846ca68bu;
-    h ^= h >> 16u;
-    return h;
-}
-
-fn keep_element(i: u32) -> bool {
-    let key = mix(mix(mix(mix(prm.seed_lo) ^ prm.seed_hi) ^ prm.step_lo) ^ prm.step_hi);
-    let u = f32(mix(key ^ i) >> 8u) * (1.0 / 16777216.0);
-    return u >= prm.p;
-}
-
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-
-@compute @workgroup_size(256)
-fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = gid.x + gid.y * groups.x * 256u;
-    if (i < prm.rows * prm.cols) {
-        y[i] = select(0.0, x[i] * prm.scale, keep_element(i));
-    }
-}
+@group(0) @binding(0) var<uniform> p: Params;
 
 // ---- batch norm, training: one invocation per feature column --------------
 @group(0) @binding(1) var<storage, read> bn_x: array<f32>;
@@ -60,8 +23,8 @@ fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(64)
 fn bn_train(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
-    let n = prm.rows;
-    let c = prm.cols;
+    let n = p.rows;
+    let c = p.cols;
     if (j >= c) {
         return;
     }
@@ -75,12 +38,12 @@ fn bn_train(@builtin(global_invocation_id) gid: vec3<u32>) {
         let d = bn_x[i * c + j] - mean;
         ss += d * d;
     }
-    let inv_std = 1.0 / sqrt(ss / f32(n) + prm.eps);
+    let inv_std = 1.0 / sqrt(ss / f32(n) + p.eps);
     saved[j] = mean;
     saved[c + j] = inv_std;
     // As PyTorch: the running variance takes the unbiased estimate.
-    running_mean[j] = (1.0 - prm.momentum) * running_mean[j] + prm.momentum * mean;
-    running_var[j] = (1.0 - prm.momentum) * running_var[j] + prm.momentum * ss / f32(n - 1u);
+    running_mean[j] = (1.0 - p.momentum) * running_mean[j] + p.momentum * mean;
+    running_var[j] = (1.0 - p.momentum) * running_var[j] + p.momentum * ss / f32(n - 1u);
     for (var i = 0u; i < n; i++) {
         bn_y[i * c + j] = gamma[j] * (bn_x[i * c + j] - mean) * inv_std + beta[j];
     }
@@ -97,10 +60,10 @@ fn bn_train(@builtin(global_invocation_id) gid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn bn_eval(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = gid.x + gid.y * groups.x * 256u;
-    let c = prm.cols;
-    if (i < prm.rows * c) {
+    let c = p.cols;
+    if (i < p.rows * c) {
         let j = i % c;
-        ev_y[i] = ev_gamma[j] * (ev_x[i] - ev_mean[j]) / sqrt(ev_var[j] + prm.eps) + ev_beta[j];
+        ev_y[i] = ev_gamma[j] * (ev_x[i] - ev_mean[j]) / sqrt(ev_var[j] + p.eps) + ev_beta[j];
     }
 }
 
@@ -117,8 +80,8 @@ fn bn_eval(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(64)
 fn bn_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;
-    let n = prm.rows;
-    let c = prm.cols;
+    let n = p.rows;
+    let c = p.cols;
     if (j >= c) {
         return;
     }
