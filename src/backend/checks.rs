@@ -3,7 +3,7 @@
 //! the operands to a device's [`Kernels`](super::Kernels), which trust them.
 
 use super::ops::MatmulSpec;
-use super::{IndexVector, Shaped};
+use super::Shaped;
 use crate::{Error, Result};
 
 pub(crate) fn shape_err(op: &'static str, detail: String) -> Error {
@@ -111,64 +111,6 @@ pub(crate) fn check_indices(op: &'static str, data: &[u32], bound: usize) -> Res
         });
     }
     Ok(())
-}
-
-/// Checks a gather of `rows × cols` from a `src_rows`-row source through
-/// `idx[offset..offset + rows]`, whose entries were bounded when written.
-pub(crate) fn check_gather(
-    op: &'static str,
-    src_rows: usize,
-    src_cols: usize,
-    idx: &impl IndexVector,
-    offset: usize,
-    rows: usize,
-    cols: usize,
-) -> Result<()> {
-    if cols != src_cols {
-        return Err(shape_err(
-            op,
-            format!("the source has {src_cols} columns, the output {cols}"),
-        ));
-    }
-    if offset + rows > idx.len() {
-        return Err(shape_err(
-            op,
-            format!(
-                "{rows} rows from offset {offset} need {} indices, there are {}",
-                offset + rows,
-                idx.len()
-            ),
-        ));
-    }
-    if idx.bound() > src_rows {
-        return Err(shape_err(
-            op,
-            format!(
-                "indices may reach {} but the source has {src_rows} rows",
-                idx.bound() - 1
-            ),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_gather_indices(
-    src: &impl IndexVector,
-    idx: &impl IndexVector,
-    offset: usize,
-    out: &impl IndexVector,
-) -> Result<()> {
-    if out.bound() != src.bound() {
-        return Err(shape_err(
-            "gather_indices",
-            format!(
-                "the output's bound {} differs from the source's {}",
-                out.bound(),
-                src.bound()
-            ),
-        ));
-    }
-    check_gather("gather_indices", src.len(), 1, idx, offset, out.len(), 1)
 }
 
 /// A new tensor of `rows × cols`: not empty, and within the device's

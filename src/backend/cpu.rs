@@ -13,7 +13,7 @@ use super::{
     Activation, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target, UpdateRule,
 };
 use crate::ops::activation::{self, with_act, Act};
-use crate::ops::{batch_norm, dropout, loss, optimizer, reduce};
+use crate::ops::{batch_norm, dropout, elementwise, gather, loss, optimizer, reduce};
 use crate::Result;
 use num_traits::Float;
 use std::marker::PhantomData;
@@ -260,12 +260,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         offset: usize,
         out: &mut CpuTensor<T>,
     ) -> Result<()> {
-        let c = src.cols;
-        for (i, &r) in idx.data[offset..offset + out.rows].iter().enumerate() {
-            out.data[i * c..(i + 1) * c]
-                .copy_from_slice(&src.data[r as usize * c..(r as usize + 1) * c]);
-        }
-        Ok(())
+        gather::cpu::gather_rows(src, idx, offset, out)
     }
 
     fn gather_indices(
@@ -275,10 +270,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         offset: usize,
         out: &mut CpuIndex,
     ) -> Result<()> {
-        for (o, &i) in out.data.iter_mut().zip(&idx.data[offset..]) {
-            *o = src.data[i as usize];
-        }
-        Ok(())
+        gather::cpu::gather_indices(src, idx, offset, out)
     }
 
     fn count_top_k(
@@ -296,25 +288,15 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
     }
 
     fn fill(&self, t: &mut CpuTensor<T>, value: f64) -> Result<()> {
-        t.data.iter_mut().for_each(|v| *v = cast(value));
-        Ok(())
+        elementwise::cpu::fill(t, value)
     }
 
     fn scale(&self, t: &mut CpuTensor<T>, alpha: f64) -> Result<()> {
-        let a: T = cast(alpha);
-        t.data.iter_mut().for_each(|v| *v = *v * a);
-        Ok(())
+        elementwise::cpu::scale(t, alpha)
     }
 
     fn axpy(&self, alpha: f64, x: &CpuTensor<T>, y: &mut CpuTensor<T>) -> Result<()> {
-        let a: T = cast(alpha);
-        let lanes = (y.data.as_mut_slice(), x.data.as_slice());
-        split(x.data.len(), 1, lanes, &move |(y, x): (&mut [T], &[T])| {
-            for (yv, &xv) in y.iter_mut().zip(x) {
-                *yv = a * xv + *yv;
-            }
-        });
-        Ok(())
+        elementwise::cpu::axpy(alpha, x, y)
     }
 
     fn dropout(

@@ -402,7 +402,7 @@ impl<K: Kernels> Backend for K {
         offset: usize,
         out: &mut Self::Tensor,
     ) -> Result<()> {
-        checks::check_gather(
+        crate::ops::gather::check_gather(
             "gather_rows",
             src.rows(),
             src.cols(),
@@ -420,7 +420,7 @@ impl<K: Kernels> Backend for K {
         offset: usize,
         out: &mut Self::Index,
     ) -> Result<()> {
-        checks::check_gather_indices(src, idx, offset, out)?;
+        crate::ops::gather::check_gather_indices(src, idx, offset, out)?;
         Kernels::gather_indices(self, src, idx, offset, out)
     }
     fn count_top_k(

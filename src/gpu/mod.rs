@@ -13,15 +13,15 @@ use crate::backend::{
     Activation, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
     UpdateRule,
 };
-use crate::ops::{activation, batch_norm, dropout, loss, optimizer, reduce};
+use crate::ops::{activation, batch_norm, dropout, elementwise, gather, loss, optimizer, reduce};
 use crate::Result;
 pub use runtime::KernelTime;
 use runtime::{Bind, Buf, Context, Kernel, Shader};
 pub use shaders::shader_sources;
 pub(crate) use shaders::{
-    ACTIVATION, BATCH_NORM, DROPOUT, LOSS, MATMUL_SHADERS, OPTIMIZER, REDUCE,
+    ACTIVATION, BATCH_NORM, DROPOUT, ELEMENTWISE, GATHER, LOSS, MATMUL_SHADERS, OPTIMIZER, REDUCE,
 };
-use shaders::{ELEMENTWISE, MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED};
+use shaders::{MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED};
 use std::sync::{Arc, Mutex};
 
 /// Output rows × columns one workgroup of a matmul kernel computes:
@@ -492,26 +492,6 @@ impl Gpu {
             .alloc((rows * cols * 4) as u64, &format!("{rows}x{cols} tensor"))?;
         Ok(GpuTensor { rows, cols, buf })
     }
-
-    fn elementwise(
-        &self,
-        entry: &'static str,
-        n: usize,
-        alpha: f32,
-        binds: &[Bind<'_>],
-    ) -> Result<()> {
-        let kernel = Kernel {
-            shader: &ELEMENTWISE,
-            entry,
-            constants: &[],
-        };
-        self.ctx.dispatch(
-            &kernel,
-            &[n as u32, 0, alpha.to_bits()],
-            binds,
-            self.ctx.linear_groups(n, WG),
-        )
-    }
 }
 
 impl Kernels for Gpu {
@@ -759,7 +739,7 @@ impl Kernels for Gpu {
         offset: usize,
         out: &mut GpuTensor,
     ) -> Result<()> {
-        self.gather(&src.buf, &idx.buf, offset, &out.buf, out.rows, src.cols)
+        gather::gpu::gather_rows(self, src, idx, offset, out)
     }
 
     fn gather_indices(
@@ -769,7 +749,7 @@ impl Kernels for Gpu {
         offset: usize,
         out: &mut GpuIndex,
     ) -> Result<()> {
-        self.gather(&src.buf, &idx.buf, offset, &out.buf, out.len, 1)
+        gather::gpu::gather_indices(self, src, idx, offset, out)
     }
 
     fn count_top_k(
@@ -788,20 +768,15 @@ impl Kernels for Gpu {
     }
 
     fn fill(&self, t: &mut GpuTensor, value: f64) -> Result<()> {
-        self.elementwise("fill", t.len(), value as f32, &[Bind::write(&t.buf)])
+        elementwise::gpu::fill(self, t, value)
     }
 
     fn scale(&self, t: &mut GpuTensor, alpha: f64) -> Result<()> {
-        self.elementwise("scale", t.len(), alpha as f32, &[Bind::write(&t.buf)])
+        elementwise::gpu::scale(self, t, alpha)
     }
 
     fn axpy(&self, alpha: f64, x: &GpuTensor, y: &mut GpuTensor) -> Result<()> {
-        self.elementwise(
-            "axpy",
-            x.len(),
-            alpha as f32,
-            &[Bind::read(&x.buf), Bind::write(&y.buf)],
-        )
+        elementwise::gpu::axpy(self, alpha, x, y)
     }
 
     fn dropout(
@@ -937,30 +912,6 @@ impl Kernels for Gpu {
         grad_sq_norm: Option<&GpuTensor>,
     ) -> Result<()> {
         optimizer::gpu::optimizer_update(self, rule, step, param, grad, state, grad_sq_norm)
-    }
-}
-
-impl Gpu {
-    fn gather(
-        &self,
-        src: &Buf,
-        idx: &Buf,
-        offset: usize,
-        out: &Buf,
-        rows: usize,
-        cols: usize,
-    ) -> Result<()> {
-        let kernel = Kernel {
-            shader: &ELEMENTWISE,
-            entry: "gather_rows",
-            constants: &[],
-        };
-        self.ctx.dispatch(
-            &kernel,
-            &[rows as u32, cols as u32, 0, offset as u32],
-            &[Bind::read(src), Bind::read(idx), Bind::write(out)],
-            self.ctx.linear_groups(rows * cols, WG),
-        )
     }
 }
 

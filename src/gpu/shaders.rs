@@ -67,7 +67,16 @@ pub(crate) static ACTIVATION: Shader = Shader {
 };
 pub(crate) static ELEMENTWISE: Shader = Shader {
     name: "elementwise",
-    parts: &[Piece::File(include_str!("../../shaders/elementwise.wgsl"))],
+    parts: &[Piece::File(include_str!(
+        "../../shaders/elementwise/elementwise.wgsl"
+    ))],
+    trusted: false,
+};
+pub(crate) static GATHER: Shader = Shader {
+    name: "gather",
+    parts: &[Piece::File(include_str!(
+        "../../shaders/gather/gather.wgsl"
+    ))],
     trusted: false,
 };
 pub(crate) static DROPOUT: Shader = Shader {
@@ -130,6 +139,7 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
     let others = [
         &ACTIVATION,
         &ELEMENTWISE,
+        &GATHER,
         &REDUCE,
         &LOSS,
         &DROPOUT,

@@ -4,14 +4,16 @@
 //! `shaders/`. The device traits ([`Kernels`](crate::Kernels) for Cpu and
 //! Gpu) hand each call to the op's folder.
 //!
-//! Moved so far: [`activation`], [`batch_norm`], [`dropout`], [`loss`],
-//! [`optimizer`], [`reduce`]. The other ops still live in
+//! Moved so far: [`activation`], [`batch_norm`], [`dropout`],
+//! [`elementwise`], [`gather`], [`loss`], [`optimizer`], [`reduce`]. The other ops still live in
 //! `src/backend/cpu.rs` (CPU) and `src/gpu/mod.rs` (GPU), with their checks
 //! in `src/backend/checks.rs`.
 
 pub mod activation;
 pub mod batch_norm;
 pub mod dropout;
+pub mod elementwise;
+pub mod gather;
 pub mod loss;
 pub mod optimizer;
 pub(crate) mod random;

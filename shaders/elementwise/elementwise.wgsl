@@ -1,11 +1,10 @@
 // Elementwise kernels over flat arrays. Grids may spill into y for large
 // arrays (see Context::linear_groups), hence the 2-D linear index.
 
+// Mirrors ElementwiseParams in src/ops/elementwise/gpu.rs field for field.
 struct Params {
-    n: u32,      // elements (gather: output rows)
-    cols: u32,   // gather: row width in 32-bit words
+    n: u32,      // elements
     alpha: f32,  // fill value, scale factor, axpy alpha
-    offset: u32, // gather: first index used
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -44,21 +43,5 @@ fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     let i = linear(gid, groups);
     if (i < p.n) {
         t[i] = p.alpha * t[i];
-    }
-}
-
-// ---- gather_rows: out[i, :] = src[idx[offset + i], :], on raw 32-bit words -
-// Words, not floats, so the same kernel gathers f32 features and u32 labels.
-@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read> idx: array<u32>;
-@group(0) @binding(3) var<storage, read_write> dst: array<u32>;
-
-@compute @workgroup_size(WG)
-fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let e = linear(gid, groups);
-    if (e < p.n * p.cols) {
-        let row = e / p.cols;
-        let col = e - row * p.cols;
-        dst[e] = src[idx[p.offset + row] * p.cols + col];
     }
 }
