@@ -2,7 +2,6 @@
 //! place: the front ([`Backend`](super::Backend)) runs them before it hands
 //! the operands to a device's [`Kernels`](super::Kernels), which trust them.
 
-use super::ops::MatmulSpec;
 use super::Shaped;
 use crate::{Error, Result};
 
@@ -37,67 +36,6 @@ pub(crate) fn check_len(op: &'static str, expected: usize, got: usize) -> Result
         return Err(Error::Length { op, expected, got });
     }
     Ok(())
-}
-
-/// Checks a matmul's operands and returns `(m, n, k)`.
-pub(crate) fn check_matmul<T: Shaped>(
-    a: &T,
-    b: &T,
-    out: &T,
-    spec: &MatmulSpec<'_, T>,
-) -> Result<(usize, usize, usize)> {
-    let (m, ka) = if spec.transpose_a {
-        (a.cols(), a.rows())
-    } else {
-        (a.rows(), a.cols())
-    };
-    let (kb, n) = if spec.transpose_b {
-        (b.cols(), b.rows())
-    } else {
-        (b.rows(), b.cols())
-    };
-    let form = match (spec.transpose_a, spec.transpose_b) {
-        (false, false) => "A·B",
-        (true, false) => "Aᵀ·B",
-        (false, true) => "A·Bᵀ",
-        (true, true) => "Aᵀ·Bᵀ",
-    };
-    if ka != kb {
-        return Err(shape_err(
-            "matmul",
-            format!(
-                "{form} with A {} and B {}: inner dimensions {ka} and {kb} differ",
-                a.shape_str(),
-                b.shape_str()
-            ),
-        ));
-    }
-    if out.rows() != m || out.cols() != n {
-        return Err(shape_err(
-            "matmul",
-            format!("{form} gives {m}x{n} but the output is {}", out.shape_str()),
-        ));
-    }
-    if let Some(bias) = spec.bias {
-        if bias.rows() != 1 || bias.cols() != n {
-            return Err(shape_err(
-                "matmul",
-                format!("bias must be 1x{n}, got {}", bias.shape_str()),
-            ));
-        }
-    }
-    if let Some((_, z)) = spec.gate {
-        if z.rows() != m || z.cols() != n {
-            return Err(shape_err(
-                "matmul",
-                format!(
-                    "gate must be {m}x{n} like the output, got {}",
-                    z.shape_str()
-                ),
-            ));
-        }
-    }
-    Ok((m, n, ka))
 }
 
 pub(crate) fn check_indices(op: &'static str, data: &[u32], bound: usize) -> Result<()> {

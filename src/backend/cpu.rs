@@ -7,13 +7,11 @@
 //! large tensors on all cores; both only rearrange which loop computes an
 //! element, never the arithmetic, so results are the same bit for bit.
 
-use super::gemm::gemm;
-use super::par::split;
 use super::{
     Activation, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target, UpdateRule,
 };
-use crate::ops::activation::{self, with_act, Act};
-use crate::ops::{batch_norm, dropout, elementwise, gather, loss, optimizer, reduce};
+use crate::ops::activation;
+use crate::ops::{batch_norm, dropout, elementwise, gather, loss, matmul, optimizer, reduce};
 use crate::Result;
 use num_traits::Float;
 use std::marker::PhantomData;
@@ -177,45 +175,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         out: &mut CpuTensor<T>,
         spec: MatmulSpec<'_, CpuTensor<T>>,
     ) -> Result<()> {
-        let mnk = spec.dims(a, b);
-        if !gemm(
-            mnk,
-            &a.data,
-            spec.transpose_a,
-            &b.data,
-            spec.transpose_b,
-            &mut out.data,
-        ) {
-            return reference_matmul(a, b, out, spec);
-        }
-        let (len, n) = (out.data.len(), mnk.1);
-        let plain = spec.bias.is_none() && spec.act == Activation::Identity;
-        with_act!(spec.act, |act| match spec.bias {
-            _ if plain => {}
-            // Cut at row boundaries: each row adds the whole bias.
-            Some(bias) => split(len, n, out.data.as_mut_slice(), &move |rows: &mut [T]| {
-                for row in rows.chunks_mut(n) {
-                    for (v, &b) in row.iter_mut().zip(&bias.data) {
-                        *v = act.apply(*v + b);
-                    }
-                }
-            }),
-            None => split(len, 1, out.data.as_mut_slice(), &move |o: &mut [T]| {
-                o.iter_mut().for_each(|v| *v = act.apply(*v));
-            }),
-        });
-        if let Some((gate, z)) = spec.gate {
-            let lanes = (out.data.as_mut_slice(), z.data.as_slice());
-            with_act!(gate, |gate| split(len, 1, lanes, &move |(o, z): (
-                &mut [T],
-                &[T]
-            )| {
-                for (o, &zv) in o.iter_mut().zip(z) {
-                    *o = *o * gate.derivative(zv);
-                }
-            }));
-        }
-        Ok(())
+        matmul::cpu::matmul(a, b, out, spec)
     }
 
     fn activation(&self, act: Activation, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
@@ -380,64 +340,4 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         optimizer::cpu::optimizer_update(rule, step, param, grad, state, grad_sq_norm);
         Ok(())
     }
-}
-
-/// `out = act(op(A)·op(B) + bias)` by the textbook triple loop, summing each
-/// output over k in order: the reference that the CPU backend's fast
-/// [`Backend::matmul`] is tested against (and through it, the GPU kernels).
-/// Same checks and errors as [`Backend::matmul`].
-///
-/// ```
-/// use wgtrain::backend::reference_matmul;
-/// use wgtrain::{Backend, Cpu, MatmulSpec};
-/// let cpu = Cpu::<f64>::new();
-/// let a = cpu.upload_f64(2, 2, &[1., 2., 3., 4.]).unwrap();
-/// let mut c = cpu.zeros(2, 2).unwrap();
-/// reference_matmul(&a, &a, &mut c, MatmulSpec::default()).unwrap();
-/// assert_eq!(c.data(), &[7., 10., 15., 22.]);
-/// ```
-pub fn reference_matmul<T: Float>(
-    a: &CpuTensor<T>,
-    b: &CpuTensor<T>,
-    out: &mut CpuTensor<T>,
-    spec: MatmulSpec<'_, CpuTensor<T>>,
-) -> Result<()> {
-    let (m, n, k) = super::checks::check_matmul(a, b, out, &spec)?;
-    // Element (i, p) of op(A) and (p, j) of op(B), whatever the storage.
-    let a_at = |i: usize, p: usize| {
-        if spec.transpose_a {
-            a.data[p * m + i]
-        } else {
-            a.data[i * k + p]
-        }
-    };
-    let b_at = |p: usize, j: usize| {
-        if spec.transpose_b {
-            b.data[j * k + p]
-        } else {
-            b.data[p * n + j]
-        }
-    };
-    let mut row = vec![T::zero(); n];
-    for i in 0..m {
-        row.iter_mut().for_each(|v| *v = T::zero());
-        for p in 0..k {
-            let aip = a_at(i, p);
-            for (j, acc) in row.iter_mut().enumerate() {
-                *acc = *acc + aip * b_at(p, j);
-            }
-        }
-        for (j, &acc) in row.iter().enumerate() {
-            let z = match spec.bias {
-                Some(bias) => acc + bias.data[j],
-                None => acc,
-            };
-            let v = spec.act.apply(z);
-            out.data[i * n + j] = match spec.gate {
-                Some((gate, g)) => v * gate.derivative(g.data[i * n + j]),
-                None => v,
-            };
-        }
-    }
-    Ok(())
 }

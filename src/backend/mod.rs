@@ -18,14 +18,14 @@
 
 pub(crate) mod checks;
 pub(crate) mod cpu;
-mod gemm;
 mod kernels;
 pub(crate) mod ops;
 pub(crate) mod par;
 
 pub use crate::ops::dropout::dropout_keep;
+pub use crate::ops::matmul::reference_matmul;
 pub use crate::ops::optimizer::{GradClip, UpdateMethod, UpdateRule};
-pub use cpu::{reference_matmul, Cpu, CpuIndex, CpuTensor};
+pub use cpu::{Cpu, CpuIndex, CpuTensor};
 pub use kernels::Kernels;
 pub use ops::{Activation, Loss, MatmulSpec, Reduce, Target};
 
@@ -359,7 +359,7 @@ impl<K: Kernels> Backend for K {
         out: &mut Self::Tensor,
         spec: MatmulSpec<'_, Self::Tensor>,
     ) -> Result<()> {
-        checks::check_matmul(a, b, out, &spec)?;
+        crate::ops::matmul::check_matmul(a, b, out, &spec)?;
         Kernels::matmul(self, a, b, out, spec)
     }
     fn activation(&self, act: Activation, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()> {

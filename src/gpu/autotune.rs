@@ -1,9 +1,10 @@
 //! Choosing the matmul kernel family per adapter by measuring it once, and
 //! remembering the choice on disk so later processes skip the measurement.
 
-use super::{
-    Gpu, MatmulKernel, TiledTile, LARGE_TILE_MIN_GROUPS, MATMUL_SHADERS, MATMUL_SHARE_LANES,
-    MATMUL_TILE, MAX_K_CHUNK, MAX_SPLIT_K, MIN_K_CHUNK, SPLIT_K_TARGET_GROUPS,
+use super::{Gpu, MATMUL_SHADERS};
+use crate::ops::matmul::gpu::{
+    MatmulKernel, TiledTile, LARGE_TILE_MIN_GROUPS, MATMUL_SHARE_LANES, MATMUL_TILE, MAX_K_CHUNK,
+    MAX_SPLIT_K, MIN_K_CHUNK, SPLIT_K_TARGET_GROUPS,
 };
 use crate::{Activation, Backend, Cpu, Error, MatmulSpec, Result};
 use rand::rngs::StdRng;

@@ -5,7 +5,7 @@
 mod autotune;
 mod device;
 pub(crate) mod runtime;
-mod shaders;
+pub(crate) mod shaders;
 
 pub use autotune::{MatmulCache, MatmulCandidate, MatmulTuning};
 
@@ -13,52 +13,20 @@ use crate::backend::{
     Activation, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
     UpdateRule,
 };
-use crate::ops::{activation, batch_norm, dropout, elementwise, gather, loss, optimizer, reduce};
+use crate::ops::matmul::gpu::MATMUL_SHARE_LANES;
+pub use crate::ops::matmul::gpu::{MatmulKernel, TiledPlan, TiledTile};
+use crate::ops::{
+    activation, batch_norm, dropout, elementwise, gather, loss, matmul, optimizer, reduce,
+};
 use crate::Result;
 pub use runtime::KernelTime;
-use runtime::{Bind, Buf, Context, Kernel, Shader};
+use runtime::{Buf, Context};
 pub use shaders::shader_sources;
 pub(crate) use shaders::{
     ACTIVATION, BATCH_NORM, DROPOUT, ELEMENTWISE, GATHER, LOSS, MATMUL_SHADERS, OPTIMIZER, REDUCE,
 };
-use shaders::{MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED};
 use std::sync::{Arc, Mutex};
 
-/// Output rows × columns one workgroup of a matmul kernel computes:
-/// `(TM·WG_Y, 4·TN4·WG_X)` of its shaders/matmul/tile_*.wgsl piece, and the
-/// k depth `BK` it stages (unit-tested against the sources).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct MatmulTile {
-    rows: u32,
-    cols: u32,
-    depth: u32,
-}
-
-/// The register kernels' tile (shaders/matmul/tile_registers.wgsl).
-const MATMUL_TILE: MatmulTile = MatmulTile {
-    rows: 32,
-    cols: 64,
-    depth: 1,
-};
-/// The subgroup size `MatmulKernel::RegistersShared` needs: WG_X of
-/// shaders/matmul/tile_registers.wgsl, the invocations that share rows of A.
-const MATMUL_SHARE_LANES: u32 = 8;
-/// Fewest workgroups for which [`MatmulKernel::Workgroup`] takes the large
-/// tile: below it the small tile's larger count of workgroups wins (on an
-/// H100, 132 compute units: 1536² runs 22% faster small, 2048² the same).
-const LARGE_TILE_MIN_GROUPS: u32 = 256;
-/// Workgroups a product on the small tile should have: fewer, and k is split
-/// into as many slices as bring it up to this (on an H100, a 256×512 output
-/// with k = 784 runs 1.9× faster in 4 slices).
-const SPLIT_K_TARGET_GROUPS: u32 = 128;
-/// Fewest k per slice of a split product.
-const MIN_K_CHUNK: u32 = 64;
-/// Most k per slice on the small tile: longer, and the product runs slower
-/// than split (on an H100, 256×4096·4096×4096: 23 TFLOP/s whole, 28 in two
-/// slices).
-const MAX_K_CHUNK: u32 = 2048;
-/// Most k slices of one product.
-const MAX_SPLIT_K: u32 = 16;
 /// Workgroup size of the elementwise and reduction kernels.
 pub(crate) const WG: u32 = 256;
 /// Columns per workgroup of `sum_rows` (SUM_COLS of shaders/reduce/reduce.wgsl).
@@ -104,152 +72,10 @@ pub struct Gpu {
 
 /// The kernel choices every clone of a [`Gpu`] shares.
 #[derive(Clone, Copy, Debug)]
-struct KernelSettings {
-    matmul_kernel: MatmulKernel,
+pub(crate) struct KernelSettings {
+    pub(crate) matmul_kernel: MatmulKernel,
     /// A [`TiledPlan`] forced for every product, for tests and benchmarks.
-    tiled_plan: Option<TiledPlan>,
-}
-
-/// Which family of WGSL kernels [`Gpu`]'s matmul runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MatmulKernel {
-    /// Register tiles, no workgroup memory, vec4 reads where the shape
-    /// allows: fast on CPU adapters such as lavapipe, where barriers are
-    /// expensive (see PERFORMANCE.md).
-    Registers,
-    /// As `Registers`, but the 8 invocations of a subgroup each read one of
-    /// the 8 rows of A they all need and share it by subgroup shuffle: the
-    /// fastest on lavapipe. Needs subgroups of exactly 8 consecutive
-    /// invocations; elsewhere it runs as `Registers`.
-    RegistersShared,
-    /// Slices of A and B staged in workgroup memory between barriers, with
-    /// the next slice prefetched into registers: the kernel for real GPUs.
-    /// The tile and any split of k are chosen per product ([`TiledPlan`]).
-    Workgroup,
-}
-
-/// The two tiles of [`MatmulKernel::Workgroup`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TiledTile {
-    /// 128 × 128 outputs per workgroup of 256, 8 × 8 per invocation.
-    Large,
-    /// 64 × 64 outputs per workgroup of 128, 8 × 4 per invocation.
-    Small,
-}
-
-impl TiledTile {
-    /// The kernel of this tile; `vec4`: the one that reads A and B four
-    /// floats at a time (shaders/matmul/tiled_load_vec4.wgsl).
-    fn shader(self, vec4: bool) -> &'static Shader {
-        match (self, vec4) {
-            (TiledTile::Large, false) => &shaders::MATMUL_TILED_LARGE,
-            (TiledTile::Large, true) => &shaders::MATMUL_TILED_LARGE_VEC4,
-            (TiledTile::Small, false) => &shaders::MATMUL_TILED_SMALL,
-            (TiledTile::Small, true) => &shaders::MATMUL_TILED_SMALL_VEC4,
-        }
-    }
-
-    fn tile(self) -> MatmulTile {
-        match self {
-            TiledTile::Large => MatmulTile {
-                rows: 128,
-                cols: 128,
-                depth: 8,
-            },
-            TiledTile::Small => MatmulTile {
-                rows: 64,
-                cols: 64,
-                depth: 16,
-            },
-        }
-    }
-}
-
-/// How [`MatmulKernel::Workgroup`] runs one product `m×k · k×n`: which tile,
-/// and into how many k slices the product is split. A split product writes
-/// each slice's partial sums to a scratch buffer and a second pass adds them
-/// in order and applies bias and activation, so small outputs with a long k
-/// still fill a large GPU.
-///
-/// ```
-/// use wgtrain::{TiledPlan, TiledTile};
-/// // A 2048² product fills a large GPU with 128 × 128 tiles alone.
-/// let plan = TiledPlan::for_shape(2048, 2048, 2048);
-/// assert_eq!((plan.tile, plan.split_k), (TiledTile::Large, 1));
-/// // A 256×512 output with k = 784 takes the small tile and splits k.
-/// let plan = TiledPlan::for_shape(256, 512, 784);
-/// assert_eq!(plan.tile, TiledTile::Small);
-/// assert!(plan.split_k > 1);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TiledPlan {
-    /// The workgroup tile.
-    pub tile: TiledTile,
-    /// Number of k slices (1: no split). The slices are rounded to whole
-    /// staged depths, so fewer may run.
-    pub split_k: u32,
-    /// Read A and B four floats at a time where the shape allows (k a
-    /// multiple of 4, and m for Aᵀ, n for B); false forces one at a time.
-    pub vec4: bool,
-}
-
-impl TiledPlan {
-    /// The plan [`Gpu`] uses unless one is set with [`Gpu::set_tiled_plan`]:
-    /// the large tile when it gives at least 256 workgroups, else the small
-    /// tile, with k split (in slices of at least 64) by as many times as it
-    /// has fewer than 128 workgroups, and into slices of at most 2048, up to
-    /// 16 slices. The numbers were measured on an H100 (PERFORMANCE.md).
-    pub fn for_shape(m: usize, n: usize, k: usize) -> TiledPlan {
-        let groups = |tile: TiledTile| {
-            let t = tile.tile();
-            (m as u32).div_ceil(t.rows) * (n as u32).div_ceil(t.cols)
-        };
-        if groups(TiledTile::Large) >= LARGE_TILE_MIN_GROUPS {
-            return TiledPlan {
-                tile: TiledTile::Large,
-                split_k: 1,
-                vec4: true,
-            };
-        }
-        let wanted = (SPLIT_K_TARGET_GROUPS / groups(TiledTile::Small))
-            .max((k as u32).div_ceil(MAX_K_CHUNK));
-        let most = (k as u32 / MIN_K_CHUNK).min(MAX_SPLIT_K);
-        TiledPlan {
-            tile: TiledTile::Small,
-            split_k: wanted.min(most).max(1),
-            vec4: true,
-        }
-    }
-
-    /// k per slice, a whole number of the tile's staged depth, and the
-    /// number of slices that covers k.
-    fn chunks(self, k: usize) -> (u32, u32) {
-        let depth = self.tile.tile().depth;
-        let k = k as u32;
-        let chunk = k.div_ceil(self.split_k.max(1)).div_ceil(depth) * depth;
-        (chunk, k.div_ceil(chunk))
-    }
-}
-
-/// The matmul kernels' uniform parameters: `Params` of
-/// shaders/matmul/common.wgsl, field for field.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct MatmulParams {
-    m: u32,
-    n: u32,
-    k: u32,
-    act_param: f32,
-    /// The k range of each slice of a split product (k otherwise).
-    k_chunk: u32,
-    gate_param: f32,
-}
-
-impl MatmulParams {
-    /// As the `u32` words a dispatch uploads.
-    fn words(&self) -> &[u32] {
-        bytemuck::cast_slice(std::slice::from_ref(self))
-    }
+    pub(crate) tiled_plan: Option<TiledPlan>,
 }
 
 /// A matrix resident in a device buffer.
@@ -395,7 +221,7 @@ impl Gpu {
 
     /// The shared kernel choices. Plain values, so a poisoned lock still
     /// holds a consistent choice.
-    fn settings(&self) -> std::sync::MutexGuard<'_, KernelSettings> {
+    pub(crate) fn settings(&self) -> std::sync::MutexGuard<'_, KernelSettings> {
         self.settings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -427,7 +253,7 @@ impl Gpu {
     /// Whether the device has subgroups of exactly the lanes
     /// [`MatmulKernel::RegistersShared`] shares reads among; without them that
     /// family runs as [`MatmulKernel::Registers`].
-    fn shares_subgroups(&self) -> bool {
+    pub(crate) fn shares_subgroups(&self) -> bool {
         let info = &self.ctx.info;
         self.ctx
             .device
@@ -573,130 +399,7 @@ impl Kernels for Gpu {
         out: &mut GpuTensor,
         spec: MatmulSpec<'_, GpuTensor>,
     ) -> Result<()> {
-        let (m, n, k) = spec.dims(a, b);
-        let flags = [
-            ("TA", spec.transpose_a as u32 as f64),
-            ("TB", spec.transpose_b as u32 as f64),
-        ];
-        let gate_act = spec.gate.map_or(Activation::Identity, |(act, _)| act);
-        let constants = [
-            flags[0],
-            flags[1],
-            ("ACT", spec.act.code() as f64),
-            ("HAS_BIAS", spec.bias.is_some() as u32 as f64),
-            ("HAS_GATE", spec.gate.is_some() as u32 as f64),
-            ("GATE_ACT", gate_act.code() as f64),
-        ];
-        let bias = spec.bias.map_or(&*self.dummy, |t| &t.buf);
-        let gate = spec.gate.map_or(&*self.dummy, |(_, t)| &t.buf);
-        let params = |k_chunk: u32| MatmulParams {
-            m: m as u32,
-            n: n as u32,
-            k: k as u32,
-            act_param: spec.act.param(),
-            k_chunk,
-            gate_param: gate_act.param(),
-        };
-        let groups = |tile: MatmulTile, slices: u32| {
-            [
-                (n as u32).div_ceil(tile.cols),
-                (m as u32).div_ceil(tile.rows),
-                slices,
-            ]
-        };
-        let operands = |out| {
-            [
-                Bind::read(&a.buf),
-                Bind::read(&b.buf),
-                Bind::read(bias),
-                out,
-                Bind::read(gate),
-            ]
-        };
-        // The vec4 kernels read op(A) and op(B) four floats at a time along
-        // their contiguous dimension: k for A and Bᵀ, m for Aᵀ, n for B.
-        let vec4 =
-            k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
-
-        let settings = *self.settings();
-        if settings.matmul_kernel == MatmulKernel::Workgroup {
-            let plan = settings
-                .tiled_plan
-                .unwrap_or_else(|| TiledPlan::for_shape(m, n, k));
-            let (chunk, slices) = plan.chunks(k);
-            let shader = plan.tile.shader(vec4 && plan.vec4);
-            if slices == 1 {
-                let kernel = Kernel {
-                    shader,
-                    entry: "main",
-                    constants: &constants,
-                };
-                return self.ctx.dispatch(
-                    &kernel,
-                    params(chunk).words(),
-                    &operands(Bind::write(&out.buf)),
-                    groups(plan.tile.tile(), 1),
-                );
-            }
-            // Pass 1 writes raw partial sums, one m×n slice per k chunk. Whole
-            // vec4, so that the vec4 kernel's second pass can bind it as such.
-            let floats = (slices as usize * m * n).next_multiple_of(4);
-            let scratch = self
-                .ctx
-                .alloc((floats * 4) as u64, "split-k partial sums")?;
-            let partial = Kernel {
-                shader,
-                entry: "main",
-                constants: &[flags[0], flags[1]],
-            };
-            self.ctx.dispatch(
-                &partial,
-                params(chunk).words(),
-                &[
-                    Bind::read(&a.buf),
-                    Bind::read(&b.buf),
-                    Bind::read(&self.dummy),
-                    Bind::write(&scratch),
-                    Bind::read(&self.dummy),
-                ],
-                groups(plan.tile.tile(), slices),
-            )?;
-            // Pass 2 adds them and applies the epilogue.
-            let sum = Kernel {
-                shader,
-                entry: "split_k_sum",
-                constants: &constants,
-            };
-            return self.ctx.dispatch(
-                &sum,
-                params(chunk).words(),
-                &[
-                    Bind::read(&scratch),
-                    Bind::read(&self.dummy),
-                    Bind::read(bias),
-                    Bind::write(&out.buf),
-                    Bind::read(gate),
-                ],
-                self.ctx.linear_groups(m * n, WG),
-            );
-        }
-
-        let shader = match (vec4, self.shares_subgroups(), settings.matmul_kernel) {
-            (true, true, MatmulKernel::RegistersShared) => &MATMUL_VEC4_SHARED,
-            (true, _, _) => &MATMUL_VEC4,
-            (false, _, _) => &MATMUL,
-        };
-        let kernel = Kernel {
-            shader,
-            entry: "main",
-            constants: &constants,
-        };
-        self.ctx.dispatch(
-            &kernel,
-            params(k as u32).words(),
-            &operands(Bind::write(&out.buf)),
-            groups(MATMUL_TILE, 1),
-        )
+        matmul::gpu::matmul(self, a, b, out, spec)
     }
 
     fn activation(&self, act: Activation, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
@@ -912,64 +615,5 @@ impl Kernels for Gpu {
         grad_sq_norm: Option<&GpuTensor>,
     ) -> Result<()> {
         optimizer::gpu::optimizer_update(self, rule, step, param, grad, state, grad_sq_norm)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn matmul_tiles_match_the_shaders() {
-        let constant = |shader: &Shader, name: &str| -> u32 {
-            let source = shader.source();
-            let line = source
-                .lines()
-                .find(|l| l.starts_with(&format!("const {name}: u32 = ")))
-                .unwrap();
-            line.split('=')
-                .nth(1)
-                .unwrap()
-                .trim()
-                .split('u')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        let tile_of = |shader: &Shader| MatmulTile {
-            rows: constant(shader, "TM") * constant(shader, "WG_Y"),
-            cols: 4 * constant(shader, "TN4") * constant(shader, "WG_X"),
-            depth: constant(shader, "BK"),
-        };
-        for shader in [&MATMUL, &MATMUL_VEC4, &MATMUL_VEC4_SHARED] {
-            assert_eq!(MATMUL_TILE, tile_of(shader), "{}", shader.name);
-        }
-        for tile in [TiledTile::Large, TiledTile::Small] {
-            for vec4 in [false, true] {
-                assert_eq!(tile.tile(), tile_of(tile.shader(vec4)), "{tile:?}");
-            }
-        }
-        assert_eq!(MATMUL_SHARE_LANES, constant(&MATMUL_VEC4_SHARED, "WG_X"));
-    }
-
-    #[test]
-    fn split_k_chunks_cover_k_in_whole_staged_depths() {
-        for tile in [TiledTile::Large, TiledTile::Small] {
-            let depth = tile.tile().depth;
-            for k in [1, 7, 16, 33, 257, 784, 4096] {
-                for split_k in 1..=MAX_SPLIT_K {
-                    let plan = TiledPlan {
-                        tile,
-                        split_k,
-                        vec4: true,
-                    };
-                    let (chunk, slices) = plan.chunks(k);
-                    assert_eq!(chunk % depth, 0);
-                    assert!(slices >= 1 && slices <= split_k);
-                    assert!((slices - 1) * chunk < k as u32 && slices * chunk >= k as u32);
-                }
-            }
-        }
     }
 }

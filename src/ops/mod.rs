@@ -4,10 +4,9 @@
 //! `shaders/`. The device traits ([`Kernels`](crate::Kernels) for Cpu and
 //! Gpu) hand each call to the op's folder.
 //!
-//! Moved so far: [`activation`], [`batch_norm`], [`dropout`],
-//! [`elementwise`], [`gather`], [`loss`], [`optimizer`], [`reduce`]. The other ops still live in
-//! `src/backend/cpu.rs` (CPU) and `src/gpu/mod.rs` (GPU), with their checks
-//! in `src/backend/checks.rs`.
+//! What is not one op's stays with the devices: tensor storage (upload,
+//! download, copy, index vectors) in `src/backend/cpu.rs` and
+//! `src/gpu/mod.rs`, the generic checks in `src/backend/checks.rs`.
 
 pub mod activation;
 pub mod batch_norm;
@@ -15,6 +14,7 @@ pub mod dropout;
 pub mod elementwise;
 pub mod gather;
 pub mod loss;
+pub mod matmul;
 pub mod optimizer;
 pub(crate) mod random;
 pub mod reduce;
