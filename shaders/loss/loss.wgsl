@@ -3,6 +3,7 @@
 // gradient rows and sums their losses; a tree reduction gives the mean.
 // LOSS is one of the LOSS_* constants generated from src/ops/loss/mod.rs.
 
+// Mirrors LossParams in src/ops/loss/gpu.rs field for field.
 struct Params {
     rows: u32,
     cols: u32,

@@ -6,6 +6,14 @@ use crate::gpu::runtime::{Bind, Kernel};
 use crate::gpu::{Gpu, GpuTensor, LOSS};
 use crate::Result;
 
+/// `Params` of shaders/loss/loss.wgsl, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LossParams {
+    rows: u32,
+    cols: u32,
+}
+
 pub(crate) fn loss(
     gpu: &Gpu,
     kind: Loss,
@@ -29,7 +37,10 @@ pub(crate) fn loss(
     };
     gpu.ctx.dispatch(
         &kernel,
-        &[pred.rows as u32, pred.cols as u32],
+        bytemuck::cast_slice(&[LossParams {
+            rows: pred.rows as u32,
+            cols: pred.cols as u32,
+        }]),
         &[
             Bind::read(&pred.buf),
             Bind::read(labels),

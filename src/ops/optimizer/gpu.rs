@@ -26,6 +26,16 @@ struct UpdateParams {
     bc2_sqrt: f32,
 }
 
+impl UpdateParams {
+    /// The parameters of the squared-norm passes, which read `n` alone.
+    fn count(n: usize) -> Self {
+        UpdateParams {
+            n: n as u32,
+            ..bytemuck::Zeroable::zeroed()
+        }
+    }
+}
+
 fn words<T: bytemuck::Pod>(params: &T) -> &[u32] {
     bytemuck::cast_slice(std::slice::from_ref(params))
 }
@@ -111,13 +121,13 @@ pub(crate) fn accumulate_sum_squares(gpu: &Gpu, x: &GpuTensor, acc: &mut GpuTens
     };
     gpu.ctx.dispatch(
         &pass("sq_partial"),
-        &[n as u32],
+        words(&UpdateParams::count(n)),
         &[Bind::read(&x.buf), Bind::write(&partials)],
         [groups as u32, 1, 1],
     )?;
     gpu.ctx.dispatch(
         &pass("sq_final"),
-        &[groups as u32],
+        words(&UpdateParams::count(groups)),
         &[Bind::read(&partials), Bind::write(&acc.buf)],
         [1, 1, 1],
     )
