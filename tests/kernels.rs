@@ -452,7 +452,7 @@ fn one_submission_for_many_dispatches() {
 }
 
 /// Bad input gives the same typed error on both backends, never a panic.
-fn bad_inputs<B: Backend>(b: &B) {
+fn bad_inputs<B: Backend>(b: &B, _label: &str) {
     let a = b.zeros(3, 4).unwrap();
     let w = b.zeros(5, 4).unwrap();
     let mut out = b.zeros(3, 5).unwrap();
@@ -532,25 +532,29 @@ fn bad_inputs<B: Backend>(b: &B) {
     );
 }
 
+backend_tests!(bad_inputs_are_typed_errors: bad_inputs on cpu_f32, cpu_f64, gpu);
+
 #[test]
-fn bad_inputs_are_typed_errors() {
-    bad_inputs(&Cpu::<f64>::new());
-    if let Some(g) = gpu() {
-        bad_inputs(&g);
-        // Reading back into the wrong length is impossible by construction;
-        // writing the wrong length is an error.
-        let mut t = g.zeros(2, 2).unwrap();
-        assert!(matches!(
-            g.write(&mut t, &[1.0; 5]),
-            Err(Error::Length { .. })
-        ));
-        let limit = g
-            .limits()
-            .max_storage_buffer_binding_size
-            .min(g.limits().max_buffer_size);
-        let rows = (limit / 4 / 1024 + 1) as usize;
-        assert!(matches!(g.zeros(rows, 1024), Err(Error::TooLarge { .. })));
-    }
+fn writes_of_the_wrong_length_and_oversize_tensors_are_typed_errors_on_the_gpu() {
+    let Some(g) = gpu() else { return };
+    // Reading back into the wrong length is impossible by construction;
+    // writing the wrong length is an error.
+    let mut t = g.zeros(2, 2).unwrap();
+    assert!(matches!(
+        g.write(&mut t, &[1.0; 5]),
+        Err(Error::Length { .. })
+    ));
+    let limit = g
+        .limits()
+        .max_storage_buffer_binding_size
+        .min(g.limits().max_buffer_size);
+    let rows = (limit / 4 / 1024 + 1) as usize;
+    assert!(matches!(g.zeros(rows, 1024), Err(Error::TooLarge { .. })));
+    // Size arithmetic that would wrap is refused before any allocation.
+    assert!(matches!(
+        g.zeros(1 << 31, 1 << 31),
+        Err(Error::TooLarge { .. })
+    ));
 }
 
 #[test]
