@@ -3,7 +3,7 @@
 //! saturated regions), and the generated WGSL dispatch against the table.
 
 use super::Activation;
-use crate::ops::{assert_parity, test_gpu};
+use crate::ops::testing::{assert_parity, test_gpu};
 use crate::{Backend, Cpu};
 use rand::{Rng, SeedableRng};
 

@@ -6,6 +6,8 @@
 
 pub(crate) mod cpu;
 pub(crate) mod gpu;
+#[cfg(test)]
+mod tests;
 
 use crate::backend::checks::{check_same, shape_err};
 use crate::backend::{Backend, IndexVector, Shaped, Target};
@@ -153,20 +155,4 @@ pub(crate) fn check<B: Backend>(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_loss_is_named_in_the_shader() {
-        let wgsl = include_str!("../../../shaders/loss/loss.wgsl");
-        for (i, l) in Loss::all().iter().enumerate() {
-            let (name, code) = l.named_code();
-            assert_eq!(code as usize, i);
-            assert!(wgsl.contains(name), "loss.wgsl handles {name}");
-        }
-        assert!(!wgsl.contains("case 0u"), "no bare codes");
-    }
 }

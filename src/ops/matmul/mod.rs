@@ -10,6 +10,8 @@
 pub(crate) mod cpu;
 mod gemm;
 pub(crate) mod gpu;
+#[cfg(test)]
+mod tests;
 
 pub use cpu::reference_matmul;
 

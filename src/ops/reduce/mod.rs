@@ -6,6 +6,8 @@
 
 pub(crate) mod cpu;
 pub(crate) mod gpu;
+#[cfg(test)]
+mod tests;
 
 use crate::backend::checks::shape_err;
 use crate::backend::{IndexVector, Shaped};

@@ -1,0 +1,328 @@
+//! Matmul parity: every form, shape, kernel family, tile, k split and
+//! epilogue (bias, activation, fused activation derivative) on the GPU
+//! against the CPU backend on the same random inputs.
+
+use crate::ops::testing::{assert_parity, random, test_gpu as gpu, AWKWARD};
+use crate::{Activation, Backend, Cpu, Error, Gpu, MatmulKernel, MatmulSpec, TiledPlan, TiledTile};
+
+/// `op(A)·op(B) (+ bias, act)` on any backend, from host data.
+#[allow(clippy::too_many_arguments)]
+fn matmul<B: Backend>(
+    b: &B,
+    m: usize,
+    n: usize,
+    k: usize,
+    ta: bool,
+    tb: bool,
+    bias: bool,
+    act: Activation,
+    seed: u64,
+) -> Vec<f64> {
+    let (ar, ac) = if ta { (k, m) } else { (m, k) };
+    let (br, bc) = if tb { (n, k) } else { (k, n) };
+    let a = b.upload(ar, ac, &random(seed, m * k)).unwrap();
+    let bb = b.upload(br, bc, &random(seed + 1, k * n)).unwrap();
+    let bias_t = b.upload(1, n, &random(seed + 2, n)).unwrap();
+    let mut out = b.zeros(m, n).unwrap();
+    let spec = MatmulSpec {
+        transpose_a: ta,
+        transpose_b: tb,
+        bias: bias.then_some(&bias_t),
+        act,
+        gate: None,
+    };
+    b.matmul(&a, &bb, &mut out, spec).unwrap();
+    b.download(&out).unwrap()
+}
+
+// f32 dot products of length k round with a relative error up to about k·2⁻²⁴
+// of Σ|aᵢbᵢ| in the worst case; the two backends sum in different orders
+// (the GPU in tiles). For k ≤ 2048 and inputs in [-1, 1] that bounds the
+// difference by ~1e-4 of max(1, |value|).
+const MATMUL_TOL: f64 = 1e-4;
+
+const FORMS: [(bool, bool); 4] = [(false, false), (true, false), (false, true), (true, true)];
+
+/// `op(A)·op(B)` of shape `m×k · k×n` (+ bias, act) on `g` and on the CPU
+/// backend from the same random inputs, asserted to agree within MATMUL_TOL.
+fn assert_matmul(
+    g: &Gpu,
+    label: &str,
+    (m, n, k): (usize, usize, usize),
+    (ta, tb): (bool, bool),
+    (bias, act): (bool, Activation),
+    seed: u64,
+) {
+    let gv = matmul(g, m, n, k, ta, tb, bias, act, seed);
+    let cv = matmul(&Cpu::<f32>::new(), m, n, k, ta, tb, bias, act, seed);
+    assert_parity(
+        &format!("{label} ta={ta} tb={tb} bias={bias} {act:?} {m}x{k}·{k}x{n}"),
+        &gv,
+        &cv,
+        MATMUL_TOL,
+    );
+}
+
+/// Every transpose form of every shape on `g` against the CPU backend, with
+/// the bias and activation `epilogue(i)` gives shape i.
+fn assert_every_form(
+    g: &Gpu,
+    label: &str,
+    shapes: &[(usize, usize, usize)],
+    seed: u64,
+    epilogue: fn(usize) -> (bool, Activation),
+) {
+    for form in FORMS {
+        for (i, &shape) in shapes.iter().enumerate() {
+            assert_matmul(g, label, shape, form, epilogue(i), seed + i as u64);
+        }
+    }
+}
+
+#[test]
+fn matmul_all_forms_awkward_sizes() {
+    let Some(g) = gpu() else { return };
+    let mut seed = 0;
+    for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
+        for &m in &AWKWARD {
+            // Pair each m with a different n and k so shapes are non-square.
+            for &(n, k) in &[(7, 33), (65, 1), (257, 3), (33, 1000)] {
+                if m * n * k > 40_000_000 {
+                    continue;
+                }
+                seed += 10;
+                let plain = (false, Activation::Identity);
+                assert_matmul(&g, "matmul", (m, n, k), (ta, tb), plain, seed);
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_large_non_square() {
+    let Some(g) = gpu() else { return };
+    // The shapes of a 784-512-512-10 network at batch 256, and two odd ones.
+    for &(m, n, k, ta, tb) in &[
+        (256, 512, 784, false, true),  // forward, layer 1: X·Wᵀ
+        (512, 784, 256, true, false),  // weight gradient: δᵀ·X
+        (256, 784, 512, false, false), // input gradient: δ·W
+        (1000, 257, 513, false, false),
+        (129, 1031, 260, false, true),
+    ] {
+        let plain = (false, Activation::Identity);
+        assert_matmul(&g, "matmul", (m, n, k), (ta, tb), plain, 7);
+    }
+}
+
+/// Every kernel family, whichever the adapter uses by default: the register
+/// kernels, with and without shared reads (lavapipe's default), and the
+/// workgroup-memory kernel (real GPUs').
+#[test]
+fn matmul_every_kernel_family() {
+    let Some(g) = gpu() else { return };
+    let shapes = [
+        (1, 1, 1),
+        (3, 65, 1),
+        (33, 257, 3),
+        (65, 33, 1000),
+        (257, 7, 33),
+        (36, 68, 132),
+        (256, 512, 784),
+    ];
+    for kernel in [
+        MatmulKernel::Registers,
+        MatmulKernel::RegistersShared,
+        MatmulKernel::Workgroup,
+    ] {
+        g.set_matmul_kernel(kernel);
+        assert_every_form(&g, &format!("{kernel:?}"), &shapes, 11, |i| {
+            if i % 2 == 0 {
+                (false, Activation::Identity)
+            } else {
+                (true, Activation::Sigmoid)
+            }
+        });
+    }
+}
+
+/// The workgroup-memory kernel with each tile forced, unsplit and split into
+/// k slices (whose partial sums a second pass adds before bias and
+/// activation), at sizes that fill no tile and k that fills no slice. The
+/// last three shapes are multiples of 4 in every dimension, so every
+/// transpose form also runs the kernel that reads A and B as vec4.
+#[test]
+fn matmul_workgroup_tiles_and_split_k() {
+    let Some(g) = gpu() else { return };
+    g.set_matmul_kernel(MatmulKernel::Workgroup);
+    let shapes = [
+        (1, 1, 1),
+        (7, 33, 257),
+        (65, 130, 1000),
+        (129, 7, 300),
+        (4, 4, 4),
+        (36, 68, 132),
+        (132, 260, 516),
+    ];
+    for tile in [TiledTile::Large, TiledTile::Small] {
+        for (split_k, vec4) in [(1, true), (3, true), (16, true), (1, false), (3, false)] {
+            let plan = TiledPlan {
+                tile,
+                split_k,
+                vec4,
+            };
+            g.set_tiled_plan(Some(plan));
+            assert_every_form(&g, &format!("{plan:?}"), &shapes, 50, |i| {
+                if i % 2 == 0 {
+                    (false, Activation::Identity)
+                } else {
+                    (true, Activation::LeakyRelu { slope: 0.1 })
+                }
+            });
+        }
+    }
+    // The plan chosen by shape, on the network's products and a large square.
+    g.set_tiled_plan(None);
+    for &(m, n, k, ta, tb) in &[
+        (256, 512, 784, false, true),
+        (512, 784, 256, true, false),
+        (256, 10, 512, false, true),
+        (1024, 1024, 1024, false, false),
+    ] {
+        let plan = format!("{:?}", TiledPlan::for_shape(m, n, k));
+        assert_matmul(&g, &plan, (m, n, k), (ta, tb), (true, Activation::Relu), 8);
+    }
+}
+
+/// The vec4 kernel runs when k % 4 == 0, m % 4 == 0 for Aᵀ and n % 4 == 0
+/// for B: shapes that qualify but do not fill its 32×64 workgroup tile.
+#[test]
+fn matmul_vec4_kernel_edges() {
+    let Some(g) = gpu() else { return };
+    for form in FORMS {
+        for shape in [(4, 4, 4), (12, 20, 8), (36, 68, 132), (260, 132, 516)] {
+            for epilogue in [(false, Activation::Identity), (true, Activation::Relu)] {
+                assert_matmul(&g, "vec4 matmul", shape, form, epilogue, 3);
+            }
+        }
+    }
+    // Only the dimensions the kernel reads as vec4 must be multiples of 4.
+    for &(m, n, k, ta, tb) in &[
+        (33, 68, 20, false, false),
+        (37, 33, 8, false, true),
+        (36, 33, 12, true, true),
+    ] {
+        let tanh = (true, Activation::Tanh);
+        assert_matmul(&g, "vec4 matmul", (m, n, k), (ta, tb), tanh, 4);
+    }
+}
+
+#[test]
+fn matmul_fused_bias_and_every_activation() {
+    let Some(g) = gpu() else { return };
+    for act in Activation::all() {
+        for &(m, n, k) in &[(1, 1, 1), (33, 65, 7), (257, 10, 33)] {
+            assert_matmul(&g, "matmul", (m, n, k), (false, true), (true, act), 99);
+        }
+    }
+}
+
+/// `δ·W ⊙ act'(z)` in one product (`MatmulSpec::gate`) and as the product
+/// followed by `activation_backward`, on backend `b`.
+fn gated<B: Backend>(
+    b: &B,
+    (m, n, k): (usize, usize, usize),
+    act: Activation,
+    seed: u64,
+) -> (Vec<f64>, Vec<f64>) {
+    let a = b.upload(m, k, &random(seed, m * k)).unwrap();
+    let w = b.upload(k, n, &random(seed + 1, k * n)).unwrap();
+    let z = b.upload(m, n, &random(seed + 2, m * n)).unwrap();
+    let mut fused = b.zeros(m, n).unwrap();
+    let spec = MatmulSpec {
+        gate: Some((act, &z)),
+        ..MatmulSpec::default()
+    };
+    b.matmul(&a, &w, &mut fused, spec).unwrap();
+    let mut product = b.zeros(m, n).unwrap();
+    b.matmul(&a, &w, &mut product, MatmulSpec::default())
+        .unwrap();
+    let mut apart = b.zeros(m, n).unwrap();
+    b.activation_backward(act, &z, &product, &mut apart)
+        .unwrap();
+    (b.download(&fused).unwrap(), b.download(&apart).unwrap())
+}
+
+/// The fused activation derivative gives the very values of the two-pass
+/// form on each backend (the same f32 operations, in the same order), and
+/// the GPU agrees with the CPU within MATMUL_TOL, for every kernel family
+/// and a split-k plan.
+#[test]
+fn a_gated_product_equals_the_product_then_the_activation_backward() {
+    let acts = [
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::ScaledTanh,
+        Activation::TanhPlusLinear { beta: 0.1 },
+        Activation::LeakyRelu { slope: 0.01 },
+        Activation::Silu,
+        Activation::Identity,
+    ];
+    let shapes = [
+        (1, 1, 1),
+        (7, 33, 3),
+        (33, 65, 257),
+        (257, 7, 64),
+        (64, 128, 1000),
+    ];
+    let cpu = Cpu::<f32>::new();
+    for (i, (&act, &shape)) in acts.iter().zip(shapes.iter().cycle()).enumerate() {
+        let (fused, apart) = gated(&cpu, shape, act, 40 + i as u64);
+        assert_eq!(fused, apart, "cpu {act:?} {shape:?}");
+    }
+    let Some(g) = gpu() else { return };
+    let split = TiledPlan {
+        tile: TiledTile::Small,
+        split_k: 4,
+        vec4: true,
+    };
+    let kernels = [
+        (MatmulKernel::Registers, None),
+        (MatmulKernel::RegistersShared, None),
+        (MatmulKernel::Workgroup, None),
+        (MatmulKernel::Workgroup, Some(split)),
+    ];
+    for (kernel, plan) in kernels {
+        g.set_matmul_kernel(kernel);
+        g.set_tiled_plan(plan);
+        for (i, &act) in acts.iter().enumerate() {
+            for (s, &shape) in shapes.iter().enumerate() {
+                let seed = 100 + 10 * i as u64 + s as u64;
+                let (fused, apart) = gated(&g, shape, act, seed);
+                assert_eq!(fused, apart, "gpu {kernel:?} {plan:?} {act:?} {shape:?}");
+                let (cpu_fused, _) = gated(&cpu, shape, act, seed);
+                assert_parity(
+                    &format!("gated matmul {kernel:?} {act:?} {shape:?}"),
+                    &fused,
+                    &cpu_fused,
+                    MATMUL_TOL,
+                );
+            }
+        }
+    }
+    g.set_tiled_plan(None);
+    let mut out = g.zeros(2, 3).unwrap();
+    let (a, w, z) = (
+        g.zeros(2, 4).unwrap(),
+        g.zeros(4, 3).unwrap(),
+        g.zeros(3, 2).unwrap(),
+    );
+    let wrong = MatmulSpec {
+        gate: Some((Activation::Relu, &z)),
+        ..MatmulSpec::default()
+    };
+    assert!(matches!(
+        g.matmul(&a, &w, &mut out, wrong),
+        Err(Error::Shape { .. })
+    ));
+}
