@@ -44,6 +44,13 @@ struct Args {
     /// `gpu`, `cpu` or `auto` (default: WGTRAIN_DEVICE, else auto).
     #[arg(long)]
     device: Option<String>,
+    /// The GPU to train on: an index from --list-devices or part of an
+    /// adapter's name (default: WGTRAIN_DEVICES, else the best adapter).
+    #[arg(long)]
+    devices: Option<String>,
+    /// List the adapters wgpu finds, with their indices, and exit.
+    #[arg(long)]
+    list_devices: bool,
     /// Where the MNIST files are (fetched there when missing).
     #[arg(long, default_value = mnist::DEFAULT_DIR)]
     data: PathBuf,
@@ -66,8 +73,21 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    if args.list_devices {
+        let adapters = wgtrain::gpu::list_adapters();
+        if adapters.is_empty() {
+            println!("wgpu found no adapter (install one: apt-get install mesa-vulkan-drivers)");
+        }
+        for a in adapters {
+            println!("{a}");
+        }
+        return;
+    }
     if let Some(d) = &args.device {
         std::env::set_var("WGTRAIN_DEVICE", d);
+    }
+    if let Some(list) = &args.devices {
+        std::env::set_var("WGTRAIN_DEVICES", list);
     }
     let result = match wgtrain::Device::from_env() {
         Ok(wgtrain::Device::Gpu(g)) => run(&g, &args, gpu_note(&g)),

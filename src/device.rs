@@ -1,4 +1,6 @@
-//! Choosing a backend at run time: `WGTRAIN_DEVICE=gpu|cpu|auto`.
+//! Choosing a backend at run time: `WGTRAIN_DEVICE=gpu|cpu|auto`, and
+//! which adapters: `WGTRAIN_DEVICES` (indices or name parts, see
+//! [`Gpu::open_many`]).
 
 use crate::{Cpu, Error, Gpu, Result};
 
@@ -25,7 +27,23 @@ impl Device {
     /// Reads `WGTRAIN_DEVICE`: `gpu` opens an adapter or fails with a typed
     /// error saying how to get one; `cpu` uses the CPU backend; `auto` (the
     /// default) tries the GPU and falls back to the CPU with a note on stderr.
+    /// `WGTRAIN_DEVICES`, when set, names the adapter (an index into
+    /// [`list_adapters`](crate::gpu::list_adapters) or part of its name) and
+    /// implies `gpu`; it must name one device here ([`Device::gpus_from_env`]
+    /// opens several).
     pub fn from_env() -> Result<Device> {
+        if let Some(gpus) = Device::gpus_from_env()? {
+            let n = gpus.len();
+            let mut gpus = gpus.into_iter();
+            return match (gpus.next(), n) {
+                (Some(g), 1) => Ok(Device::Gpu(g)),
+                _ => Err(Error::InvalidParameter {
+                    name: "WGTRAIN_DEVICES",
+                    value: n as f64,
+                    allowed: "one device where one backend is opened (Device::gpus_from_env opens several)",
+                }),
+            };
+        }
         let choice = std::env::var("WGTRAIN_DEVICE").unwrap_or_else(|_| "auto".into());
         match choice.to_lowercase().as_str() {
             "gpu" => Ok(Device::Gpu(Gpu::new()?)),
@@ -40,6 +58,16 @@ impl Device {
             other => Err(Error::Model(format!(
                 "WGTRAIN_DEVICE={other}: expected gpu, cpu or auto"
             ))),
+        }
+    }
+
+    /// The GPUs `WGTRAIN_DEVICES` names, one device per entry, in order
+    /// (`0,1`; `0,0` for two devices on one adapter), or `None` when it is
+    /// unset or empty.
+    pub fn gpus_from_env() -> Result<Option<Vec<Gpu>>> {
+        match std::env::var("WGTRAIN_DEVICES") {
+            Ok(list) if !list.trim().is_empty() => Gpu::open_many(&list).map(Some),
+            _ => Ok(None),
         }
     }
 }

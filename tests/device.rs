@@ -70,9 +70,9 @@ fn train(g: &Gpu) -> Vec<f64> {
 #[test]
 fn devices_on_several_threads_train_like_one() {
     let Some(first) = gpu() else { return };
-    let second = Gpu::new().expect("a second device on the same adapter");
     let alone = train(&first);
-    let handles: Vec<_> = [first, second]
+    let handles: Vec<_> = Gpu::open_many("0,0")
+        .expect("two devices on the first adapter")
         .into_iter()
         .map(|g| std::thread::spawn(move || train(&g)))
         .collect();
@@ -83,4 +83,43 @@ fn devices_on_several_threads_train_like_one() {
             "same seed, same result on any thread"
         );
     }
+}
+
+#[test]
+fn adapters_are_listed_and_chosen_by_index_or_name() {
+    let Some(_) = gpu() else { return };
+    let adapters = wgtrain::gpu::list_adapters();
+    assert!(!adapters.is_empty());
+    for (i, a) in adapters.iter().enumerate() {
+        assert_eq!(a.index, i);
+        assert!(a.to_string().starts_with(&format!("{i}: ")), "{a}");
+    }
+    let by_index = Gpu::open("0").unwrap();
+    assert_eq!(by_index.adapter_info().name, adapters[0].info.name);
+    // Any part of the name, in any case.
+    let part = adapters[0].info.name[..3].to_uppercase();
+    assert_eq!(
+        Gpu::open(&part).unwrap().adapter_info().name,
+        adapters[0].info.name
+    );
+    assert_eq!(Gpu::open_many(" 0 , 0 ").unwrap().len(), 2);
+}
+
+#[test]
+fn a_device_that_does_not_exist_is_a_typed_error_naming_the_adapters() {
+    let Some(_) = gpu() else { return };
+    let n = wgtrain::gpu::list_adapters().len();
+    for bad in [n.to_string(), "no such adapter".to_string()] {
+        let e = Gpu::open(&bad).err().expect("no such device");
+        let msg = e.to_string();
+        assert!(matches!(e, wgtrain::Error::NoAdapter { .. }), "{e}");
+        assert!(
+            msg.contains(&format!("{bad:?}")) && msg.contains("0: "),
+            "{msg}"
+        );
+    }
+    assert!(matches!(
+        Gpu::open_many("0,,1"),
+        Err(wgtrain::Error::NoAdapter { .. })
+    ));
 }

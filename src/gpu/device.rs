@@ -13,34 +13,117 @@ fn rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
-/// Picks an adapter: the user's `WGPU_ADAPTER_NAME` (a case-insensitive
-/// substring) if set, else the best-ranked one. `WGPU_BACKEND` restricts the
-/// backends searched (wgpu reads it through `InstanceDescriptor::with_env`).
-pub(crate) async fn open() -> Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue)> {
+/// One adapter wgpu found, with the index that `Gpu::open`, `--devices`
+/// and `WGTRAIN_DEVICES` know it by: adapters are listed best first (a
+/// discrete GPU, then an integrated one, then software), in wgpu's order
+/// within each kind.
+///
+/// ```no_run
+/// for a in wgtrain::gpu::list_adapters() {
+///     println!("{a}"); // 0: Vulkan Cpu "llvmpipe (LLVM 15.0.6, 256 bits)", …
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct AdapterEntry {
+    /// Its place in the list.
+    pub index: usize,
+    /// Name, vendor, backend, device type, driver.
+    pub info: wgpu::AdapterInfo,
+    /// The limits the device would be opened with (the adapter's own).
+    pub limits: wgpu::Limits,
+}
+
+impl std::fmt::Display for AdapterEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.index, describe(&self.info, &self.limits))
+    }
+}
+
+/// Every adapter on the backends `WGPU_BACKEND` allows, best first.
+async fn ranked() -> (Vec<wgpu::Adapter>, wgpu::Backends) {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
     let mut adapters = instance.enumerate_adapters(backends).await;
-    let found: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
-    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
-        let wanted = wanted.to_lowercase();
-        adapters.retain(|a| a.get_info().name.to_lowercase().contains(&wanted));
-        if adapters.is_empty() {
-            return Err(Error::NoAdapter {
-                detail: format!(
-                    "WGPU_ADAPTER_NAME={wanted} matches none of the adapters found: {found:?}"
-                ),
-            });
-        }
-    }
     adapters.sort_by_key(|a| rank(a.get_info().device_type));
-    let adapter = adapters
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::NoAdapter {
-            detail: format!("wgpu found no adapter on the backends {backends:?}"),
-        })?;
+    (adapters, backends)
+}
 
+/// Every adapter wgpu finds, best first, with its index (as a future; see
+/// [`list_adapters`]).
+pub async fn list_adapters_async() -> Vec<AdapterEntry> {
+    let (adapters, _) = ranked().await;
+    adapters
+        .iter()
+        .enumerate()
+        .map(|(index, a)| AdapterEntry {
+            index,
+            info: a.get_info(),
+            limits: a.limits(),
+        })
+        .collect()
+}
+
+/// Every adapter wgpu finds, best first, with its index. Blocks on
+/// [`list_adapters_async`] (the native edge).
+pub fn list_adapters() -> Vec<AdapterEntry> {
+    pollster::block_on(list_adapters_async())
+}
+
+/// Opens a device on the adapter `selector` names: an index into
+/// [`list_adapters`], or a case-insensitive part of an adapter's name.
+/// `None`: the user's `WGPU_ADAPTER_NAME` if set, else the best adapter.
+/// `WGPU_BACKEND` restricts the backends searched.
+pub(crate) async fn open(
+    selector: Option<&str>,
+) -> Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue)> {
+    let (adapters, backends) = ranked().await;
+    let found: Vec<String> = adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{i}: {}", a.get_info().name))
+        .collect();
+    let env = std::env::var("WGPU_ADAPTER_NAME").ok();
+    let (wanted, from) = match (selector, env.as_deref()) {
+        (Some(s), _) => (Some(s.trim().to_string()), "the device selector"),
+        (None, Some(name)) => (Some(name.to_string()), "WGPU_ADAPTER_NAME"),
+        (None, None) => (None, ""),
+    };
+    let adapter = match wanted {
+        None => adapters
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoAdapter {
+                detail: format!("wgpu found no adapter on the backends {backends:?}"),
+            })?,
+        Some(wanted) => {
+            let at = match wanted.parse::<usize>() {
+                Ok(index) => (index < adapters.len()).then_some(index),
+                Err(_) => {
+                    let lower = wanted.to_lowercase();
+                    adapters
+                        .iter()
+                        .position(|a| a.get_info().name.to_lowercase().contains(&lower))
+                }
+            };
+            match at {
+                Some(i) => adapters.into_iter().nth(i).expect("index checked"),
+                None => {
+                    return Err(Error::NoAdapter {
+                        detail: format!(
+                            "{from} {wanted:?} matches none of the adapters found: {found:?} \
+                             (give an index or part of a name; `--list-devices` lists them)"
+                        ),
+                    })
+                }
+            }
+        }
+    };
+    request(adapter).await
+}
+
+/// A device on `adapter`, with the adapter's own limits.
+async fn request(adapter: wgpu::Adapter) -> Result<(wgpu::Adapter, wgpu::Device, wgpu::Queue)> {
     // The adapter's own limits, not wgpu's conservative defaults: storage
     // bindings above 128 MiB are what lets a whole data set stay resident.
     let limits = adapter.limits();

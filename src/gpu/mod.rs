@@ -8,6 +8,7 @@ pub(crate) mod runtime;
 pub(crate) mod shaders;
 
 pub use autotune::{MatmulCache, MatmulCandidate, MatmulTuning};
+pub use device::{list_adapters, list_adapters_async, AdapterEntry};
 
 use crate::backend::{
     Activation, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
@@ -160,7 +161,50 @@ impl Gpu {
     /// # }
     /// ```
     pub async fn new_async() -> Result<Gpu> {
-        let (adapter, device, queue) = device::open().await?;
+        Gpu::open_on(None).await
+    }
+
+    /// Opens a device on the adapter `selector` names: its index in
+    /// [`list_adapters`] or a case-insensitive part of its name. Opening the
+    /// same adapter twice gives two devices (how the multi-device tests run
+    /// on lavapipe). An index or name that matches nothing is
+    /// [`Error::NoAdapter`](crate::Error::NoAdapter), listing what there is.
+    ///
+    /// ```no_run
+    /// use wgtrain::Gpu;
+    /// let first = Gpu::open("0").unwrap();
+    /// let by_name = Gpu::open("llvmpipe").unwrap();
+    /// ```
+    pub fn open(selector: &str) -> Result<Gpu> {
+        pollster::block_on(Gpu::open_async(selector))
+    }
+
+    /// As [`Gpu::open`], as a future.
+    pub async fn open_async(selector: &str) -> Result<Gpu> {
+        Gpu::open_on(Some(selector)).await
+    }
+
+    /// One device per entry of a comma-separated list of selectors
+    /// (`"0,1"`, `"0,0"`, `"nvidia,amd"`), as `WGTRAIN_DEVICES` and the main
+    /// job's `--devices` take them, in that order. Each is a handle of its
+    /// own (`Send + Sync`): one thread per device.
+    ///
+    /// ```no_run
+    /// let gpus = wgtrain::Gpu::open_many("0,0").unwrap();
+    /// assert_eq!(gpus.len(), 2);
+    /// ```
+    pub fn open_many(list: &str) -> Result<Vec<Gpu>> {
+        let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+        if entries.iter().any(|e| e.is_empty()) {
+            return Err(crate::Error::NoAdapter {
+                detail: format!("the device list {list:?} has an empty entry"),
+            });
+        }
+        entries.into_iter().map(Gpu::open).collect()
+    }
+
+    async fn open_on(selector: Option<&str>) -> Result<Gpu> {
+        let (adapter, device, queue) = device::open(selector).await?;
         let ctx = Context::new(device, queue, adapter.get_info());
         let dummy = Arc::new(ctx.alloc(4, "dummy")?);
         let software = ctx.info.device_type == wgpu::DeviceType::Cpu;
