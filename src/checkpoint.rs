@@ -55,8 +55,42 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// The same safetensors file with its JSON header's keys (tensor names and
+/// metadata) in sorted order, so that the same tensors and metadata always
+/// give the same bytes (safetensors writes the metadata map in hash order).
+/// The data offsets in the header count from the end of the header, so the
+/// data section is untouched.
+fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
+    use std::collections::BTreeMap;
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let Ok(serde_json::Value::Object(header)) = serde_json::from_slice(&bytes[8..8 + n]) else {
+        return bytes; // written by safetensors a line above: always an object
+    };
+    let sorted: BTreeMap<String, serde_json::Value> = header
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::Object(m) => {
+                let m: BTreeMap<String, serde_json::Value> = m.into_iter().collect();
+                (k, serde_json::json!(m))
+            }
+            other => (k, other),
+        })
+        .collect();
+    let mut text = serde_json::to_string(&sorted).expect("JSON values serialize");
+    // The data section starts 8-byte aligned, as safetensors pads it.
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
+}
+
 /// Writes `tensors` and string `metadata` to `path` atomically: a temporary
-/// file in the same folder, flushed to disk, then renamed over `path`.
+/// file in the same folder, flushed to disk, then renamed over `path`; the
+/// same tensors and metadata always give the same bytes.
 pub fn write_atomic(
     path: &Path,
     tensors: &[HostTensor],
@@ -77,6 +111,7 @@ pub fn write_atomic(
         path: path.to_path_buf(),
         detail: e.to_string(),
     })?;
+    let bytes = canonical_header(bytes);
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -472,3 +472,34 @@ fn a_warm_training_step_creates_no_gpu_resources() {
         );
     }
 }
+
+/// Two identical seeded runs write identical checkpoint files, byte for
+/// byte: a run can be compared with another by hash.
+#[test]
+fn identical_runs_write_identical_checkpoint_bytes() {
+    let cpu = Cpu::<f32>::new();
+    let train = blobs(60, 1, false);
+    let val = blobs(30, 2, false);
+    let dirs = [temp_dir("bytes-a"), temp_dir("bytes-b")];
+    for dir in &dirs {
+        let mut model = spec().build(&cpu, 3).unwrap();
+        let mut opt = Optim::new(Adam::default()).unwrap();
+        let config = TrainConfig {
+            checkpoint_dir: Some(dir.clone()),
+            ..quiet(2)
+        };
+        fit(&mut model, &mut opt, &train, Some(&val), &config).unwrap();
+    }
+    for name in [
+        wgtrain::train::LAST,
+        wgtrain::train::BEST,
+        wgtrain::train::OPTIMIZER,
+    ] {
+        let a = std::fs::read(dirs[0].join(name)).unwrap();
+        let b = std::fs::read(dirs[1].join(name)).unwrap();
+        assert!(a == b, "{name} differs between identical runs");
+    }
+    for dir in dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
