@@ -162,7 +162,8 @@ fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()
             spec = spec.batch_norm();
         }
         spec = spec.relu();
-        if args.dropout > 0.0 {
+        // Any non-zero p goes to the layer, whose check refuses one outside [0, 1).
+        if args.dropout != 0.0 {
             spec = spec.dropout(args.dropout);
         }
     }
