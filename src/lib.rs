@@ -10,6 +10,11 @@
 //! Host-side data handling (data sets, IDX/CSV/MNIST loaders, splits and
 //! preprocessing) lives in [`data`].
 
+// The test helpers in src/ops/testing.rs name the library `wgtrain`, as the
+// integration tests that also include them do.
+#[cfg(test)]
+extern crate self as wgtrain;
+
 pub mod backend;
 pub mod checkpoint;
 pub mod cost;

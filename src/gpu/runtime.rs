@@ -645,17 +645,19 @@ impl Context {
         Ok(p)
     }
 
-    /// Records one dispatch: `params` go to binding 0, `binds` to 1, 2, …
-    pub fn dispatch(
+    /// Records one dispatch: `params` (the kernel's `#[repr(C)]` parameter
+    /// struct, mirrored by its WGSL `Params`) go to binding 0, `binds` to
+    /// 1, 2, …
+    pub fn dispatch<P: bytemuck::Pod>(
         &self,
         kernel: &Kernel<'_>,
-        params: &[u32],
+        params: &P,
         binds: &[Bind<'_>],
         groups: [u32; 3],
     ) -> Result<()> {
         assert!(
             binds.len() <= MAX_BINDINGS
-                && params.len() * 4 <= PARAM_SLOT as usize
+                && std::mem::size_of::<P>() <= PARAM_SLOT as usize
                 && kernel.constants.len() <= 8
         );
         let max = self.limits.max_compute_workgroups_per_dimension;
@@ -721,8 +723,9 @@ impl Context {
             st.bind_groups.insert(bind_key, bg);
         }
         let offset = st.params.len();
-        st.params
-            .extend(params.iter().flat_map(|w| w.to_le_bytes()));
+        // Native byte order: little-endian on every target wgpu runs on,
+        // as WGSL's uniform layout is.
+        st.params.extend_from_slice(bytemuck::bytes_of(params));
         st.params.resize(offset + PARAM_SLOT as usize, 0);
         st.dispatches += 1;
         let State {

@@ -368,6 +368,53 @@ impl<B: Backend, C: OptimizerConfig> Optim<B, C> {
         Ok(true)
     }
 
+    /// One dispatch per tensor, on parameters [`Optim::check_params`] passed.
+    fn step_each(&mut self, backend: &B, params: &mut [ParamRef<'_, B>]) -> Result<()> {
+        let sq_norm = match self.clip {
+            GradClip::Norm(_) => {
+                let mut acc = backend.zeros(1, 1)?;
+                for p in params.iter() {
+                    backend.accumulate_sum_squares(p.grad, &mut acc)?;
+                }
+                Some(acc)
+            }
+            _ => None,
+        };
+        let method = self.config.method();
+        for p in params.iter_mut() {
+            let rule = self.rule(&self.groups[p.group]);
+            let state = match self.state.entry(p.name.clone()) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let mut tensors = Vec::new();
+                    for init in method.state_init() {
+                        let mut t = backend.zeros(p.param.rows(), p.param.cols())?;
+                        if init != 0.0 {
+                            backend.fill(&mut t, init)?;
+                        }
+                        tensors.push(t);
+                    }
+                    e.insert(ParamState {
+                        step: 0,
+                        rows: p.param.rows(),
+                        cols: p.param.cols(),
+                        tensors,
+                    })
+                }
+            };
+            backend.optimizer_update(
+                &rule,
+                state.step + 1,
+                p.param,
+                p.grad,
+                &mut state.tensors,
+                sq_norm.as_ref(),
+            )?;
+            state.step += 1;
+        }
+        Ok(())
+    }
+
     /// Checks that names are unique and groups exist.
     fn check_params(&self, params: &[ParamRef<'_, B>]) -> Result<()> {
         let mut seen = HashSet::new();
@@ -416,23 +463,23 @@ impl<B: Backend, C: OptimizerConfig> Optimizer<B> for Optim<B, C> {
     ) -> Result<()> {
         self.check_params(params)?;
         let (Some(flat), Some(first)) = (flat, params.first()) else {
-            return self.step(backend, params);
+            return self.step_each(backend, params);
         };
         let group = first.group;
         if params.iter().any(|p| p.group != group) {
-            return self.step(backend, params);
+            return self.step_each(backend, params);
         }
         let same_names = self.flat.as_ref().is_some_and(|(names, _)| {
             names.len() == params.len()
                 && names.iter().zip(params.iter()).all(|(n, p)| *n == p.name)
         });
         if !same_names && !self.make_flat_state(backend, params)? {
-            return self.step(backend, params);
+            return self.step_each(backend, params);
         }
         let step = self.state[&first.name].step + 1;
         // A per-tensor step on some of them since would have split the counts.
         if params.iter().any(|p| self.state[&p.name].step + 1 != step) {
-            return self.step(backend, params);
+            return self.step_each(backend, params);
         }
         let sq_norm = match self.clip {
             GradClip::Norm(_) => {
@@ -460,49 +507,7 @@ impl<B: Backend, C: OptimizerConfig> Optimizer<B> for Optim<B, C> {
 
     fn step(&mut self, backend: &B, params: &mut [ParamRef<'_, B>]) -> Result<()> {
         self.check_params(params)?;
-        let sq_norm = match self.clip {
-            GradClip::Norm(_) => {
-                let mut acc = backend.zeros(1, 1)?;
-                for p in params.iter() {
-                    backend.accumulate_sum_squares(p.grad, &mut acc)?;
-                }
-                Some(acc)
-            }
-            _ => None,
-        };
-        let method = self.config.method();
-        for p in params.iter_mut() {
-            let rule = self.rule(&self.groups[p.group]);
-            let state = match self.state.entry(p.name.clone()) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    let mut tensors = Vec::new();
-                    for init in method.state_init() {
-                        let mut t = backend.zeros(p.param.rows(), p.param.cols())?;
-                        if init != 0.0 {
-                            backend.fill(&mut t, init)?;
-                        }
-                        tensors.push(t);
-                    }
-                    e.insert(ParamState {
-                        step: 0,
-                        rows: p.param.rows(),
-                        cols: p.param.cols(),
-                        tensors,
-                    })
-                }
-            };
-            backend.optimizer_update(
-                &rule,
-                state.step + 1,
-                p.param,
-                p.grad,
-                &mut state.tensors,
-                sq_norm.as_ref(),
-            )?;
-            state.step += 1;
-        }
-        Ok(())
+        self.step_each(backend, params)
     }
 
     fn lr(&self) -> f64 {

@@ -31,12 +31,8 @@ fn dispatch(
         n: n as u32,
         param: act.param(),
     };
-    gpu.ctx.dispatch(
-        &kernel,
-        bytemuck::cast_slice(std::slice::from_ref(&params)),
-        binds,
-        gpu.ctx.linear_groups(n, WG),
-    )
+    gpu.ctx
+        .dispatch(&kernel, &params, binds, gpu.ctx.linear_groups(n, WG))
 }
 
 /// `out = σ(x)`.

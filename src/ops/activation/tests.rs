@@ -3,7 +3,7 @@
 //! saturated regions), and the generated WGSL dispatch against the table.
 
 use super::Activation;
-use crate::ops::testing::{assert_parity, test_gpu};
+use crate::ops::testing::{assert_parity, gpu};
 use crate::{Backend, Cpu};
 use rand::{Rng, SeedableRng};
 
@@ -31,7 +31,7 @@ fn run<B: Backend>(b: &B, act: Activation, n: usize, backward: bool) -> Vec<f64>
 
 #[test]
 fn gpu_matches_cpu_forward_and_backward() {
-    let Some(g) = test_gpu() else { return };
+    let Some(g) = gpu() else { return };
     let cpu = Cpu::<f32>::new();
     for act in Activation::all() {
         for &n in &[1, 7, 257, 100_003] {

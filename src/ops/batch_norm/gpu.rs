@@ -27,10 +27,6 @@ impl BatchNormParams {
             eps: eps as f32,
         }
     }
-
-    fn words(&self) -> &[u32] {
-        bytemuck::cast_slice(std::slice::from_ref(self))
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -53,7 +49,7 @@ pub(crate) fn batch_norm_train(
     };
     gpu.ctx.dispatch(
         &kernel,
-        BatchNormParams::new(x, momentum, eps).words(),
+        &BatchNormParams::new(x, momentum, eps),
         &[
             Bind::read(&x.buf),
             Bind::read(&gamma.buf),
@@ -85,7 +81,7 @@ pub(crate) fn batch_norm_eval(
     };
     gpu.ctx.dispatch(
         &kernel,
-        BatchNormParams::new(x, 0.0, eps).words(),
+        &BatchNormParams::new(x, 0.0, eps),
         &[
             Bind::read(&x.buf),
             Bind::read(&gamma.buf),
@@ -116,7 +112,7 @@ pub(crate) fn batch_norm_backward(
     };
     gpu.ctx.dispatch(
         &kernel,
-        BatchNormParams::new(x, 0.0, 0.0).words(),
+        &BatchNormParams::new(x, 0.0, 0.0),
         &[
             Bind::read(&x.buf),
             Bind::read(&gamma.buf),

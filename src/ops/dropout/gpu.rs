@@ -42,7 +42,7 @@ pub(crate) fn dropout(
     };
     gpu.ctx.dispatch(
         &kernel,
-        bytemuck::cast_slice(std::slice::from_ref(&params)),
+        &params,
         &[Bind::read(&x.buf), Bind::write(&out.buf)],
         gpu.ctx.linear_groups(x.len(), WG),
     )

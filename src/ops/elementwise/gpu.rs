@@ -27,12 +27,8 @@ fn dispatch(
         constants: &[],
     };
     let params = ElementwiseParams { n: n as u32, alpha };
-    gpu.ctx.dispatch(
-        &kernel,
-        bytemuck::cast_slice(std::slice::from_ref(&params)),
-        binds,
-        gpu.ctx.linear_groups(n, WG),
-    )
+    gpu.ctx
+        .dispatch(&kernel, &params, binds, gpu.ctx.linear_groups(n, WG))
 }
 
 pub(crate) fn fill(gpu: &Gpu, t: &mut GpuTensor, value: f64) -> Result<()> {

@@ -38,7 +38,7 @@ fn dispatch(
     };
     gpu.ctx.dispatch(
         &kernel,
-        bytemuck::cast_slice(std::slice::from_ref(&params)),
+        &params,
         &[Bind::read(src), Bind::read(idx), Bind::write(out)],
         gpu.ctx.linear_groups(rows * cols, WG),
     )

@@ -1,6 +1,6 @@
 //! Gathers and the elementwise ops: the GPU against the CPU backend.
 
-use crate::ops::testing::{assert_parity, random, random_labels, test_gpu as gpu, AWKWARD};
+use crate::ops::testing::{assert_parity, gpu, random, random_labels, AWKWARD};
 use crate::{Backend, Cpu};
 
 fn gather_fill_scale_axpy<B: Backend>(b: &B, rows: usize, cols: usize) -> Vec<f64> {

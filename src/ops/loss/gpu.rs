@@ -37,10 +37,10 @@ pub(crate) fn loss(
     };
     gpu.ctx.dispatch(
         &kernel,
-        bytemuck::cast_slice(&[LossParams {
+        &LossParams {
             rows: pred.rows as u32,
             cols: pred.cols as u32,
-        }]),
+        },
         &[
             Bind::read(&pred.buf),
             Bind::read(labels),

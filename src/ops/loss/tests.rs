@@ -1,6 +1,6 @@
 //! Losses, value and gradient: the GPU against the CPU backend.
 
-use crate::ops::testing::{assert_parity, random, random_labels, test_gpu as gpu};
+use crate::ops::testing::{assert_parity, gpu, random, random_labels};
 use crate::{Backend, Cpu, Loss, Target};
 
 fn loss<B: Backend>(b: &B, kind: Loss, rows: usize, cols: usize, labels: bool) -> Vec<f64> {

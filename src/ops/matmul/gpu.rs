@@ -180,13 +180,6 @@ struct MatmulParams {
     gate_param: f32,
 }
 
-impl MatmulParams {
-    /// As the `u32` words a dispatch uploads.
-    fn words(&self) -> &[u32] {
-        bytemuck::cast_slice(std::slice::from_ref(self))
-    }
-}
-
 pub(crate) fn matmul(
     gpu: &Gpu,
     a: &GpuTensor,
@@ -253,7 +246,7 @@ pub(crate) fn matmul(
             };
             return gpu.ctx.dispatch(
                 &kernel,
-                params(chunk).words(),
+                &params(chunk),
                 &operands(Bind::write(&out.buf)),
                 groups(plan.tile.tile(), 1),
             );
@@ -269,7 +262,7 @@ pub(crate) fn matmul(
         };
         gpu.ctx.dispatch(
             &partial,
-            params(chunk).words(),
+            &params(chunk),
             &[
                 Bind::read(&a.buf),
                 Bind::read(&b.buf),
@@ -287,7 +280,7 @@ pub(crate) fn matmul(
         };
         return gpu.ctx.dispatch(
             &sum,
-            params(chunk).words(),
+            &params(chunk),
             &[
                 Bind::read(&scratch),
                 Bind::read(&gpu.dummy),
@@ -311,7 +304,7 @@ pub(crate) fn matmul(
     };
     gpu.ctx.dispatch(
         &kernel,
-        params(k as u32).words(),
+        &params(k as u32),
         &operands(Bind::write(&out.buf)),
         groups(MATMUL_TILE, 1),
     )

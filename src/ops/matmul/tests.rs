@@ -2,7 +2,7 @@
 //! epilogue (bias, activation, fused activation derivative) on the GPU
 //! against the CPU backend on the same random inputs.
 
-use crate::ops::testing::{assert_parity, random, test_gpu as gpu, AWKWARD};
+use crate::ops::testing::{assert_parity, gpu, random, AWKWARD};
 use crate::{Activation, Backend, Cpu, Error, Gpu, MatmulKernel, MatmulSpec, TiledPlan, TiledTile};
 
 /// `op(A)·op(B) (+ bias, act)` on any backend, from host data.

@@ -36,10 +36,6 @@ impl UpdateParams {
     }
 }
 
-fn words<T: bytemuck::Pod>(params: &T) -> &[u32] {
-    bytemuck::cast_slice(std::slice::from_ref(params))
-}
-
 /// One fused step of `rule` on `param` and its state.
 pub(crate) fn optimizer_update(
     gpu: &Gpu,
@@ -94,7 +90,7 @@ pub(crate) fn optimizer_update(
     let norm = grad_sq_norm.map_or(&*gpu.dummy, |t| &t.buf);
     gpu.ctx.dispatch(
         &kernel,
-        words(&params),
+        &params,
         &[
             Bind::write(&param.buf),
             Bind::read(&grad.buf),
@@ -121,13 +117,13 @@ pub(crate) fn accumulate_sum_squares(gpu: &Gpu, x: &GpuTensor, acc: &mut GpuTens
     };
     gpu.ctx.dispatch(
         &pass("sq_partial"),
-        words(&UpdateParams::count(n)),
+        &UpdateParams::count(n),
         &[Bind::read(&x.buf), Bind::write(&partials)],
         [groups as u32, 1, 1],
     )?;
     gpu.ctx.dispatch(
         &pass("sq_final"),
-        words(&UpdateParams::count(groups)),
+        &UpdateParams::count(groups),
         &[Bind::read(&partials), Bind::write(&acc.buf)],
         [1, 1, 1],
     )

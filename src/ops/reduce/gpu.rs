@@ -17,12 +17,6 @@ struct ReduceParams {
     divisor: f32,
 }
 
-impl ReduceParams {
-    fn words(&self) -> &[u32] {
-        bytemuck::cast_slice(std::slice::from_ref(self))
-    }
-}
-
 pub(crate) fn sum_rows(gpu: &Gpu, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
     let kernel = Kernel {
         shader: &REDUCE,
@@ -31,13 +25,12 @@ pub(crate) fn sum_rows(gpu: &Gpu, x: &GpuTensor, out: &mut GpuTensor) -> Result<
     };
     gpu.ctx.dispatch(
         &kernel,
-        ReduceParams {
+        &ReduceParams {
             rows: x.rows as u32,
             cols: x.cols as u32,
             n: 0,
             divisor: 1.0,
-        }
-        .words(),
+        },
         &[Bind::read(&x.buf), Bind::write(&out.buf)],
         [(x.cols as u32).div_ceil(SUM_COLS), 1, 1],
     )
@@ -58,13 +51,12 @@ pub(crate) fn reduce(gpu: &Gpu, op: Reduce, x: &GpuTensor, out: &mut GpuTensor) 
     };
     gpu.ctx.dispatch(
         &partial,
-        ReduceParams {
+        &ReduceParams {
             rows: 0,
             cols: 0,
             n: n as u32,
             divisor: 1.0,
-        }
-        .words(),
+        },
         &[Bind::read(&x.buf), Bind::write(&partials)],
         [groups as u32, 1, 1],
     )?;
@@ -75,13 +67,12 @@ pub(crate) fn reduce(gpu: &Gpu, op: Reduce, x: &GpuTensor, out: &mut GpuTensor) 
     };
     gpu.ctx.dispatch(
         &fin,
-        ReduceParams {
+        &ReduceParams {
             rows: 0,
             cols: 0,
             n: groups as u32,
             divisor,
-        }
-        .words(),
+        },
         &[Bind::read(&partials), Bind::write(&out.buf)],
         [1, 1, 1],
     )
@@ -101,13 +92,12 @@ pub(crate) fn count_top_k(
     };
     gpu.ctx.dispatch(
         &kernel,
-        ReduceParams {
+        &ReduceParams {
             rows: pred.rows as u32,
             cols: pred.cols as u32,
             n: k as u32,
             divisor: 1.0,
-        }
-        .words(),
+        },
         &[
             Bind::read(&pred.buf),
             Bind::read(&labels.buf),

@@ -1,6 +1,6 @@
 //! Reductions and top-k counts: the GPU against the CPU backend.
 
-use crate::ops::testing::{assert_parity, random, random_labels, test_gpu as gpu, AWKWARD};
+use crate::ops::testing::{assert_parity, gpu, random, random_labels, AWKWARD};
 use crate::{Backend, Cpu, Reduce};
 
 fn reductions<B: Backend>(b: &B, rows: usize, cols: usize) -> Vec<f64> {
