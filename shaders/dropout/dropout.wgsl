@@ -15,6 +15,7 @@ struct Params {
     step_hi: u32,
     p: f32,      // drop probability
     scale: f32,  // 1 / (1 − p), rounded once on the host
+    first: u32,  // global index of element 0 (a replica's shard offset), mod 2³²
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -26,6 +27,6 @@ fn dropout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let i = gid.x + gid.y * groups.x * 256u;
     if (i < prm.n) {
         let key = draw_key(prm.seed_lo, prm.seed_hi, prm.step_lo, prm.step_hi);
-        y[i] = select(0.0, x[i] * prm.scale, uniform01(key, i) >= prm.p);
+        y[i] = select(0.0, x[i] * prm.scale, uniform01(key, prm.first + i) >= prm.p);
     }
 }

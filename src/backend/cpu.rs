@@ -8,7 +8,7 @@
 //! element, never the arithmetic, so results are the same bit for bit.
 
 use super::{
-    Activation, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target, UpdateRule,
+    Activation, DropoutMask, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target, UpdateRule,
 };
 use crate::ops::activation;
 use crate::ops::{batch_norm, dropout, elementwise, gather, loss, matmul, optimizer, reduce};
@@ -259,15 +259,8 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         elementwise::cpu::axpy(alpha, x, y)
     }
 
-    fn dropout(
-        &self,
-        x: &CpuTensor<T>,
-        out: &mut CpuTensor<T>,
-        p: f64,
-        seed: u64,
-        step: u64,
-    ) -> Result<()> {
-        dropout::cpu::dropout(x, out, p, seed, step)
+    fn dropout(&self, x: &CpuTensor<T>, out: &mut CpuTensor<T>, mask: &DropoutMask) -> Result<()> {
+        dropout::cpu::dropout(x, out, mask)
     }
 
     fn batch_norm_train(

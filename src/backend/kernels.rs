@@ -7,7 +7,7 @@
 
 use super::ops::{Activation, Loss, MatmulSpec, Reduce, Target};
 use super::UpdateRule;
-use super::{FlatTensors, IndexVector, Shaped};
+use super::{DropoutMask, FlatTensors, IndexVector, Shaped};
 use crate::Result;
 
 /// What a device computes. Operands arrive checked: shapes agree, lengths
@@ -130,14 +130,7 @@ pub trait Kernels: Clone + Send + Sync + 'static {
     /// `y = alpha · x + y`.
     fn axpy(&self, alpha: f64, x: &Self::Tensor, y: &mut Self::Tensor) -> Result<()>;
     /// Inverted dropout with the counter-based mask of [`dropout_keep`](super::dropout_keep).
-    fn dropout(
-        &self,
-        x: &Self::Tensor,
-        out: &mut Self::Tensor,
-        p: f64,
-        seed: u64,
-        step: u64,
-    ) -> Result<()>;
+    fn dropout(&self, x: &Self::Tensor, out: &mut Self::Tensor, mask: &DropoutMask) -> Result<()>;
     /// BatchNorm1d in training mode.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_train(

@@ -22,7 +22,7 @@ mod kernels;
 pub(crate) mod ops;
 pub(crate) mod par;
 
-pub use crate::ops::dropout::dropout_keep;
+pub use crate::ops::dropout::{dropout_keep, DropoutMask};
 pub use crate::ops::matmul::reference_matmul;
 pub use crate::ops::optimizer::{GradClip, UpdateMethod, UpdateRule};
 pub use cpu::{Cpu, CpuIndex, CpuTensor};
@@ -197,16 +197,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn axpy(&self, alpha: f64, x: &Self::Tensor, y: &mut Self::Tensor) -> Result<()>;
 
     /// Inverted dropout: `out = x ⊙ keep / (1 − p)`, element `i` kept when
-    /// `hash(seed, step, i) ≥ p` (see [`dropout_keep`]). The backward pass is
-    /// the same call on the gradient with the same `seed` and `step`.
-    fn dropout(
-        &self,
-        x: &Self::Tensor,
-        out: &mut Self::Tensor,
-        p: f64,
-        seed: u64,
-        step: u64,
-    ) -> Result<()>;
+    /// [`mask.keeps(i)`](DropoutMask::keeps) (see [`dropout_keep`]). The
+    /// backward pass is the same call on the gradient with the same mask.
+    fn dropout(&self, x: &Self::Tensor, out: &mut Self::Tensor, mask: &DropoutMask) -> Result<()>;
     /// Batch normalisation with the batch's statistics (BatchNorm1d in
     /// training mode): normalises each column, updates the running mean and
     /// the running *unbiased* variance with `momentum`, and keeps the batch
@@ -446,17 +439,10 @@ impl<K: Kernels> Backend for K {
         checks::check_same("axpy", "x vs y", x, y)?;
         Kernels::axpy(self, alpha, x, y)
     }
-    fn dropout(
-        &self,
-        x: &Self::Tensor,
-        out: &mut Self::Tensor,
-        p: f64,
-        seed: u64,
-        step: u64,
-    ) -> Result<()> {
+    fn dropout(&self, x: &Self::Tensor, out: &mut Self::Tensor, mask: &DropoutMask) -> Result<()> {
         checks::check_same("dropout", "input vs output", x, out)?;
-        crate::ops::dropout::check_p(p)?;
-        Kernels::dropout(self, x, out, p, seed, step)
+        crate::ops::dropout::check_p(mask.p)?;
+        Kernels::dropout(self, x, out, mask)
     }
     fn batch_norm_train(
         &self,

@@ -11,7 +11,7 @@ pub use autotune::{MatmulCache, MatmulCandidate, MatmulTuning};
 pub use device::{list_adapters, list_adapters_async, AdapterEntry};
 
 use crate::backend::{
-    Activation, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
+    Activation, DropoutMask, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
     UpdateRule,
 };
 use crate::ops::matmul::gpu::MATMUL_SHARE_LANES;
@@ -526,15 +526,8 @@ impl Kernels for Gpu {
         elementwise::gpu::axpy(self, alpha, x, y)
     }
 
-    fn dropout(
-        &self,
-        x: &GpuTensor,
-        out: &mut GpuTensor,
-        p: f64,
-        seed: u64,
-        step: u64,
-    ) -> Result<()> {
-        dropout::gpu::dropout(self, x, out, p, seed, step)
+    fn dropout(&self, x: &GpuTensor, out: &mut GpuTensor, mask: &DropoutMask) -> Result<()> {
+        dropout::gpu::dropout(self, x, out, mask)
     }
 
     fn batch_norm_train(

@@ -51,6 +51,9 @@ pub struct Model<B: Backend> {
     dropout_seed: u64,
     /// Training forward passes so far: the `step` of the dropout masks.
     step: u64,
+    /// The global index of the next batch's first row (dropout masks are
+    /// drawn by global sample index): a data-parallel replica's shard offset.
+    first_row: u64,
     freeze_masks: bool,
     /// Every parameter, and every gradient, as one tensor whose views the
     /// layers hold (on backends that make such views, see
@@ -84,6 +87,7 @@ impl<B: Backend> Model<B> {
             workspaces: HashMap::new(),
             dropout_seed: seed,
             step: 0,
+            first_row: 0,
             freeze_masks: false,
             flat: None,
         };
@@ -189,6 +193,7 @@ impl<B: Backend> Model<B> {
             mode,
             seed: self.dropout_seed,
             step: self.step,
+            first_row: self.first_row,
         }
     }
 
@@ -206,6 +211,31 @@ impl<B: Backend> Model<B> {
     /// Sets the training-pass counter, e.g. when resuming from a checkpoint.
     pub fn set_step(&mut self, step: u64) {
         self.step = step;
+    }
+
+    /// Places the next training batches at row `row` of the global
+    /// minibatch, so that their dropout masks are the ones one device would
+    /// draw for those rows: a data-parallel replica passes the first row of
+    /// its shard (0, the default, for one device).
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu, Init, Loss, Sequential, Target};
+    /// let cpu = Cpu::<f64>::new();
+    /// let spec = Sequential::new(3).dense(8, Init::HeNormal).relu().dropout(0.5).dense(2, Init::XavierUniform);
+    /// let x = cpu.upload_f64(4, 3, &[0.5; 12]).unwrap();
+    /// let y = cpu.indices(&[0, 1, 0, 1], 2).unwrap();
+    /// let mut whole = spec.build(&cpu, 1).unwrap();
+    /// whole.forward_backward(&x, Loss::SoftmaxCrossEntropy, Target::Labels(&y)).unwrap();
+    /// // Rows 2..4 alone, told where they sit: the same dropped units.
+    /// let (x2, y2) = (cpu.upload_f64(2, 3, &[0.5; 6]).unwrap(), cpu.indices(&[0, 1], 2).unwrap());
+    /// let mut shard = spec.build(&cpu, 1).unwrap();
+    /// shard.set_first_row(2);
+    /// shard.forward_backward(&x2, Loss::SoftmaxCrossEntropy, Target::Labels(&y2)).unwrap();
+    /// let rows = |m: &wgtrain::Model<Cpu<f64>>, r| cpu.download(m.output(r).unwrap()).unwrap();
+    /// assert_eq!(rows(&whole, 4)[4..], rows(&shard, 2)[..]);
+    /// ```
+    pub fn set_first_row(&mut self, row: u64) {
+        self.first_row = row;
     }
 
     /// The seed the dropout masks are drawn from (the build seed unless set).

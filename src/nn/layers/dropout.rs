@@ -3,7 +3,7 @@
 //! backends drop the same elements.
 
 use super::{BuildCtx, GradIn, Kept, LayerUnit, Module, Pass, Shape, Stage};
-use crate::backend::Backend;
+use crate::backend::{Backend, DropoutMask};
 use crate::cost::Cost;
 use crate::nn::Mode;
 use crate::{Error, Result};
@@ -59,9 +59,15 @@ pub(crate) struct DropoutModule {
 }
 
 impl DropoutModule {
-    /// This layer's own seed: the model's seed mixed with the layer's stream.
-    fn seed(&self, pass: Pass) -> u64 {
-        pass.seed ^ self.stream.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    /// This pass's mask: the model's seed mixed with the layer's stream, and
+    /// the batch's place in the global minibatch.
+    fn mask(&self, pass: Pass) -> DropoutMask {
+        DropoutMask {
+            p: self.p,
+            seed: pass.seed ^ self.stream.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            step: pass.step,
+            first: pass.first_row.wrapping_mul(self.width as u64),
+        }
     }
 }
 
@@ -72,7 +78,7 @@ impl<B: Backend> Module<B> for DropoutModule {
 
     fn forward(&mut self, b: &B, x: &B::Tensor, stage: &mut Stage<B>, pass: Pass) -> Result<()> {
         match pass.mode {
-            Mode::Train => b.dropout(x, &mut stage.out, self.p, self.seed(pass), pass.step),
+            Mode::Train => b.dropout(x, &mut stage.out, &self.mask(pass)),
             Mode::Eval => b.copy(x, &mut stage.out),
         }
     }
@@ -88,7 +94,7 @@ impl<B: Backend> Module<B> for DropoutModule {
     ) -> Result<()> {
         if grad_in.needed {
             // The same mask on the gradient.
-            b.dropout(g, grad_in.out, self.p, self.seed(pass), pass.step)?;
+            b.dropout(g, grad_in.out, &self.mask(pass))?;
         }
         Ok(())
     }

@@ -131,6 +131,8 @@ pub(crate) struct Pass {
     pub mode: Mode,
     pub seed: u64,
     pub step: u64,
+    /// The global index of the batch's first row (a replica's shard offset).
+    pub first_row: u64,
 }
 
 /// Where a module's backward pass writes the gradient with respect to its

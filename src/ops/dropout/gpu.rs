@@ -1,5 +1,6 @@
 //! The GPU dispatch of dropout (shaders/dropout/dropout.wgsl).
 
+use super::DropoutMask;
 use crate::gpu::runtime::{Bind, Kernel};
 use crate::gpu::{Gpu, GpuTensor, DROPOUT, WG};
 use crate::{Result, Shaped};
@@ -15,16 +16,16 @@ struct DropoutParams {
     step_hi: u32,
     p: f32,
     scale: f32,
+    first: u32,
 }
 
 pub(crate) fn dropout(
     gpu: &Gpu,
     x: &GpuTensor,
     out: &mut GpuTensor,
-    p: f64,
-    seed: u64,
-    step: u64,
+    mask: &DropoutMask,
 ) -> Result<()> {
+    let DropoutMask { p, seed, step, first } = *mask;
     let kernel = Kernel {
         shader: &DROPOUT,
         entry: "dropout",
@@ -39,6 +40,7 @@ pub(crate) fn dropout(
         p: p as f32,
         // 1 / (1 − p) rounded to f32 once, as Cpu<f32> computes it.
         scale: 1.0 / (1.0 - p as f32),
+        first: first as u32,
     };
     gpu.ctx.dispatch(
         &kernel,

@@ -27,6 +27,38 @@ pub(crate) fn keep_keyed(key: u32, i: u32, p: f32) -> bool {
     random::uniform(key, i) >= p
 }
 
+/// Which elements one dropout call keeps: element `i` of the tensor is kept
+/// when [`dropout_keep`]`(seed, step, first + i, p)`. `first` places the
+/// tensor inside a larger one: a data-parallel replica whose shard starts at
+/// row `r` of the global minibatch passes `r × cols`, so the masks depend on
+/// the global sample index and not on the number of replicas.
+///
+/// ```
+/// use wgtrain::backend::DropoutMask;
+/// let mask = DropoutMask { p: 0.5, seed: 7, step: 3, first: 0 };
+/// // Rows 2.. of a batch, as the replica holding them sees them.
+/// let shard = DropoutMask { first: 2 * 10, ..mask };
+/// assert_eq!(shard.keeps(0), mask.keeps(20));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DropoutMask {
+    /// Drop probability in [0, 1).
+    pub p: f64,
+    /// The stream's seed (the model's seed mixed with the layer's).
+    pub seed: u64,
+    /// The training step.
+    pub step: u64,
+    /// The global index of the tensor's first element (counted modulo 2³²).
+    pub first: u64,
+}
+
+impl DropoutMask {
+    /// Whether element `i` of the tensor is kept.
+    pub fn keeps(&self, i: u64) -> bool {
+        dropout_keep(self.seed, self.step, self.first.wrapping_add(i) as u32, self.p)
+    }
+}
+
 /// A drop probability in [0, 1).
 pub(crate) fn check_p(p: f64) -> Result<()> {
     if !(0.0..1.0).contains(&p) {
