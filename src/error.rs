@@ -149,6 +149,17 @@ pub enum Error {
         /// What was tried and what to do.
         help: String,
     },
+    /// A data-parallel replica failed, so every replica of the run stopped
+    /// (rather than waiting for it forever); its own error says why.
+    #[error("replica {rank} of {size} stopped the run: {detail}")]
+    Replica {
+        /// The replica that failed (its rank in the whole run).
+        rank: usize,
+        /// Replicas in the run.
+        size: usize,
+        /// That replica's error.
+        detail: String,
+    },
 }
 
 /// Shorthand used throughout the crate.

@@ -27,6 +27,7 @@ pub mod init;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod parallel;
 pub mod schedule;
 pub mod train;
 

@@ -5,14 +5,24 @@
 mod common;
 
 use common::{assert_parity, gpu, random, random_labels};
-use wgtrain::diagnostics::{gradient_check, HostTarget};
 use wgtrain::backend::DropoutMask;
+use wgtrain::diagnostics::{gradient_check, HostTarget};
 use wgtrain::{Backend, Cpu, Error, Init, Loss, Mode, Sequential, Target};
 
 fn dropout<B: Backend>(b: &B, rows: usize, cols: usize, p: f64) -> Vec<f64> {
     let x = b.upload(rows, cols, &random(3, rows * cols)).unwrap();
     let mut y = b.zeros(rows, cols).unwrap();
-    b.dropout(&x, &mut y, &DropoutMask { p, seed: 0xDEAD_BEEF_0000_0001, step: 5, first: 0 }).unwrap();
+    b.dropout(
+        &x,
+        &mut y,
+        &DropoutMask {
+            p,
+            seed: 0xDEAD_BEEF_0000_0001,
+            step: 5,
+            first: 0,
+        },
+    )
+    .unwrap();
     b.download(&y).unwrap()
 }
 
@@ -35,7 +45,12 @@ fn dropout_masks_are_identical_on_both_backends() {
         }
     }
     // Another step draws another mask.
-    let mask = |step| DropoutMask { p: 0.5, seed: 1, step, first: 0 };
+    let mask = |step| DropoutMask {
+        p: 0.5,
+        seed: 1,
+        step,
+        first: 0,
+    };
     let x = cpu.upload(1, 1000, &[1.0; 1000]).unwrap();
     let (mut a, mut b) = (cpu.zeros(1, 1000).unwrap(), cpu.zeros(1, 1000).unwrap());
     cpu.dropout(&x, &mut a, &mask(1)).unwrap();
@@ -48,14 +63,22 @@ fn dropout_masks_are_identical_on_both_backends() {
 fn shard_masks_are_slices_of_the_whole_batch<B: Backend>(b: &B, label: &str) {
     let (rows, cols, split) = (33, 257, 7);
     let data = random(11, rows * cols);
-    let whole_mask = DropoutMask { p: 0.4, seed: 9, step: 2, first: 0 };
+    let whole_mask = DropoutMask {
+        p: 0.4,
+        seed: 9,
+        step: 2,
+        first: 0,
+    };
     let x = b.upload(rows, cols, &data).unwrap();
     let mut y = b.zeros(rows, cols).unwrap();
     b.dropout(&x, &mut y, &whole_mask).unwrap();
     let whole = b.download(&y).unwrap();
     let tail = b.upload(rows - split, cols, &data[split * cols..]).unwrap();
     let mut t = b.zeros(rows - split, cols).unwrap();
-    let shard_mask = DropoutMask { first: (split * cols) as u64, ..whole_mask };
+    let shard_mask = DropoutMask {
+        first: (split * cols) as u64,
+        ..whole_mask
+    };
     b.dropout(&tail, &mut t, &shard_mask).unwrap();
     assert_eq!(b.download(&t).unwrap(), whole[split * cols..], "{label}");
 }

@@ -8,7 +8,8 @@
 //! element, never the arithmetic, so results are the same bit for bit.
 
 use super::{
-    Activation, DropoutMask, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target, UpdateRule,
+    Activation, DropoutMask, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
+    UpdateRule,
 };
 use crate::ops::activation;
 use crate::ops::{batch_norm, dropout, elementwise, gather, loss, matmul, optimizer, reduce};

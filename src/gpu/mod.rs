@@ -11,8 +11,8 @@ pub use autotune::{MatmulCache, MatmulCandidate, MatmulTuning};
 pub use device::{list_adapters, list_adapters_async, AdapterEntry};
 
 use crate::backend::{
-    Activation, DropoutMask, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
-    UpdateRule,
+    Activation, DropoutMask, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped,
+    Target, UpdateRule,
 };
 use crate::ops::matmul::gpu::MATMUL_SHARE_LANES;
 pub use crate::ops::matmul::gpu::{MatmulKernel, TiledPlan, TiledTile};

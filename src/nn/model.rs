@@ -177,8 +177,8 @@ impl<B: Backend> Model<B> {
     /// output (`rows × output width`), still on the device.
     pub fn forward(&mut self, x: &B::Tensor, mode: Mode) -> Result<&B::Tensor> {
         self.check_input(x)?;
-        if mode == Mode::Train && !self.freeze_masks {
-            self.step += 1;
+        if mode == Mode::Train {
+            self.count_training_pass();
         }
         let rows = x.rows();
         self.workspace(rows)?;
@@ -194,6 +194,14 @@ impl<B: Backend> Model<B> {
             seed: self.dropout_seed,
             step: self.step,
             first_row: self.first_row,
+        }
+    }
+
+    /// Advances the dropout masks' step, as a training forward pass does
+    /// (unless the masks are frozen).
+    pub(crate) fn count_training_pass(&mut self) {
+        if !self.freeze_masks {
+            self.step += 1;
         }
     }
 

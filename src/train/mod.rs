@@ -30,15 +30,17 @@ pub use history::{EpochRecord, History};
 pub use plot::plot_history;
 pub use step::{train_step, GradSync, LocalSync, StepOptions};
 
-use crate::backend::{Backend, Loss};
+use crate::backend::{Backend, Loss, Shaped};
 use crate::checkpoint;
 use crate::data::Dataset;
 use crate::optim::Optimizer;
+use crate::parallel::{shard, Collective, Solo};
 use crate::schedule::Schedule;
 use crate::{Error, Model, Result};
 use resident::Resident;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use step::skip_step;
 // The std clock on native targets, the page's on the web.
 use web_time::Instant;
 
@@ -242,12 +244,28 @@ fn validate(
     model_output: usize,
     train: &Dataset,
     val: Option<&Dataset>,
+    replicas: usize,
 ) -> Result<()> {
+    if replicas > train.len() {
+        return Err(Error::InvalidParameter {
+            name: "replicas (devices × ranks)",
+            value: replicas as f64,
+            allowed: "at most the number of training samples: use fewer devices or ranks",
+        });
+    }
     if config.batch_size == 0 || config.batch_size > train.len() {
         return Err(Error::InvalidParameter {
             name: "batch_size",
             value: config.batch_size as f64,
             allowed: "between 1 and the number of training samples",
+        });
+    }
+    if !config.batch_size.is_multiple_of(replicas) {
+        return Err(Error::InvalidParameter {
+            name: "batch_size",
+            value: config.batch_size as f64,
+            allowed: "a multiple of the number of replicas (devices × ranks), so that every \
+                      replica takes an equal shard: change --batch-size or the replica count",
         });
     }
     if config.report_every == 0 {
@@ -289,17 +307,26 @@ fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// Evaluates `data` in batches on the device; returns (mean loss, top-1, top-k).
+/// Evaluates `data` in batches on the device, this replica taking its
+/// shard of each batch; returns (mean loss, top-1, top-k) over all replicas.
 async fn evaluate<B: Backend>(
     model: &mut Model<B>,
     data: &mut Resident<B>,
     config: &TrainConfig,
+    group: &mut dyn Collective,
 ) -> Result<(f64, Option<f64>, Option<f64>)> {
     let b = model.backend().clone();
+    if group.size() > 1 {
+        // Batch-norm running statistics are replica 0's (DDP's broadcast_buffers).
+        broadcast_model(model, group, false)?;
+    }
     let (mut loss_sum, mut top1, mut topk) = (b.zeros(1, 1)?, b.zeros(1, 1)?, b.zeros(1, 1)?);
     let slices = data.epoch(&b, config.batch_size.max(256), false, 0)?;
     let labelled = data.classes().is_some();
     for s in slices {
+        let Some(s) = s.shard(group.rank(), group.size()) else {
+            continue;
+        };
         let (x, target) = data.gather(&b, s)?;
         let mut counts: Vec<(usize, &mut B::Tensor)> = if labelled {
             vec![(1, &mut top1)]
@@ -312,18 +339,15 @@ async fn evaluate<B: Backend>(
         model.evaluate_batch(x, config.loss, target, &mut loss_sum, &mut counts)?;
     }
     let n = data.len() as f64;
-    let loss = b.download_async(&loss_sum).await?[0] / n;
-    let acc = if labelled {
-        Some(b.download_async(&top1).await?[0] / n)
-    } else {
-        None
-    };
-    let acc_k = if labelled && config.top_k > 1 {
-        Some(b.download_async(&topk).await?[0] / n)
-    } else {
-        None
-    };
-    Ok((loss, acc, acc_k))
+    let mut sums = [
+        b.download_async(&loss_sum).await?[0],
+        b.download_async(&top1).await?[0],
+        b.download_async(&topk).await?[0],
+    ];
+    group.all_reduce_sum_f64(&mut sums)?;
+    let acc = labelled.then_some(sums[1] / n);
+    let acc_k = (labelled && config.top_k > 1).then_some(sums[2] / n);
+    Ok((sums[0] / n, acc, acc_k))
 }
 
 /// Evaluates a model on a data set: (mean loss, top-1 accuracy for labelled data).
@@ -339,7 +363,7 @@ pub fn evaluate_dataset<B: Backend>(
         batch_size: data.len().min(1024),
         ..TrainConfig::default()
     };
-    let (l, acc, _) = pollster::block_on(evaluate(model, &mut resident, &config))?;
+    let (l, acc, _) = pollster::block_on(evaluate(model, &mut resident, &config, &mut Solo))?;
     Ok((l, acc))
 }
 
@@ -407,18 +431,240 @@ pub async fn fit_async<B: Backend, O: Optimizer<B>>(
     train: &Dataset,
     val: Option<&Dataset>,
     config: &TrainConfig,
-    mut callbacks: Vec<Callback<'_>>,
+    callbacks: Vec<Callback<'_>>,
     sync: &mut dyn GradSync<B>,
 ) -> Result<History> {
+    run(model, opt, train, val, config, callbacks, sync, &mut Solo).await
+}
+
+/// As [`fit_replica_async`], blocking.
+pub fn fit_replica<B: Backend, O: Optimizer<B>>(
+    model: &mut Model<B>,
+    opt: &mut O,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    config: &TrainConfig,
+    callbacks: Vec<Callback<'_>>,
+    group: &mut dyn Collective,
+) -> Result<History> {
+    pollster::block_on(fit_replica_async(
+        model, opt, train, val, config, callbacks, group,
+    ))
+}
+
+/// The training loop of one data-parallel replica: as [`fit_async`], with
+/// this replica taking its [`shard`](crate::parallel::shard) of every
+/// global batch of `config.batch_size` rows and the gradients summed over
+/// `group` before every step (see [`crate::parallel`] for what that
+/// guarantees). The replicas start from replica 0's weights; replica 0
+/// alone reports progress and writes checkpoints; metrics, early stopping
+/// and the callbacks' controls (replica 0's) are the same on every replica.
+/// On an error the group is told, so that no other replica waits for this one.
+///
+/// ```
+/// use wgtrain::optim::{Optim, Sgd};
+/// use wgtrain::parallel::ThreadGroup;
+/// use wgtrain::train::{fit_replica, Report, TrainConfig};
+/// use wgtrain::{Cpu, Dataset, Init, Sequential};
+/// let data = Dataset::classification(vec![0.0, 1.0, 1.0, 0.0], 2, vec![0, 1], 2).unwrap();
+/// let config = TrainConfig { epochs: 2, batch_size: 2, report: Report::Quiet, ..TrainConfig::default() };
+/// let losses: Vec<f64> = std::thread::scope(|s| {
+///     let runs: Vec<_> = ThreadGroup::new(2).into_iter().map(|mut member| {
+///         let (data, config) = (&data, &config);
+///         s.spawn(move || {
+///             let cpu = Cpu::<f32>::new();
+///             let mut model = Sequential::new(2).dense(2, Init::XavierUniform).build(&cpu, 0).unwrap();
+///             let mut opt = Optim::new(Sgd::default()).unwrap();
+///             let h = fit_replica(&mut model, &mut opt, data, None, config, Vec::new(), &mut member).unwrap();
+///             h.epochs[1].train_loss
+///         })
+///     }).collect();
+///     runs.into_iter().map(|r| r.join().unwrap()).collect()
+/// });
+/// assert_eq!(losses[0], losses[1]); // the same metrics on every replica
+/// ```
+pub async fn fit_replica_async<B: Backend, O: Optimizer<B>>(
+    model: &mut Model<B>,
+    opt: &mut O,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    config: &TrainConfig,
+    callbacks: Vec<Callback<'_>>,
+    group: &mut dyn Collective,
+) -> Result<History> {
+    let result = run(
+        model,
+        opt,
+        train,
+        val,
+        config,
+        callbacks,
+        &mut LocalSync,
+        group,
+    )
+    .await;
+    if let Err(e) = &result {
+        group.abort(e);
+    }
+    result
+}
+
+/// Sums the step's gradients over the replicas, each weighted by its share
+/// of the global batch, then runs the caller's hook.
+struct ReplicaSync<'a, B: Backend> {
+    group: &'a mut dyn Collective,
+    weight: f64,
+    then: &'a mut dyn GradSync<B>,
+}
+
+impl<B: Backend> GradSync<B> for ReplicaSync<'_, B> {
+    fn sync(
+        &mut self,
+        backend: &B,
+        grads: &mut [&mut B::Tensor],
+        mut flat: Option<&mut B::Tensor>,
+    ) -> Result<()> {
+        if self.group.size() > 1 {
+            // One transfer of the flat gradient where the backend made one.
+            let mut tensors: Vec<&mut B::Tensor> = match flat.as_deref_mut() {
+                Some(all) => vec![all],
+                None => grads.iter_mut().map(|g| &mut **g).collect(),
+            };
+            all_reduce_tensors(backend, self.group, &mut tensors, self.weight)?;
+        }
+        self.then.sync(backend, grads, flat)
+    }
+}
+
+/// `t ← Σ_replicas weight · t` for each tensor, in one collective, in the
+/// backend's precision.
+fn all_reduce_tensors<B: Backend>(
+    b: &B,
+    group: &mut dyn Collective,
+    tensors: &mut [&mut B::Tensor],
+    weight: f64,
+) -> Result<()> {
+    let mut host = Vec::new();
+    for t in tensors.iter() {
+        host.extend(b.download(t)?.into_iter().map(|v| v * weight));
+    }
+    if std::mem::size_of::<B::Scalar>() > 4 {
+        group.all_reduce_sum_f64(&mut host)?;
+    } else {
+        let mut wire: Vec<f32> = host.iter().map(|&v| v as f32).collect();
+        group.all_reduce_sum(&mut wire)?;
+        host.iter_mut().zip(&wire).for_each(|(h, w)| *h = *w as f64);
+    }
+    let mut at = 0;
+    for t in tensors.iter_mut() {
+        let n = t.len();
+        b.write(t, &host[at..at + n])?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// Makes every replica's parameters (when `parameters`) and batch-norm
+/// buffers replica 0's.
+fn broadcast_model<B: Backend>(
+    model: &mut Model<B>,
+    group: &mut dyn Collective,
+    parameters: bool,
+) -> Result<()> {
+    let b = model.backend().clone();
+    {
+        let (buffers, mut counters) = model.buffers_mut();
+        let counts: Vec<f64> = counters.iter().map(|(_, c)| **c as f64).collect();
+        let mut tensors: Vec<&mut B::Tensor> = buffers.into_iter().map(|buf| buf.value).collect();
+        let mut host: Vec<f64> = Vec::new();
+        for t in &tensors {
+            host.extend(b.download(t)?);
+        }
+        let sizes: Vec<usize> = tensors.iter().map(|t| t.len()).collect();
+        let mut header = [host.len() as f64, counts.len() as f64];
+        let mine = header;
+        group.broadcast_f64(&mut header, 0)?;
+        if header != mine {
+            return Err(Error::Model(format!(
+                "replica {} has {} buffer values in {} counters, replica 0 has {} in {}: \
+             every replica must build the same network",
+                group.rank(),
+                mine[0],
+                mine[1],
+                header[0],
+                header[1]
+            )));
+        }
+        host.extend_from_slice(&counts);
+        group.broadcast_f64(&mut host, 0)?;
+        let mut at = 0;
+        for (t, n) in tensors.iter_mut().zip(sizes) {
+            b.write(t, &host[at..at + n])?;
+            at += n;
+        }
+        for ((_, c), v) in counters.iter_mut().zip(&host[at..]) {
+            **c = *v as u64;
+        }
+    }
+    if !parameters {
+        return Ok(());
+    }
+    let mut params = model.parameters_mut();
+    let mut values: Vec<f64> = Vec::new();
+    for p in &params {
+        values.extend(b.download(p.value)?);
+    }
+    let mut header = [values.len() as f64];
+    let mine = header;
+    group.broadcast_f64(&mut header, 0)?;
+    if header != mine {
+        return Err(Error::Model(format!(
+            "replica {} has {} parameters, replica 0 has {}: every replica must build the same network",
+            group.rank(),
+            mine[0],
+            header[0]
+        )));
+    }
+    group.broadcast_f64(&mut values, 0)?;
+    let mut at = 0;
+    for p in params.iter_mut() {
+        let n = p.value.len();
+        b.write(p.value, &values[at..at + n])?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// The loop behind [`fit_async`] (one replica, `group` = [`Solo`]) and
+/// [`fit_replica_async`].
+#[allow(clippy::too_many_arguments)]
+async fn run<B: Backend, O: Optimizer<B>>(
+    model: &mut Model<B>,
+    opt: &mut O,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    config: &TrainConfig,
+    mut callbacks: Vec<Callback<'_>>,
+    sync: &mut dyn GradSync<B>,
+    group: &mut dyn Collective,
+) -> Result<History> {
+    let (rank, replicas) = (group.rank(), group.size());
     validate(
         config,
         model.spec().input_width(),
         model.spec().output_width(),
         train,
         val,
+        replicas,
     )?;
+    // Replica 0 speaks and writes for the run.
+    let (report, checkpoint_dir) = if rank == 0 {
+        (config.report, config.checkpoint_dir.as_ref())
+    } else {
+        (Report::Quiet, None)
+    };
     let b = model.backend().clone();
-    if let Some(dir) = &config.checkpoint_dir {
+    if let Some(dir) = checkpoint_dir {
         std::fs::create_dir_all(dir).map_err(|source| Error::Io {
             path: dir.clone(),
             source,
@@ -442,6 +688,9 @@ pub async fn fit_async<B: Backend, O: Optimizer<B>>(
             source,
         })?;
         history = History::from_json(&text, &path)?;
+    }
+    if replicas > 1 {
+        broadcast_model(model, group, true)?;
     }
 
     let mut train_data = Resident::upload(&b, train)?;
@@ -475,34 +724,53 @@ pub async fn fit_async<B: Backend, O: Optimizer<B>>(
             config.shuffle,
             epoch_seed(config.seed, epoch),
         )?;
-        let bar = progress_bar(config.report, slices.len(), epoch + 1, config.epochs);
+        let bar = progress_bar(report, slices.len(), epoch + 1, config.epochs);
         b.fill(&mut loss_sum, 0.0)?;
         b.fill(&mut correct, 0.0)?;
         let start = Instant::now();
+        // Rows of the global batches so far, over all replicas.
         let mut seen = 0usize;
         for (step, s) in slices.iter().enumerate() {
             if config.schedule_unit == ScheduleUnit::Iteration {
                 opt.set_lr(lr_at(state.steps_done))?;
             }
-            let (x, target) = train_data.gather(&b, *s)?;
-            train_step(model, opt, x, target, &step_options, sync)?;
-            b.axpy(
-                s.rows as f64,
-                model.loss_tensor(s.rows).expect("set by forward_backward"),
-                &mut loss_sum,
-            )?;
-            if let crate::Target::Labels(labels) = target {
-                b.count_top_k(
-                    model.output(s.rows).expect("set by forward"),
-                    labels,
-                    1,
-                    &mut correct,
-                )?;
+            let rows = shard(s.rows, rank, replicas);
+            let mut replica_sync = ReplicaSync {
+                group: &mut *group,
+                weight: rows.len() as f64 / s.rows as f64,
+                then: &mut *sync,
+            };
+            match s.shard(rank, replicas) {
+                Some(mine) => {
+                    model.set_first_row(rows.start as u64);
+                    let (x, target) = train_data.gather(&b, mine)?;
+                    train_step(model, opt, x, target, &step_options, &mut replica_sync)?;
+                    b.axpy(
+                        mine.rows as f64,
+                        model
+                            .loss_tensor(mine.rows)
+                            .expect("set by forward_backward"),
+                        &mut loss_sum,
+                    )?;
+                    if let crate::Target::Labels(labels) = target {
+                        b.count_top_k(
+                            model.output(mine.rows).expect("set by forward"),
+                            labels,
+                            1,
+                            &mut correct,
+                        )?;
+                    }
+                }
+                // The last batch had fewer rows than there are replicas:
+                // this one adds nothing but still takes the step.
+                None => skip_step(model, opt, &step_options, &mut replica_sync)?,
             }
             state.steps_done += 1;
             seen += s.rows;
             if (step + 1) % config.report_every == 0 || step + 1 == slices.len() {
-                let mean = b.download_async(&loss_sum).await?[0] / seen as f64;
+                let mut total = [b.download_async(&loss_sum).await?[0]];
+                group.all_reduce_sum_f64(&mut total)?;
+                let mean = total[0] / seen as f64;
                 if !mean.is_finite() {
                     if let Some(bar) = &bar {
                         bar.abandon();
@@ -523,19 +791,22 @@ pub async fn fit_async<B: Backend, O: Optimizer<B>>(
             }
         }
         b.synchronize()?;
+        // Every replica has finished the epoch once this sum is taken: the
+        // checkpoints below are of an epoch they all completed.
+        let mut sums = [
+            b.download_async(&loss_sum).await?[0],
+            b.download_async(&correct).await?[0],
+        ];
+        group.all_reduce_sum_f64(&mut sums)?;
         let seconds = start.elapsed().as_secs_f64();
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        let train_loss = b.download_async(&loss_sum).await?[0] / seen as f64;
-        let train_accuracy = if labelled {
-            Some(b.download_async(&correct).await?[0] / seen as f64)
-        } else {
-            None
-        };
+        let train_loss = sums[0] / seen as f64;
+        let train_accuracy = labelled.then_some(sums[1] / seen as f64);
         let (val_loss, val_accuracy, val_top_k) = match &mut val_data {
             Some(v) => {
-                let (l, a, k) = evaluate(model, v, config).await?;
+                let (l, a, k) = evaluate(model, v, config, group).await?;
                 (Some(l), a, k)
             }
             None => (None, None, None),
@@ -551,7 +822,7 @@ pub async fn fit_async<B: Backend, O: Optimizer<B>>(
             seconds,
             samples_per_sec: seen as f64 / seconds,
         };
-        print_record(config.report, &record, config.epochs);
+        print_record(report, &record, config.epochs);
         history.epochs.push(record.clone());
         state.epochs_done = epoch + 1;
 
@@ -578,7 +849,7 @@ pub async fn fit_async<B: Backend, O: Optimizer<B>>(
                 stop = state.bad_epochs >= es.patience;
             }
         }
-        if let Some(dir) = &config.checkpoint_dir {
+        if let Some(dir) = checkpoint_dir {
             checkpoint::save_model(&dir.join(LAST), model)?;
             if improved || config.early_stopping.is_none() {
                 checkpoint::save_model(&dir.join(BEST), model)?;
@@ -590,16 +861,23 @@ pub async fn fit_async<B: Backend, O: Optimizer<B>>(
             )?;
             history.save(dir)?;
         }
+        // [stop, new rate or NaN]: replica 0's controls, for every replica.
+        let mut control = [0.0, f64::NAN];
         for cb in callbacks.iter_mut() {
             match cb(&record) {
                 Control::Continue => {}
-                Control::Stop => stop = true,
-                Control::SetLr(lr) => {
-                    opt.set_lr(lr)?;
-                    if config.schedule.is_none() {
-                        base_lr = lr;
-                    }
-                }
+                Control::Stop => control[0] = 1.0,
+                Control::SetLr(lr) => control[1] = lr,
+            }
+        }
+        if replicas > 1 {
+            group.broadcast_f64(&mut control, 0)?;
+        }
+        stop |= control[0] != 0.0;
+        if !control[1].is_nan() {
+            opt.set_lr(control[1])?;
+            if config.schedule.is_none() {
+                base_lr = control[1];
             }
         }
         if stop {
@@ -613,7 +891,7 @@ pub async fn fit_async<B: Backend, O: Optimizer<B>>(
             history.best_epoch = state.best_epoch;
         }
     }
-    if let Some(dir) = &config.checkpoint_dir {
+    if let Some(dir) = checkpoint_dir {
         history.save(dir)?;
     }
     Ok(history)

@@ -47,6 +47,19 @@ pub(crate) struct Slice {
     pub rows: usize,
 }
 
+impl Slice {
+    /// Replica `rank` of `size`'s rows of this batch
+    /// ([`shard`](crate::parallel::shard)), or `None` when it has none.
+    pub fn shard(self, rank: usize, size: usize) -> Option<Slice> {
+        let rows = crate::parallel::shard(self.rows, rank, size);
+        (!rows.is_empty()).then_some(Slice {
+            chunk: self.chunk,
+            offset: self.offset + rows.start,
+            rows: rows.len(),
+        })
+    }
+}
+
 impl<B: Backend> Resident<B> {
     /// Uploads `data`, split into chunks no larger than the device allows.
     pub fn upload(b: &B, data: &Dataset) -> Result<Self> {

@@ -104,8 +104,37 @@ pub fn train_step<B: Backend, O: Optimizer<B> + ?Sized>(
     options: &StepOptions,
     sync: &mut dyn GradSync<B>,
 ) -> Result<()> {
-    let b = model.backend().clone();
     model.forward_backward(x, options.loss, target)?;
+    apply_gradients(model, opt, options, sync)
+}
+
+/// A step for a data-parallel replica with no rows in this batch (the last
+/// batch of an epoch can have fewer rows than there are replicas): zero
+/// gradients into the sum, the same update as the others, and the step
+/// counter advanced as a forward pass would, so the dropout masks stay in
+/// step with the other replicas'.
+pub(crate) fn skip_step<B: Backend, O: Optimizer<B> + ?Sized>(
+    model: &mut Model<B>,
+    opt: &mut O,
+    options: &StepOptions,
+    sync: &mut dyn GradSync<B>,
+) -> Result<()> {
+    let b = model.backend().clone();
+    for p in model.parameters_mut() {
+        b.fill(p.grad, 0.0)?;
+    }
+    model.count_training_pass();
+    apply_gradients(model, opt, options, sync)
+}
+
+/// `sync` on the gradients backward left, then `opt` on every parameter.
+fn apply_gradients<B: Backend, O: Optimizer<B> + ?Sized>(
+    model: &mut Model<B>,
+    opt: &mut O,
+    options: &StepOptions,
+    sync: &mut dyn GradSync<B>,
+) -> Result<()> {
+    let b = model.backend().clone();
     let (mut params, mut flat) = model.parameters_and_flat_mut();
     {
         let mut grads: Vec<&mut B::Tensor> = params.iter_mut().map(|p| &mut *p.grad).collect();

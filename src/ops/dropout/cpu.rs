@@ -15,7 +15,11 @@ pub(crate) fn dropout<T: Float + std::fmt::Debug + Send + Sync + 'static>(
 ) -> Result<()> {
     // Multiply by the reciprocal rounded once, as the GPU and PyTorch do.
     let scale = T::one() / (T::one() - cast::<T>(mask.p as f32 as f64));
-    let (n, key, p) = (x.data.len(), random::key(mask.seed, mask.step), mask.p as f32);
+    let (n, key, p) = (
+        x.data.len(),
+        random::key(mask.seed, mask.step),
+        mask.p as f32,
+    );
     let first = mask.first as u32;
     let lanes = (out.data.as_mut_slice(), x.data.as_slice(), 0..n);
     split(n, 1, lanes, &move |(o, x, at): (&mut [T], &[T], _)| {

@@ -25,7 +25,12 @@ pub(crate) fn dropout(
     out: &mut GpuTensor,
     mask: &DropoutMask,
 ) -> Result<()> {
-    let DropoutMask { p, seed, step, first } = *mask;
+    let DropoutMask {
+        p,
+        seed,
+        step,
+        first,
+    } = *mask;
     let kernel = Kernel {
         shader: &DROPOUT,
         entry: "dropout",

@@ -55,7 +55,12 @@ pub struct DropoutMask {
 impl DropoutMask {
     /// Whether element `i` of the tensor is kept.
     pub fn keeps(&self, i: u64) -> bool {
-        dropout_keep(self.seed, self.step, self.first.wrapping_add(i) as u32, self.p)
+        dropout_keep(
+            self.seed,
+            self.step,
+            self.first.wrapping_add(i) as u32,
+            self.p,
+        )
     }
 }
 
