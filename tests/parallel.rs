@@ -61,7 +61,11 @@ fn one_device<B: Backend>(b: &B, epochs: usize) -> (Vec<f64>, f64) {
 }
 
 fn replicas<B: Backend>(backends: Vec<B>, epochs: usize, batch_norm: bool) -> (Vec<f64>, f64) {
-    let (mut model, h) = DataParallel::new(backends)
+    let wgtrain::parallel::Trained {
+        mut model,
+        history: h,
+        ..
+    } = DataParallel::new(backends)
         .unwrap()
         .fit(
             |b| Ok((spec(batch_norm).build(b, 3)?, sgd())),
@@ -167,7 +171,7 @@ fn batch_norm_uses_each_replicas_statistics_and_replica_0s_buffers() {
         report: Report::Quiet,
         ..TrainConfig::default()
     };
-    let (mut model, _) = DataParallel::new(vec![cpu, cpu])
+    let mut model = DataParallel::new(vec![cpu, cpu])
         .unwrap()
         .fit(
             |b| Ok((spec.build(b, 1)?, plain_sgd())),
@@ -176,7 +180,8 @@ fn batch_norm_uses_each_replicas_statistics_and_replica_0s_buffers() {
             &config,
             Vec::new(),
         )
-        .unwrap();
+        .unwrap()
+        .model;
 
     // By hand: halves of the (unshuffled) batch on two models.
     let half = |rows: std::ops::Range<usize>| {
@@ -334,7 +339,9 @@ fn replica_zero_writes_checkpoints_that_load() {
         checkpoint_dir: Some(dir.clone()),
         ..config(2)
     };
-    let (mut model, history) = DataParallel::new(vec![cpu; 2])
+    let wgtrain::parallel::Trained {
+        mut model, history, ..
+    } = DataParallel::new(vec![cpu; 2])
         .unwrap()
         .fit(
             |b| Ok((spec(false).build(b, 0)?, sgd())),

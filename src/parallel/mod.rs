@@ -50,11 +50,11 @@
 //! let config = TrainConfig { epochs: 3, batch_size: 4, report: Report::Quiet, ..TrainConfig::default() };
 //! // Two replicas (here two CPU backends), each taking 2 rows of every batch of 4.
 //! let run = DataParallel::new(vec![Cpu::<f32>::new(), Cpu::<f32>::new()]).unwrap();
-//! let (model, history) = run
+//! let trained = run
 //!     .fit(|cpu| Ok((spec.build(cpu, 0)?, Optim::new(Sgd::default())?)), &data, None, &config, Vec::new())
 //!     .unwrap();
-//! assert_eq!(history.epochs.len(), 3);
-//! assert_eq!(model.parameter_names().len(), 4);
+//! assert_eq!(trained.history.epochs.len(), 3);
+//! assert_eq!(trained.comm.all_reduces, 3 * 2); // the gradients and the epoch's metrics, per epoch
 //! ```
 
 #[cfg(feature = "mpi")]
@@ -153,6 +153,16 @@ pub fn shard(rows: usize, rank: usize, size: usize) -> Range<usize> {
     rows * rank / size..rows * (rank + 1) / size
 }
 
+/// What [`DataParallel::fit`] returns.
+pub struct Trained<B: Backend> {
+    /// Replica 0's model (every replica's parameters are the same).
+    pub model: Model<B>,
+    /// The run's history (the same on every replica).
+    pub history: History,
+    /// Replica 0's collectives: all-reduce calls, volume and time.
+    pub comm: CommStats,
+}
+
 /// Replicas on several devices in this process, one thread each (replica
 /// 0 on the calling thread), optionally inside a larger run of several
 /// processes. See the [module documentation](self) for what it guarantees.
@@ -195,7 +205,7 @@ impl<B: Backend> DataParallel<B> {
     /// Builds a model and optimizer on every backend with `build` (the
     /// replicas start from replica 0's weights whatever `build` draws),
     /// trains them together with [`fit_replica`], and returns replica 0's
-    /// model with the run's history. `callbacks` run on replica 0, and the
+    /// model with the run's history and what its collectives cost. `callbacks` run on replica 0, and the
     /// controls they return apply to every replica. The error of the
     /// replica that failed first is returned, not the others' reports of it.
     pub fn fit<O, F>(
@@ -205,7 +215,7 @@ impl<B: Backend> DataParallel<B> {
         val: Option<&Dataset>,
         config: &TrainConfig,
         callbacks: Vec<Callback<'_>>,
-    ) -> Result<(Model<B>, History)>
+    ) -> Result<Trained<B>>
     where
         O: Optimizer<B>,
         F: Fn(&B) -> Result<(Model<B>, O)> + Sync,
@@ -245,7 +255,11 @@ impl<B: Backend> DataParallel<B> {
                     let history = fit_replica(
                         &mut model, &mut opt, train, val, config, callbacks, &mut first,
                     )?;
-                    Ok((model, history))
+                    Ok(Trained {
+                        model,
+                        history,
+                        comm: first.stats(),
+                    })
                 });
             let theirs: Vec<Result<()>> = handles
                 .into_iter()
