@@ -157,12 +157,7 @@ fn start(args: &Args, world: &mut Option<Box<dyn Collective>>) -> wgtrain::Resul
         }
         None => match (wgtrain::Device::from_env()?, world.is_some()) {
             (wgtrain::Device::Cpu(cpu), _) => {
-                return run(
-                    vec![cpu; args.cpu_replicas],
-                    world.take(),
-                    args,
-                    String::new(),
-                )
+                return run(vec![cpu; args.cpu_replicas], world, args, String::new())
             }
             (wgtrain::Device::Gpu(gpu), false) => vec![gpu],
             // Under MPI each rank of a machine takes the next adapter.
@@ -173,7 +168,7 @@ fn start(args: &Args, world: &mut Option<Box<dyn Collective>>) -> wgtrain::Resul
         },
     };
     let note = gpu_note(&gpus[0]);
-    run(gpus, world.take(), args, note)
+    run(gpus, world, args, note)
 }
 
 #[cfg(feature = "mpi")]
@@ -226,11 +221,12 @@ fn say(args: &Args, rank: usize, line: String) {
     }
 }
 
-/// Trains one replica per backend (and per rank of `world`), then reports
-/// from rank 0.
+/// Trains one replica per backend (and per rank of `world`, which the
+/// training takes over: until then an error here is `main`'s to abort
+/// with), then reports from rank 0.
 fn run<B: Backend>(
     backends: Vec<B>,
-    world: Option<Box<dyn Collective>>,
+    world: &mut Option<Box<dyn Collective>>,
     args: &Args,
     note: String,
 ) -> wgtrain::Result<()> {
@@ -353,7 +349,7 @@ fn run<B: Backend>(
         ..TrainConfig::default()
     };
     let mut run = DataParallel::new(backends)?;
-    if let Some(world) = world {
+    if let Some(world) = world.take() {
         run = run.across(world);
     }
     let Trained {

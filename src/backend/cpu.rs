@@ -141,6 +141,20 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         Ok(())
     }
 
+    fn download_f32(&self, t: &CpuTensor<T>) -> Result<Vec<f32>> {
+        Ok(t.data
+            .iter()
+            .map(|v| v.to_f32().unwrap_or(f32::NAN))
+            .collect())
+    }
+
+    fn write_f32(&self, t: &mut CpuTensor<T>, data: &[f32]) -> Result<()> {
+        for (d, &v) in t.data.iter_mut().zip(data) {
+            *d = cast(v as f64);
+        }
+        Ok(())
+    }
+
     fn download(&self, t: &CpuTensor<T>) -> Result<Vec<f64>> {
         Ok(t.data
             .iter()

@@ -44,6 +44,16 @@ pub trait Kernels: Clone + Send + Sync + 'static {
     fn write(&self, t: &mut Self::Tensor, data: &[f64]) -> Result<()>;
     /// Reads a tensor back.
     fn download(&self, t: &Self::Tensor) -> Result<Vec<f64>>;
+    /// Reads a tensor back as f32; the default converts [`Kernels::download`].
+    fn download_f32(&self, t: &Self::Tensor) -> Result<Vec<f32>> {
+        Ok(self.download(t)?.into_iter().map(|v| v as f32).collect())
+    }
+    /// Overwrites a tensor from f32 values; the default widens them for
+    /// [`Kernels::write`].
+    fn write_f32(&self, t: &mut Self::Tensor, data: &[f32]) -> Result<()> {
+        let wide: Vec<f64> = data.iter().map(|&v| v as f64).collect();
+        self.write(t, &wide)
+    }
     /// Reads a tensor back as a future; the default is the blocking read.
     fn download_async<'a>(
         &'a self,

@@ -104,6 +104,20 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn write(&self, t: &mut Self::Tensor, data: &[f64]) -> Result<()>;
     /// Reads a tensor back to the host (waits for pending work on the GPU).
     fn download(&self, t: &Self::Tensor) -> Result<Vec<f64>>;
+    /// As [`Backend::download`], rounded to f32: one copy where tensors are
+    /// f32 (what a data-parallel all-reduce moves).
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu};
+    /// let cpu = Cpu::<f32>::new();
+    /// let mut t = cpu.zeros(1, 3).unwrap();
+    /// cpu.write_f32(&mut t, &[1.0, 2.5, -3.0]).unwrap();
+    /// assert_eq!(cpu.download_f32(&t).unwrap(), vec![1.0, 2.5, -3.0]);
+    /// assert!(cpu.write_f32(&mut t, &[1.0]).is_err()); // lengths must agree
+    /// ```
+    fn download_f32(&self, t: &Self::Tensor) -> Result<Vec<f32>>;
+    /// As [`Backend::write`], from f32 values.
+    fn write_f32(&self, t: &mut Self::Tensor, data: &[f32]) -> Result<()>;
     /// As [`Backend::download`], as a future that resolves when the values
     /// are on the host, without blocking: what code under an event loop (a
     /// browser page) awaits. The default is the blocking read, right for
@@ -321,6 +335,13 @@ impl<K: Kernels> Backend for K {
     }
     fn download(&self, t: &Self::Tensor) -> Result<Vec<f64>> {
         Kernels::download(self, t)
+    }
+    fn download_f32(&self, t: &Self::Tensor) -> Result<Vec<f32>> {
+        Kernels::download_f32(self, t)
+    }
+    fn write_f32(&self, t: &mut Self::Tensor, data: &[f32]) -> Result<()> {
+        checks::check_len("write", t.len(), data.len())?;
+        Kernels::write_f32(self, t, data)
     }
     fn download_async<'a>(
         &'a self,

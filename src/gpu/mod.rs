@@ -398,6 +398,16 @@ impl Kernels for Gpu {
         pollster::block_on(self.download_async(t))
     }
 
+    fn download_f32(&self, t: &GpuTensor) -> Result<Vec<f32>> {
+        let bytes = self.ctx.read_bytes(&t.buf, (t.len() * 4) as u64)?;
+        Ok(bytemuck::cast_slice::<u8, f32>(&bytes).to_vec())
+    }
+
+    fn write_f32(&self, t: &mut GpuTensor, data: &[f32]) -> Result<()> {
+        self.ctx.write_bytes(&t.buf, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
     async fn download_async(&self, t: &GpuTensor) -> Result<Vec<f64>> {
         let bytes = self
             .ctx

@@ -29,10 +29,11 @@ use web_time::Instant;
 
 /// This process's place in an MPI job.
 pub struct MpiWorld {
-    // Finalizes MPI when dropped; the communicator below belongs to it.
-    _universe: Universe,
     world: SimpleCommunicator,
     stats: CommStats,
+    // Finalizes MPI when dropped: declared last, so dropped after the
+    // communicator that belongs to it.
+    _universe: Universe,
 }
 
 impl MpiWorld {

@@ -544,21 +544,34 @@ fn all_reduce_tensors<B: Backend>(
     tensors: &mut [&mut B::Tensor],
     weight: f64,
 ) -> Result<()> {
-    let mut host = Vec::new();
-    for t in tensors.iter() {
-        host.extend(b.download(t)?.into_iter().map(|v| v * weight));
-    }
-    if std::mem::size_of::<B::Scalar>() > 4 {
-        group.all_reduce_sum_f64(&mut host)?;
-    } else {
-        let mut wire: Vec<f32> = host.iter().map(|&v| v as f32).collect();
-        group.all_reduce_sum(&mut wire)?;
-        host.iter_mut().zip(&wire).for_each(|(h, w)| *h = *w as f64);
-    }
     let mut at = 0;
+    if std::mem::size_of::<B::Scalar>() > 4 {
+        let mut host = Vec::new();
+        for t in tensors.iter() {
+            host.extend(b.download(t)?.into_iter().map(|v| v * weight));
+        }
+        group.all_reduce_sum_f64(&mut host)?;
+        for t in tensors.iter_mut() {
+            let n = t.len();
+            b.write(t, &host[at..at + n])?;
+            at += n;
+        }
+        return Ok(());
+    }
+    // f32 end to end: one copy out, one in (the weight applied in f64 and
+    // rounded once).
+    let mut wire: Vec<f32> = Vec::new();
+    for t in tensors.iter() {
+        wire.extend(b.download_f32(t)?);
+    }
+    if weight != 1.0 {
+        wire.iter_mut()
+            .for_each(|v| *v = (*v as f64 * weight) as f32);
+    }
+    group.all_reduce_sum(&mut wire)?;
     for t in tensors.iter_mut() {
         let n = t.len();
-        b.write(t, &host[at..at + n])?;
+        b.write_f32(t, &wire[at..at + n])?;
         at += n;
     }
     Ok(())
