@@ -97,12 +97,14 @@ fn main() {
     } else {
         (0.0, 0.0)
     };
-    say(format!(
-        "fit: α = {:.2} µs per message, β = {:.3} ns per byte ({:.2} GB/s per link)",
-        alpha * 1e6,
-        beta * 1e9,
-        1e-9 / beta
-    ));
+    if p > 1 {
+        say(format!(
+            "fit: α = {:.2} µs per message, β = {:.3} ns per byte ({:.2} GB/s per link)",
+            alpha * 1e6,
+            beta * 1e9,
+            1e-9 / beta
+        ));
+    }
 
     // 3. Steps of real networks on the CPU backend, one replica per rank.
     for &width in &args.widths {

@@ -587,64 +587,53 @@ fn broadcast_model<B: Backend>(
     let b = model.backend().clone();
     {
         let (buffers, mut counters) = model.buffers_mut();
-        let counts: Vec<f64> = counters.iter().map(|(_, c)| **c as f64).collect();
         let mut tensors: Vec<&mut B::Tensor> = buffers.into_iter().map(|buf| buf.value).collect();
-        let mut host: Vec<f64> = Vec::new();
-        for t in &tensors {
-            host.extend(b.download(t)?);
-        }
-        let sizes: Vec<usize> = tensors.iter().map(|t| t.len()).collect();
-        let mut header = [host.len() as f64, counts.len() as f64];
-        let mine = header;
-        group.broadcast_f64(&mut header, 0)?;
-        if header != mine {
-            return Err(Error::Model(format!(
-                "replica {} has {} buffer values in {} counters, replica 0 has {} in {}: \
-             every replica must build the same network",
-                group.rank(),
-                mine[0],
-                mine[1],
-                header[0],
-                header[1]
-            )));
-        }
-        host.extend_from_slice(&counts);
-        group.broadcast_f64(&mut host, 0)?;
-        let mut at = 0;
-        for (t, n) in tensors.iter_mut().zip(sizes) {
-            b.write(t, &host[at..at + n])?;
-            at += n;
-        }
-        for ((_, c), v) in counters.iter_mut().zip(&host[at..]) {
-            **c = *v as u64;
+        let mut counts: Vec<f64> = counters.iter().map(|(_, c)| **c as f64).collect();
+        broadcast_tensors(&b, group, &mut tensors, &mut counts, "buffer")?;
+        for ((_, c), v) in counters.iter_mut().zip(counts) {
+            **c = v as u64;
         }
     }
-    if !parameters {
-        return Ok(());
+    if parameters {
+        let mut params = model.parameters_mut();
+        let mut tensors: Vec<&mut B::Tensor> = params.iter_mut().map(|p| &mut *p.value).collect();
+        broadcast_tensors(&b, group, &mut tensors, &mut [], "parameter")?;
     }
-    let mut params = model.parameters_mut();
-    let mut values: Vec<f64> = Vec::new();
-    for p in &params {
-        values.extend(b.download(p.value)?);
+    Ok(())
+}
+
+/// Replaces `tensors` and the host values `extra` by replica 0's, after
+/// checking that every replica holds as many (`what` names them in the error).
+fn broadcast_tensors<B: Backend>(
+    b: &B,
+    group: &mut dyn Collective,
+    tensors: &mut [&mut B::Tensor],
+    extra: &mut [f64],
+    what: &str,
+) -> Result<()> {
+    let mut host = Vec::new();
+    for t in tensors.iter() {
+        host.extend(b.download(t)?);
     }
-    let mut header = [values.len() as f64];
-    let mine = header;
-    group.broadcast_f64(&mut header, 0)?;
-    if header != mine {
+    host.extend_from_slice(extra);
+    let mut count = [host.len() as f64];
+    group.broadcast_f64(&mut count, 0)?;
+    if count[0] != host.len() as f64 {
         return Err(Error::Model(format!(
-            "replica {} has {} parameters, replica 0 has {}: every replica must build the same network",
+            "replica {} has {} {what} values, replica 0 has {}: every replica must build the same network",
             group.rank(),
-            mine[0],
-            header[0]
+            host.len(),
+            count[0]
         )));
     }
-    group.broadcast_f64(&mut values, 0)?;
+    group.broadcast_f64(&mut host, 0)?;
     let mut at = 0;
-    for p in params.iter_mut() {
-        let n = p.value.len();
-        b.write(p.value, &values[at..at + n])?;
+    for t in tensors.iter_mut() {
+        let n = t.len();
+        b.write(t, &host[at..at + n])?;
         at += n;
     }
+    extra.copy_from_slice(&host[at..]);
     Ok(())
 }
 
