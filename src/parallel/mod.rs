@@ -54,7 +54,8 @@
 //!     .fit(|cpu| Ok((spec.build(cpu, 0)?, Optim::new(Sgd::default())?)), &data, None, &config, Vec::new())
 //!     .unwrap();
 //! assert_eq!(trained.history.epochs.len(), 3);
-//! assert_eq!(trained.comm.all_reduces, 3 * 2); // the gradients and the epoch's metrics, per epoch
+//! // Per epoch (one step): the gradients, the loss at the report point, the epoch's metrics.
+//! assert_eq!(trained.comm.all_reduces, 3 * 3);
 //! ```
 
 #[cfg(feature = "mpi")]
@@ -147,7 +148,8 @@ impl Collective for Solo {
 /// use wgtrain::parallel::shard;
 /// assert_eq!(shard(10, 0, 4), 0..2);
 /// assert_eq!(shard(10, 3, 4), 7..10);
-/// assert_eq!(shard(1, 1, 2), 1..1); // nothing left for replica 1
+/// assert_eq!(shard(1, 0, 2), 0..0); // nothing left for replica 0
+/// assert_eq!(shard(1, 1, 2), 0..1);
 /// ```
 pub fn shard(rows: usize, rank: usize, size: usize) -> Range<usize> {
     rows * rank / size..rows * (rank + 1) / size
