@@ -8,8 +8,21 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// target/release/examples/NAME, which `cargo test` builds beside the tests.
+/// target/<profile>/examples/NAME, built with the `mpi` feature first (a
+/// `cargo test --test mpi` builds no examples, and a default build's main
+/// job would run as one process per rank).
 fn example(name: &str) -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--features", "mpi", "--example", "mnist", "--example", "allreduce"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if !cfg!(debug_assertions) {
+            cargo.arg("--release");
+        }
+        assert!(cargo.status().unwrap().success(), "building the MPI examples failed");
+    });
     let deps = std::env::current_exe().unwrap();
     let exe = deps
         .parent()
