@@ -88,14 +88,33 @@ fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// The first non-finite value of a tensor as an error naming it: nothing
+/// non-finite is written to disk, or read from it.
+fn check_finite(t: &HostTensor, path: &Path) -> Result<()> {
+    if let HostData::F32(values) = &t.data {
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: format!("{} in {}", t.name, path.display()),
+                index,
+                value: values[index] as f64,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Writes `tensors` and string `metadata` to `path` atomically: a temporary
 /// file in the same folder, flushed to disk, then renamed over `path`; the
-/// same tensors and metadata always give the same bytes.
+/// same tensors and metadata always give the same bytes. A tensor holding
+/// NaN or infinity is refused ([`Error::NonFinite`]) before anything is written.
 pub fn write_atomic(
     path: &Path,
     tensors: &[HostTensor],
     metadata: HashMap<String, String>,
 ) -> Result<()> {
+    for t in tensors {
+        check_finite(t, path)?;
+    }
     let views = tensors
         .iter()
         .map(|t| {
@@ -143,7 +162,8 @@ pub fn write_atomic(
     })
 }
 
-/// Reads every tensor and the metadata of a safetensors file.
+/// Reads every tensor and the metadata of a safetensors file; a tensor
+/// holding NaN or infinity is an [`Error::NonFinite`] naming it.
 pub fn read(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     let corrupt = |e: safetensors::SafeTensorError| Error::Format {
@@ -174,11 +194,13 @@ pub fn read(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>)> {
                 })
             }
         };
-        out.push(HostTensor {
+        let tensor = HostTensor {
             name,
             shape: view.shape().to_vec(),
             data,
-        });
+        };
+        check_finite(&tensor, path)?;
+        out.push(tensor);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok((out, meta.metadata().clone().unwrap_or_default()))

@@ -92,13 +92,19 @@ pub enum Error {
         /// The value found.
         value: f64,
     },
-    /// The loss became NaN or infinite during training.
-    #[error("loss became {value} at epoch {epoch}, step {step}")]
+    /// Training diverged: the loss, a parameter or the validation loss
+    /// became NaN or infinite (checked after every step: see
+    /// [`fit`](crate::train::fit)).
+    #[error("training diverged at epoch {epoch}, step {step}: {what} became {value}")]
     Diverged {
-        /// Epoch (0-based) where it happened.
+        /// Epoch where it happened, 1-based as printed.
         epoch: usize,
-        /// Step within the epoch (0-based).
+        /// Step within the epoch, 1-based as printed (for the validation
+        /// loss, the epoch's last step).
         step: usize,
+        /// What became non-finite: "the loss", "the parameters" (the
+        /// first parameter tensor named), "the validation loss".
+        what: String,
         /// The loss value.
         value: f64,
     },

@@ -16,12 +16,23 @@ fn example(name: &str) -> PathBuf {
     BUILT.call_once(|| {
         let mut cargo = Command::new(env!("CARGO"));
         cargo
-            .args(["build", "--features", "mpi", "--example", "mnist", "--example", "allreduce"])
+            .args([
+                "build",
+                "--features",
+                "mpi",
+                "--example",
+                "mnist",
+                "--example",
+                "allreduce",
+            ])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if !cfg!(debug_assertions) {
             cargo.arg("--release");
         }
-        assert!(cargo.status().unwrap().success(), "building the MPI examples failed");
+        assert!(
+            cargo.status().unwrap().success(),
+            "building the MPI examples failed"
+        );
     });
     let deps = std::env::current_exe().unwrap();
     let exe = deps

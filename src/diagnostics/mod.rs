@@ -56,8 +56,9 @@ pub fn overfit_tiny_subset<B: Backend>(
         let value = model.loss_value(x.rows())?;
         if !value.is_finite() {
             return Err(Error::Diverged {
-                epoch: 0,
-                step,
+                epoch: 1,
+                step: step + 1,
+                what: "the loss".into(),
                 value,
             });
         }

@@ -17,6 +17,7 @@
 //! assert_eq!(history.epochs.last().unwrap().train_accuracy, Some(1.0));
 //! ```
 
+mod health;
 mod history;
 #[cfg(feature = "plot")]
 mod plot;
@@ -37,6 +38,7 @@ use crate::optim::Optimizer;
 use crate::parallel::{shard, Collective, Solo};
 use crate::schedule::Schedule;
 use crate::{Error, Model, Result};
+use health::{check_parameters, Health};
 use resident::Resident;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -153,7 +155,8 @@ pub struct TrainConfig {
     /// Progress output.
     pub report: Report,
     /// Steps between loss readbacks inside an epoch (a readback waits for
-    /// the device); NaN is detected within this many steps.
+    /// the device). Divergence is checked after every step on the device
+    /// and read at these readbacks, so it is reported with its exact step.
     pub report_every: usize,
     /// Write `last.safetensors`, `best.safetensors`, the optimizer state and
     /// the history here after every epoch.
@@ -694,6 +697,8 @@ async fn run<B: Backend, O: Optimizer<B>>(
     if replicas > 1 {
         broadcast_model(model, group, true)?;
     }
+    check_parameters(model, "before training")?;
+    let mut health = Health::new(&b, config.report_every)?;
 
     let mut train_data = Resident::upload(&b, train)?;
     let mut val_data = val.map(|v| Resident::upload(&b, v)).transpose()?;
@@ -747,6 +752,8 @@ async fn run<B: Backend, O: Optimizer<B>>(
                     model.set_first_row(rows.start as u64);
                     let (x, target) = train_data.gather(&b, mine)?;
                     train_step(model, opt, x, target, &step_options, &mut replica_sync)?;
+                    health.record_loss(&b, model.loss_tensor(mine.rows))?;
+                    health.record_parameters(model)?;
                     b.axpy(
                         mine.rows as f64,
                         model
@@ -765,24 +772,32 @@ async fn run<B: Backend, O: Optimizer<B>>(
                 }
                 // The last batch had fewer rows than there are replicas:
                 // this one adds nothing but still takes the step.
-                None => skip_step(model, opt, &step_options, &mut replica_sync)?,
+                None => {
+                    skip_step(model, opt, &step_options, &mut replica_sync)?;
+                    health.record_loss(&b, None)?;
+                    health.record_parameters(model)?;
+                }
             }
             state.steps_done += 1;
             seen += s.rows;
             if (step + 1) % config.report_every == 0 || step + 1 == slices.len() {
-                let mut total = [b.download_async(&loss_sum).await?[0]];
-                group.all_reduce_sum_f64(&mut total)?;
-                let mean = total[0] / seen as f64;
-                if !mean.is_finite() {
+                if let Some(bad) = health.check(&b, group).await? {
                     if let Some(bar) = &bar {
                         bar.abandon();
                     }
-                    return Err(Error::Diverged {
-                        epoch: epoch + 1,
-                        step: step + 1,
-                        value: mean,
-                    });
+                    // The window ends at this step; `bad.step` counts within it.
+                    let window = (step % config.report_every) + 1;
+                    return Err(diverged(
+                        model,
+                        epoch + 1,
+                        step + 2 - window + bad.step,
+                        bad.what,
+                        bad.value,
+                    ));
                 }
+                let mut total = [b.download_async(&loss_sum).await?[0]];
+                group.all_reduce_sum_f64(&mut total)?;
+                let mean = total[0] / seen as f64;
                 if let Some(bar) = &bar {
                     bar.set_position(step as u64 + 1);
                     bar.set_message(format!(
@@ -809,6 +824,14 @@ async fn run<B: Backend, O: Optimizer<B>>(
         let (val_loss, val_accuracy, val_top_k) = match &mut val_data {
             Some(v) => {
                 let (l, a, k) = evaluate(model, v, config, group).await?;
+                if !l.is_finite() {
+                    return Err(Error::Diverged {
+                        epoch: epoch + 1,
+                        step: slices.len(),
+                        what: "the validation loss".into(),
+                        value: l,
+                    });
+                }
                 (Some(l), a, k)
             }
             None => (None, None, None),
@@ -829,31 +852,35 @@ async fn run<B: Backend, O: Optimizer<B>>(
         state.epochs_done = epoch + 1;
 
         let mut stop = false;
-        let mut improved = false;
-        if let Some(es) = &config.early_stopping {
-            let metric = match es.monitor {
-                Monitor::ValLoss => val_loss,
-                Monitor::ValAccuracy => val_accuracy.map(|a| -a),
+        // The best epoch is early stopping's monitor's, or else the lowest
+        // validation loss (training loss without validation data):
+        // best.safetensors changes only when it improves.
+        let (monitor, min_delta) = config
+            .early_stopping
+            .as_ref()
+            .map_or((Monitor::ValLoss, 0.0), |es| (es.monitor, es.min_delta));
+        let metric = match monitor {
+            Monitor::ValLoss => val_loss.or(Some(train_loss)),
+            Monitor::ValAccuracy => val_accuracy.map(|a| -a),
+        }
+        .ok_or_else(|| Error::Model("early stopping on accuracy needs class labels".into()))?;
+        let improved = state
+            .best_metric
+            .is_none_or(|best| metric < best - min_delta);
+        if improved {
+            state.best_metric = Some(metric);
+            state.best_epoch = Some(epoch + 1);
+            state.bad_epochs = 0;
+            if config.early_stopping.is_some_and(|es| es.restore_best) {
+                model.save_snapshot(&mut best)?;
             }
-            .ok_or_else(|| Error::Model("early stopping on accuracy needs class labels".into()))?;
-            improved = state
-                .best_metric
-                .is_none_or(|best| metric < best - es.min_delta);
-            if improved {
-                state.best_metric = Some(metric);
-                state.best_epoch = Some(epoch + 1);
-                state.bad_epochs = 0;
-                if es.restore_best {
-                    model.save_snapshot(&mut best)?;
-                }
-            } else {
-                state.bad_epochs += 1;
-                stop = state.bad_epochs >= es.patience;
-            }
+        } else if let Some(es) = &config.early_stopping {
+            state.bad_epochs += 1;
+            stop = state.bad_epochs >= es.patience;
         }
         if let Some(dir) = checkpoint_dir {
             checkpoint::save_model(&dir.join(LAST), model)?;
-            if improved || config.early_stopping.is_none() {
+            if improved {
                 checkpoint::save_model(&dir.join(BEST), model)?;
             }
             checkpoint::save_optimizer(
@@ -897,6 +924,29 @@ async fn run<B: Backend, O: Optimizer<B>>(
         history.save(dir)?;
     }
     Ok(history)
+}
+
+/// The error for a step whose loss or parameters are not finite, naming
+/// the first non-finite parameter tensor when it is the parameters.
+fn diverged<B: Backend>(
+    model: &mut Model<B>,
+    epoch: usize,
+    step: usize,
+    what: &str,
+    value: f64,
+) -> Error {
+    let what = match check_parameters(model, "") {
+        Err(Error::NonFinite { what: name, .. }) if what == "the parameters" => {
+            name.trim_end().to_string()
+        }
+        _ => what.to_string(),
+    };
+    Error::Diverged {
+        epoch,
+        step,
+        what,
+        value,
+    }
 }
 
 fn progress_bar(

@@ -1,0 +1,117 @@
+//! The loop's divergence guard, the same on every backend: after every
+//! step, the sum of squares of all parameters and the step's loss go into
+//! two slots of their own on the device (two small dispatches, no
+//! readback); each readback of the loop reads the slots since the last one,
+//! so a NaN or infinity is pinned to the step it appeared in, whatever
+//! the activations did with it on the way (the CPU's ReLU turns a NaN
+//! input into 0; the parameters that produced it stay NaN).
+
+use crate::backend::Backend;
+use crate::parallel::Collective;
+use crate::{Error, Model, Result};
+
+/// Per-step slots: `[Σ parameters², loss]` for each step since the last read.
+pub(crate) struct Health<B: Backend> {
+    slots: Vec<B::Tensor>,
+    /// The tensor the slots are views of, where the backend makes views
+    /// (one readback instead of one per slot).
+    flat: Option<B::Tensor>,
+    used: usize,
+}
+
+/// The first step of a window whose values are not finite.
+pub(crate) struct Unhealthy {
+    /// 0-based index within the window.
+    pub step: usize,
+    /// "the parameters" or "the loss".
+    pub what: &'static str,
+    pub value: f64,
+}
+
+impl<B: Backend> Health<B> {
+    /// Slots for `steps` steps between reads.
+    pub fn new(b: &B, steps: usize) -> Result<Self> {
+        let (slots, flat) = b.zeros_flat(&vec![(1, 1); 2 * steps])?;
+        Ok(Health {
+            slots,
+            flat,
+            used: 0,
+        })
+    }
+
+    /// Records the step's loss (`None` for a replica that had no rows);
+    /// [`Health::record_parameters`] then completes the step.
+    pub fn record_loss(&mut self, b: &B, loss: Option<&B::Tensor>) -> Result<()> {
+        let value = &mut self.slots[2 * self.used + 1];
+        match loss {
+            Some(l) => b.copy(l, value),
+            None => b.fill(value, 0.0),
+        }
+    }
+
+    /// Records the model's parameters after the step's update.
+    pub fn record_parameters(&mut self, model: &mut Model<B>) -> Result<()> {
+        let b = model.backend().clone();
+        let norm = &mut self.slots[2 * self.used];
+        b.fill(norm, 0.0)?;
+        let (params, flat) = model.parameters_and_flat_mut();
+        match flat {
+            Some(all) => b.accumulate_sum_squares(&all.params, norm)?,
+            None => {
+                for p in &params {
+                    b.accumulate_sum_squares(p.value, norm)?;
+                }
+            }
+        }
+        self.used += 1;
+        Ok(())
+    }
+
+    /// Reads the steps recorded since the last read, summed over the
+    /// replicas (so that every replica stops at the same step), and forgets
+    /// them; the first non-finite one, if any.
+    pub async fn check(&mut self, b: &B, group: &mut dyn Collective) -> Result<Option<Unhealthy>> {
+        let n = 2 * self.used;
+        let mut values = match &self.flat {
+            Some(all) => b.download_async(all).await?[..n].to_vec(),
+            None => {
+                let mut v = Vec::with_capacity(n);
+                for slot in &self.slots[..n] {
+                    v.push(b.download_async(slot).await?[0]);
+                }
+                v
+            }
+        };
+        self.used = 0;
+        group.all_reduce_sum_f64(&mut values)?;
+        Ok(values
+            .iter()
+            .position(|v| !v.is_finite())
+            .map(|i| Unhealthy {
+                step: i / 2,
+                what: if i % 2 == 0 {
+                    "the parameters"
+                } else {
+                    "the loss"
+                },
+                value: values[i],
+            }))
+    }
+}
+
+/// The first parameter holding a non-finite value, as an error: what a run
+/// refuses to start from (`Init::Constant(f64::NAN)`, a corrupted resume).
+pub(crate) fn check_parameters<B: Backend>(model: &mut Model<B>, when: &str) -> Result<()> {
+    let b = model.backend().clone();
+    for p in model.parameters_mut() {
+        let values = b.download(p.value)?;
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: format!("parameter {} {when}", p.name),
+                index,
+                value: values[index],
+            });
+        }
+    }
+    Ok(())
+}

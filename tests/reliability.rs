@@ -1,0 +1,179 @@
+//! A trainer that never loses work: divergence stops at the step it
+//! appears, alike on both backends, and nothing non-finite reaches the
+//! disk; the best checkpoint changes only on improvement.
+mod common;
+
+use common::{random, random_labels};
+use std::path::PathBuf;
+use wgtrain::checkpoint::{self, HostData, HostTensor};
+use wgtrain::optim::{Optim, Sgd};
+use wgtrain::train::{fit, Report, TrainConfig, BEST, LAST};
+use wgtrain::{Backend, Dataset, Error, Init, Sequential};
+
+fn data() -> Dataset {
+    let n = 96;
+    Dataset::classification(random(1, n * 6), 6, random_labels(2, n, 3), 3).unwrap()
+}
+
+fn spec() -> Sequential {
+    Sequential::new(6)
+        .dense(12, Init::HeNormal)
+        .relu()
+        .dense(3, Init::XavierUniform)
+}
+
+fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wgtrain-rel-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config(epochs: usize, dir: &std::path::Path) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 16,
+        report: Report::Quiet,
+        checkpoint_dir: Some(dir.to_path_buf()),
+        ..TrainConfig::default()
+    }
+}
+
+/// An absurd learning rate: the weights overflow. The run stops with the
+/// 1-based epoch and the exact step (not the next readback's), names the
+/// parameter, and leaves no checkpoint with a NaN in it. Returns (epoch, step).
+fn diverge<B: Backend>(b: &B, label: &str) -> (usize, usize) {
+    let dir = temp_dir(label);
+    let mut model = spec().build(b, 1).unwrap();
+    // Past what the element type holds after a step or two.
+    let lr = if std::mem::size_of::<B::Scalar>() > 4 {
+        1e300
+    } else {
+        1e30
+    };
+    let mut opt = Optim::new(Sgd {
+        lr,
+        ..Sgd::default()
+    })
+    .unwrap();
+    let e = fit(&mut model, &mut opt, &data(), None, &config(3, &dir)).unwrap_err();
+    let Error::Diverged {
+        epoch,
+        step,
+        what,
+        value,
+    } = &e
+    else {
+        panic!("{label}: expected Diverged, got {e}")
+    };
+    assert!(!value.is_finite(), "{e}");
+    assert!(what.contains("parameter") || what.contains("loss"), "{e}");
+    // Nothing was written: the first epoch did not finish.
+    assert!(
+        !dir.join(LAST).exists(),
+        "{label}: a checkpoint of a diverged epoch"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    (*epoch, *step)
+}
+
+fn divergence_is_caught_at_its_step<B: Backend>(b: &B, label: &str) {
+    let (epoch, step) = diverge(b, label);
+    assert_eq!(epoch, 1, "{label}");
+    assert!(step < 6, "{label}: caught late, at step {step}");
+    if std::mem::size_of::<B::Scalar>() == 4 {
+        // The same step as the CPU's f32 reference.
+        let reference = diverge(&wgtrain::Cpu::<f32>::new(), &format!("{label}-ref"));
+        assert_eq!((epoch, step), reference, "{label}: backends disagree");
+    }
+}
+
+backend_tests!(divergence: divergence_is_caught_at_its_step on cpu_f32, cpu_f64, gpu);
+
+/// Parameters that are NaN before training (a NaN initialiser) are refused
+/// before the first step, naming the parameter.
+fn nan_parameters_are_refused<B: Backend>(b: &B, label: &str) {
+    let spec = Sequential::new(6).dense(3, Init::Constant(f64::NAN));
+    let mut model = spec.build(b, 0).unwrap();
+    let mut opt = Optim::new(Sgd::default()).unwrap();
+    let dir = temp_dir(label);
+    let e = fit(&mut model, &mut opt, &data(), None, &config(1, &dir)).unwrap_err();
+    assert!(
+        matches!(&e, Error::NonFinite { what, .. } if what.contains("0.weight") && what.contains("before training")),
+        "{label}: {e}"
+    );
+    assert!(!dir.exists() || !dir.join(LAST).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+backend_tests!(nan_start: nan_parameters_are_refused on cpu_f32, gpu);
+
+/// best.safetensors is the best epoch's, not the last one's: a resumed run
+/// at a rate that makes things worse leaves it as it was.
+#[test]
+fn best_checkpoint_changes_only_on_improvement() {
+    let cpu = wgtrain::Cpu::<f32>::new();
+    let dir = temp_dir("best");
+    let mut model = spec().build(&cpu, 1).unwrap();
+    let mut opt = Optim::new(Sgd {
+        lr: 0.1,
+        ..Sgd::default()
+    })
+    .unwrap();
+    fit(
+        &mut model,
+        &mut opt,
+        &data(),
+        Some(&data()),
+        &config(3, &dir),
+    )
+    .unwrap();
+    let best = std::fs::read(dir.join(BEST)).unwrap();
+    // Far too large a rate: worse, but finite.
+    let mut opt = Optim::new(Sgd {
+        lr: 30.0,
+        ..Sgd::default()
+    })
+    .unwrap();
+    let resumed = TrainConfig {
+        resume_from: Some(dir.clone()),
+        ..config(5, &dir)
+    };
+    let h = fit(&mut model, &mut opt, &data(), Some(&data()), &resumed).unwrap();
+    let val: Vec<f64> = h.epochs.iter().map(|e| e.val_loss.unwrap()).collect();
+    assert!(
+        val[3] > val[2] && val[4] > val[2],
+        "the large rate did not hurt: {val:?}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join(BEST)).unwrap(),
+        best,
+        "best was overwritten"
+    );
+    assert_ne!(std::fs::read(dir.join(LAST)).unwrap(), best);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A tensor holding NaN is refused when written and when read.
+#[test]
+fn nothing_non_finite_is_written_or_read() {
+    let dir = temp_dir("nonfinite");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("x.safetensors");
+    let tensor = |v: f32| HostTensor {
+        name: "w".into(),
+        shape: vec![2],
+        data: HostData::F32(vec![1.0, v]),
+    };
+    let e = checkpoint::write_atomic(&path, &[tensor(f32::NAN)], Default::default()).unwrap_err();
+    assert!(matches!(e, Error::NonFinite { index: 1, .. }), "{e}");
+    assert!(!path.exists());
+    // A file with an infinity in it (written by hand: its last 4 bytes).
+    checkpoint::write_atomic(&path, &[tensor(2.0)], Default::default()).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 4..].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let e = checkpoint::read(&path).unwrap_err();
+    assert!(matches!(e, Error::NonFinite { .. }), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
