@@ -177,3 +177,33 @@ fn nothing_non_finite_is_written_or_read() {
     assert!(matches!(e, Error::NonFinite { .. }), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A byte flipped in the current set is found by its manifest: the resume
+/// is refused, saying the set is damaged and what to do.
+#[test]
+fn a_damaged_checkpoint_set_is_refused_on_resume() {
+    let cpu = wgtrain::Cpu::<f32>::new();
+    let dir = temp_dir("damaged");
+    let mut model = spec().build(&cpu, 1).unwrap();
+    let mut opt = Optim::new(Sgd::default()).unwrap();
+    fit(&mut model, &mut opt, &data(), None, &config(2, &dir)).unwrap();
+    let last = std::fs::canonicalize(dir.join(LAST)).unwrap();
+    assert!(last.starts_with(std::fs::canonicalize(dir.join("sets")).unwrap()));
+    let mut bytes = std::fs::read(&last).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 0x40; // a weight's last byte: still finite, silently different
+                          // Replace rather than write through: the file may be hard-linked into an older set.
+    std::fs::remove_file(&last).unwrap();
+    std::fs::write(&last, bytes).unwrap();
+    let resumed = TrainConfig {
+        resume_from: Some(dir.clone()),
+        ..config(3, &dir)
+    };
+    let e = fit(&mut model, &mut opt, &data(), None, &resumed).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("damaged") && text.contains("last.safetensors"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,6 +22,7 @@ mod history;
 #[cfg(feature = "plot")]
 mod plot;
 mod resident;
+mod sets;
 mod step;
 
 /// Also what the matmul kernel cache (`gpu::MatmulCache`) is written with.
@@ -669,12 +670,9 @@ async fn run<B: Backend, O: Optimizer<B>>(
         (Report::Quiet, None)
     };
     let b = model.backend().clone();
-    if let Some(dir) = checkpoint_dir {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            source,
-        })?;
-    }
+    let sets = checkpoint_dir
+        .map(|dir| sets::Sets::open(dir))
+        .transpose()?;
     let mut base_lr = opt.lr();
     let step_options = StepOptions {
         loss: config.loss,
@@ -682,7 +680,13 @@ async fn run<B: Backend, O: Optimizer<B>>(
     };
     let mut state = LoopState::default();
     let mut history = History::default();
-    if let Some(dir) = &config.resume_from {
+    // The verified current set of the folder resumed from.
+    let resume_set = config
+        .resume_from
+        .as_deref()
+        .map(sets::verified)
+        .transpose()?;
+    if let Some(dir) = &resume_set {
         checkpoint::load_model(&dir.join(LAST), model)?;
         let (opt_state, meta) = checkpoint::load_optimizer(&dir.join(OPTIMIZER))?;
         opt.import_state(&b, &opt_state)?;
@@ -705,7 +709,7 @@ async fn run<B: Backend, O: Optimizer<B>>(
     let labelled = train.classes().is_some();
     let (mut loss_sum, mut correct) = (b.zeros(1, 1)?, b.zeros(1, 1)?);
     let mut best: Vec<B::Tensor> = Vec::new();
-    if let (Some(dir), Some(_)) = (&config.resume_from, state.best_epoch) {
+    if let (Some(dir), Some(_)) = (&resume_set, state.best_epoch) {
         // The best weights so far live in best.safetensors; keep them at hand.
         let current = {
             let mut snap = Vec::new();
@@ -878,17 +882,19 @@ async fn run<B: Backend, O: Optimizer<B>>(
             state.bad_epochs += 1;
             stop = state.bad_epochs >= es.patience;
         }
-        if let Some(dir) = checkpoint_dir {
-            checkpoint::save_model(&dir.join(LAST), model)?;
-            if improved {
-                checkpoint::save_model(&dir.join(BEST), model)?;
-            }
-            checkpoint::save_optimizer(
-                &dir.join(OPTIMIZER),
-                &opt.export_state(&b)?,
-                state.to_metadata(),
-            )?;
-            history.save(dir)?;
+        if let Some(sets) = &sets {
+            sets.commit(epoch + 1, |set| {
+                checkpoint::save_model(&set.join(LAST), model)?;
+                if improved {
+                    checkpoint::save_model(&set.join(BEST), model)?;
+                }
+                checkpoint::save_optimizer(
+                    &set.join(OPTIMIZER),
+                    &opt.export_state(&b)?,
+                    state.to_metadata(),
+                )?;
+                history.save(set)
+            })?;
         }
         // [stop, new rate or NaN]: replica 0's controls, for every replica.
         let mut control = [0.0, f64::NAN];
@@ -920,8 +926,9 @@ async fn run<B: Backend, O: Optimizer<B>>(
             history.best_epoch = state.best_epoch;
         }
     }
-    if let Some(dir) = checkpoint_dir {
-        history.save(dir)?;
+    if let Some(sets) = &sets {
+        // The final history (best epoch, early stop) in a set of its own.
+        sets.commit(state.epochs_done, |set| history.save(set))?;
     }
     Ok(history)
 }
