@@ -40,8 +40,10 @@ pub enum Error {
         /// Columns asked for.
         cols: usize,
     },
-    /// A buffer larger than the device allows in one binding.
-    #[error("{what} needs {bytes} bytes but the device allows at most {limit} bytes per buffer")]
+    /// A tensor larger than the device holds in one buffer (a GPU's
+    /// binding limit; on the CPU, the host's physical memory), or one
+    /// whose size overflows: refused before anything is allocated.
+    #[error("{what} needs {bytes} bytes, more than the {limit} bytes one tensor may take on this device")]
     TooLarge {
         /// What was being allocated.
         what: String,

@@ -207,3 +207,47 @@ fn a_damaged_checkpoint_set_is_refused_on_resume() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Oversize requests run in a child process (an abort would end the test
+/// binary): each is a typed `TooLarge`, and the child exits cleanly.
+#[test]
+fn oversize_requests_are_typed_errors_not_aborts() {
+    if std::env::var("WGTRAIN_OVERSIZE_CHILD").is_ok() {
+        fn attempts<B: Backend>(b: &B) -> Vec<String> {
+            let outcome = |r: wgtrain::Result<()>| match r {
+                Err(Error::TooLarge { what, .. }) => format!("TooLarge: {what}"),
+                Err(e) => format!("other error: {e}"),
+                Ok(()) => "ok".into(),
+            };
+            vec![
+                // 80 GB of f64 initial values, 40 GB of f32 weights.
+                outcome(Sequential::new(100_000).dense(100_000, Init::HeNormal).build(b, 0).map(drop)),
+                // 2^64 elements: the size arithmetic would wrap.
+                outcome(Sequential::new(1 << 62).dense(4, Init::HeNormal).build(b, 0).map(drop)),
+                outcome(b.zeros(1 << 31, 1 << 31).map(drop)),
+                outcome(b.zeros(usize::MAX, 2).map(drop)),
+            ]
+        }
+        for line in attempts(&wgtrain::Cpu::<f32>::new()) {
+            println!("cpu {line}");
+        }
+        if let Some(g) = common::gpu() {
+            for line in attempts(&g) {
+                println!("gpu {line}");
+            }
+        }
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["oversize_requests_are_typed_errors_not_aborts", "--exact", "--nocapture"])
+        .env("WGTRAIN_OVERSIZE_CHILD", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the child did not exit cleanly: {:?}\n{stdout}", out.status);
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("cpu ") || l.starts_with("gpu ")).collect();
+    assert!(lines.len() >= 4, "{stdout}");
+    for line in &lines {
+        assert!(line.contains("TooLarge"), "{line}");
+    }
+}

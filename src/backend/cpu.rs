@@ -111,26 +111,28 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
     }
 
     fn zeros(&self, rows: usize, cols: usize) -> Result<CpuTensor<T>> {
-        Ok(CpuTensor {
-            rows,
-            cols,
-            data: vec![T::zero(); rows * cols],
-        })
+        let mut data = alloc::<T>(rows, cols)?;
+        data.resize(rows * cols, T::zero());
+        Ok(CpuTensor { rows, cols, data })
     }
 
     fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Result<CpuTensor<T>> {
+        let mut values = alloc::<T>(rows, cols)?;
+        values.extend(data.iter().map(|&v| cast::<T>(v as f64)));
         Ok(CpuTensor {
             rows,
             cols,
-            data: data.iter().map(|&v| cast(v as f64)).collect(),
+            data: values,
         })
     }
 
     fn upload_f64(&self, rows: usize, cols: usize, data: &[f64]) -> Result<CpuTensor<T>> {
+        let mut values = alloc::<T>(rows, cols)?;
+        values.extend(data.iter().map(|&v| cast::<T>(v)));
         Ok(CpuTensor {
             rows,
             cols,
-            data: data.iter().map(|&v| cast(v)).collect(),
+            data: values,
         })
     }
 
@@ -259,7 +261,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
     }
 
     fn max_tensor_len(&self) -> usize {
-        usize::MAX / std::mem::size_of::<T>()
+        (host_memory_bytes() / std::mem::size_of::<T>() as u64).min(isize::MAX as u64) as usize
     }
 
     fn fill(&self, t: &mut CpuTensor<T>, value: f64) -> Result<()> {
@@ -348,4 +350,34 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         optimizer::cpu::optimizer_update(rule, step, param, grad, state, grad_sq_norm);
         Ok(())
     }
+}
+
+/// The host's physical memory (Linux: `MemTotal` of /proc/meminfo), the
+/// CPU backend's limit for one tensor; `isize::MAX` where it cannot be read.
+pub(crate) fn host_memory_bytes() -> u64 {
+    static BYTES: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kib * 1024)
+            })
+            .unwrap_or(isize::MAX as u64)
+    })
+}
+
+/// Room for a `rows × cols` tensor, or [`Error::TooLarge`] where the
+/// allocator refuses (the front has checked the size against the host's
+/// memory; this catches what is left, such as memory in use elsewhere).
+fn alloc<T>(rows: usize, cols: usize) -> Result<Vec<T>> {
+    let len = rows * cols; // checked by the front (checks::check_size)
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| crate::Error::TooLarge {
+        what: format!("a {rows}x{cols} tensor on the CPU"),
+        bytes: (len as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+        limit: host_memory_bytes(),
+    })?;
+    Ok(v)
 }

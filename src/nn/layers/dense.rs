@@ -60,13 +60,24 @@ impl Dense {
         ctx: &mut BuildCtx<'_>,
     ) -> Result<DenseModule<B>> {
         let (i, o) = (self.inputs, self.outputs);
+        // The gradients first: their allocation checks the size (overflow,
+        // the device's limit) before the initial values are drawn on the host.
+        let (gw, gb) = (b.zeros(o, i)?, b.zeros(1, o)?);
+        let host_bytes = (i as u64 * o as u64).saturating_mul(8);
+        if host_bytes > crate::backend::cpu::host_memory_bytes() {
+            return Err(crate::Error::TooLarge {
+                what: format!("the initial values of a {o}x{i} weight (drawn in f64 on the host)"),
+                bytes: host_bytes,
+                limit: crate::backend::cpu::host_memory_bytes(),
+            });
+        }
         let w = self.weight_init.sample(ctx.rng, i, o, i * o);
         let bias = self.bias_init.sample(ctx.rng, i, o, o);
         Ok(DenseModule {
             w: b.upload_f64(o, i, &w)?,
             b: b.upload_f64(1, o, &bias)?,
-            gw: b.zeros(o, i)?,
-            gb: b.zeros(1, o)?,
+            gw,
+            gb,
         })
     }
 }
