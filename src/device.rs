@@ -26,7 +26,8 @@ pub enum Device {
 impl Device {
     /// Reads `WGTRAIN_DEVICE`: `gpu` opens an adapter or fails with a typed
     /// error saying how to get one; `cpu` uses the CPU backend; `auto` (the
-    /// default) tries the GPU and falls back to the CPU with a note on stderr.
+    /// default) tries the GPU and falls back to the CPU with a note on
+    /// stderr, except under `CI=true`, where a missing adapter is an error.
     /// `WGTRAIN_DEVICES`, when set, names the adapter (an index into
     /// [`list_adapters`](crate::gpu::list_adapters) or part of its name) and
     /// implies `gpu`; it must name one device here ([`Device::gpus_from_env`]
@@ -50,14 +51,19 @@ impl Device {
             "cpu" => Ok(Device::Cpu(Cpu::new())),
             "auto" | "" => match Gpu::new() {
                 Ok(g) => Ok(Device::Gpu(g)),
+                // Under CI a missing adapter is a failure: a silent CPU run
+                // would leave the GPU path untested.
+                Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => Err(e),
                 Err(e) => {
                     eprintln!("note: {e}; falling back to the CPU backend");
                     Ok(Device::Cpu(Cpu::new()))
                 }
             },
-            other => Err(Error::Model(format!(
-                "WGTRAIN_DEVICE={other}: expected gpu, cpu or auto"
-            ))),
+            other => Err(Error::Setting {
+                name: "WGTRAIN_DEVICE",
+                value: other.to_string(),
+                allowed: "gpu, cpu or auto",
+            }),
         }
     }
 

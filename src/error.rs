@@ -120,6 +120,17 @@ pub enum Error {
         /// The allowed range, in words.
         allowed: &'static str,
     },
+    /// A setting given as text (an environment variable, an option) that
+    /// is not one of the values it takes.
+    #[error("invalid {name} = {value:?}: must be {allowed}")]
+    Setting {
+        /// The setting's name.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// The values allowed, in words.
+        allowed: &'static str,
+    },
     /// A model that cannot be run as built (empty, widths that do not chain).
     #[error("invalid model: {0}")]
     Model(String),

@@ -221,9 +221,19 @@ fn oversize_requests_are_typed_errors_not_aborts() {
             };
             vec![
                 // 80 GB of f64 initial values, 40 GB of f32 weights.
-                outcome(Sequential::new(100_000).dense(100_000, Init::HeNormal).build(b, 0).map(drop)),
+                outcome(
+                    Sequential::new(100_000)
+                        .dense(100_000, Init::HeNormal)
+                        .build(b, 0)
+                        .map(drop),
+                ),
                 // 2^64 elements: the size arithmetic would wrap.
-                outcome(Sequential::new(1 << 62).dense(4, Init::HeNormal).build(b, 0).map(drop)),
+                outcome(
+                    Sequential::new(1 << 62)
+                        .dense(4, Init::HeNormal)
+                        .build(b, 0)
+                        .map(drop),
+                ),
                 outcome(b.zeros(1 << 31, 1 << 31).map(drop)),
                 outcome(b.zeros(usize::MAX, 2).map(drop)),
             ]
@@ -239,15 +249,128 @@ fn oversize_requests_are_typed_errors_not_aborts() {
         return;
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["oversize_requests_are_typed_errors_not_aborts", "--exact", "--nocapture"])
+        .args([
+            "oversize_requests_are_typed_errors_not_aborts",
+            "--exact",
+            "--nocapture",
+        ])
         .env("WGTRAIN_OVERSIZE_CHILD", "1")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "the child did not exit cleanly: {:?}\n{stdout}", out.status);
-    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("cpu ") || l.starts_with("gpu ")).collect();
+    assert!(
+        out.status.success(),
+        "the child did not exit cleanly: {:?}\n{stdout}",
+        out.status
+    );
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("cpu ") || l.starts_with("gpu "))
+        .collect();
     assert!(lines.len() >= 4, "{stdout}");
     for line in &lines {
         assert!(line.contains("TooLarge"), "{line}");
     }
+}
+
+/// What can be known before training is refused before the first step,
+/// naming the real problem.
+#[test]
+fn late_failures_are_caught_up_front() {
+    let cpu = wgtrain::Cpu::<f32>::new();
+    let dir = temp_dir("upfront");
+    // Batch norm with a last minibatch of one row (97 = 6 × 16 + 1).
+    let n = 97;
+    let odd = Dataset::classification(random(5, n * 6), 6, random_labels(6, n, 3), 3).unwrap();
+    let bn = Sequential::new(6)
+        .dense(8, Init::HeNormal)
+        .batch_norm()
+        .relu()
+        .dense(3, Init::XavierUniform);
+    let mut model = bn.build(&cpu, 0).unwrap();
+    let mut opt = Optim::new(Sgd::default()).unwrap();
+    let e = fit(&mut model, &mut opt, &odd, None, &config(1, &dir)).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("single row") && text.contains("batches of 16") && text.contains("e.g."),
+        "{text}"
+    );
+    assert_eq!(model.step(), 0, "refused before the first step");
+    // No epochs at all.
+    let e = fit(
+        &mut model,
+        &mut opt,
+        &data(),
+        None,
+        &TrainConfig {
+            epochs: 0,
+            ..config(1, &dir)
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidParameter { name: "epochs", .. }),
+        "{e}"
+    );
+    // Optimizer state of another network, on resume (in a folder of plain
+    // files, which has no manifest to catch the mix first).
+    let momentum = || {
+        Optim::new(Sgd {
+            momentum: 0.9,
+            ..Sgd::default()
+        })
+        .unwrap()
+    };
+    let run = |spec: Sequential, dir: &std::path::Path| {
+        let mut m = spec.build(&cpu, 0).unwrap();
+        fit(&mut m, &mut momentum(), &data(), None, &config(1, dir)).unwrap();
+    };
+    let narrow = Sequential::new(6)
+        .dense(4, Init::HeNormal)
+        .relu()
+        .dense(3, Init::XavierUniform);
+    let narrow_dir = temp_dir("upfront-narrow");
+    run(spec(), &dir);
+    run(narrow, &narrow_dir);
+    let mixed = temp_dir("upfront-mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    for (from, file) in [
+        (&dir, LAST),
+        (&narrow_dir, wgtrain::train::OPTIMIZER),
+        (&dir, "history.json"),
+    ] {
+        std::fs::copy(from.join(file), mixed.join(file)).unwrap();
+    }
+    let mut model = spec().build(&cpu, 0).unwrap();
+    let resumed = TrainConfig {
+        resume_from: Some(mixed.clone()),
+        ..config(2, &mixed)
+    };
+    let e = fit(&mut model, &mut momentum(), &data(), None, &resumed).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("is 1x4, but the model's 0.bias is 1x12") && text.contains("another network"),
+        "{text}"
+    );
+    for d in [dir, narrow_dir, mixed] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn a_bad_device_setting_is_named() {
+    std::env::set_var("WGTRAIN_DEVICE", "bogus");
+    let e = wgtrain::Device::from_env().map(drop).unwrap_err();
+    std::env::remove_var("WGTRAIN_DEVICE");
+    assert!(
+        matches!(
+            &e,
+            Error::Setting {
+                name: "WGTRAIN_DEVICE",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("gpu, cpu or auto"), "{e}");
 }

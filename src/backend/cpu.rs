@@ -374,10 +374,11 @@ pub(crate) fn host_memory_bytes() -> u64 {
 fn alloc<T>(rows: usize, cols: usize) -> Result<Vec<T>> {
     let len = rows * cols; // checked by the front (checks::check_size)
     let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| crate::Error::TooLarge {
-        what: format!("a {rows}x{cols} tensor on the CPU"),
-        bytes: (len as u64).saturating_mul(std::mem::size_of::<T>() as u64),
-        limit: host_memory_bytes(),
-    })?;
+    v.try_reserve_exact(len)
+        .map_err(|_| crate::Error::TooLarge {
+            what: format!("a {rows}x{cols} tensor on the CPU"),
+            bytes: (len as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+            limit: host_memory_bytes(),
+        })?;
     Ok(v)
 }

@@ -272,6 +272,13 @@ fn validate(
                       replica takes an equal shard: change --batch-size or the replica count",
         });
     }
+    if config.epochs == 0 {
+        return Err(Error::InvalidParameter {
+            name: "epochs",
+            value: 0.0,
+            allowed: "at least 1",
+        });
+    }
     if config.report_every == 0 {
         return Err(Error::InvalidParameter {
             name: "report_every",
@@ -301,6 +308,68 @@ fn validate(
     }
     if config.early_stopping.is_some() && val.is_none() {
         return Err(Error::Model("early stopping needs validation data".into()));
+    }
+    Ok(())
+}
+
+/// Whether some replica's shard of a full minibatch, or of the epoch's
+/// last, has a single row.
+fn single_row_batches(batch_size: usize, samples: usize, replicas: usize) -> Option<usize> {
+    let last = match samples % batch_size {
+        0 => batch_size,
+        rest => rest,
+    };
+    [batch_size, last]
+        .into_iter()
+        .find(|&rows| (0..replicas).any(|r| shard(rows, r, replicas).len() == 1))
+}
+
+/// Batch norm cannot normalise a batch of one row (its variance is 0):
+/// refused before the first step, rather than after an epoch.
+fn check_batch_norm_batches(batch_size: usize, samples: usize, replicas: usize) -> Result<()> {
+    let Some(rows) = single_row_batches(batch_size, samples, replicas) else {
+        return Ok(());
+    };
+    let better = (batch_size + 1..=samples).find(|&b| {
+        b.is_multiple_of(replicas) && single_row_batches(b, samples, replicas).is_none()
+    });
+    Err(Error::Model(format!(
+        "with batch norm no replica's minibatch may have a single row, but {samples} samples \
+         in batches of {batch_size} over {replicas} replica(s) give a batch of {rows} row(s) \
+         with a one-row shard: choose another batch size{}",
+        better.map_or(String::new(), |b| format!(" (e.g. {b})"))
+    )))
+}
+
+/// The optimizer state read on resume must be for these parameters, shape
+/// for shape (another architecture's would fail only at the first step).
+fn check_optimizer_state<B: Backend>(
+    model: &mut Model<B>,
+    state: &crate::optim::OptimState,
+    path: &Path,
+) -> Result<()> {
+    let shapes: HashMap<String, (usize, usize)> = model
+        .parameters_mut()
+        .into_iter()
+        .map(|p| (p.name, (p.value.rows(), p.value.cols())))
+        .collect();
+    // A rule without state (plain SGD) stores none, and no shape.
+    for (name, p) in state.params.iter().filter(|(_, p)| !p.tensors.is_empty()) {
+        match shapes.get(name) {
+            Some(&shape) if shape == (p.rows, p.cols) => {}
+            found => {
+                return Err(Error::Format {
+                    path: path.to_path_buf(),
+                    detail: format!(
+                        "optimizer state for {name} is {}x{}, but the model's {name} is {}: \
+                         the state belongs to another network",
+                        p.rows,
+                        p.cols,
+                        found.map_or("missing".to_string(), |(r, c)| format!("{r}x{c}"))
+                    ),
+                })
+            }
+        }
     }
     Ok(())
 }
@@ -663,6 +732,9 @@ async fn run<B: Backend, O: Optimizer<B>>(
         val,
         replicas,
     )?;
+    if !model.buffers_mut().0.is_empty() {
+        check_batch_norm_batches(config.batch_size, train.len(), replicas)?;
+    }
     // Replica 0 speaks and writes for the run.
     let (report, checkpoint_dir) = if rank == 0 {
         (config.report, config.checkpoint_dir.as_ref())
@@ -689,6 +761,7 @@ async fn run<B: Backend, O: Optimizer<B>>(
     if let Some(dir) = &resume_set {
         checkpoint::load_model(&dir.join(LAST), model)?;
         let (opt_state, meta) = checkpoint::load_optimizer(&dir.join(OPTIMIZER))?;
+        check_optimizer_state(model, &opt_state, &dir.join(OPTIMIZER))?;
         opt.import_state(&b, &opt_state)?;
         state = LoopState::from_metadata(&meta, &dir.join(OPTIMIZER))?;
         let path = dir.join("history.json");
