@@ -103,10 +103,38 @@ fn check_finite(t: &HostTensor, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The metadata key of the file's checksum.
+const CRC_KEY: &str = "wgtrain.crc32";
+/// Marks a file as written by [`write_atomic`], so that one whose checksum
+/// key was damaged is not taken for a foreign (PyTorch) file without one.
+const FORMAT_KEY: &str = "wgtrain.format";
+
+/// CRC-32 over the metadata (but the checksum itself) and every tensor's
+/// name, dtype, shape and bytes, in name order: what [`read`] recomputes to
+/// catch a file changed after it was written.
+fn file_crc(tensors: &[HostTensor], metadata: &HashMap<String, String>) -> String {
+    let mut crc = flate2::Crc::new();
+    let mut keys: Vec<&String> = metadata.keys().filter(|k| *k != CRC_KEY).collect();
+    keys.sort();
+    for k in keys {
+        crc.update(format!("{k}={}\n", metadata[k]).as_bytes());
+    }
+    let mut sorted: Vec<&HostTensor> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    for t in sorted {
+        crc.update(t.name.as_bytes());
+        crc.update(format!("{:?}{:?}", t.data.dtype(), t.shape).as_bytes());
+        crc.update(t.data.bytes());
+    }
+    format!("{:08x}", crc.sum())
+}
+
 /// Writes `tensors` and string `metadata` to `path` atomically: a temporary
 /// file in the same folder, flushed to disk, then renamed over `path`; the
 /// same tensors and metadata always give the same bytes. A tensor holding
-/// NaN or infinity is refused ([`Error::NonFinite`]) before anything is written.
+/// NaN or infinity is refused ([`Error::NonFinite`]) before anything is
+/// written. A checksum of the tensors goes into the metadata
+/// (`wgtrain.crc32`), which [`read`] verifies.
 pub fn write_atomic(
     path: &Path,
     tensors: &[HostTensor],
@@ -115,6 +143,10 @@ pub fn write_atomic(
     for t in tensors {
         check_finite(t, path)?;
     }
+    let mut metadata = metadata;
+    metadata.insert(FORMAT_KEY.into(), "1".into());
+    let crc = file_crc(tensors, &metadata);
+    metadata.insert(CRC_KEY.into(), crc);
     let views = tensors
         .iter()
         .map(|t| {
@@ -163,7 +195,9 @@ pub fn write_atomic(
 }
 
 /// Reads every tensor and the metadata of a safetensors file; a tensor
-/// holding NaN or infinity is an [`Error::NonFinite`] naming it.
+/// holding NaN or infinity is an [`Error::NonFinite`] naming it, and a file
+/// whose tensors do not match the checksum [`write_atomic`] recorded is an
+/// [`Error::Format`].
 pub fn read(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     let corrupt = |e: safetensors::SafeTensorError| Error::Format {
@@ -203,7 +237,26 @@ pub fn read(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>)> {
         out.push(tensor);
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((out, meta.metadata().clone().unwrap_or_default()))
+    let mut metadata = meta.metadata().clone().unwrap_or_default();
+    // Files written elsewhere (PyTorch) carry no checksum; ours always do.
+    let ours = metadata.keys().any(|k| k.starts_with("wgtrain."));
+    let expected = metadata.get(CRC_KEY).cloned();
+    if ours || expected.is_some() {
+        let found = file_crc(&out, &metadata);
+        if expected.as_ref() != Some(&found) {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "the file's checksum is {found}, it recorded {}: \
+                     the file was changed or damaged after it was written",
+                    expected.as_deref().unwrap_or("none")
+                ),
+            });
+        }
+    }
+    metadata.remove(CRC_KEY);
+    metadata.remove(FORMAT_KEY);
+    Ok((out, metadata))
 }
 
 /// The model's state dict: parameters, batch-norm statistics and counters,

@@ -2,6 +2,7 @@
 
 use super::Dataset;
 use crate::error::{Error, Result};
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 /// Which CSV column holds the labels.
@@ -21,6 +22,51 @@ fn cell(s: &str) -> &str {
         .unwrap_or(s)
 }
 
+/// The longest line [`load_csv`] reads (1 MiB): a longer one is an error,
+/// not an allocation the size of the line's cells.
+pub const MAX_CSV_LINE: usize = 1 << 20;
+
+/// A file's lines, numbered from 1, each read with at most
+/// [`MAX_CSV_LINE`] bytes in memory.
+struct BoundedLines<'a, R> {
+    reader: R,
+    number: usize,
+    path: &'a Path,
+}
+
+impl<R: BufRead> Iterator for BoundedLines<'_, R> {
+    type Item = Result<(usize, String)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut bytes = Vec::new();
+        let read = (&mut self.reader)
+            .take(MAX_CSV_LINE as u64 + 1)
+            .read_until(b'\n', &mut bytes);
+        self.number += 1;
+        let fail = |detail: String| {
+            Some(Err(Error::Format {
+                path: self.path.into(),
+                detail,
+            }))
+        };
+        match read {
+            Err(e) => fail(format!("line {}: {e}", self.number)),
+            Ok(0) => None,
+            Ok(n) if n > MAX_CSV_LINE => fail(format!(
+                "line {} is longer than {MAX_CSV_LINE} bytes (MAX_CSV_LINE)",
+                self.number
+            )),
+            Ok(_) => match String::from_utf8(bytes) {
+                Ok(text) => Some(Ok((
+                    self.number,
+                    text.trim_end_matches(['\n', '\r']).to_string(),
+                ))),
+                Err(_) => fail(format!("line {} is not UTF-8 text", self.number)),
+            },
+        }
+    }
+}
+
 /// Loads a comma-separated file: a header row, then one row per sample of
 /// numeric cells. The `label` column holds class indices (non-negative
 /// integers); every other column becomes a feature, in file order.
@@ -29,6 +75,7 @@ fn cell(s: &str) -> &str {
 /// Blank lines are skipped. Quoted cells are unquoted, but a comma inside
 /// quotes is not supported (numeric data has none). Every error names the
 /// 1-based line and the column, so a bad cell can be found in an editor.
+/// Lines are read one at a time, each at most [`MAX_CSV_LINE`] bytes.
 ///
 /// ```
 /// use wgtrain::data::{load_csv, Column};
@@ -46,17 +93,19 @@ pub fn load_csv(path: &Path, label: Column, classes: Option<usize>) -> Result<Da
         path: path.into(),
         detail,
     };
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.into(),
         source,
     })?;
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = BoundedLines {
+        reader: std::io::BufReader::new(file),
+        number: 0,
+        path,
+    }
+    .filter(|l| !matches!(l, Ok((_, text)) if text.trim().is_empty()));
     let (_, header) = lines
         .next()
+        .transpose()?
         .ok_or_else(|| bad("no header row: the file is empty".into()))?;
     let names: Vec<&str> = header.split(',').map(cell).collect();
     let label_col = match &label {
@@ -75,15 +124,18 @@ pub fn load_csv(path: &Path, label: Column, classes: Option<usize>) -> Result<Da
     };
     let mut features = Vec::new();
     let mut labels = Vec::new();
-    for (line, text) in lines {
-        let cells: Vec<&str> = text.split(',').map(cell).collect();
-        if cells.len() != names.len() {
+    for next in lines {
+        let (line, text) = next?;
+        // Counted before they are collected: a line of a million cells
+        // costs no million-entry vector.
+        let count = text.split(',').count();
+        if count != names.len() {
             return Err(bad(format!(
-                "line {line}: {} cells, but the header has {} columns",
-                cells.len(),
+                "line {line}: {count} cells, but the header has {} columns",
                 names.len()
             )));
         }
+        let cells: Vec<&str> = text.split(',').map(cell).collect();
         for (col, value) in cells.iter().enumerate() {
             let at = || format!("line {line}, column {} ({:?})", col + 1, names[col]);
             if col == label_col {

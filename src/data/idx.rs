@@ -25,23 +25,65 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
+/// The largest IDX file read (4 GiB of data, 85 times MNIST's training
+/// images): a header declaring more is refused before anything is inflated.
+pub const MAX_IDX_BYTES: u64 = 1 << 32;
+
 /// Reads a whole file, gunzipping it when it starts with the gzip magic bytes
-/// (so that a `.gz` file renamed without its suffix still loads).
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|source| Error::Io {
+/// (so that a `.gz` file renamed without its suffix still loads). Memory
+/// stays bounded: a raw file larger than [`MAX_IDX_BYTES`] is refused by its
+/// size, and a gzip stream is inflated no further than its IDX header (with
+/// `dims` dimensions) declares, plus one byte to notice trailing data.
+fn read_maybe_gz(path: &Path, dims: usize) -> Result<Vec<u8>> {
+    let io = |source| Error::Io {
         path: path.into(),
         source,
-    })?;
-    if !raw.starts_with(&[0x1f, 0x8b]) {
-        return Ok(raw);
+    };
+    let too_large = |bytes: u64| Error::TooLarge {
+        what: format!("the IDX file {}", path.display()),
+        bytes,
+        limit: MAX_IDX_BYTES,
+    };
+    let header = 4 + 4 * dims as u64;
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut magic = [0u8; 2];
+    let gzip = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    if !gzip {
+        if size > MAX_IDX_BYTES + header {
+            return Err(too_large(size));
+        }
+        return std::fs::read(path).map_err(io);
     }
+    let corrupt = |e: std::io::Error| Error::Format {
+        path: path.into(),
+        detail: format!("gzip data is corrupt or truncated: {e}"),
+    };
+    let open = || -> Result<MultiGzDecoder<std::io::BufReader<std::fs::File>>> {
+        let f = std::fs::File::open(path).map_err(io)?;
+        Ok(MultiGzDecoder::new(std::io::BufReader::new(f)))
+    };
+    // The header first, to learn how much the stream may hold.
+    let mut head = Vec::new();
+    open()?
+        .take(header)
+        .read_to_end(&mut head)
+        .map_err(corrupt)?;
+    let declared = (1..=dims)
+        .filter_map(|i| head.get(4 * i..4 * i + 4))
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as u64)
+        .try_fold(1u64, |acc, c| acc.checked_mul(c));
+    let limit = match declared {
+        Some(d) if d <= MAX_IDX_BYTES => header + d,
+        Some(d) => return Err(too_large(header + d)),
+        // A short or overflowing header: `parse` names the problem.
+        None => header + MAX_IDX_BYTES,
+    };
     let mut out = Vec::new();
-    MultiGzDecoder::new(&raw[..])
+    open()?
+        .take(limit + 1)
         .read_to_end(&mut out)
-        .map_err(|e| Error::Format {
-            path: path.into(),
-            detail: format!("gzip data is corrupt or truncated: {e}"),
-        })?;
+        .map_err(corrupt)?;
     Ok(out)
 }
 
@@ -104,7 +146,7 @@ fn parse(path: &Path, bytes: &[u8], magic: u32, dims: usize) -> Result<(Vec<usiz
 /// # Ok::<(), wgtrain::Error>(())
 /// ```
 pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
-    let bytes = read_maybe_gz(path)?;
+    let bytes = read_maybe_gz(path, 3)?;
     let (c, start) = parse(path, &bytes, IMAGES_MAGIC, 3)?;
     Ok(IdxImages {
         count: c[0],
@@ -122,7 +164,7 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
 /// # Ok::<(), wgtrain::Error>(())
 /// ```
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
-    let bytes = read_maybe_gz(path)?;
+    let bytes = read_maybe_gz(path, 1)?;
     let (_, start) = parse(path, &bytes, LABELS_MAGIC, 1)?;
     Ok(bytes[start..].to_vec())
 }

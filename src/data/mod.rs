@@ -23,9 +23,10 @@ mod idx;
 pub mod mnist;
 mod preprocess;
 
-pub use csv::{load_csv, Column};
+pub use csv::{load_csv, Column, MAX_CSV_LINE};
 pub use idx::{
     load_idx, read_idx_images, read_idx_labels, write_idx_images, write_idx_labels, IdxImages,
+    MAX_IDX_BYTES,
 };
 pub use preprocess::{Preprocessor, Transform};
 
