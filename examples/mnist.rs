@@ -324,6 +324,14 @@ fn run<B: Backend>(
         ),
     );
 
+    if args.epochs == 0 {
+        // Named here: the cosine schedule below would call it its t_max.
+        return Err(wgtrain::Error::InvalidParameter {
+            name: "--epochs",
+            value: 0.0,
+            allowed: "at least 1",
+        });
+    }
     let config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
