@@ -54,8 +54,9 @@
 //!     .fit(|cpu| Ok((spec.build(cpu, 0)?, Optim::new(Sgd::default())?)), &data, None, &config, Vec::new())
 //!     .unwrap();
 //! assert_eq!(trained.history.epochs.len(), 3);
-//! // Per epoch (one step): the gradients, the loss at the report point, the epoch's metrics.
-//! assert_eq!(trained.comm.all_reduces, 3 * 3);
+//! // Per epoch (one step): the gradients; at the readback, the divergence
+//! // check and the loss; the epoch's metrics.
+//! assert_eq!(trained.comm.all_reduces, 3 * 4);
 //! ```
 
 #[cfg(feature = "mpi")]

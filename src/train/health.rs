@@ -1,7 +1,7 @@
 //! The loop's divergence guard, the same on every backend: after every
-//! step, the sum of squares of all parameters and the step's loss go into
-//! two slots of their own on the device (two small dispatches, no
-//! readback); each readback of the loop reads the slots since the last one,
+//! step, the sums of squares of all parameters and of all gradients, and
+//! the step's loss, go into three slots of their own on the device (small
+//! dispatches, no readback); each readback of the loop reads the slots since the last one,
 //! so a NaN or infinity is pinned to the step it appeared in, whatever
 //! the activations did with it on the way (the CPU's ReLU turns a NaN
 //! input into 0; the parameters that produced it stay NaN).
@@ -10,7 +10,11 @@ use crate::backend::Backend;
 use crate::parallel::Collective;
 use crate::{Error, Model, Result};
 
-/// Per-step slots: `[Σ parameters², loss]` for each step since the last read.
+/// Slots per step.
+const SLOTS: usize = 3;
+
+/// Per-step slots: `[Σ parameters², Σ gradients², loss]` for each step
+/// since the last read.
 pub(crate) struct Health<B: Backend> {
     slots: Vec<B::Tensor>,
     /// The tensor the slots are views of, where the backend makes views
@@ -23,7 +27,7 @@ pub(crate) struct Health<B: Backend> {
 pub(crate) struct Unhealthy {
     /// 0-based index within the window.
     pub step: usize,
-    /// "the parameters" or "the loss".
+    /// "the parameters", "the gradients" or "the loss".
     pub what: &'static str,
     pub value: f64,
 }
@@ -31,7 +35,7 @@ pub(crate) struct Unhealthy {
 impl<B: Backend> Health<B> {
     /// Slots for `steps` steps between reads.
     pub fn new(b: &B, steps: usize) -> Result<Self> {
-        let (slots, flat) = b.zeros_flat(&vec![(1, 1); 2 * steps])?;
+        let (slots, flat) = b.zeros_flat(&vec![(1, 1); SLOTS * steps])?;
         Ok(Health {
             slots,
             flat,
@@ -42,24 +46,33 @@ impl<B: Backend> Health<B> {
     /// Records the step's loss (`None` for a replica that had no rows);
     /// [`Health::record_parameters`] then completes the step.
     pub fn record_loss(&mut self, b: &B, loss: Option<&B::Tensor>) -> Result<()> {
-        let value = &mut self.slots[2 * self.used + 1];
+        let value = &mut self.slots[SLOTS * self.used + 2];
         match loss {
             Some(l) => b.copy(l, value),
             None => b.fill(value, 0.0),
         }
     }
 
-    /// Records the model's parameters after the step's update.
+    /// Records the model's parameters after the step's update, and the
+    /// gradients that made it (a non-finite gradient that value clipping
+    /// turned finite is still seen).
     pub fn record_parameters(&mut self, model: &mut Model<B>) -> Result<()> {
         let b = model.backend().clone();
-        let norm = &mut self.slots[2 * self.used];
+        let [norm, grad_norm] = &mut self.slots[SLOTS * self.used..SLOTS * self.used + 2] else {
+            unreachable!("a parameter and a gradient slot")
+        };
         b.fill(norm, 0.0)?;
+        b.fill(grad_norm, 0.0)?;
         let (params, flat) = model.parameters_and_flat_mut();
         match flat {
-            Some(all) => b.accumulate_sum_squares(&all.params, norm)?,
+            Some(all) => {
+                b.accumulate_sum_squares(&all.params, norm)?;
+                b.accumulate_sum_squares(&all.grads, grad_norm)?;
+            }
             None => {
                 for p in &params {
                     b.accumulate_sum_squares(p.value, norm)?;
+                    b.accumulate_sum_squares(p.grad, grad_norm)?;
                 }
             }
         }
@@ -71,7 +84,7 @@ impl<B: Backend> Health<B> {
     /// replicas (so that every replica stops at the same step), and forgets
     /// them; the first non-finite one, if any.
     pub async fn check(&mut self, b: &B, group: &mut dyn Collective) -> Result<Option<Unhealthy>> {
-        let n = 2 * self.used;
+        let n = SLOTS * self.used;
         let mut values = match &self.flat {
             Some(all) => b.download_async(all).await?[..n].to_vec(),
             None => {
@@ -88,12 +101,8 @@ impl<B: Backend> Health<B> {
             .iter()
             .position(|v| !v.is_finite())
             .map(|i| Unhealthy {
-                step: i / 2,
-                what: if i % 2 == 0 {
-                    "the parameters"
-                } else {
-                    "the loss"
-                },
+                step: i / SLOTS,
+                what: ["the parameters", "the gradients", "the loss"][i % SLOTS],
                 value: values[i],
             }))
     }
