@@ -334,7 +334,19 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
     }
 
     fn accumulate_sum_squares(&self, x: &CpuTensor<T>, acc: &mut CpuTensor<T>) -> Result<()> {
-        acc.data[0] = x.data.iter().fold(acc.data[0], |s, &v| s + v * v);
+        // Eight independent partial sums: one running sum would wait on
+        // each addition's latency (the loop's divergence guard sums every
+        // parameter and gradient each step), eight vectorise.
+        let mut lanes = [T::zero(); 8];
+        let chunks = x.data.chunks_exact(8);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                *l = *l + v * v;
+            }
+        }
+        let tail = rest.iter().fold(T::zero(), |s, &v| s + v * v);
+        acc.data[0] = acc.data[0] + lanes.iter().fold(T::zero(), |s, &l| s + l) + tail;
         Ok(())
     }
 
