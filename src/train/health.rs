@@ -1,7 +1,7 @@
 //! The loop's divergence guard, the same on every backend: after every
 //! step, the sums of squares of all parameters and of all gradients, and
-//! the step's loss, go into three slots of their own on the device (small
-//! dispatches, no readback); each readback of the loop reads the slots since the last one,
+//! the step's loss, go into three slots of their own on the device (two
+//! reductions and a copy, no readback); each readback of the loop reads the slots since the last one,
 //! so a NaN or infinity is pinned to the step it appeared in, whatever
 //! the activations did with it on the way (the CPU's ReLU turns a NaN
 //! input into 0; the parameters that produced it stay NaN).
@@ -61,8 +61,7 @@ impl<B: Backend> Health<B> {
         let [norm, grad_norm] = &mut self.slots[SLOTS * self.used..SLOTS * self.used + 2] else {
             unreachable!("a parameter and a gradient slot")
         };
-        b.fill(norm, 0.0)?;
-        b.fill(grad_norm, 0.0)?;
+        // Zero since the last read (`check` clears every slot at once).
         let (params, flat) = model.parameters_and_flat_mut();
         match flat {
             Some(all) => {
@@ -96,6 +95,15 @@ impl<B: Backend> Health<B> {
             }
         };
         self.used = 0;
+        // Cleared for the next window: one dispatch where the slots share a tensor.
+        match &mut self.flat {
+            Some(all) => b.fill(all, 0.0)?,
+            None => {
+                for slot in &mut self.slots[..n] {
+                    b.fill(slot, 0.0)?;
+                }
+            }
+        }
         group.all_reduce_sum_f64(&mut values)?;
         Ok(values
             .iter()
