@@ -204,15 +204,11 @@ fn four_ranks_are_bit_identical_run_to_run() {
     }
 }
 
-/// Rank 1 is given a bad option and fails before its first collective:
-/// the job ends (MPI_Abort) with its error instead of rank 0 waiting for it.
-#[test]
-fn a_failing_rank_stops_every_rank() {
-    let dir = out_dir("fail");
+/// Rank 0 runs the main job with `first`, rank 1 runs `launcher` then the
+/// main job with `second` (mpirun's MPMD form), under a 120 s timeout:
+/// the output, after asserting that the job failed without hanging.
+fn failing_job(first: &[String], launcher: &[&str], second: &[String]) -> Output {
     let job = main_job();
-    let good = job_args(&dir);
-    let mut bad = good.clone();
-    bad.extend(["--validation".to_string(), "1.5".to_string()]);
     let started = std::time::Instant::now();
     let o = Command::new("timeout")
         .arg("120")
@@ -224,19 +220,32 @@ fn a_failing_rank_stops_every_rank() {
             "1",
         ])
         .arg(&job)
-        .args(&good)
-        .arg(":")
-        .args(["-np", "1"])
+        .args(first)
+        .args([":", "-np", "1"])
+        .args(launcher)
         .arg(&job)
-        .args(&bad)
+        .args(second)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert_ne!(o.status.code(), Some(124), "the job hung: {stderr}");
+    assert!(started.elapsed().as_secs() < 100);
+    o
+}
+
+/// Rank 1 is given a bad option and fails before its first collective:
+/// the job ends (MPI_Abort) with its error instead of rank 0 waiting for it.
+#[test]
+fn a_failing_rank_stops_every_rank() {
+    let dir = out_dir("fail");
+    let good = job_args(&dir);
+    let mut bad = good.clone();
+    bad.extend(["--validation".to_string(), "1.5".to_string()]);
+    let o = failing_job(&good, &[], &bad);
+    let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("error on MPI rank 1 of 2"), "{stderr}");
     assert!(stderr.contains("validation"), "{stderr}");
-    assert!(started.elapsed().as_secs() < 100);
     assert!(
         !dir.join("last.safetensors").exists(),
         "no checkpoint of a failed run"
@@ -265,31 +274,9 @@ fn a_batch_that_does_not_split_is_a_typed_error() {
 #[test]
 fn a_rank_killed_mid_training_ends_the_job() {
     let dir = out_dir("killed");
-    let job = main_job();
     let mut args = job_args(&dir);
     let epochs = args.iter().position(|a| a == "--epochs").unwrap() + 1;
     args[epochs] = "200".into();
-    let started = std::time::Instant::now();
-    let o = Command::new("timeout")
-        .arg("120")
-        .args([
-            "mpirun",
-            "--allow-run-as-root",
-            "--oversubscribe",
-            "-np",
-            "1",
-        ])
-        .arg(&job)
-        .args(&args)
-        .arg(":")
-        .args(["-np", "1", "timeout", "-s", "KILL", "3"])
-        .arg(&job)
-        .args(&args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
-    assert_ne!(o.status.code(), Some(124), "the job hung: {stderr}");
-    assert!(started.elapsed().as_secs() < 100);
+    failing_job(&args, &["timeout", "-s", "KILL", "3"], &args);
     let _ = std::fs::remove_dir_all(dir);
 }
