@@ -143,18 +143,20 @@ fn start(args: &Args, world: &mut Option<Box<dyn Collective>>) -> wgtrain::Resul
     if let Some(w) = world.as_mut() {
         w.broadcast_f64(&mut [0.0], 0)?;
     }
-    let gpus = match wgtrain::Device::gpus_from_env()? {
-        Some(_) if std::env::var("WGTRAIN_DEVICE").is_ok_and(|d| d == "cpu") => {
+    let listed = std::env::var("WGTRAIN_DEVICES").is_ok_and(|l| !l.trim().is_empty());
+    if listed {
+        if std::env::var("WGTRAIN_DEVICE").is_ok_and(|d| d == "cpu") {
             return Err(wgtrain::Error::DeviceRequest(
                 "--devices lists GPUs, --device cpu asks for the CPU: give one of them".into(),
-            ))
+            ));
         }
-        Some(gpus) => {
-            if let Some(w) = world.as_mut() {
-                same_adapters_on_every_rank(w.as_mut())?;
-            }
-            gpus
+        // Before opening anything: an index must mean the same adapter on every rank.
+        if let Some(w) = world.as_mut() {
+            same_adapters_on_every_rank(w.as_mut())?;
         }
+    }
+    let gpus = match wgtrain::Device::gpus_from_env()? {
+        Some(gpus) => gpus,
         None => match (wgtrain::Device::from_env()?, world.is_some()) {
             (wgtrain::Device::Cpu(cpu), _) => {
                 return run(vec![cpu; args.cpu_replicas], world, args, String::new())

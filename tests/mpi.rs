@@ -280,3 +280,36 @@ fn a_rank_killed_mid_training_ends_the_job() {
     failing_job(&args, &["timeout", "-s", "KILL", "3"], &args);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--devices` under MPI where rank 1 sees no adapter at all (its Vulkan
+/// loader pointed at a driver list that does not exist): refused on every
+/// rank by comparing the adapter lists before any device is opened.
+#[test]
+fn devices_mean_the_same_adapters_on_every_rank() {
+    if common_gpu_missing() {
+        return;
+    }
+    let dir = out_dir("adapters");
+    let mut args = job_args(&dir);
+    let device = args.iter().position(|a| a == "--device").unwrap();
+    args.drain(device..device + 2);
+    args.extend(["--devices".to_string(), "0".to_string()]);
+    let o = failing_job(&args, &["env", "VK_ICD_FILENAMES=/nonexistent.json"], &args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("sees other adapters than rank 0"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Whether this machine has no adapter (then the test has nothing to
+/// compare; under CI=true that is a failure, as for every GPU test).
+fn common_gpu_missing() -> bool {
+    let none = wgtrain::gpu::list_adapters().is_empty();
+    assert!(
+        !(none && std::env::var("CI").is_ok_and(|v| v == "true")),
+        "CI=true but no GPU adapter"
+    );
+    none
+}
