@@ -160,9 +160,12 @@ pub struct TrainConfig {
     /// and read at these readbacks, so it is reported with its exact step.
     pub report_every: usize,
     /// Write `last.safetensors`, `best.safetensors`, the optimizer state and
-    /// the history here after every epoch.
+    /// the history here after every epoch, committed as one set
+    /// (`sets/epoch-N/` with a manifest, made `current` by one rename; the
+    /// top-level names link into it).
     pub checkpoint_dir: Option<PathBuf>,
-    /// Continue the run whose checkpoints are in this folder.
+    /// Continue the run whose checkpoints are in this folder (its current
+    /// set, verified against its manifest first).
     pub resume_from: Option<PathBuf>,
     /// The optimizer group for biases and batch-norm parameters (e.g. one
     /// made with `GroupOptions::no_decay()`); group 0 when `None`.
@@ -192,7 +195,8 @@ impl Default for TrainConfig {
 
 /// File names inside a checkpoint folder.
 pub const LAST: &str = "last.safetensors";
-/// The best epoch's weights (early stopping's monitor).
+/// The best epoch's weights (early stopping's monitor, else the lowest
+/// validation loss, else the lowest training loss).
 pub const BEST: &str = "best.safetensors";
 /// The optimizer state and the loop's counters.
 pub const OPTIMIZER: &str = "optimizer.safetensors";
