@@ -38,10 +38,11 @@ struct Args {
     /// No batch normalisation after the hidden dense layers.
     #[arg(long)]
     no_batch_norm: bool,
-    /// Stop after this many epochs without validation improvement (0: never).
+    /// Stop after this many epochs without a better validation accuracy,
+    /// and keep the best epoch's weights (0: never stop early).
     #[arg(long, default_value_t = 0)]
     patience: usize,
-    /// Training samples held out for validation.
+    /// The fraction of the training samples held out for validation, in [0, 1).
     #[arg(long, default_value_t = 0.1)]
     validation: f64,
     /// `gpu`, `cpu` or `auto` (default: WGTRAIN_DEVICE, else auto).
