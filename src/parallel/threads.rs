@@ -36,6 +36,8 @@ pub struct ThreadGroup {
     /// Member 0's link to the other processes.
     outer: Option<Outer>,
     stats: CommStats,
+    /// `all_reduce_sum`'s values widened to f64, kept between calls.
+    wide: Vec<f64>,
 }
 
 /// The collective across processes, used only on the thread that made the
@@ -137,6 +139,7 @@ impl ThreadGroup {
                 world,
                 outer: if local == 0 { outer.take() } else { None },
                 stats: CommStats::default(),
+                wide: Vec::new(),
             })
             .collect()
     }
@@ -256,13 +259,18 @@ impl Collective for ThreadGroup {
     fn all_reduce_sum(&mut self, values: &mut [f32]) -> Result<()> {
         // Summed in f64 and rounded once: the sum of N f32 gradients is then
         // the exact one rounded, whatever N.
-        let mut wide: Vec<f64> = values.iter().map(|&v| v as f64).collect();
-        self.timed(values.len(), &mut wide, Combine::Sum { wire_f32: true })?;
-        values
-            .iter_mut()
-            .zip(&wide)
-            .for_each(|(v, w)| *v = *w as f32);
-        Ok(())
+        let mut wide = std::mem::take(&mut self.wide);
+        wide.clear();
+        wide.extend(values.iter().map(|&v| v as f64));
+        let result = self.timed(values.len(), &mut wide, Combine::Sum { wire_f32: true });
+        if result.is_ok() {
+            values
+                .iter_mut()
+                .zip(&wide)
+                .for_each(|(v, w)| *v = *w as f32);
+        }
+        self.wide = wide;
+        result
     }
 
     fn all_reduce_sum_f64(&mut self, values: &mut [f64]) -> Result<()> {

@@ -401,7 +401,7 @@ async fn evaluate<B: Backend>(
     let slices = data.epoch(&b, config.batch_size.max(256), false, 0)?;
     let labelled = data.classes().is_some();
     for s in slices {
-        let Some(s) = s.shard(group.rank(), group.size()) else {
+        let Some(s) = s.rows(shard(s.rows, group.rank(), group.size())) else {
             continue;
         };
         let (x, target) = data.gather(&b, s)?;
@@ -637,10 +637,17 @@ fn all_reduce_tensors<B: Backend>(
     }
     // f32 end to end: one copy out, one in (the weight applied in f64 and
     // rounded once).
-    let mut wire: Vec<f32> = Vec::new();
-    for t in tensors.iter() {
-        wire.extend(b.download_f32(t)?);
-    }
+    let mut wire: Vec<f32> = match tensors {
+        // The flat gradient: its read-back is the message, no copy.
+        [all] => b.download_f32(all)?,
+        _ => {
+            let mut wire = Vec::new();
+            for t in tensors.iter() {
+                wire.extend(b.download_f32(t)?);
+            }
+            wire
+        }
+    };
     if weight != 1.0 {
         wire.iter_mut()
             .for_each(|v| *v = (*v as f64 * weight) as f32);
@@ -828,7 +835,7 @@ async fn run<B: Backend, O: Optimizer<B>>(
                 weight: rows.len() as f64 / s.rows as f64,
                 then: &mut *sync,
             };
-            match s.shard(rank, replicas) {
+            match s.rows(rows.clone()) {
                 Some(mine) => {
                     model.set_first_row(rows.start as u64);
                     let (x, target) = train_data.gather(&b, mine)?;

@@ -48,10 +48,9 @@ pub(crate) struct Slice {
 }
 
 impl Slice {
-    /// Replica `rank` of `size`'s rows of this batch
-    /// ([`shard`](crate::parallel::shard)), or `None` when it has none.
-    pub fn shard(self, rank: usize, size: usize) -> Option<Slice> {
-        let rows = crate::parallel::shard(self.rows, rank, size);
+    /// Rows `rows` of this batch (a replica's
+    /// [`shard`](crate::parallel::shard)), or `None` when there are none.
+    pub fn rows(self, rows: std::ops::Range<usize>) -> Option<Slice> {
         (!rows.is_empty()).then_some(Slice {
             chunk: self.chunk,
             offset: self.offset + rows.start,

@@ -18,6 +18,7 @@
 //! verifies the manifest first. Temporary folders of an interrupted commit
 //! are removed by the next run; the two newest sets are kept.
 
+use crate::checkpoint::io_err as io;
 use crate::{Error, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -33,13 +34,6 @@ pub(crate) const FILES: [&str; 5] = [
 const MANIFEST: &str = "manifest.json";
 const SETS: &str = "sets";
 const CURRENT: &str = "current";
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 /// Size and CRC-32 of a file.
 fn checksum(path: &Path) -> Result<(u64, u32)> {
