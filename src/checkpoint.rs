@@ -129,17 +129,21 @@ fn file_crc(tensors: &[HostTensor], metadata: &HashMap<String, String>) -> Strin
     format!("{:08x}", crc.sum())
 }
 
-/// Writes `tensors` and string `metadata` to `path` atomically: a temporary
-/// file in the same folder, flushed to disk, then renamed over `path`; the
-/// same tensors and metadata always give the same bytes. A tensor holding
-/// NaN or infinity is refused ([`Error::NonFinite`]) before anything is
-/// written. A checksum of the tensors goes into the metadata
-/// (`wgtrain.crc32`), which [`read`] verifies.
-pub fn write_atomic(
-    path: &Path,
+/// The bytes of the safetensors file [`write_atomic`] writes, for a place
+/// with no file system (a page offers them as a download): the same
+/// checks, the same checksum. `name` is what errors call it.
+///
+/// ```
+/// use wgtrain::checkpoint::{decode, encode, HostData, HostTensor};
+/// let t = HostTensor { name: "w".into(), shape: vec![2], data: HostData::F32(vec![1.0, 2.0]) };
+/// let bytes = encode(&[t.clone()], Default::default(), "w.safetensors".as_ref()).unwrap();
+/// assert_eq!(decode(&bytes, "w.safetensors".as_ref()).unwrap().0, [t]);
+/// ```
+pub fn encode(
     tensors: &[HostTensor],
     metadata: HashMap<String, String>,
-) -> Result<()> {
+    path: &Path,
+) -> Result<Vec<u8>> {
     for t in tensors {
         check_finite(t, path)?;
     }
@@ -162,7 +166,21 @@ pub fn write_atomic(
         path: path.to_path_buf(),
         detail: e.to_string(),
     })?;
-    let bytes = canonical_header(bytes);
+    Ok(canonical_header(bytes))
+}
+
+/// Writes `tensors` and string `metadata` to `path` atomically: a temporary
+/// file in the same folder, flushed to disk, then renamed over `path`; the
+/// same tensors and metadata always give the same bytes. A tensor holding
+/// NaN or infinity is refused ([`Error::NonFinite`]) before anything is
+/// written. A checksum of the tensors goes into the metadata
+/// (`wgtrain.crc32`), which [`read`] verifies.
+pub fn write_atomic(
+    path: &Path,
+    tensors: &[HostTensor],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let bytes = encode(tensors, metadata, path)?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -199,13 +217,18 @@ pub fn write_atomic(
 /// whose tensors do not match the checksum [`write_atomic`] recorded is an
 /// [`Error::Format`].
 pub fn read(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    decode(&std::fs::read(path).map_err(io_err(path))?, path)
+}
+
+/// As [`read`], from a file's bytes already in memory; `path` is what
+/// errors call it.
+pub fn decode(bytes: &[u8], path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>)> {
     let corrupt = |e: safetensors::SafeTensorError| Error::Format {
         path: path.to_path_buf(),
         detail: e.to_string(),
     };
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(corrupt)?;
-    let st = SafeTensors::deserialize(&bytes).map_err(corrupt)?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(corrupt)?;
+    let st = SafeTensors::deserialize(bytes).map_err(corrupt)?;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         let data = match view.dtype() {
@@ -261,35 +284,38 @@ pub fn read(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>)> {
 
 /// The model's state dict: parameters, batch-norm statistics and counters,
 /// with PyTorch names and shapes (vectors as `[n]`, counters as scalars).
+/// This is the native edge: it blocks on [`state_dict_async`].
 pub fn state_dict<B: Backend>(model: &mut Model<B>) -> Result<Vec<HostTensor>> {
+    pollster::block_on(state_dict_async(model))
+}
+
+/// As [`state_dict`], as a future: what a page awaits, as the read-backs
+/// it makes resolve only when the browser's event loop runs.
+///
+/// ```
+/// use wgtrain::{checkpoint, Cpu, Init, Sequential};
+/// let cpu = Cpu::<f32>::new();
+/// let mut model = Sequential::new(3).dense(2, Init::XavierUniform).build(&cpu, 1).unwrap();
+/// let tensors = pollster::block_on(checkpoint::state_dict_async(&mut model)).unwrap();
+/// assert_eq!(tensors[0].name, "0.weight");
+/// assert_eq!(tensors[0].shape, [2, 3]);
+/// ```
+pub async fn state_dict_async<B: Backend>(model: &mut Model<B>) -> Result<Vec<HostTensor>> {
     let backend = model.backend().clone();
-    let to_host = |t: &B::Tensor| -> Result<(Vec<usize>, HostData)> {
-        let shape = if t.rows() == 1 {
-            vec![t.cols()]
-        } else {
-            vec![t.rows(), t.cols()]
-        };
-        Ok((
-            shape,
-            HostData::F32(backend.download(t)?.iter().map(|&v| v as f32).collect()),
-        ))
-    };
     let mut out = Vec::new();
     for p in model.parameters_mut() {
-        let (shape, data) = to_host(p.value)?;
         out.push(HostTensor {
+            shape: torch_shape(p.value),
+            data: HostData::F32(f32s(backend.download_async(p.value).await?)),
             name: p.name,
-            shape,
-            data,
         });
     }
     let (buffers, counts) = model.buffers_mut();
     for b in buffers {
-        let (shape, data) = to_host(b.value)?;
         out.push(HostTensor {
+            shape: torch_shape(b.value),
+            data: HostData::F32(f32s(backend.download_async(b.value).await?)),
             name: b.name,
-            shape,
-            data,
         });
     }
     for (name, count) in counts {
@@ -302,6 +328,41 @@ pub fn state_dict<B: Backend>(model: &mut Model<B>) -> Result<Vec<HostTensor>> {
     Ok(out)
 }
 
+/// The name, PyTorch shape and dtype of every entry of the model's state
+/// dict, in [`state_dict`] order, read from the model alone.
+fn layout<B: Backend>(model: &mut Model<B>) -> Vec<(String, Vec<usize>, Dtype)> {
+    let mut out: Vec<_> = model
+        .parameters_mut()
+        .into_iter()
+        .map(|p| (p.name, torch_shape(p.value), Dtype::F32))
+        .collect();
+    let (buffers, counts) = model.buffers_mut();
+    out.extend(
+        buffers
+            .into_iter()
+            .map(|b| (b.name, torch_shape(b.value), Dtype::F32)),
+    );
+    out.extend(
+        counts
+            .into_iter()
+            .map(|(name, _)| (name, vec![], Dtype::I64)),
+    );
+    out
+}
+
+/// A tensor's shape as PyTorch stores it: a single row is a vector.
+fn torch_shape<T: Shaped>(t: &T) -> Vec<usize> {
+    if t.rows() == 1 {
+        vec![t.cols()]
+    } else {
+        vec![t.rows(), t.cols()]
+    }
+}
+
+fn f32s(values: Vec<f64>) -> Vec<f32> {
+    values.into_iter().map(|v| v as f32).collect()
+}
+
 /// Loads a state dict into the model, after checking that its names, shapes
 /// and dtypes are exactly the model's; otherwise nothing is changed and the
 /// error lists every difference.
@@ -310,27 +371,26 @@ pub fn load_state_dict<B: Backend>(
     tensors: &[HostTensor],
     path: &Path,
 ) -> Result<()> {
-    let expected = state_dict(model)?;
+    let expected = layout(model);
     let by_name: HashMap<&str, &HostTensor> =
         tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut problems = Vec::new();
-    for e in &expected {
-        match by_name.get(e.name.as_str()) {
-            None => problems.push(format!("missing {}", e.name)),
-            Some(t) if t.shape != e.shape => problems.push(format!(
-                "{} has shape {:?} in the file but {:?} in the model",
-                e.name, t.shape, e.shape
+    for (name, shape, dtype) in &expected {
+        match by_name.get(name.as_str()) {
+            None => problems.push(format!("missing {name}")),
+            Some(t) if &t.shape != shape => problems.push(format!(
+                "{name} has shape {:?} in the file but {shape:?} in the model",
+                t.shape
             )),
-            Some(t) if t.data.dtype() != e.data.dtype() => problems.push(format!(
-                "{} has dtype {:?}, expected {:?}",
-                e.name,
-                t.data.dtype(),
-                e.data.dtype()
+            Some(t) if t.data.dtype() != *dtype => problems.push(format!(
+                "{name} has dtype {:?}, expected {dtype:?}",
+                t.data.dtype()
             )),
             Some(_) => {}
         }
     }
-    let known: std::collections::HashSet<&str> = expected.iter().map(|e| e.name.as_str()).collect();
+    let known: std::collections::HashSet<&str> =
+        expected.iter().map(|(name, ..)| name.as_str()).collect();
     problems.extend(
         tensors
             .iter()
@@ -386,19 +446,53 @@ const SEED_KEY: &str = "wgtrain.dropout_seed";
 /// ```
 pub fn save_model<B: Backend>(path: &Path, model: &mut Model<B>) -> Result<()> {
     let tensors = state_dict(model)?;
-    let metadata = HashMap::from([
+    write_atomic(path, &tensors, model_metadata(model))
+}
+
+/// The bytes of the file [`save_model`] writes, as a future (a page awaits
+/// it and offers the bytes as a download): a safetensors file that
+/// [`load_model`] and PyTorch's `safetensors.torch.load_file` read.
+///
+/// ```
+/// use wgtrain::{checkpoint, Cpu, Init, Sequential};
+/// let cpu = Cpu::<f32>::new();
+/// let spec = Sequential::new(3).dense(2, Init::XavierUniform);
+/// let mut a = spec.build(&cpu, 1).unwrap();
+/// let bytes = pollster::block_on(checkpoint::model_to_bytes(&mut a)).unwrap();
+/// let mut b = spec.build(&cpu, 2).unwrap();
+/// checkpoint::load_model_bytes(&bytes, "a.safetensors".as_ref(), &mut b).unwrap();
+/// assert_eq!(a.parameter("0.weight").unwrap(), b.parameter("0.weight").unwrap());
+/// ```
+pub async fn model_to_bytes<B: Backend>(model: &mut Model<B>) -> Result<Vec<u8>> {
+    let tensors = state_dict_async(model).await?;
+    encode(
+        &tensors,
+        model_metadata(model),
+        Path::new("model.safetensors"),
+    )
+}
+
+/// What [`save_model`] records beside the tensors: the dropout generator's
+/// state, and the `format` key PyTorch's safetensors loader looks for.
+fn model_metadata<B: Backend>(model: &Model<B>) -> HashMap<String, String> {
+    HashMap::from([
         (STEP_KEY.to_string(), model.step().to_string()),
         (SEED_KEY.to_string(), model.dropout_seed().to_string()),
         ("format".to_string(), "pt".to_string()),
-    ]);
-    write_atomic(path, &tensors, metadata)
+    ])
 }
 
 /// Loads a checkpoint written by [`save_model`] (or by PyTorch's
 /// `safetensors.torch.save_file(model.state_dict(), path)`) into `model`.
 pub fn load_model<B: Backend>(path: &Path, model: &mut Model<B>) -> Result<()> {
-    let (tensors, metadata) = read(path)?;
-    load_state_dict(model, &tensors, path)?;
+    load_model_bytes(&std::fs::read(path).map_err(io_err(path))?, path, model)
+}
+
+/// As [`load_model`], from the file's bytes already in memory; `name` is
+/// what errors call the file.
+pub fn load_model_bytes<B: Backend>(bytes: &[u8], name: &Path, model: &mut Model<B>) -> Result<()> {
+    let (tensors, metadata) = decode(bytes, name)?;
+    load_state_dict(model, &tensors, name)?;
     if let Some(step) = metadata.get(STEP_KEY).and_then(|s| s.parse().ok()) {
         model.set_step(step);
     }

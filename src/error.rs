@@ -52,6 +52,15 @@ pub enum Error {
         /// The device's limit.
         limit: u64,
     },
+    /// A file a page asked its server for did not arrive (feature `web`):
+    /// no answer, or an HTTP status other than success.
+    #[error("could not fetch {url}: {detail}")]
+    Fetch {
+        /// The address asked for.
+        url: String,
+        /// What went wrong (the status, or the browser's message).
+        detail: String,
+    },
     /// Host data whose length does not match the tensor.
     #[error("{op}: expected {expected} elements, got {got}")]
     Length {

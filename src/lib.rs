@@ -1,6 +1,7 @@
 //! # wgtrain
 //!
-//! Train neural networks on any GPU that wgpu reaches (Vulkan, Metal, DX12),
+//! Train neural networks on any GPU that wgpu reaches (Vulkan, Metal, DX12,
+//! and WebGPU in the browser: feature `web`, module `web`),
 //! with WGSL compute kernels, every buffer resident on the device, and a CPU
 //! reference backend that checks every GPU result.
 //!
@@ -30,6 +31,8 @@ pub mod optim;
 pub mod parallel;
 pub mod schedule;
 pub mod train;
+#[cfg(all(feature = "web", target_arch = "wasm32"))]
+pub mod web;
 
 pub use backend::{
     Activation, Backend, Cpu, CpuIndex, CpuTensor, GradClip, IndexVector, Loss, MatmulSpec, Reduce,

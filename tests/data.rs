@@ -7,8 +7,8 @@ use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use wgtrain::data::mnist::{self, MnistSource};
 use wgtrain::data::{
-    load_csv, load_idx, read_idx_images, read_idx_labels, write_idx_images, write_idx_labels,
-    Column,
+    load_csv, load_idx, parse_idx, parse_idx_images, parse_idx_labels, read_idx_images,
+    read_idx_labels, write_idx_images, write_idx_labels, Column,
 };
 use wgtrain::{Dataset, Error, Preprocessor, SplitSpec, Transform};
 
@@ -254,6 +254,10 @@ fn idx_round_trip_raw_and_gzip() {
         assert_eq!(d.features(), &expected[..]);
         assert!(d.features().iter().all(|v| (0.0..=1.0).contains(v)));
         assert_eq!(d.features()[11], 1.0);
+        // The same files as bytes in memory (what a page fetches) load alike.
+        let (img_bytes, lab_bytes) = (std::fs::read(&img).unwrap(), std::fs::read(&lab).unwrap());
+        let from_bytes = parse_idx(("img", &img_bytes), ("lab", &lab_bytes), 10).unwrap();
+        assert_eq!(from_bytes, d);
     }
     // A hand-written official-style file, to pin the byte layout.
     let img = dir.join("hand");
@@ -301,20 +305,28 @@ fn idx_malformed_files_are_format_errors() {
     for (name, bytes, images, expect) in cases {
         let path = dir.join(name);
         write(&path, &bytes);
-        let err = if images {
-            read_idx_images(&path).unwrap_err()
+        let (from_file, from_bytes) = if images {
+            (
+                read_idx_images(&path).unwrap_err(),
+                parse_idx_images(name, &bytes).unwrap_err(),
+            )
         } else {
-            read_idx_labels(&path).unwrap_err()
+            (
+                read_idx_labels(&path).unwrap_err(),
+                parse_idx_labels(name, &bytes).unwrap_err(),
+            )
         };
-        match &err {
-            Error::Format { path: p, detail } => {
-                assert_eq!(p, &path);
-                assert!(
-                    detail.contains(expect),
-                    "{name}: {detail:?} lacks {expect:?}"
-                );
+        for (err, named) in [(from_file, path.clone()), (from_bytes, PathBuf::from(name))] {
+            match &err {
+                Error::Format { path: p, detail } => {
+                    assert_eq!(p, &named);
+                    assert!(
+                        detail.contains(expect),
+                        "{name}: {detail:?} lacks {expect:?}"
+                    );
+                }
+                other => panic!("{name}: expected Format, got {other:?}"),
             }
-            other => panic!("{name}: expected Format, got {other:?}"),
         }
     }
     // Labels read as images: the magic number names the mix-up.
@@ -331,6 +343,10 @@ fn idx_malformed_files_are_format_errors() {
     let bytes = std::fs::read(&gz).unwrap();
     write(&gz, &bytes[..bytes.len() / 2]);
     assert!(matches!(read_idx_labels(&gz), Err(Error::Format { .. })));
+    assert!(matches!(
+        parse_idx_labels("cut.gz", &bytes[..bytes.len() / 2]),
+        Err(Error::Format { .. })
+    ));
 }
 
 #[test]

@@ -423,6 +423,76 @@ fn callbacks_see_every_epoch_and_can_stop() {
     assert_eq!(opt.lr(), 1e-3);
 }
 
+/// A callback that asks for steps hears every `report_every` steps and at
+/// the end of each epoch, and its last window of an epoch agrees with the
+/// epoch's record (the same sums, read at the same point).
+#[test]
+fn step_callbacks_see_every_window_and_end_on_the_epoch_figures() {
+    use wgtrain::train::{EpochRecord, StepRecord, TrainCallback};
+    #[derive(Default)]
+    struct Log {
+        steps: Vec<StepRecord>,
+        epochs: Vec<EpochRecord>,
+    }
+    impl TrainCallback for &mut Log {
+        fn on_epoch(&mut self, r: &EpochRecord) -> Control {
+            self.epochs.push(r.clone());
+            Control::Continue
+        }
+        fn on_steps(&mut self, r: &StepRecord) {
+            self.steps.push(*r);
+        }
+        fn wants_steps(&self) -> bool {
+            true
+        }
+    }
+    let cpu = Cpu::<f32>::new();
+    // 70 rows in batches of 8: 9 steps an epoch, the last of 6 rows.
+    let train = blobs(70, 1, false);
+    let mut model = spec().build(&cpu, 3).unwrap();
+    let mut opt = Optim::new(Adam::default()).unwrap();
+    let mut log = Log::default();
+    let config = TrainConfig {
+        batch_size: 8,
+        report_every: 4,
+        ..quiet(2)
+    };
+    fit_with_callbacks(
+        &mut model,
+        &mut opt,
+        &train,
+        None,
+        &config,
+        vec![Box::new(&mut log)],
+    )
+    .unwrap();
+    let at: Vec<(usize, usize, usize)> = log
+        .steps
+        .iter()
+        .map(|r| (r.epoch, r.step, r.steps_done))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (1, 4, 4),
+            (1, 8, 8),
+            (1, 9, 9),
+            (2, 4, 13),
+            (2, 8, 17),
+            (2, 9, 18)
+        ]
+    );
+    for (window, epoch) in log.steps.iter().filter(|r| r.step == 9).zip(&log.epochs) {
+        assert_eq!(window.train_loss, epoch.train_loss);
+        assert_eq!(window.train_accuracy, epoch.train_accuracy);
+        assert_eq!(window.steps, 9);
+    }
+    assert!(log
+        .steps
+        .iter()
+        .all(|r| r.train_loss.is_finite() && r.samples_per_sec > 0.0));
+}
+
 /// Once warm, a training step creates no device buffer and no bind group,
 /// and reading the loss creates nothing either (issue "Speed", item 3).
 /// Also with the workgroup kernel, whose split-k products take a scratch

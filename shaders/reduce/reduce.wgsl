@@ -14,8 +14,12 @@ struct Params {
 override MAX: bool = false;   // max, else sum (a mean divides the sum)
 const WG: u32 = 256u;
 
+// The bits of -inf, read at run time: a constant expression may not
+// evaluate to an infinity, which Tint (the browsers' compiler) enforces.
+var<private> NEG_INF_BITS: u32 = 0xff800000u;
+
 fn identity() -> f32 {
-    return select(0.0, bitcast<f32>(0xff800000u), MAX);   // -inf for max
+    return select(0.0, bitcast<f32>(NEG_INF_BITS), MAX);   // -inf for max
 }
 
 fn combine(a: f32, b: f32) -> f32 {

@@ -6,6 +6,7 @@ use super::Dataset;
 use crate::error::{Error, Result};
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
+use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -39,33 +40,61 @@ fn read_maybe_gz(path: &Path, dims: usize) -> Result<Vec<u8>> {
         path: path.into(),
         source,
     };
-    let too_large = |bytes: u64| Error::TooLarge {
-        what: format!("the IDX file {}", path.display()),
-        bytes,
-        limit: MAX_IDX_BYTES,
-    };
-    let header = 4 + 4 * dims as u64;
     let mut file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let mut magic = [0u8; 2];
-    let gzip = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    let gzip = file.read_exact(&mut magic).is_ok() && magic == GZIP_MAGIC;
     if !gzip {
-        if size > MAX_IDX_BYTES + header {
-            return Err(too_large(size));
-        }
+        check_raw_size(path, size, dims)?;
         return std::fs::read(path).map_err(io);
     }
+    inflate_bounded(path, dims, || {
+        let f = std::fs::File::open(path).map_err(io)?;
+        Ok(std::io::BufReader::new(f))
+    })
+}
+
+/// As [`read_maybe_gz`], for a file's bytes already in memory (fetched by
+/// a page, embedded in a binary); `name` is what errors call it.
+fn bytes_maybe_gz<'a>(name: &Path, bytes: &'a [u8], dims: usize) -> Result<Cow<'a, [u8]>> {
+    if !bytes.starts_with(&GZIP_MAGIC) {
+        check_raw_size(name, bytes.len() as u64, dims)?;
+        return Ok(Cow::Borrowed(bytes));
+    }
+    inflate_bounded(name, dims, || Ok(bytes)).map(Cow::Owned)
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+fn too_large(path: &Path, bytes: u64) -> Error {
+    Error::TooLarge {
+        what: format!("the IDX file {}", path.display()),
+        bytes,
+        limit: MAX_IDX_BYTES,
+    }
+}
+
+fn check_raw_size(path: &Path, size: u64, dims: usize) -> Result<()> {
+    if size > MAX_IDX_BYTES + 4 + 4 * dims as u64 {
+        return Err(too_large(path, size));
+    }
+    Ok(())
+}
+
+/// Inflates the gzip stream that `open` yields (opened twice: once for the
+/// IDX header, to learn how much the stream may hold, then for the whole).
+fn inflate_bounded<R: Read>(
+    path: &Path,
+    dims: usize,
+    open: impl Fn() -> Result<R>,
+) -> Result<Vec<u8>> {
     let corrupt = |e: std::io::Error| Error::Format {
         path: path.into(),
         detail: format!("gzip data is corrupt or truncated: {e}"),
     };
-    let open = || -> Result<MultiGzDecoder<std::io::BufReader<std::fs::File>>> {
-        let f = std::fs::File::open(path).map_err(io)?;
-        Ok(MultiGzDecoder::new(std::io::BufReader::new(f)))
-    };
-    // The header first, to learn how much the stream may hold.
+    let header = 4 + 4 * dims as u64;
     let mut head = Vec::new();
-    open()?
+    MultiGzDecoder::new(open()?)
         .take(header)
         .read_to_end(&mut head)
         .map_err(corrupt)?;
@@ -75,12 +104,12 @@ fn read_maybe_gz(path: &Path, dims: usize) -> Result<Vec<u8>> {
         .try_fold(1u64, |acc, c| acc.checked_mul(c));
     let limit = match declared {
         Some(d) if d <= MAX_IDX_BYTES => header + d,
-        Some(d) => return Err(too_large(header + d)),
+        Some(d) => return Err(too_large(path, header + d)),
         // A short or overflowing header: `parse` names the problem.
         None => header + MAX_IDX_BYTES,
     };
     let mut out = Vec::new();
-    open()?
+    MultiGzDecoder::new(open()?)
         .take(limit + 1)
         .read_to_end(&mut out)
         .map_err(corrupt)?;
@@ -146,14 +175,7 @@ fn parse(path: &Path, bytes: &[u8], magic: u32, dims: usize) -> Result<(Vec<usiz
 /// # Ok::<(), wgtrain::Error>(())
 /// ```
 pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
-    let bytes = read_maybe_gz(path, 3)?;
-    let (c, start) = parse(path, &bytes, IMAGES_MAGIC, 3)?;
-    Ok(IdxImages {
-        count: c[0],
-        rows: c[1],
-        cols: c[2],
-        pixels: bytes[start..].to_vec(),
-    })
+    images_from(path, &read_maybe_gz(path, 3)?)
 }
 
 /// Reads an IDX label file (`0x00000801`), raw or gzip-compressed.
@@ -164,8 +186,49 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
 /// # Ok::<(), wgtrain::Error>(())
 /// ```
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
-    let bytes = read_maybe_gz(path, 1)?;
-    let (_, start) = parse(path, &bytes, LABELS_MAGIC, 1)?;
+    labels_from(path, &read_maybe_gz(path, 1)?)
+}
+
+/// As [`read_idx_images`], from the file's bytes (raw or gzip-compressed)
+/// already in memory, as a page fetches them; `name` is what errors call
+/// the file.
+///
+/// ```
+/// let mut file = vec![0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2];
+/// file.extend([0, 64, 128, 255]);
+/// let img = wgtrain::data::parse_idx_images("one.idx", &file)?;
+/// assert_eq!((img.count, img.rows, img.cols, img.pixels[3]), (1, 2, 2, 255));
+/// # Ok::<(), wgtrain::Error>(())
+/// ```
+pub fn parse_idx_images(name: &str, bytes: &[u8]) -> Result<IdxImages> {
+    let name = Path::new(name);
+    images_from(name, &bytes_maybe_gz(name, bytes, 3)?)
+}
+
+/// As [`read_idx_labels`], from the file's bytes already in memory.
+///
+/// ```
+/// let labels = wgtrain::data::parse_idx_labels("l.idx", &[0, 0, 8, 1, 0, 0, 0, 2, 7, 3])?;
+/// assert_eq!(labels, [7, 3]);
+/// # Ok::<(), wgtrain::Error>(())
+/// ```
+pub fn parse_idx_labels(name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
+    let name = Path::new(name);
+    labels_from(name, &bytes_maybe_gz(name, bytes, 1)?)
+}
+
+fn images_from(path: &Path, bytes: &[u8]) -> Result<IdxImages> {
+    let (c, start) = parse(path, bytes, IMAGES_MAGIC, 3)?;
+    Ok(IdxImages {
+        count: c[0],
+        rows: c[1],
+        cols: c[2],
+        pixels: bytes[start..].to_vec(),
+    })
+}
+
+fn labels_from(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
+    let (_, start) = parse(path, bytes, LABELS_MAGIC, 1)?;
     Ok(bytes[start..].to_vec())
 }
 
@@ -183,8 +246,43 @@ pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>> {
 /// # Ok::<(), wgtrain::Error>(())
 /// ```
 pub fn load_idx(images: &Path, labels: &Path, classes: usize) -> Result<Dataset> {
-    let img = read_idx_images(images)?;
-    let lab = read_idx_labels(labels)?;
+    idx_dataset(
+        &read_idx_images(images)?,
+        images,
+        &read_idx_labels(labels)?,
+        labels,
+        classes,
+    )
+}
+
+/// As [`load_idx`], from the two files' bytes already in memory (what a
+/// page fetched), named `images` and `labels` in errors.
+///
+/// ```
+/// let mut images = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2];
+/// images.extend([0, 255, 51, 102]);
+/// let labels = [0, 0, 8, 1, 0, 0, 0, 2, 1, 0];
+/// let data = wgtrain::data::parse_idx(("img", &images), ("lab", &labels), 2)?;
+/// assert_eq!((data.len(), data.row(1)), (2, &[0.2, 0.4][..]));
+/// # Ok::<(), wgtrain::Error>(())
+/// ```
+pub fn parse_idx(images: (&str, &[u8]), labels: (&str, &[u8]), classes: usize) -> Result<Dataset> {
+    idx_dataset(
+        &parse_idx_images(images.0, images.1)?,
+        Path::new(images.0),
+        &parse_idx_labels(labels.0, labels.1)?,
+        Path::new(labels.0),
+        classes,
+    )
+}
+
+fn idx_dataset(
+    img: &IdxImages,
+    images: &Path,
+    lab: &[u8],
+    labels: &Path,
+    classes: usize,
+) -> Result<Dataset> {
     if img.count != lab.len() {
         return Err(Error::Shape {
             op: "load_idx",
@@ -201,7 +299,7 @@ pub fn load_idx(images: &Path, labels: &Path, classes: usize) -> Result<Dataset>
     Dataset::classification(
         features,
         img.rows * img.cols,
-        lab.into_iter().map(u32::from).collect(),
+        lab.iter().map(|&l| u32::from(l)).collect(),
         classes,
     )
 }

@@ -25,8 +25,8 @@ mod preprocess;
 
 pub use csv::{load_csv, Column, MAX_CSV_LINE};
 pub use idx::{
-    load_idx, read_idx_images, read_idx_labels, write_idx_images, write_idx_labels, IdxImages,
-    MAX_IDX_BYTES,
+    load_idx, parse_idx, parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels,
+    write_idx_images, write_idx_labels, IdxImages, MAX_IDX_BYTES,
 };
 pub use preprocess::{Preprocessor, Transform};
 

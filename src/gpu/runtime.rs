@@ -631,14 +631,26 @@ impl Context {
                 cache: None,
             });
         // Native wgpu resolves a popped scope at once, so one poll of the
-        // future reads it; where it is still pending (the browser answers
-        // later), the error reaches the uncaptured-error handler instead
-        // and is reported at the next flush.
-        if let Some(Some(e)) = poll_once(scope.pop()) {
-            return Err(Error::Gpu(format!(
-                "building {}::{}: {e}",
-                kernel.shader.name, kernel.entry
-            )));
+        // future reads it. The browser answers later: there the scope's
+        // error is awaited in the background and reported at the next
+        // flush, as the first error the device had.
+        let what = format!("building {}::{}", kernel.shader.name, kernel.entry);
+        let mut popped = Box::pin(scope.pop());
+        match poll_once(popped.as_mut()) {
+            Some(Some(e)) => return Err(Error::Gpu(format!("{what}: {e}"))),
+            Some(None) => {}
+            None => {
+                #[cfg(all(target_arch = "wasm32", feature = "web"))]
+                {
+                    let sink = self.error.clone();
+                    wasm_bindgen_futures::spawn_local(async move {
+                        if let Some(e) = popped.await {
+                            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+                            slot.get_or_insert_with(|| format!("{what}: {e}"));
+                        }
+                    });
+                }
+            }
         }
         let p = Arc::new(Pipeline { pipeline, layout });
         st.pipelines.insert(key, p.clone());

@@ -118,10 +118,10 @@ impl<B: Backend> Health<B> {
 
 /// The first parameter holding a non-finite value, as an error: what a run
 /// refuses to start from (`Init::Constant(f64::NAN)`, a corrupted resume).
-pub(crate) fn check_parameters<B: Backend>(model: &mut Model<B>, when: &str) -> Result<()> {
+pub(crate) async fn check_parameters<B: Backend>(model: &mut Model<B>, when: &str) -> Result<()> {
     let b = model.backend().clone();
     for p in model.parameters_mut() {
-        let values = b.download(p.value)?;
+        let values = b.download_async(p.value).await?;
         if let Some(index) = values.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFinite {
                 what: format!("parameter {} {when}", p.name),

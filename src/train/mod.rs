@@ -117,21 +117,82 @@ pub enum Control {
     SetLr(f64),
 }
 
-/// A per-epoch callback: sees the epoch's record, may stop the run or
-/// change the learning rate.
+/// Where an epoch stands every `report_every` steps: what a progress bar
+/// or a page's live curves show between epochs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepRecord {
+    /// The epoch, from 1.
+    pub epoch: usize,
+    /// Steps done in this epoch, from 1.
+    pub step: usize,
+    /// Steps in this epoch.
+    pub steps: usize,
+    /// Steps done in the run, counting those of a resumed run.
+    pub steps_done: usize,
+    /// Mean training loss over the epoch's samples so far.
+    pub train_loss: f64,
+    /// Training accuracy over the epoch's samples so far (class labels only).
+    pub train_accuracy: Option<f64>,
+    /// Samples per second since the epoch began.
+    pub samples_per_sec: f64,
+}
+
+/// What the loop tells a callback: every epoch's record, and (if it asks)
+/// where each epoch stands every `report_every` steps.
+///
+/// A closure `FnMut(&EpochRecord) -> Control` is a callback that watches
+/// epochs only:
 ///
 /// ```
 /// use wgtrain::train::{Callback, Control};
 /// // Halve the rate whenever validation loss rose.
 /// let mut last = f64::INFINITY;
 /// let mut lr = 1e-3;
-/// let halve: Callback = Box::new(move |r| {
+/// let halve: Callback = Box::new(move |r: &wgtrain::train::EpochRecord| {
 ///     let rose = r.val_loss.is_some_and(|l| l > last);
 ///     last = r.val_loss.unwrap_or(last);
 ///     if rose { lr /= 2.0; Control::SetLr(lr) } else { Control::Continue }
 /// });
 /// ```
-pub type Callback<'a> = Box<dyn FnMut(&EpochRecord) -> Control + 'a>;
+///
+/// One that draws live curves also takes the steps:
+///
+/// ```
+/// use wgtrain::train::{Control, EpochRecord, StepRecord, TrainCallback};
+/// #[derive(Default)]
+/// struct Curve(Vec<(usize, f64)>);
+/// impl TrainCallback for Curve {
+///     fn on_epoch(&mut self, _: &EpochRecord) -> Control { Control::Continue }
+///     fn on_steps(&mut self, r: &StepRecord) { self.0.push((r.steps_done, r.train_loss)) }
+///     fn wants_steps(&self) -> bool { true }
+/// }
+/// ```
+pub trait TrainCallback {
+    /// After every epoch: go on, stop, or change the learning rate. Under
+    /// data parallelism replica 0's answer holds for every replica.
+    fn on_epoch(&mut self, record: &EpochRecord) -> Control;
+
+    /// Every `report_every` steps and at the end of each epoch, on every
+    /// replica (with the same figures), when [`TrainCallback::wants_steps`].
+    fn on_steps(&mut self, record: &StepRecord) {
+        let _ = record;
+    }
+
+    /// Whether to call [`TrainCallback::on_steps`]: taking the running
+    /// accuracy costs one more read-back per report.
+    fn wants_steps(&self) -> bool {
+        false
+    }
+}
+
+impl<F: FnMut(&EpochRecord) -> Control> TrainCallback for F {
+    fn on_epoch(&mut self, record: &EpochRecord) -> Control {
+        self(record)
+    }
+}
+
+/// A callback as the loop takes them: see [`TrainCallback`].
+pub type Callback<'a> = Box<dyn TrainCallback + 'a>;
 
 /// Everything a run needs besides the model, optimizer and data.
 pub struct TrainConfig {
@@ -785,12 +846,13 @@ async fn run<B: Backend, O: Optimizer<B>>(
     if replicas > 1 {
         broadcast_model(model, group, true)?;
     }
-    check_parameters(model, "before training")?;
+    check_parameters(model, "before training").await?;
     let mut health = Health::new(&b, config.report_every)?;
 
     let mut train_data = Resident::upload(&b, train)?;
     let mut val_data = val.map(|v| Resident::upload(&b, v)).transpose()?;
     let labelled = train.classes().is_some();
+    let wants_accuracy = labelled && callbacks.iter().any(|cb| cb.wants_steps());
     let (mut loss_sum, mut correct) = (b.zeros(1, 1)?, b.zeros(1, 1)?);
     let mut best: Vec<B::Tensor> = Vec::new();
     if let (Some(dir), Some(_)) = (&resume_set, state.best_epoch) {
@@ -881,18 +943,36 @@ async fn run<B: Backend, O: Optimizer<B>>(
                         step + 2 - window + bad.step,
                         bad.what,
                         bad.value,
-                    ));
+                    )
+                    .await);
                 }
-                let mut total = [b.download_async(&loss_sum).await?[0]];
+                let mut total = [b.download_async(&loss_sum).await?[0], 0.0];
+                if wants_accuracy {
+                    total[1] = b.download_async(&correct).await?[0];
+                }
                 group.all_reduce_sum_f64(&mut total)?;
-                let mean = total[0] / seen as f64;
+                let record = StepRecord {
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    steps: slices.len(),
+                    steps_done: state.steps_done,
+                    train_loss: total[0] / seen as f64,
+                    train_accuracy: wants_accuracy.then(|| total[1] / seen as f64),
+                    samples_per_sec: seen as f64 / start.elapsed().as_secs_f64(),
+                };
                 if let Some(bar) = &bar {
                     bar.set_position(step as u64 + 1);
                     bar.set_message(format!(
-                        "loss {mean:.4}  {:.0} samples/s",
-                        seen as f64 / start.elapsed().as_secs_f64()
+                        "loss {:.4}  {:.0} samples/s",
+                        record.train_loss, record.samples_per_sec
                     ));
                 }
+                for cb in callbacks.iter_mut().filter(|cb| cb.wants_steps()) {
+                    cb.on_steps(&record);
+                }
+                // A page repaints only when the loop hands the event loop back.
+                #[cfg(all(feature = "web", target_arch = "wasm32"))]
+                crate::web::yield_to_event_loop().await;
             }
         }
         b.synchronize()?;
@@ -983,7 +1063,7 @@ async fn run<B: Backend, O: Optimizer<B>>(
         // [stop, new rate or NaN]: replica 0's controls, for every replica.
         let mut control = [0.0, f64::NAN];
         for cb in callbacks.iter_mut() {
-            match cb(&record) {
+            match cb.on_epoch(&record) {
                 Control::Continue => {}
                 Control::Stop => control[0] = 1.0,
                 Control::SetLr(lr) => control[1] = lr,
@@ -1019,14 +1099,14 @@ async fn run<B: Backend, O: Optimizer<B>>(
 
 /// The error for a step whose loss or parameters are not finite, naming
 /// the first non-finite parameter tensor when it is the parameters.
-fn diverged<B: Backend>(
+async fn diverged<B: Backend>(
     model: &mut Model<B>,
     epoch: usize,
     step: usize,
     what: &str,
     value: f64,
 ) -> Error {
-    let what = match check_parameters(model, "") {
+    let what = match check_parameters(model, "").await {
         Err(Error::NonFinite { what: name, .. }) if what == "the parameters" => {
             name.trim_end().to_string()
         }

@@ -75,8 +75,13 @@ pub(crate) fn optimizer_update(
         constants: &constants,
     };
     // Every state position is bound; the ones this rule does not use get a
-    // scratch word, which the kernel never touches.
-    let scratch = gpu.ctx.alloc(4, "unused optimizer state")?;
+    // scratch word each, which the kernel never touches (one word for all
+    // would be two writable bindings of one range, which WebGPU refuses).
+    let unused = rule.method.slots().iter().filter(|s| s.is_none()).count();
+    let scratch = (0..unused)
+        .map(|_| gpu.ctx.alloc(4, "unused optimizer state"))
+        .collect::<Result<Vec<_>>>()?;
+    let mut spare = scratch.iter();
     let mut given = state.iter();
     let slots = rule.method.slots().map(|used| match used {
         Some(_) => {
@@ -85,7 +90,7 @@ pub(crate) fn optimizer_update(
                 .expect("checked: one tensor per state name")
                 .buf
         }
-        None => &scratch,
+        None => spare.next().expect("one scratch word per unused slot"),
     });
     let norm = grad_sq_norm.map_or(&*gpu.dummy, |t| &t.buf);
     gpu.ctx.dispatch(
