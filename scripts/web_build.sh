@@ -12,9 +12,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknow
   echo "web_build: the wasm32 target is missing: rustup target add wasm32-unknown-unknown" >&2
   exit 1
 fi
-# The CLI and the crate must agree exactly on the version (the wasm file
-# carries the crate's schema version).
-want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
+want="$(bash scripts/wasm_bindgen_version.sh)"
 have="$(wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true)"
 if [ "$have" != "$want" ]; then
   echo "web_build: wasm-bindgen-cli $want is needed (found: ${have:-none}):" \

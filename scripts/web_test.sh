@@ -17,6 +17,8 @@ if [ ! -x "$chromium" ]; then
   exit 1
 fi
 bash scripts/web_build.sh
+# The native twin, which loads the page's downloaded model.
+cargo build --release -p wgtrain-web --bin native
 if [ ! -d web/node_modules/playwright-core ]; then
   (cd web && npm ci --no-audit --no-fund --silent)
 fi

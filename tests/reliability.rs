@@ -374,3 +374,65 @@ fn a_bad_device_setting_is_named() {
     );
     assert!(e.to_string().contains("gpu, cpu or auto"), "{e}");
 }
+
+/// A device lost mid-run (here `Gpu::destroy` after epoch 1, as a driver
+/// reset or a browser would) ends the run with an `Error::Gpu` saying so,
+/// instead of hanging or panicking; epoch 1's checkpoint set is intact, and
+/// a new device resumes from it to the same weights as a run never
+/// interrupted.
+#[test]
+fn a_lost_device_is_an_error_and_the_run_resumes_on_a_new_one() {
+    use wgtrain::train::{fit_with_callbacks, Control, EpochRecord};
+    let Some(gpu) = common::gpu() else { return };
+    let dir = temp_dir("lost-device");
+    let sgd = || {
+        Optim::new(Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            ..Sgd::default()
+        })
+        .unwrap()
+    };
+    let mut model = spec().build(&gpu, 3).unwrap();
+    let mut opt = sgd();
+    let lose = gpu.clone();
+    let e = fit_with_callbacks(
+        &mut model,
+        &mut opt,
+        &data(),
+        None,
+        &config(3, &dir),
+        vec![Box::new(move |r: &EpochRecord| {
+            if r.epoch == 1 {
+                lose.destroy();
+            }
+            Control::Continue
+        })],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Gpu(m) if m.contains("lost") && m.contains("resume")),
+        "{e}"
+    );
+
+    let fresh = wgtrain::Gpu::new().unwrap();
+    let mut resumed = spec().build(&fresh, 3).unwrap();
+    let mut opt = sgd();
+    let resume = TrainConfig {
+        resume_from: Some(dir.clone()),
+        ..config(3, &dir)
+    };
+    let history = fit(&mut resumed, &mut opt, &data(), None, &resume).unwrap();
+    assert_eq!(history.epochs.len(), 3);
+
+    let mut whole = spec().build(&fresh, 3).unwrap();
+    let mut opt = sgd();
+    let other = temp_dir("lost-device-whole");
+    fit(&mut whole, &mut opt, &data(), None, &config(3, &other)).unwrap();
+    assert_eq!(
+        checkpoint::state_dict(&mut resumed).unwrap(),
+        checkpoint::state_dict(&mut whole).unwrap()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other);
+}

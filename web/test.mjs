@@ -3,14 +3,18 @@
 //
 // 1. WebGPU: an adapter was found, the loss fell, test accuracy is at least
 //    MIN_ACCURACY, and the first step agrees with the CPU backend within
-//    MAX_PARITY; a screenshot of the trained page goes to web/out/page.png.
+//    MAX_PARITY; a screenshot of the trained page goes to web/out/page.png,
+//    and the model it offers for download loads natively with the same score.
 // 2. The CPU backend inside the page trains as well.
 // 3. Bad cases are reported in the page, as an error saying what to do: no
-//    WebGPU in the browser, a data file that is missing, one that is corrupt.
+//    WebGPU in the browser, a device lost mid-run (the page's fault
+//    injection ends it after 20 steps), a data file that is missing, one
+//    that is corrupt.
 //
 // Prints one line per case and, last, the line the README quotes. Exits
 // non-zero on the first failure, with the page's console.
 import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 const base = process.argv[2];
@@ -36,7 +40,7 @@ function fail(message, console_) {
 // Opens `path` in a fresh browser with `flags`, waits (bounded) for the
 // page to say it is done or failed, and returns its state, result, error
 // text and console.
-async function visit(path, flags, screenshot) {
+async function visit(path, flags, screenshot, download) {
   const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: [...quiet, ...flags] });
   const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
   const log = [];
@@ -57,6 +61,11 @@ async function visit(path, flags, screenshot) {
     mkdirSync('out', { recursive: true });
     await page.screenshot({ path: screenshot, fullPage: true });
   }
+  if (download && state === 'done') {
+    const saved = page.waitForEvent('download');
+    await page.click('#download');
+    await (await saved).saveAs(download);
+  }
   await browser.close();
   return { state, result, error, log };
 }
@@ -65,7 +74,7 @@ const webgpu = ['--enable-unsafe-webgpu'];
 const percent = (a) => (100 * a).toFixed(2);
 
 // 1. WebGPU, with the screenshot.
-const gpu = await visit(`?auto=1&backend=gpu&epochs=${EPOCHS}`, webgpu, 'out/page.png');
+const gpu = await visit(`?auto=1&backend=gpu&epochs=${EPOCHS}`, webgpu, 'out/page.png', 'out/model.safetensors');
 if (gpu.state !== 'done') fail(`WebGPU run: ${gpu.error}`, gpu.log);
 const s = gpu.result;
 if (!s.adapter) fail('no WebGPU adapter was reported', gpu.log);
@@ -74,6 +83,16 @@ if (!(s.test_accuracy >= MIN_ACCURACY)) fail(`test accuracy ${percent(s.test_acc
 if (!(s.parity <= MAX_PARITY)) fail(`first-step parity ${s.parity} (in ${s.parity_worst}) > ${MAX_PARITY}`, gpu.log);
 console.log(`web: WebGPU ${s.samples_per_sec.toFixed(0)} samples/s (last epoch), ${s.train_digits} training digits, ` +
   `batch ${s.batch_size}, screenshot web/out/page.png`);
+
+// The downloaded model loads natively and scores the same on the test set
+// (the CPU backend there, WebGPU here: a digit whose two top scores tie to
+// rounding may go either way).
+const native = JSON.parse(execFileSync('../target/release/native', ['--evaluate', 'out/model.safetensors'],
+  { encoding: 'utf8' }).trim().split('\n').at(-1));
+const digits = Math.round(Math.abs(native.test_accuracy - s.test_accuracy) * s.test_digits);
+if (digits > 1) fail(`the downloaded model scores ${percent(native.test_accuracy)}% natively, ${percent(s.test_accuracy)}% in the page`);
+console.log(`web: the downloaded model.safetensors loads natively: test accuracy ${percent(native.test_accuracy)}% ` +
+  `(page ${percent(s.test_accuracy)}%), loss ${native.test_loss.toFixed(6)} (page ${s.test_loss.toFixed(6)})`);
 
 // 2. The CPU backend inside the page, one epoch.
 const cpu = await visit('?auto=1&backend=cpu&epochs=1', webgpu);
@@ -90,6 +109,7 @@ const expectError = async (name, path, flags, words) => {
   console.log(`web: ${name}: the page says "${r.error.split('. ')[0].slice(0, 140)}"`);
 };
 await expectError('no WebGPU', '?auto=1', [], ['WebGPU', '--enable-unsafe-webgpu']);
+await expectError('lost device', '?auto=1&epochs=1&lose_device_after_steps=20', webgpu, ['lost', 'reload the page']);
 await expectError('missing data', '?auto=1&manifest=data/nothing-here.json', webgpu, ['404', 'web_serve.sh']);
 // A training-image file cut short, beside a manifest naming it.
 const manifest = JSON.parse(readFileSync('data/mnist.json', 'utf8'));

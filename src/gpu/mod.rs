@@ -227,6 +227,23 @@ impl Gpu {
         Ok(gpu)
     }
 
+    /// Ends the device now, releasing its memory without waiting for the
+    /// last handle to drop: every later operation on it (and on its clones,
+    /// and on models built on it) fails with an [`Error::Gpu`](crate::Error::Gpu)
+    /// saying the device was lost, as after a driver reset or a browser
+    /// reclaiming it.
+    ///
+    /// ```no_run
+    /// use wgtrain::{Backend, Gpu};
+    /// let gpu = Gpu::new().unwrap();
+    /// let t = gpu.upload(1, 1, &[1.0]).unwrap();
+    /// gpu.destroy();
+    /// assert!(gpu.download(&t).unwrap_err().to_string().contains("lost"));
+    /// ```
+    pub fn destroy(&self) {
+        self.ctx.destroy();
+    }
+
     /// The adapter's description (name, backend, driver).
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.ctx.info
@@ -384,14 +401,13 @@ impl Kernels for Gpu {
 
     fn upload(&self, rows: usize, cols: usize, data: &[f32]) -> Result<GpuTensor> {
         let t = self.tensor(rows, cols)?;
-        self.ctx.write_bytes(&t.buf, bytemuck::cast_slice(data));
+        self.ctx.write_bytes(&t.buf, bytemuck::cast_slice(data))?;
         Ok(t)
     }
 
     fn write(&self, t: &mut GpuTensor, data: &[f64]) -> Result<()> {
         let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
-        self.ctx.write_bytes(&t.buf, bytemuck::cast_slice(&v));
-        Ok(())
+        self.ctx.write_bytes(&t.buf, bytemuck::cast_slice(&v))
     }
 
     fn download(&self, t: &GpuTensor) -> Result<Vec<f64>> {
@@ -404,8 +420,7 @@ impl Kernels for Gpu {
     }
 
     fn write_f32(&self, t: &mut GpuTensor, data: &[f32]) -> Result<()> {
-        self.ctx.write_bytes(&t.buf, bytemuck::cast_slice(data));
-        Ok(())
+        self.ctx.write_bytes(&t.buf, bytemuck::cast_slice(data))
     }
 
     async fn download_async(&self, t: &GpuTensor) -> Result<Vec<f64>> {
@@ -428,7 +443,7 @@ impl Kernels for Gpu {
         let buf = self
             .ctx
             .alloc((data.len() * 4) as u64, &format!("{} indices", data.len()))?;
-        self.ctx.write_bytes(&buf, bytemuck::cast_slice(data));
+        self.ctx.write_bytes(&buf, bytemuck::cast_slice(data))?;
         Ok(GpuIndex {
             len: data.len(),
             bound,
@@ -437,8 +452,7 @@ impl Kernels for Gpu {
     }
 
     fn write_indices(&self, idx: &mut GpuIndex, data: &[u32]) -> Result<()> {
-        self.ctx.write_bytes(&idx.buf, bytemuck::cast_slice(data));
-        Ok(())
+        self.ctx.write_bytes(&idx.buf, bytemuck::cast_slice(data))
     }
 
     fn download_indices(&self, idx: &GpuIndex) -> Result<Vec<u32>> {

@@ -228,6 +228,22 @@ impl Context {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
             slot.get_or_insert_with(|| e.to_string());
         }));
+        // A lost device (a driver reset, a browser reclaiming it,
+        // `Gpu::destroy`) is the cause of whatever fails after it: its
+        // message replaces any that came before.
+        let lost = error.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = lost.lock().unwrap_or_else(|p| p.into_inner());
+            let why = if message.is_empty() {
+                format!("{reason:?}")
+            } else {
+                format!("{reason:?}: {message}")
+            };
+            *slot = Some(format!(
+                "the GPU device was lost ({why}); every tensor on it is gone: open a new \
+                 device (in a browser, reload the page) and resume from a checkpoint"
+            ));
+        });
         let params_buf = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgtrain params"),
             size: PARAM_SLOT * PARAM_SLOTS,
@@ -338,7 +354,9 @@ impl Context {
     /// Copies host bytes into a buffer, in stream order: through a staging
     /// buffer and a recorded copy, so work recorded earlier still sees the old
     /// contents (a queue write would land before it).
-    pub fn write_bytes(&self, buf: &Buf, bytes: &[u8]) {
+    /// Fails only when the device is gone (lost or destroyed), whose
+    /// buffers can no longer be mapped.
+    pub fn write_bytes(&self, buf: &Buf, bytes: &[u8]) -> Result<()> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgtrain upload"),
             size: bytes.len() as u64,
@@ -348,12 +366,13 @@ impl Context {
         staging
             .slice(..)
             .get_mapped_range_mut()
-            .expect("a buffer mapped at creation is mapped")
+            .map_err(|e| self.device_error(format!("writing to the device: {e}")))?
             .copy_from_slice(bytes);
         staging.unmap();
         self.with_encoder(|e| {
             e.copy_buffer_to_buffer(&staging, 0, &buf.buffer, buf.offset, bytes.len() as u64)
         });
+        Ok(())
     }
 
     /// Copies `bytes` bytes between two buffers, in stream order.
@@ -395,11 +414,11 @@ impl Context {
         });
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(e.to_string()))?;
+            .map_err(|e| self.device_error(e.to_string()))?;
         match rx.receive().await {
             Some(Ok(())) => {}
             Some(Err(e)) => {
-                return Err(Error::Gpu(format!("mapping a readback buffer failed: {e}")))
+                return Err(self.device_error(format!("mapping a readback buffer failed: {e}")))
             }
             None => {
                 return Err(Error::Gpu(
@@ -443,7 +462,7 @@ impl Context {
         self.flush()?;
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(e.to_string()))?;
+            .map_err(|e| self.device_error(e.to_string()))?;
         self.take_error()
     }
 
@@ -453,6 +472,19 @@ impl Context {
             Some(e) => Err(Error::Gpu(e)),
             None => Ok(()),
         }
+    }
+
+    /// The error the device reported (a lost device, a failed validation),
+    /// which is the cause of `symptom`, or else `symptom` itself.
+    fn device_error(&self, symptom: String) -> Error {
+        // Native wgpu reports a loss from its poll: let it, without waiting.
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        self.take_error().err().unwrap_or(Error::Gpu(symptom))
+    }
+
+    /// Ends the device now (see [`Gpu::destroy`](crate::Gpu::destroy)).
+    pub fn destroy(&self) {
+        self.device.destroy();
     }
 
     /// (dispatches recorded, submissions made) since the device was opened.

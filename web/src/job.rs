@@ -60,6 +60,10 @@ pub struct Options {
     /// The matmul kernel family (`registers`, `registers_shared`,
     /// `workgroup`); empty for the library's choice for the adapter.
     pub matmul: String,
+    /// Fault injection for the tests: after this many steps on the GPU,
+    /// end its device (`Gpu::destroy`), as a driver reset or the browser
+    /// would; 0 never does.
+    pub lose_device_after_steps: usize,
 }
 
 impl Default for Options {
@@ -77,6 +81,7 @@ impl Default for Options {
             train_limit: 10_000,
             grid: 32,
             matmul: String::new(),
+            lose_device_after_steps: 0,
         }
     }
 }
@@ -233,8 +238,21 @@ pub async fn run(
 
     events.emit(json!({"kind": "status", "text": format!("training on the {}", options.backend)}));
     let mut outcome = match options.backend.as_str() {
-        "gpu" => train_on(gpu, &data.train, &data.test, options, events).await?,
-        _ => train_on(&Cpu::<f32>::new(), &data.train, &data.test, options, events).await?,
+        "gpu" => {
+            let lose = (options.lose_device_after_steps > 0).then_some(gpu);
+            train_on(gpu, &data.train, &data.test, options, events, lose).await?
+        }
+        _ => {
+            train_on(
+                &Cpu::<f32>::new(),
+                &data.train,
+                &data.test,
+                options,
+                events,
+                None,
+            )
+            .await?
+        }
     };
     let summary = &mut outcome.summary;
     summary["adapter"] = json!(info.name);
@@ -246,7 +264,7 @@ pub async fn run(
 }
 
 /// The network the page trains: 784 → hidden → 10, ReLU.
-fn spec(options: &Options) -> Sequential {
+pub fn spec(options: &Options) -> Sequential {
     Sequential::new(784)
         .dense(options.hidden, Init::HeNormal)
         .relu()
@@ -321,6 +339,8 @@ struct LoopEvents<'a> {
     first_loss: Option<f64>,
     last: Option<EpochRecord>,
     steps_done: usize,
+    /// The device to end after `lose_device_after_steps` (fault injection).
+    lose: Option<(&'a Gpu, usize)>,
 }
 
 // On `&mut` so that the loop borrows it and the figures stay here after.
@@ -343,6 +363,11 @@ impl TrainCallback for &mut LoopEvents<'_> {
     fn on_steps(&mut self, r: &StepRecord) {
         self.first_loss.get_or_insert(r.train_loss);
         self.steps_done = r.steps_done;
+        if let Some((gpu, after)) = self.lose {
+            if r.steps_done >= after {
+                gpu.destroy();
+            }
+        }
         self.to.emit(json!({
             "kind": "steps",
             "epoch": r.epoch,
@@ -369,6 +394,7 @@ async fn train_on<B: Backend>(
     test: &Dataset,
     options: &Options,
     events: &dyn Events,
+    lose: Option<&Gpu>,
 ) -> Result<Outcome> {
     let mut model = spec(options).build(backend, options.seed)?;
     let mut opt = Optim::new(optimizer(options))?;
@@ -385,6 +411,7 @@ async fn train_on<B: Backend>(
         first_loss: None,
         last: None,
         steps_done: 0,
+        lose: lose.map(|gpu| (gpu, options.lose_device_after_steps)),
     };
     fit_async(
         &mut model,

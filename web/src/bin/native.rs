@@ -8,9 +8,15 @@
 //!
 //! Arguments are `key=value` pairs over the page's defaults, as the page's
 //! query string takes them; events print as JSON lines, the summary last.
+//!
+//! `--evaluate FILE` (first) instead loads a model the page let you
+//! download (`model.safetensors`) into the page's network and prints its
+//! test loss and accuracy on the CPU backend, as JSON: how
+//! `scripts/web_test.sh` checks that the download loads natively.
 
 use std::path::Path;
-use wgtrain::{Error, Gpu};
+use wgtrain::train::evaluate_dataset;
+use wgtrain::{checkpoint, Cpu, Error, Gpu, Loss};
 use wgtrain_web::job::{self, Data, Events, Manifest, Options};
 
 struct Lines;
@@ -24,8 +30,21 @@ impl Events for Lines {
 }
 
 fn main() -> Result<(), Error> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let evaluate = match args.first().map(String::as_str) {
+        Some("--evaluate") => {
+            let file = args.get(1).cloned().ok_or_else(|| Error::Setting {
+                name: "--evaluate",
+                value: String::new(),
+                allowed: "a safetensors file",
+            })?;
+            args.drain(..2);
+            Some(file)
+        }
+        _ => None,
+    };
     let mut options = serde_json::to_value(Options::default()).expect("options serialize");
-    for arg in std::env::args().skip(1) {
+    for arg in args {
         let (key, value) = arg.split_once('=').ok_or_else(|| Error::Setting {
             name: "argument",
             value: arg.clone(),
@@ -51,6 +70,15 @@ fn main() -> Result<(), Error> {
         *slot = read(&dir.join(name))?;
     }
     let data = Data::parse(&manifest, &bytes, &options)?;
+    if let Some(file) = evaluate {
+        let cpu = Cpu::<f32>::new();
+        let mut model = job::spec(&options).build(&cpu, 0)?;
+        checkpoint::load_model(file.as_ref(), &mut model)?;
+        let (loss, accuracy) = evaluate_dataset(&mut model, &data.test, Loss::SoftmaxCrossEntropy)?;
+        let summary = serde_json::json!({"file": file, "test_loss": loss, "test_accuracy": accuracy, "test_digits": data.test.len()});
+        println!("{summary}");
+        return Ok(());
+    }
     let gpu = Gpu::new()?;
     let outcome = pollster::block_on(job::run(&gpu, &data, &options, &Lines))?;
     println!("{}", outcome.summary);
