@@ -139,7 +139,7 @@ impl Gpu {
     ///
     /// This is the native edge: it blocks on [`Gpu::new_async`].
     pub fn new() -> Result<Gpu> {
-        let gpu = pollster::block_on(Gpu::new_async())?;
+        let gpu = runtime::block_on_device(Gpu::new_async())?;
         let uncached = MatmulCache::from_env().is_none_or(|c| c.load(&gpu).is_none());
         if uncached && std::env::var("WGTRAIN_AUTOTUNE").is_ok_and(|v| v == "1") {
             gpu.autotune_into(MatmulCache::from_env().as_ref())?;
@@ -176,7 +176,7 @@ impl Gpu {
     /// let by_name = Gpu::open("llvmpipe").unwrap();
     /// ```
     pub fn open(selector: &str) -> Result<Gpu> {
-        pollster::block_on(Gpu::open_async(selector))
+        runtime::block_on_device(Gpu::open_async(selector))
     }
 
     /// As [`Gpu::open`], as a future.
@@ -411,7 +411,7 @@ impl Kernels for Gpu {
     }
 
     fn download(&self, t: &GpuTensor) -> Result<Vec<f64>> {
-        pollster::block_on(self.download_async(t))
+        runtime::block_on_device(self.download_async(t))
     }
 
     fn download_f32(&self, t: &GpuTensor) -> Result<Vec<f32>> {

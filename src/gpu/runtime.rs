@@ -384,7 +384,7 @@ impl Context {
 
     /// Submits what was recorded and waits, then returns the first `bytes` bytes of `buf`.
     pub fn read_bytes(&self, buf: &Buf, bytes: u64) -> Result<Vec<u8>> {
-        pollster::block_on(self.read_bytes_async(buf, bytes))
+        block_on_device(self.read_bytes_async(buf, bytes))
     }
 
     /// As [`Context::read_bytes`], as a future: it resolves when the copy
@@ -539,7 +539,7 @@ impl Context {
             mapped_at_creation: false,
         });
         self.with_encoder(|e| e.resolve_query_set(&p.set, 0..count, &resolved, 0));
-        let bytes = pollster::block_on(self.read_raw(&resolved, 0, 8 * count as u64))?;
+        let bytes = block_on_device(self.read_raw(&resolved, 0, 8 * count as u64))?;
         let ticks: &[u64] = bytemuck::cast_slice(&bytes);
         let period_ns = self.queue.get_timestamp_period() as f64;
         Ok(p.kernels
@@ -842,6 +842,23 @@ impl Context {
 }
 
 /// The output of `f` if it is ready on its first poll.
+/// Waits for a future that the device resolves: the native edge of the
+/// async seam. In a browser the device answers only once the page's event
+/// loop runs again, so waiting there would never end: it is an error
+/// naming the async form instead.
+pub(crate) fn block_on_device<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    if cfg!(target_arch = "wasm32") {
+        return Err(Error::Gpu(
+            "this call waits for the device, which a browser page cannot do (the device \
+             answers only when the page's event loop runs): await its async form \
+             (Gpu::new_async, Gpu::open_async, download_async, checkpoint::state_dict_async, \
+             train::fit_async)"
+                .into(),
+        ));
+    }
+    pollster::block_on(f)
+}
+
 fn poll_once<F: std::future::Future>(f: F) -> Option<F::Output> {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

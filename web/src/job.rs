@@ -335,9 +335,11 @@ fn parity(gpu: &[HostTensor], cpu: &[HostTensor]) -> (f64, String) {
 /// Forwards the loop's reports as `steps` and `epoch` events.
 struct LoopEvents<'a> {
     to: &'a dyn Events,
-    /// The mean loss of the first report window, and of the last epoch.
+    /// The mean loss of the first report window.
     first_loss: Option<f64>,
+    /// The last epoch's record.
     last: Option<EpochRecord>,
+    /// Steps done at the last report.
     steps_done: usize,
     /// The device to end after `lose_device_after_steps` (fault injection).
     lose: Option<(&'a Gpu, usize)>,
