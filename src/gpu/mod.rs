@@ -20,6 +20,7 @@ use crate::ops::{
     activation, batch_norm, dropout, elementwise, gather, loss, matmul, optimizer, reduce,
 };
 use crate::Result;
+pub(crate) use runtime::block_on_device;
 pub use runtime::KernelTime;
 use runtime::{Buf, Context};
 pub use shaders::shader_sources;

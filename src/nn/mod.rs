@@ -10,8 +10,10 @@
 //! assert_eq!(model.parameter_names()[0], "0.weight");
 //! ```
 
+mod describe;
 pub mod layers;
 mod model;
+mod predict;
 
 pub use layers::batch_norm::BatchNorm;
 pub use layers::dense::Dense;

@@ -1,0 +1,137 @@
+//! A stack's architecture as JSON, and back: what a shipped model records
+//! beside its weights (`checkpoint::save_shipped`) so that it can be
+//! rebuilt without the code that made it.
+//!
+//! ```text
+//! {"input": [784], "layers": [{"dense": {"outputs": 512}}, {"batch_norm": {"momentum": 0.1, "eps": 1e-5}},
+//!   {"activation": "relu"}, {"dropout": {"p": 0.4}}, {"residual": [...]}, {"dense": {"outputs": 10}}]}
+//! ```
+//!
+//! Initialisers are not recorded: a rebuilt stack gets its weights from
+//! the file. Activations with a parameter are objects:
+//! `{"leaky_relu": {"slope": 0.01}}`, `{"tanh_plus_linear": {"beta": 0.1}}`.
+
+use super::{Layer, Sequential, Shape};
+use crate::{Activation, Error, Init, Result};
+use serde_json::{json, Value};
+
+impl Sequential {
+    /// The architecture as JSON (see the module docs).
+    ///
+    /// ```
+    /// use wgtrain::{Init, Sequential};
+    /// let spec = Sequential::new(4).dense(3, Init::HeNormal).relu().dense(2, Init::XavierUniform);
+    /// let again = Sequential::from_description(&spec.describe()).unwrap();
+    /// assert_eq!(again.describe(), spec.describe());
+    /// ```
+    pub fn describe(&self) -> Value {
+        json!({
+            "input": self.input_shape().dims(),
+            "layers": describe_layers(self.layers()),
+        })
+    }
+
+    /// Rebuilds a stack from [`Sequential::describe`]'s JSON, with zero
+    /// initialisers (the weights come from a file); anything it does not
+    /// know is an [`Error::Format`] naming the part.
+    pub fn from_description(description: &Value) -> Result<Sequential> {
+        let bad = |detail: String| Error::Format {
+            path: "architecture".into(),
+            detail,
+        };
+        let input: Vec<usize> = description["input"]
+            .as_array()
+            .and_then(|dims| {
+                dims.iter()
+                    .map(|d| d.as_u64().map(|d| d as usize))
+                    .collect()
+            })
+            .ok_or_else(|| bad(format!("no input shape in {description}")))?;
+        let layers = description["layers"]
+            .as_array()
+            .ok_or_else(|| bad(format!("no layer list in {description}")))?;
+        let spec = stack(Sequential::with_input_shape(Shape::new(&input)), layers)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+fn describe_layers(layers: &[Layer]) -> Vec<Value> {
+    layers
+        .iter()
+        .map(|layer| match layer {
+            Layer::Dense(d) => json!({"dense": {"outputs": d.outputs}}),
+            Layer::Activation(a) => json!({"activation": activation_name(*a)}),
+            Layer::Residual(inner) => json!({"residual": describe_layers(inner)}),
+            Layer::Dropout(d) => json!({"dropout": {"p": d.p}}),
+            Layer::BatchNorm(bn) => json!({"batch_norm": {"momentum": bn.momentum, "eps": bn.eps}}),
+        })
+        .collect()
+}
+
+fn activation_name(a: Activation) -> Value {
+    match a {
+        Activation::Identity => json!("identity"),
+        Activation::Sigmoid => json!("sigmoid"),
+        Activation::Tanh => json!("tanh"),
+        Activation::ScaledTanh => json!("scaled_tanh"),
+        Activation::TanhPlusLinear { beta } => json!({"tanh_plus_linear": {"beta": beta}}),
+        Activation::Relu => json!("relu"),
+        Activation::LeakyRelu { slope } => json!({"leaky_relu": {"slope": slope}}),
+        Activation::Silu => json!("silu"),
+    }
+}
+
+fn activation(v: &Value) -> Option<Activation> {
+    let param = |kind: &str, name: &str| v[kind][name].as_f64().map(|x| x as f32);
+    Some(match v.as_str() {
+        Some("identity") => Activation::Identity,
+        Some("sigmoid") => Activation::Sigmoid,
+        Some("tanh") => Activation::Tanh,
+        Some("scaled_tanh") => Activation::ScaledTanh,
+        Some("relu") => Activation::Relu,
+        Some("silu") => Activation::Silu,
+        Some(_) => return None,
+        None if v.get("leaky_relu").is_some() => Activation::LeakyRelu {
+            slope: param("leaky_relu", "slope")?,
+        },
+        None => Activation::TanhPlusLinear {
+            beta: param("tanh_plus_linear", "beta")?,
+        },
+    })
+}
+
+/// Appends `layers` to `spec`, in order.
+fn stack(mut spec: Sequential, layers: &[Value]) -> Result<Sequential> {
+    let bad = |layer: &Value| Error::Format {
+        path: "architecture".into(),
+        detail: format!("unknown or incomplete layer {layer}"),
+    };
+    for layer in layers {
+        let (kind, body) = layer
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+            .ok_or_else(|| bad(layer))?;
+        let number = |name: &str| body[name].as_f64().ok_or_else(|| bad(layer));
+        spec = match kind.as_str() {
+            "dense" => {
+                let outputs = body["outputs"].as_u64().ok_or_else(|| bad(layer))? as usize;
+                spec.dense_with(outputs, Init::Zeros, Init::Zeros)
+            }
+            "activation" => spec.act(activation(body).ok_or_else(|| bad(layer))?),
+            "dropout" => spec.dropout(number("p")?),
+            "batch_norm" => spec.batch_norm_with(number("momentum")?, number("eps")?),
+            "residual" => {
+                let inner = body.as_array().ok_or_else(|| bad(layer))?;
+                let block = stack(
+                    Sequential::with_input_shape(spec.output_shape().clone()),
+                    inner,
+                )?;
+                spec.push(Layer::Residual(block.layers().to_vec()))
+            }
+            _ => return Err(bad(layer)),
+        };
+    }
+    Ok(spec)
+}
