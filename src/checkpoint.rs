@@ -30,6 +30,9 @@ pub enum HostData {
     F32(Vec<f32>),
     /// 64-bit integers (counters such as `num_batches_tracked`).
     I64(Vec<i64>),
+    /// 64-bit floats (a shipped model's preprocessing statistics, kept at
+    /// the precision they were computed in).
+    F64(Vec<f64>),
 }
 
 impl HostData {
@@ -37,6 +40,7 @@ impl HostData {
         match self {
             HostData::F32(_) => Dtype::F32,
             HostData::I64(_) => Dtype::I64,
+            HostData::F64(_) => Dtype::F64,
         }
     }
 
@@ -44,6 +48,16 @@ impl HostData {
         match self {
             HostData::F32(v) => bytemuck::cast_slice(v),
             HostData::I64(v) => bytemuck::cast_slice(v),
+            HostData::F64(v) => bytemuck::cast_slice(v),
+        }
+    }
+
+    /// The values as f64 (exact for every variant but i64s past 2⁵³).
+    pub fn to_f64(&self) -> Vec<f64> {
+        match self {
+            HostData::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            HostData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+            HostData::F64(v) => v.clone(),
         }
     }
 }
@@ -91,16 +105,18 @@ fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
 /// The first non-finite value of a tensor as an error naming it: nothing
 /// non-finite is written to disk, or read from it.
 fn check_finite(t: &HostTensor, path: &Path) -> Result<()> {
-    if let HostData::F32(values) = &t.data {
-        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite {
-                what: format!("{} in {}", t.name, path.display()),
-                index,
-                value: values[index] as f64,
-            });
-        }
+    let values = match &t.data {
+        HostData::I64(_) => return Ok(()),
+        floats => floats.to_f64(),
+    };
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(Error::NonFinite {
+            what: format!("{} in {}", t.name, path.display()),
+            index,
+            value: values[index],
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The metadata key of the file's checksum.
@@ -244,10 +260,16 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<(Vec<HostTensor>, HashMap<Str
                     .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
                     .collect(),
             ),
+            Dtype::F64 => HostData::F64(
+                view.data()
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect(),
+            ),
             other => {
                 return Err(Error::Format {
                     path: path.to_path_buf(),
-                    detail: format!("{name} has dtype {other:?}; expected F32 or I64"),
+                    detail: format!("{name} has dtype {other:?}; expected F32, F64 or I64"),
                 })
             }
         };
@@ -406,12 +428,7 @@ pub fn load_state_dict<B: Backend>(
             ),
         });
     }
-    let values = |name: &str| -> Vec<f64> {
-        match &by_name[name].data {
-            HostData::F32(v) => v.iter().map(|&x| x as f64).collect(),
-            HostData::I64(v) => v.iter().map(|&x| x as f64).collect(),
-        }
-    };
+    let values = |name: &str| by_name[name].data.to_f64();
     let backend = model.backend().clone();
     for p in model.parameters_mut() {
         backend.write(p.value, &values(&p.name))?;
@@ -474,7 +491,7 @@ pub async fn model_to_bytes<B: Backend>(model: &mut Model<B>) -> Result<Vec<u8>>
 
 /// What [`save_model`] records beside the tensors: the dropout generator's
 /// state, and the `format` key PyTorch's safetensors loader looks for.
-fn model_metadata<B: Backend>(model: &Model<B>) -> HashMap<String, String> {
+pub(crate) fn model_metadata<B: Backend>(model: &Model<B>) -> HashMap<String, String> {
     HashMap::from([
         (STEP_KEY.to_string(), model.step().to_string()),
         (SEED_KEY.to_string(), model.dropout_seed().to_string()),
@@ -492,7 +509,18 @@ pub fn load_model<B: Backend>(path: &Path, model: &mut Model<B>) -> Result<()> {
 /// what errors call the file.
 pub fn load_model_bytes<B: Backend>(bytes: &[u8], name: &Path, model: &mut Model<B>) -> Result<()> {
     let (tensors, metadata) = decode(bytes, name)?;
-    load_state_dict(model, &tensors, name)?;
+    load_decoded(model, &tensors, &metadata, name)
+}
+
+/// Loads what [`decode`] gave: the state dict, and the dropout generator's
+/// state from the metadata.
+pub(crate) fn load_decoded<B: Backend>(
+    model: &mut Model<B>,
+    tensors: &[HostTensor],
+    metadata: &HashMap<String, String>,
+    name: &Path,
+) -> Result<()> {
+    load_state_dict(model, tensors, name)?;
     if let Some(step) = metadata.get(STEP_KEY).and_then(|s| s.parse().ok()) {
         model.set_step(step);
     }

@@ -30,6 +30,7 @@ pub mod ops;
 pub mod optim;
 pub mod parallel;
 pub mod schedule;
+pub mod shipped;
 pub mod train;
 #[cfg(all(feature = "web", target_arch = "wasm32"))]
 pub mod web;
