@@ -380,6 +380,18 @@ fn run<B: Backend>(
     let (test_loss, test_acc) =
         wgtrain::train::evaluate_dataset(&mut model, &test, Loss::SoftmaxCrossEntropy)?;
     let test_acc = test_acc.expect("MNIST has labels");
+    // The model as shipped: weights, architecture and the standardisation,
+    // with the accuracy it scored, for `examples/predict.rs` and PyTorch.
+    let shipped_path = args.out.join("model.safetensors");
+    wgtrain::shipped::save(
+        &shipped_path,
+        &mut model,
+        Some(&standardize),
+        std::collections::HashMap::from([
+            ("wgtrain.test_accuracy".to_string(), test_acc.to_string()),
+            ("wgtrain.test_digits".to_string(), test.len().to_string()),
+        ]),
+    )?;
 
     let train_seconds: f64 = history.epochs.iter().map(|e| e.seconds).sum();
     let samples = history.epochs.len() * train.len();
@@ -405,6 +417,7 @@ fn run<B: Backend>(
                 "gflops": gflops, "total_seconds": started.elapsed().as_secs_f64(),
                 "devices": devices, "replicas": replicas, "world_size": ranks,
                 "all_reduce_seconds": comm.seconds, "all_reduce_ms_per_step": all_reduce_ms,
+                "model": shipped_path,
             })
         );
         return Ok(());
@@ -432,6 +445,10 @@ fn run<B: Backend>(
             cost.parameters as f64 * 4e-6
         );
     }
+    println!(
+        "model to ship: {} (weights, architecture, standardisation; `cargo run --release --example predict` uses it)",
+        shipped_path.display()
+    );
     println!(
         "files: {0}/last.safetensors, {0}/best.safetensors (PyTorch state dict), {0}/optimizer.safetensors, {0}/history.csv, {0}/history.json{1}",
         args.out.display(),

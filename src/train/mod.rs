@@ -29,7 +29,7 @@ mod step;
 pub(crate) use history::write_atomic;
 pub use history::{EpochRecord, History};
 #[cfg(feature = "plot")]
-pub use plot::plot_history;
+pub use plot::{plot_history, plot_images};
 pub use step::{train_step, GradSync, LocalSync, StepOptions};
 
 use crate::backend::{Backend, Loss, Shaped};

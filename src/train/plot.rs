@@ -59,7 +59,68 @@ pub fn plot_history(history: &History, path: &Path, title: &str) -> Result<()> {
     };
     let mut rgb = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
     draw(history, title, &mut rgb).map_err(|e| plot_error(e.to_string()))?;
-    let png = encode_png(&rgb).map_err(|e| plot_error(e.to_string()))?;
+    let png = encode_png(&rgb, WIDTH, HEIGHT).map_err(|e| plot_error(e.to_string()))?;
+    write_atomic(path, &png)
+}
+
+/// Grey images side by side with a caption under each, as a PNG at `path`:
+/// `images` are (pixels, caption), each `height × width` bytes with 0 as
+/// black, drawn dark on white at 3× in rows of 8 under `title`. What the
+/// `predict` example shows its most confidently wrong digits with.
+///
+/// ```no_run
+/// let zero = vec![0u8; 28 * 28];
+/// wgtrain::train::plot_images(&[(&zero[..], "7 → 1 (98%)".to_string())], 28, 28, "wrong".as_ref(), "digits").unwrap();
+/// ```
+pub fn plot_images(
+    images: &[(&[u8], String)],
+    height: usize,
+    width: usize,
+    path: &Path,
+    title: &str,
+) -> Result<()> {
+    let plot_error = |detail: String| Error::Plot {
+        path: path.to_path_buf(),
+        detail,
+    };
+    if let Some((bad, _)) = images.iter().find(|(px, _)| px.len() != height * width) {
+        return Err(plot_error(format!(
+            "an image of {} bytes is not {height} × {width}",
+            bad.len()
+        )));
+    }
+    const SCALE: usize = 3;
+    const COLUMNS: usize = 8;
+    let cell = (width * SCALE + 16, height * SCALE + 26);
+    let rows = images.len().div_ceil(COLUMNS).max(1);
+    let (w, h) = ((COLUMNS * cell.0) as u32, (rows * cell.1 + 36) as u32);
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
+    (|| -> DrawResult {
+        register_font()?;
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        root.fill(&WHITE)?;
+        root.draw_text(title, &(FONT, 18).into_font().color(&BLACK), (8, 8))?;
+        for (i, (pixels, caption)) in images.iter().enumerate() {
+            let (x0, y0) = ((i % COLUMNS) * cell.0 + 8, (i / COLUMNS) * cell.1 + 36);
+            for (k, &v) in pixels.iter().enumerate() {
+                let (x, y) = (x0 + (k % width) * SCALE, y0 + (k / width) * SCALE);
+                let grey = 255 - v;
+                root.draw(&Rectangle::new(
+                    [
+                        (x as i32, y as i32),
+                        ((x + SCALE) as i32, (y + SCALE) as i32),
+                    ],
+                    RGBColor(grey, grey, grey).filled(),
+                ))?;
+            }
+            let at = (x0 as i32, (y0 + height * SCALE + 4) as i32);
+            root.draw_text(caption, &(FONT, 14).into_font().color(&BLACK), at)?;
+        }
+        root.present()?;
+        Ok(())
+    })()
+    .map_err(|e| plot_error(e.to_string()))?;
+    let png = encode_png(&rgb, w, h).map_err(|e| plot_error(e.to_string()))?;
     write_atomic(path, &png)
 }
 
@@ -296,9 +357,13 @@ fn panel(
     Ok(())
 }
 
-fn encode_png(rgb: &[u8]) -> std::result::Result<Vec<u8>, png::EncodingError> {
+fn encode_png(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+) -> std::result::Result<Vec<u8>, png::EncodingError> {
     let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, WIDTH, HEIGHT);
+    let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header()?;

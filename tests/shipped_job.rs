@@ -1,0 +1,60 @@
+//! The main job's shipped model, used as a user would: one epoch of
+//! `examples/mnist.rs` writes `model.safetensors`, and `examples/predict.rs`
+//! loads it and reproduces the test accuracy the job printed, to the digit.
+//! (`cargo test` builds the examples beside this test.)
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let examples = exe.parent().unwrap().parent().unwrap().join("examples");
+    let path = examples.join(name);
+    assert!(path.exists(), "{} not built", path.display());
+    path
+}
+
+fn run(cmd: &mut Command) -> String {
+    let o = cmd
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+#[test]
+fn predict_reproduces_the_main_jobs_test_accuracy() {
+    let out = std::env::temp_dir().join(format!("wgtrain-shipped-job-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let job = run(Command::new(example("mnist"))
+        .args(["--epochs", "1", "--device", "cpu", "--quiet", "--out"])
+        .arg(&out));
+    let printed = job
+        .lines()
+        .find_map(|l| l.strip_prefix("test accuracy "))
+        .and_then(|l| l.split('%').next())
+        .unwrap_or_else(|| panic!("no test accuracy in:\n{job}"))
+        .to_string();
+    let model = out.join("model.safetensors");
+    let predict = run(Command::new(example("predict"))
+        .args(["--device", "cpu", "--model"])
+        .arg(&model)
+        .arg("--wrong")
+        .arg(out.join("wrong.png")));
+    assert!(
+        predict.contains(&format!("accuracy {printed}% (")),
+        "the job printed {printed}%, predict says:\n{predict}"
+    );
+    assert!(
+        predict.contains(&format!("the model recorded {printed}%")),
+        "{predict}"
+    );
+    assert!(predict.contains("confusion matrix"), "{predict}");
+    let _ = std::fs::remove_dir_all(&out);
+}
