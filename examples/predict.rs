@@ -126,9 +126,9 @@ fn run<B: Backend>(args: &Args, backend: &B) -> wgtrain::Result<()> {
         );
     }
     println!("class  precision  recall  support");
-    for k in 0..classes {
-        let predicted_k: usize = (0..classes).map(|t| confusion[t][k]).sum();
-        let support: usize = confusion[k].iter().sum();
+    for (k, row) in confusion.iter().enumerate() {
+        let predicted_k: usize = confusion.iter().map(|r| r[k]).sum();
+        let support: usize = row.iter().sum();
         let ratio = |a: usize, b: usize| {
             if b == 0 {
                 f64::NAN
@@ -138,8 +138,8 @@ fn run<B: Backend>(args: &Args, backend: &B) -> wgtrain::Result<()> {
         };
         println!(
             "{k:>5}  {:>8.2}%  {:>5.2}%  {support:>7}",
-            100.0 * ratio(confusion[k][k], predicted_k),
-            100.0 * ratio(confusion[k][k], support)
+            100.0 * ratio(row[k], predicted_k),
+            100.0 * ratio(row[k], support)
         );
     }
     println!("confusion matrix (rows: true class, columns: predicted)");
