@@ -22,6 +22,7 @@ mod csv;
 mod idx;
 pub mod mnist;
 mod preprocess;
+pub mod pypi;
 
 pub use csv::{load_csv, Column, MAX_CSV_LINE};
 pub use idx::{
