@@ -12,8 +12,10 @@ use wgtrain::{Backend, Device, Init, Loss, Sequential, Target};
 
 fn run<B: Backend>(b: &B) -> wgtrain::Result<()> {
     println!("device: {}", b.describe());
-    mnist::ensure(mnist::DEFAULT_DIR.as_ref())?;
-    let data = mnist::load_mnist(mnist::DEFAULT_DIR.as_ref())?.train;
+    // The project's data folder wherever this runs from (fetched there, announced, if missing).
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist"));
+    mnist::ensure(dir)?;
+    let data = mnist::load_mnist(dir)?.train;
 
     // 1. Analytic gradients against central differences in f64, on a narrow
     // version of the network (up to 300 evenly spaced elements per tensor).

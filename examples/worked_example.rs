@@ -76,13 +76,88 @@ fn print(name: &str, r: &WorkedExample) {
     println!();
 }
 
+/// What seed 004 prints, with the decimals it prints them to.
+const SEED: [(&str, f64, u32); 10] = [
+    ("out_h1", 0.593269992, 9),
+    ("out_h2", 0.596884378, 9),
+    ("out_o1", 0.75136507, 8),
+    ("out_o2", 0.772928465, 9),
+    ("E_total", 0.298371109, 9),
+    ("dE/dw5", 0.082167041, 9),
+    ("w5+", 0.35891648, 8),
+    ("w6+", 0.408666186, 9),
+    ("w7+", 0.511301270, 9),
+    ("w8+", 0.561370121, 9),
+];
+
+/// Ours in [`SEED`]'s order.
+fn values(r: &WorkedExample) -> [f64; 10] {
+    [
+        r.out_h[0],
+        r.out_h[1],
+        r.out_o[0],
+        r.out_o[1],
+        r.e_total,
+        r.de_dw5,
+        r.updated[4],
+        r.updated[5],
+        r.updated[6],
+        r.updated[7],
+    ]
+}
+
+/// Whether each printed value is ours rounded to its decimals, and the
+/// largest difference from the seed's.
+fn verdict(r: &WorkedExample) -> String {
+    let ours = values(r);
+    let mut same = 0;
+    let mut worst = (0.0f64, "");
+    for ((name, seed, decimals), v) in SEED.iter().zip(ours) {
+        let scale = 10f64.powi(*decimals as i32);
+        if (v * scale).round() == (seed * scale).round() {
+            same += 1;
+        }
+        if (v - seed).abs() > worst.0 {
+            worst = ((v - seed).abs(), name);
+        }
+    }
+    if same == SEED.len() {
+        format!("verdict: all {same} of the seed's printed values reproduced to every digit (largest difference {:.1e})", worst.0)
+    } else {
+        format!(
+            "verdict: {same} of the seed's {} printed values reproduced to every digit; the largest difference is {:.1e} (in {}), f32 rounding (2^-24 = 6e-8 of a value)",
+            SEED.len(),
+            worst.0,
+            worst.1
+        )
+    }
+}
+
 #[allow(dead_code)] // tests include this file as a module
 fn main() -> wgtrain::Result<()> {
-    println!("seed 004: out_h1 = 0.593269992, out_o1 = 0.751365070, E_total = 0.298371109, dE/dw5 = 0.082167041, w5+ = 0.358916480, w1+ = 0.149780716");
-    print("CPU f64", &run(&Cpu::<f64>::new())?);
-    print("CPU f32", &run(&Cpu::<f32>::new())?);
+    let printed: Vec<String> = SEED
+        .iter()
+        .map(|(n, v, d)| format!("{n} = {v:.*}", *d as usize))
+        .collect();
+    println!("seed 004 prints: {}", printed.join(", "));
+    for (name, r) in [
+        ("CPU f64", run(&Cpu::<f64>::new())?),
+        ("CPU f32", run(&Cpu::<f32>::new())?),
+    ] {
+        print(name, &r);
+        println!("{}", verdict(&r));
+    }
     match Gpu::new() {
-        Ok(gpu) => print(&format!("GPU f32: {}", gpu.describe()), &run(&gpu)?),
+        Ok(gpu) => {
+            let kind = if gpu.is_software() {
+                " (a software adapter: a CPU runs its kernels)"
+            } else {
+                ""
+            };
+            let r = run(&gpu)?;
+            print(&format!("GPU f32: {}{kind}", gpu.describe()), &r);
+            println!("{}", verdict(&r));
+        }
         Err(e) => println!("== GPU skipped: {e}"),
     }
     Ok(())

@@ -39,8 +39,27 @@ impl std::fmt::Display for AdapterEntry {
     }
 }
 
+/// Mesa's Vulkan drivers print `error: XDG_RUNTIME_DIR is invalid or not
+/// set in the environment.` twice when the variable is unset (a container,
+/// CI, `sudo`), which reads like a failure of ours. They need the folder
+/// for window-system sockets only, which compute never opens: unset, it
+/// gets the temporary folder, once, before the first instance. A value the
+/// user set is left alone.
+fn quiet_mesa_runtime_dir() {
+    #[cfg(target_os = "linux")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+                std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+            }
+        });
+    }
+}
+
 /// Every adapter on the backends `WGPU_BACKEND` allows, best first.
 async fn ranked() -> (Vec<wgpu::Adapter>, wgpu::Backends) {
+    quiet_mesa_runtime_dir();
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
