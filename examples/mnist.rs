@@ -12,17 +12,21 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::time::Instant;
 use wgtrain::data::mnist;
-use wgtrain::optim::{AdamW, GroupOptions, Optim};
+use wgtrain::optim::{
+    Adagrad, Adam, AdamW, EmaMomentum, GroupOptions, Optim, OptimizerConfig, RmsProp, Sgd,
+};
 use wgtrain::parallel::{Collective, DataParallel, Trained};
 use wgtrain::train::{EarlyStopping, Monitor, Report, TrainConfig};
-use wgtrain::{Backend, Gpu, Init, Loss, Preprocessor, Schedule, Sequential, SplitSpec};
+use wgtrain::{
+    Activation, Backend, Gpu, Init, Loss, Preprocessor, Schedule, Sequential, SplitSpec,
+};
 
 /// The project's data and run folders, wherever the job is started from.
 const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
 const RUN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runs/mnist");
 
 #[derive(Parser, Debug)]
-#[command(about = "Train a 784-512-512-10 network on MNIST with wgtrain")]
+#[command(about = "Train a 784-512-512-10 network (or another: --hidden) on MNIST with wgtrain")]
 struct Args {
     /// Epochs.
     #[arg(long, default_value_t = 30)]
@@ -30,12 +34,32 @@ struct Args {
     /// Minibatch size.
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    /// Peak learning rate (AdamW; cosine-annealed to 0 over the run).
+    /// The hidden layers' widths, comma-separated (`512,512`: 784-512-512-10).
+    #[arg(long, value_delimiter = ',', default_value = "512,512")]
+    hidden: Vec<usize>,
+    /// The hidden layers' activation: identity, sigmoid, tanh, scaled_tanh,
+    /// tanh_plus_linear, relu, leaky_relu or silu.
+    #[arg(long, default_value = "relu")]
+    activation: String,
+    /// The optimizer: sgd (with --momentum), momentum (the seed's EMA with
+    /// bias correction), adagrad, rmsprop, adam or adamw.
+    #[arg(long, default_value = "adamw")]
+    optimizer: String,
+    /// Momentum of --optimizer sgd (0 for plain SGD).
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// Peak learning rate.
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
-    /// Decoupled weight decay (AdamW); biases and batch-norm parameters are exempt.
+    /// Weight decay (decoupled for adamw, added to the gradient otherwise);
+    /// biases and batch-norm parameters are exempt.
     #[arg(long, default_value_t = 1e-2)]
     weight_decay: f64,
+    /// The learning-rate schedule, per epoch: constant, cosine (to 0 over the
+    /// run), step[:EVERY[:GAMMA]] (default every third of the run, ×0.1),
+    /// inverse[:EPS] (lr/(1+EPS·t), 0.1), exponential[:EPS] (lr·e^(−EPS·t), 0.1).
+    #[arg(long, default_value = "cosine")]
+    schedule: String,
     /// Dropout after each hidden layer (0 turns it off).
     #[arg(long, default_value_t = 0.4)]
     dropout: f64,
@@ -280,13 +304,19 @@ fn run<B: Backend>(
     }
     standardize.apply(&mut test)?;
 
+    let activation =
+        Activation::from_name(&args.activation).ok_or_else(|| wgtrain::Error::Setting {
+            name: "--activation",
+            value: args.activation.clone(),
+            allowed: Activation::NAMES,
+        })?;
     let mut spec = Sequential::new(784);
-    for _ in 0..2 {
-        spec = spec.dense(512, Init::HeNormal);
+    for &width in &args.hidden {
+        spec = spec.dense(width, Init::HeNormal);
         if !args.no_batch_norm {
             spec = spec.batch_norm();
         }
-        spec = spec.relu();
+        spec = spec.act(activation);
         // Any non-zero p goes to the layer, whose check refuses one outside [0, 1).
         if args.dropout != 0.0 {
             spec = spec.dropout(args.dropout);
@@ -294,35 +324,53 @@ fn run<B: Backend>(
     }
     let spec = spec.dense(10, Init::XavierUniform);
     let optimizer = || -> wgtrain::Result<_> {
-        let mut opt = Optim::new(AdamW {
-            lr: args.lr,
-            weight_decay: args.weight_decay,
-            ..AdamW::default()
-        })?;
+        let mut opt = Optim::new(optimizer_config(args)?)?;
         let no_decay = opt.add_group(GroupOptions::no_decay())?;
         Ok((opt, no_decay))
     };
     let (_, no_decay) = optimizer()?;
     let cost = wgtrain::cost::cost(&spec, args.batch_size);
-    let (seed_ops, _, _) = wgtrain::cost::seed003(args.batch_size as u64, 2, 784, 512, 10);
+    let shape = network_name(args);
     say(format!(
-            "model: 784-512-512-10 ReLU{}{}, {} parameters; AdamW lr {} wd {}, cosine schedule, batch {}",
-            if !args.no_batch_norm { " + batch norm" } else { "" },
-            if args.dropout > 0.0 { format!(" + dropout {}", args.dropout) } else { String::new() },
-            cost.parameters,
-            args.lr,
-            args.weight_decay,
-            args.batch_size
-        ),
-    );
+        "model: {shape} {}{}{}, {} parameters; {} lr {} wd {}, {} schedule, batch {}",
+        args.activation,
+        if !args.no_batch_norm {
+            " + batch norm"
+        } else {
+            ""
+        },
+        if args.dropout > 0.0 {
+            format!(" + dropout {}", args.dropout)
+        } else {
+            String::new()
+        },
+        cost.parameters,
+        args.optimizer,
+        args.lr,
+        args.weight_decay,
+        args.schedule,
+        args.batch_size
+    ));
+    // Seed 003's formula 13 counts a stack of equal hidden layers.
+    let seed = match args.hidden.as_slice() {
+        [w, rest @ ..] if rest.iter().all(|r| r == w) => {
+            let (ops, _, _) = wgtrain::cost::seed003(
+                args.batch_size as u64,
+                args.hidden.len() as u64,
+                784,
+                *w as u64,
+                10,
+            );
+            format!(" (seed 003, formula 13: {:.3} G ops)", ops as f64 / 1e9)
+        }
+        _ => String::new(),
+    };
     say(format!(
-            "cost model: {:.3} GFLOP per step (seed 003, formula 13: {:.3} G ops), {:.1} MB parameters, {:.1} MB for backpropagation",
-            cost.flops as f64 / 1e9,
-            seed_ops as f64 / 1e9,
-            cost.parameters as f64 * 4e-6,
-            cost.backprop_floats as f64 * 4e-6
-        ),
-    );
+        "cost model: {:.3} GFLOP per step{seed}, {:.1} MB parameters, {:.1} MB for backpropagation",
+        cost.flops as f64 / 1e9,
+        cost.parameters as f64 * 4e-6,
+        cost.backprop_floats as f64 * 4e-6
+    ));
 
     if args.epochs == 0 {
         // Named here: the cosine schedule below would call it its t_max.
@@ -338,7 +386,7 @@ fn run<B: Backend>(
         loss: Loss::SoftmaxCrossEntropy,
         seed: args.seed,
         top_k: 3,
-        schedule: Some(Schedule::cosine(args.lr, args.epochs, 0.0)?),
+        schedule: schedule(args)?,
         early_stopping: (args.patience > 0).then_some(EarlyStopping {
             monitor: Monitor::ValAccuracy,
             patience: args.patience,
@@ -400,7 +448,7 @@ fn run<B: Backend>(
     #[cfg(feature = "plot")]
     let plot = {
         let path = args.out.join("curves.png");
-        wgtrain::train::plot_history(&history, &path, "MNIST 784-512-512-10")?;
+        wgtrain::train::plot_history(&history, &path, &format!("MNIST {}", network_name(args)))?;
         Some(path)
     };
     #[cfg(not(feature = "plot"))]
@@ -452,4 +500,94 @@ fn run<B: Backend>(
         plot.map_or(" (curves.png: build with --features plot)".to_string(), |p| format!(", {}", p.display()))
     );
     Ok(())
+}
+
+/// `784-512-512-10` for `--hidden 512,512`.
+fn network_name(args: &Args) -> String {
+    let widths: Vec<String> = std::iter::once(784)
+        .chain(args.hidden.iter().copied())
+        .chain(std::iter::once(10))
+        .map(|w| w.to_string())
+        .collect();
+    widths.join("-")
+}
+
+/// The optimizer `--optimizer` names, with `--lr`, `--weight-decay` and
+/// `--momentum`, PyTorch's defaults for the rest.
+fn optimizer_config(args: &Args) -> wgtrain::Result<Box<dyn OptimizerConfig + Send + Sync>> {
+    let (lr, weight_decay) = (args.lr, args.weight_decay);
+    Ok(match args.optimizer.as_str() {
+        "sgd" => Box::new(Sgd {
+            lr,
+            momentum: args.momentum,
+            weight_decay,
+            ..Sgd::default()
+        }),
+        "momentum" => Box::new(EmaMomentum {
+            lr,
+            weight_decay,
+            ..EmaMomentum::default()
+        }),
+        "adagrad" => Box::new(Adagrad {
+            lr,
+            weight_decay,
+            ..Adagrad::default()
+        }),
+        "rmsprop" => Box::new(RmsProp {
+            lr,
+            weight_decay,
+            ..RmsProp::default()
+        }),
+        "adam" => Box::new(Adam {
+            lr,
+            weight_decay,
+            ..Adam::default()
+        }),
+        "adamw" => Box::new(AdamW {
+            lr,
+            weight_decay,
+            ..AdamW::default()
+        }),
+        other => {
+            return Err(wgtrain::Error::Setting {
+                name: "--optimizer",
+                value: other.into(),
+                allowed: "sgd, momentum, adagrad, rmsprop, adam, adamw",
+            })
+        }
+    })
+}
+
+/// The schedule `--schedule` names (see its help), per epoch.
+fn schedule(args: &Args) -> wgtrain::Result<Option<Schedule>> {
+    let mut parts = args.schedule.split(':');
+    let name = parts.next().unwrap_or_default();
+    let numbers: Vec<f64> = parts
+        .map(|p| p.parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| wgtrain::Error::Setting {
+            name: "--schedule",
+            value: args.schedule.clone(),
+            allowed: "constant, cosine, step[:EVERY[:GAMMA]], inverse[:EPS], exponential[:EPS]",
+        })?;
+    let arg = |i: usize, default: f64| numbers.get(i).copied().unwrap_or(default);
+    let lr = args.lr;
+    Ok(Some(match name {
+        "constant" => Schedule::constant(lr)?,
+        "cosine" => Schedule::cosine(lr, args.epochs, 0.0)?,
+        "step" => Schedule::step(
+            lr,
+            arg(0, (args.epochs / 3).max(1) as f64) as usize,
+            arg(1, 0.1),
+        )?,
+        "inverse" => Schedule::inverse(lr, arg(0, 0.1))?,
+        "exponential" => Schedule::exponential(lr, arg(0, 0.1))?,
+        _ => {
+            return Err(wgtrain::Error::Setting {
+                name: "--schedule",
+                value: args.schedule.clone(),
+                allowed: "constant, cosine, step[:EVERY[:GAMMA]], inverse[:EPS], exponential[:EPS]",
+            })
+        }
+    }))
 }

@@ -58,3 +58,60 @@ fn predict_reproduces_the_main_jobs_test_accuracy() {
     assert!(predict.contains("confusion matrix"), "{predict}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `--hidden`, `--activation`, `--optimizer` and `--schedule` reach the
+/// network and the run (the shipped model's architecture says so), and a
+/// name the library does not know is refused with the names it knows.
+#[test]
+fn the_main_jobs_architecture_and_optimizer_flags() {
+    let out = std::env::temp_dir().join(format!("wgtrain-job-flags-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let job = run(Command::new(example("mnist"))
+        .args([
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--hidden",
+            "64,32",
+            "--activation",
+            "tanh",
+        ])
+        .args([
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.05",
+            "--schedule",
+            "step:1:0.5",
+            "--out",
+        ])
+        .arg(&out));
+    assert!(job.contains("model: 784-64-32-10 tanh"), "{job}");
+    assert!(job.contains("sgd lr 0.05"), "{job}");
+    let cpu = wgtrain::Cpu::<f32>::new();
+    let shipped = wgtrain::shipped::load(&out.join("model.safetensors"), &cpu).unwrap();
+    let description = shipped.model.spec().describe().to_string();
+    assert!(
+        description.contains(r#"{"dense":{"outputs":64}}"#) && description.contains(r#""tanh""#),
+        "{description}"
+    );
+    for (flag, value, known) in [
+        ("--optimizer", "lbfgs", "adamw"),
+        ("--activation", "swish", "leaky_relu"),
+        ("--schedule", "warm", "exponential"),
+    ] {
+        let o = Command::new(example("mnist"))
+            .args(["--epochs", "1", "--device", "cpu", flag, value, "--out"])
+            .arg(&out)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(value) && err.contains(known),
+            "{flag} {value}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -71,34 +71,28 @@ fn describe_layers(layers: &[Layer]) -> Vec<Value> {
 
 fn activation_name(a: Activation) -> Value {
     match a {
-        Activation::Identity => json!("identity"),
-        Activation::Sigmoid => json!("sigmoid"),
-        Activation::Tanh => json!("tanh"),
-        Activation::ScaledTanh => json!("scaled_tanh"),
         Activation::TanhPlusLinear { beta } => json!({"tanh_plus_linear": {"beta": beta}}),
-        Activation::Relu => json!("relu"),
         Activation::LeakyRelu { slope } => json!({"leaky_relu": {"slope": slope}}),
-        Activation::Silu => json!("silu"),
+        plain => json!(plain.name()),
     }
 }
 
 fn activation(v: &Value) -> Option<Activation> {
     let param = |kind: &str, name: &str| v[kind][name].as_f64().map(|x| x as f32);
-    Some(match v.as_str() {
-        Some("identity") => Activation::Identity,
-        Some("sigmoid") => Activation::Sigmoid,
-        Some("tanh") => Activation::Tanh,
-        Some("scaled_tanh") => Activation::ScaledTanh,
-        Some("relu") => Activation::Relu,
-        Some("silu") => Activation::Silu,
-        Some(_) => return None,
-        None if v.get("leaky_relu").is_some() => Activation::LeakyRelu {
+    match v.as_str() {
+        Some(name) => Activation::from_name(name).filter(|a| {
+            !matches!(
+                a,
+                Activation::LeakyRelu { .. } | Activation::TanhPlusLinear { .. }
+            )
+        }),
+        None if v.get("leaky_relu").is_some() => Some(Activation::LeakyRelu {
             slope: param("leaky_relu", "slope")?,
-        },
-        None => Activation::TanhPlusLinear {
+        }),
+        None => Some(Activation::TanhPlusLinear {
             beta: param("tanh_plus_linear", "beta")?,
-        },
-    })
+        }),
+    }
 }
 
 /// Appends `layers` to `spec`, in order.

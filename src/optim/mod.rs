@@ -73,6 +73,26 @@ pub trait OptimizerConfig: std::fmt::Debug {
     }
 }
 
+/// A config chosen at run time (a command-line flag) is one too:
+/// `Optim::new(Box::new(Adam::default()) as Box<dyn OptimizerConfig + Send + Sync>)`.
+impl<C: OptimizerConfig + ?Sized> OptimizerConfig for Box<C> {
+    fn validate(&self) -> Result<()> {
+        (**self).validate()
+    }
+    fn method(&self) -> UpdateMethod {
+        (**self).method()
+    }
+    fn lr(&self) -> f64 {
+        (**self).lr()
+    }
+    fn weight_decay(&self) -> f64 {
+        (**self).weight_decay()
+    }
+    fn decoupled_weight_decay(&self) -> bool {
+        (**self).decoupled_weight_decay()
+    }
+}
+
 /// What a training loop calls once per minibatch.
 ///
 /// ```

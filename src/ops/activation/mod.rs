@@ -61,6 +61,46 @@ const SCALED_TANH_A: f64 = 1.7159;
 const SCALED_TANH_B: f64 = 2.0 / 3.0;
 
 impl Activation {
+    /// The names [`Activation::from_name`] takes (PyTorch's, in snake case).
+    pub const NAMES: &'static str =
+        "identity, sigmoid, tanh, scaled_tanh, tanh_plus_linear, relu, leaky_relu, silu";
+
+    /// The activation called `name`, with PyTorch's default parameter where
+    /// it has one (`leaky_relu`: slope 0.01; `tanh_plus_linear`: β = 0.1).
+    ///
+    /// ```
+    /// use wgtrain::Activation;
+    /// assert_eq!(Activation::from_name("leaky_relu"), Some(Activation::LeakyRelu { slope: 0.01 }));
+    /// assert_eq!(Activation::from_name("swish"), None);
+    /// ```
+    pub fn from_name(name: &str) -> Option<Activation> {
+        Some(match name {
+            "identity" => Activation::Identity,
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "scaled_tanh" => Activation::ScaledTanh,
+            "tanh_plus_linear" => Activation::TanhPlusLinear { beta: 0.1 },
+            "relu" => Activation::Relu,
+            "leaky_relu" => Activation::LeakyRelu { slope: 0.01 },
+            "silu" => Activation::Silu,
+            _ => return None,
+        })
+    }
+
+    /// Its name, as [`Activation::from_name`] takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::ScaledTanh => "scaled_tanh",
+            Activation::TanhPlusLinear { .. } => "tanh_plus_linear",
+            Activation::Relu => "relu",
+            Activation::LeakyRelu { .. } => "leaky_relu",
+            Activation::Silu => "silu",
+        }
+    }
+
     /// The code of this activation in the WGSL kernels (`ACT` override
     /// constant): its place in [`Activation::all`], the order of the cases
     /// of the generated dispatch.
