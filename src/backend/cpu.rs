@@ -280,6 +280,18 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         dropout::cpu::dropout(x, out, mask)
     }
 
+    fn augment(
+        &self,
+        x: &CpuTensor<T>,
+        transforms: &CpuTensor<T>,
+        keys: &CpuIndex,
+        taps: &CpuTensor<T>,
+        spec: &crate::ops::augment::WarpSpec,
+        out: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        crate::ops::augment::cpu::augment(x, transforms, keys, taps, spec, out)
+    }
+
     fn batch_norm_train(
         &self,
         x: &CpuTensor<T>,

@@ -141,6 +141,16 @@ pub trait Kernels: Clone + Send + Sync + 'static {
     fn axpy(&self, alpha: f64, x: &Self::Tensor, y: &mut Self::Tensor) -> Result<()>;
     /// Inverted dropout with the counter-based mask of [`dropout_keep`](super::dropout_keep).
     fn dropout(&self, x: &Self::Tensor, out: &mut Self::Tensor, mask: &DropoutMask) -> Result<()>;
+    /// Per-sample augmentation (see [`crate::ops::augment`]).
+    fn augment(
+        &self,
+        x: &Self::Tensor,
+        transforms: &Self::Tensor,
+        keys: &Self::Index,
+        taps: &Self::Tensor,
+        spec: &crate::ops::augment::WarpSpec,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
     /// BatchNorm1d in training mode.
     #[allow(clippy::too_many_arguments)]
     fn batch_norm_train(

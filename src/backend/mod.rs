@@ -22,6 +22,7 @@ mod kernels;
 pub(crate) mod ops;
 pub(crate) mod par;
 
+pub use crate::ops::augment::WarpSpec;
 pub use crate::ops::dropout::{dropout_keep, DropoutMask};
 pub use crate::ops::matmul::reference_matmul;
 pub use crate::ops::optimizer::{GradClip, UpdateMethod, UpdateRule};
@@ -214,6 +215,20 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// [`mask.keeps(i)`](DropoutMask::keeps) (see [`dropout_keep`]). The
     /// backward pass is the same call on the gradient with the same mask.
     fn dropout(&self, x: &Self::Tensor, out: &mut Self::Tensor, mask: &DropoutMask) -> Result<()>;
+    /// Augments a batch of images (`rows × channels·height·width`, see
+    /// [`crate::ops::augment`]): each row through its transform (a row of
+    /// `transforms`, `rows × 8`, from [`Augment::draw`](crate::ops::augment::Augment::draw))
+    /// and, when `spec.alpha` ≠ 0, an elastic field drawn from its key
+    /// (`keys`, one per row) and smoothed with `taps`.
+    fn augment(
+        &self,
+        x: &Self::Tensor,
+        transforms: &Self::Tensor,
+        keys: &Self::Index,
+        taps: &Self::Tensor,
+        spec: &WarpSpec,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
     /// Batch normalisation with the batch's statistics (BatchNorm1d in
     /// training mode): normalises each column, updates the running mean and
     /// the running *unbiased* variance with `momentum`, and keeps the batch
@@ -459,6 +474,54 @@ impl<K: Kernels> Backend for K {
     fn axpy(&self, alpha: f64, x: &Self::Tensor, y: &mut Self::Tensor) -> Result<()> {
         checks::check_same("axpy", "x vs y", x, y)?;
         Kernels::axpy(self, alpha, x, y)
+    }
+    fn augment(
+        &self,
+        x: &Self::Tensor,
+        transforms: &Self::Tensor,
+        keys: &Self::Index,
+        taps: &Self::Tensor,
+        spec: &WarpSpec,
+        out: &mut Self::Tensor,
+    ) -> Result<()> {
+        checks::check_same("augment", "input vs output", x, out)?;
+        let shape = |detail: String| crate::Error::Shape {
+            op: "augment",
+            detail,
+        };
+        let image = spec.channels * spec.height * spec.width;
+        if image == 0 || x.cols() != image {
+            return Err(shape(format!(
+                "rows of {} values are not {}×{}×{} images",
+                x.cols(),
+                spec.channels,
+                spec.height,
+                spec.width
+            )));
+        }
+        if transforms.rows() != x.rows()
+            || transforms.cols() != crate::ops::augment::TRANSFORM_FLOATS
+        {
+            return Err(shape(format!(
+                "{}×{} transforms for {} images (one row of {} each)",
+                transforms.rows(),
+                transforms.cols(),
+                x.rows(),
+                crate::ops::augment::TRANSFORM_FLOATS
+            )));
+        }
+        if spec.alpha != 0.0
+            && (keys.len() != x.rows() || taps.len() != 2 * spec.radius as usize + 1)
+        {
+            return Err(shape(format!(
+                "{} keys and {} taps for {} images and radius {}",
+                keys.len(),
+                taps.len(),
+                x.rows(),
+                spec.radius
+            )));
+        }
+        Kernels::augment(self, x, transforms, keys, taps, spec, out)
     }
     fn dropout(&self, x: &Self::Tensor, out: &mut Self::Tensor, mask: &DropoutMask) -> Result<()> {
         checks::check_same("dropout", "input vs output", x, out)?;

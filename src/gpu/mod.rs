@@ -25,7 +25,8 @@ pub use runtime::KernelTime;
 use runtime::{Buf, Context};
 pub use shaders::shader_sources;
 pub(crate) use shaders::{
-    ACTIVATION, BATCH_NORM, DROPOUT, ELEMENTWISE, GATHER, LOSS, MATMUL_SHADERS, OPTIMIZER, REDUCE,
+    ACTIVATION, AUGMENT, BATCH_NORM, DROPOUT, ELEMENTWISE, GATHER, LOSS, MATMUL_SHADERS, OPTIMIZER,
+    REDUCE,
 };
 use std::sync::{Arc, Mutex};
 
@@ -553,6 +554,18 @@ impl Kernels for Gpu {
 
     fn dropout(&self, x: &GpuTensor, out: &mut GpuTensor, mask: &DropoutMask) -> Result<()> {
         dropout::gpu::dropout(self, x, out, mask)
+    }
+
+    fn augment(
+        &self,
+        x: &GpuTensor,
+        transforms: &GpuTensor,
+        keys: &GpuIndex,
+        taps: &GpuTensor,
+        spec: &crate::ops::augment::WarpSpec,
+        out: &mut GpuTensor,
+    ) -> Result<()> {
+        crate::ops::augment::gpu::augment(self, x, transforms, keys, taps, spec, out)
     }
 
     fn batch_norm_train(

@@ -841,7 +841,6 @@ impl Context {
     }
 }
 
-/// The output of `f` if it is ready on its first poll.
 /// Waits for a future that the device resolves: the native edge of the
 /// async seam. In a browser the device answers only once the page's event
 /// loop runs again, so waiting there would never end: it is an error
@@ -859,6 +858,7 @@ pub(crate) fn block_on_device<T>(f: impl std::future::Future<Output = Result<T>>
     pollster::block_on(f)
 }
 
+/// The output of `f` if it is ready on its first poll.
 fn poll_once<F: std::future::Future>(f: F) -> Option<F::Output> {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

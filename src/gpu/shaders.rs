@@ -87,6 +87,14 @@ pub(crate) static DROPOUT: Shader = Shader {
     ],
     trusted: false,
 };
+pub(crate) static AUGMENT: Shader = Shader {
+    name: "augment",
+    parts: &[
+        RANDOM,
+        Piece::File(include_str!("../../shaders/augment/augment.wgsl")),
+    ],
+    trusted: false,
+};
 pub(crate) static BATCH_NORM: Shader = Shader {
     name: "batch_norm",
     parts: &[Piece::File(include_str!(
@@ -143,6 +151,7 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
         &REDUCE,
         &LOSS,
         &DROPOUT,
+        &AUGMENT,
         &BATCH_NORM,
         &OPTIMIZER,
     ];

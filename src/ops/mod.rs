@@ -9,6 +9,7 @@
 //! `src/gpu/mod.rs`, the generic checks in `src/backend/checks.rs`.
 
 pub mod activation;
+pub mod augment;
 pub mod batch_norm;
 pub mod dropout;
 pub mod elementwise;
