@@ -214,6 +214,10 @@ pub struct TrainConfig {
     pub schedule_unit: ScheduleUnit,
     /// Early stopping on a validation metric (needs validation data).
     pub early_stopping: Option<EarlyStopping>,
+    /// A fresh random transform of every training image every epoch, on
+    /// the device (see [`crate::ops::augment`]); validation and test data
+    /// are never augmented.
+    pub augment: Option<crate::ops::augment::Augment>,
     /// Progress output.
     pub report: Report,
     /// Steps between loss readbacks inside an epoch (a readback waits for
@@ -245,6 +249,7 @@ impl Default for TrainConfig {
             schedule: None,
             schedule_unit: ScheduleUnit::Epoch,
             early_stopping: None,
+            augment: None,
             report: Report::Lines,
             report_every: 20,
             checkpoint_dir: None,
@@ -850,6 +855,24 @@ async fn run<B: Backend, O: Optimizer<B>>(
     let mut health = Health::new(&b, config.report_every)?;
 
     let mut train_data = Resident::upload(&b, train)?;
+    let mut augmenter = config
+        .augment
+        .map(|a| {
+            if a.image_len() != train.dim() {
+                return Err(Error::Shape {
+                    op: "augment",
+                    detail: format!(
+                        "{}×{}×{} images for samples of {} features",
+                        a.channels,
+                        a.height,
+                        a.width,
+                        train.dim()
+                    ),
+                });
+            }
+            crate::ops::augment::Augmenter::new(&b, a)
+        })
+        .transpose()?;
     let mut val_data = val.map(|v| Resident::upload(&b, v)).transpose()?;
     let labelled = train.classes().is_some();
     let wants_accuracy = labelled && callbacks.iter().any(|cb| cb.wants_steps());
@@ -900,7 +923,14 @@ async fn run<B: Backend, O: Optimizer<B>>(
             match s.rows(rows.clone()) {
                 Some(mine) => {
                     model.set_first_row(rows.start as u64);
+                    let samples = augmenter.as_ref().map(|_| train_data.sample_ids(mine));
                     let (x, target) = train_data.gather(&b, mine)?;
+                    let x = match (&mut augmenter, samples) {
+                        (Some(a), Some(samples)) => {
+                            a.apply(&b, x, &samples, config.seed, epoch as u64)?
+                        }
+                        _ => x,
+                    };
                     train_step(model, opt, x, target, &step_options, &mut replica_sync)?;
                     health.record_loss(&b, model.loss_tensor(mine.rows))?;
                     health.record_parameters(model)?;

@@ -20,6 +20,10 @@ struct Chunk<B: Backend> {
     y: ChunkTargets<B>,
     /// This epoch's order of the chunk's rows.
     order: B::Index,
+    /// The same order on the host, for the samples' global indices.
+    order_host: Vec<u32>,
+    /// The data set's row of the chunk's first row.
+    start: usize,
     rows: usize,
 }
 
@@ -96,6 +100,8 @@ impl<B: Backend> Resident<B> {
                 x,
                 y,
                 order: b.indices(&identity, rows)?,
+                order_host: identity,
+                start,
                 rows,
             });
             start += rows;
@@ -135,6 +141,7 @@ impl<B: Backend> Resident<B> {
                 let mut order: Vec<u32> = (0..chunk.rows as u32).collect();
                 order.shuffle(&mut rng);
                 b.write_indices(&mut chunk.order, &order)?;
+                chunk.order_host = order;
             }
             let mut offset = 0;
             while offset < chunk.rows {
@@ -153,6 +160,16 @@ impl<B: Backend> Resident<B> {
             slices.shuffle(&mut rng);
         }
         Ok(slices)
+    }
+
+    /// The data set's rows that minibatch `s` gathers, in its order: what
+    /// a per-sample draw (augmentation) is keyed by.
+    pub fn sample_ids(&self, s: Slice) -> Vec<u64> {
+        let chunk = &self.chunks[s.chunk];
+        chunk.order_host[s.offset..s.offset + s.rows]
+            .iter()
+            .map(|&r| (chunk.start + r as usize) as u64)
+            .collect()
     }
 
     /// Gathers a minibatch on the device and returns its features and target.

@@ -26,8 +26,10 @@
 pub(crate) mod cpu;
 pub(crate) mod gpu;
 
+use crate::backend::{Backend, Shaped};
 use crate::ops::random;
 use crate::{Error, Result};
+use std::collections::HashMap;
 
 /// Floats per sample of the drawn transforms: the inverse map's 2 × 2
 /// matrix (row-major), the translation, contrast and brightness.
@@ -311,4 +313,98 @@ pub(crate) fn bilinear(
     let top = at(x0, y0) * (1.0 - fx) + at(x0 + 1.0, y0) * fx;
     let bottom = at(x0, y0 + 1.0) * (1.0 - fx) + at(x0 + 1.0, y0 + 1.0) * fx;
     top * (1.0 - fy) + bottom * fy
+}
+
+/// An [`Augment`] at work on one backend: its smoothing taps on the device
+/// and, per batch size, the buffers a batch's draws and output live in.
+/// What the training loop runs (`TrainConfig::augment`); usable alone.
+///
+/// ```
+/// use wgtrain::ops::augment::{Augment, Augmenter};
+/// use wgtrain::{Backend, Cpu};
+/// let cpu = Cpu::<f32>::new();
+/// let aug = Augment { rotate_degrees: 10.0, elastic_alpha: 3.0, elastic_sigma: 1.0, ..Augment::none(4, 4, 1) };
+/// let mut augmenter = Augmenter::new(&cpu, aug).unwrap();
+/// let x = cpu.upload(2, 16, &[0.5; 32]).unwrap();
+/// let out = augmenter.apply(&cpu, &x, &[10, 11], 0, 0).unwrap(); // samples 10 and 11, seed 0, epoch 0
+/// assert_eq!(cpu.download(out).unwrap().len(), 32);
+/// ```
+pub struct Augmenter<B: Backend> {
+    aug: Augment,
+    taps: B::Tensor,
+    batches: HashMap<usize, AugmentBuffers<B>>,
+}
+
+struct AugmentBuffers<B: Backend> {
+    transforms: B::Tensor,
+    keys: B::Index,
+    out: B::Tensor,
+}
+
+impl<B: Backend> Augmenter<B> {
+    /// Checks `aug` and uploads its taps.
+    pub fn new(b: &B, aug: Augment) -> Result<Self> {
+        aug.validate()?;
+        let taps = aug.taps();
+        Ok(Augmenter {
+            aug,
+            taps: b.upload(1, taps.len(), &taps)?,
+            batches: HashMap::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn augment(&self) -> &Augment {
+        &self.aug
+    }
+
+    /// Augments batch `x`, whose row `i` is sample `samples[i]` of the data
+    /// set, with the draws of (`seed`, `epoch`, sample): the same images
+    /// whichever backend, batch or replica a sample lands in.
+    pub fn apply(
+        &mut self,
+        b: &B,
+        x: &B::Tensor,
+        samples: &[u64],
+        seed: u64,
+        epoch: u64,
+    ) -> Result<&B::Tensor> {
+        let rows = x.rows();
+        if samples.len() != rows {
+            return Err(Error::Shape {
+                op: "augment",
+                detail: format!("{} sample indices for a batch of {rows}", samples.len()),
+            });
+        }
+        if !self.batches.contains_key(&rows) {
+            let buffers = AugmentBuffers {
+                transforms: b.zeros(rows, TRANSFORM_FLOATS)?,
+                keys: b.indices(&vec![0; rows], usize::MAX)?,
+                out: b.zeros(rows, x.cols())?,
+            };
+            self.batches.insert(rows, buffers);
+        }
+        let buffers = self.batches.get_mut(&rows).expect("inserted above");
+        let transforms: Vec<f32> = samples
+            .iter()
+            .flat_map(|&s| self.aug.draw(seed, epoch, s))
+            .collect();
+        b.write_f32(&mut buffers.transforms, &transforms)?;
+        if self.aug.elastic() {
+            let keys: Vec<u32> = samples
+                .iter()
+                .map(|&s| self.aug.elastic_key(seed, epoch, s))
+                .collect();
+            b.write_indices(&mut buffers.keys, &keys)?;
+        }
+        b.augment(
+            x,
+            &buffers.transforms,
+            &buffers.keys,
+            &self.taps,
+            &self.aug.spec(),
+            &mut buffers.out,
+        )?;
+        Ok(&buffers.out)
+    }
 }
