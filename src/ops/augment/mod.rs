@@ -376,15 +376,14 @@ impl<B: Backend> Augmenter<B> {
                 detail: format!("{} sample indices for a batch of {rows}", samples.len()),
             });
         }
-        if !self.batches.contains_key(&rows) {
-            let buffers = AugmentBuffers {
+        let buffers = match self.batches.entry(rows) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(AugmentBuffers {
                 transforms: b.zeros(rows, TRANSFORM_FLOATS)?,
                 keys: b.indices(&vec![0; rows], usize::MAX)?,
                 out: b.zeros(rows, x.cols())?,
-            };
-            self.batches.insert(rows, buffers);
-        }
-        let buffers = self.batches.get_mut(&rows).expect("inserted above");
+            }),
+        };
         let transforms: Vec<f32> = samples
             .iter()
             .flat_map(|&s| self.aug.draw(seed, epoch, s))
