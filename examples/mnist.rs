@@ -12,6 +12,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::time::Instant;
 use wgtrain::data::mnist;
+use wgtrain::ops::augment::Augment;
 use wgtrain::optim::{
     Adagrad, Adam, AdamW, EmaMomentum, GroupOptions, Optim, OptimizerConfig, RmsProp, Sgd,
 };
@@ -60,6 +61,15 @@ struct Args {
     /// inverse[:EPS] (lr/(1+EPS·t), 0.1), exponential[:EPS] (lr·e^(−EPS·t), 0.1).
     #[arg(long, default_value = "cosine")]
     schedule: String,
+    /// Augment the training digits on the device, a fresh draw per digit per
+    /// epoch: a comma-separated list of rotate=DEG, scale=MIN:MAX, shear=DEG,
+    /// translate=PX (a random crop), flip, vflip, elastic=ALPHA:SIGMA,
+    /// contrast=MIN:MAX, brightness=B (in pixel units, 0..1), or the presets
+    /// `affine` (rotate=12,scale=0.9:1.1,shear=8,translate=2) and `elastic`
+    /// (elastic=34:4, Simard et al.'s). With --features plot the job draws
+    /// some digits and their augmentations into augmented.png.
+    #[arg(long)]
+    augment: Option<String>,
     /// Dropout after each hidden layer (0 turns it off).
     #[arg(long, default_value_t = 0.4)]
     dropout: f64,
@@ -298,6 +308,23 @@ fn run<B: Backend>(
     ));
     // Statistics from the training split only, applied to every split.
     let standardize = Preprocessor::GlobalStandardize.fit(&train)?;
+    if let Some(text) = &args.augment {
+        let aug = augmentation(text, &standardize)?;
+        #[cfg(feature = "plot")]
+        let shown = {
+            let path = args.out.join("augmented.png");
+            if rank == 0 {
+                draw_augmented(&aug, &train, args.seed, &path)?;
+            }
+            path.display().to_string()
+        };
+        #[cfg(not(feature = "plot"))]
+        let shown = "build with --features plot to see them".to_string();
+        say(format!(
+            "augmentation on the device: {text} (elastic α {}, σ {}; {shown})",
+            aug.elastic_alpha, aug.elastic_sigma
+        ));
+    }
     standardize.apply(&mut train)?;
     if let Some(v) = val.as_mut() {
         standardize.apply(v)?;
@@ -402,6 +429,11 @@ fn run<B: Backend>(
         checkpoint_dir: Some(args.out.clone()),
         resume_from: args.resume.then(|| args.out.clone()),
         bias_group: Some(no_decay),
+        augment: args
+            .augment
+            .as_deref()
+            .map(|text| augmentation(text, &standardize))
+            .transpose()?,
         ..TrainConfig::default()
     };
     let mut run = DataParallel::new(backends)?;
@@ -624,4 +656,110 @@ fn published(error_percent: f64, source: mnist::MnistSource) {
     ] {
         println!("  {error:>10}  {row}");
     }
+}
+
+/// `--augment`'s list as an [`Augment`] for 28×28 digits standardised by
+/// `standardize`: the background is the standardised 0, and brightness is
+/// given in raw pixel units.
+fn augmentation(text: &str, standardize: &wgtrain::data::Transform) -> wgtrain::Result<Augment> {
+    let wgtrain::data::Transform::GlobalStandardize { mean, scale } = *standardize else {
+        unreachable!("the main job standardises globally")
+    };
+    let bad = || wgtrain::Error::Setting {
+        name: "--augment",
+        value: text.to_string(),
+        allowed: "a list of affine, elastic, rotate=DEG, scale=MIN:MAX, shear=DEG, translate=PX, \
+                  flip, vflip, elastic=ALPHA:SIGMA, contrast=MIN:MAX, brightness=B",
+    };
+    let mut aug = Augment {
+        background: -mean * scale,
+        ..Augment::none(28, 28, 1)
+    };
+    for item in text.split(',').map(str::trim) {
+        let (key, value) = item.split_once('=').unwrap_or((item, ""));
+        let numbers: Vec<f64> = value
+            .split(':')
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse().map_err(|_| bad()))
+            .collect::<wgtrain::Result<_>>()?;
+        let pair = || match numbers.as_slice() {
+            [a, b] => Ok((*a, *b)),
+            _ => Err(bad()),
+        };
+        let one = || match numbers.as_slice() {
+            [a] => Ok(*a),
+            _ => Err(bad()),
+        };
+        match key {
+            "affine" => {
+                aug.rotate_degrees = 12.0;
+                aug.scale = (0.9, 1.1);
+                aug.shear_degrees = 8.0;
+                aug.translate = 2.0;
+            }
+            "elastic" if numbers.is_empty() => (aug.elastic_alpha, aug.elastic_sigma) = (34.0, 4.0),
+            "elastic" => (aug.elastic_alpha, aug.elastic_sigma) = pair()?,
+            "rotate" => aug.rotate_degrees = one()?,
+            "scale" => aug.scale = pair()?,
+            "shear" => aug.shear_degrees = one()?,
+            "translate" => aug.translate = one()?,
+            "flip" => aug.flip_horizontal = true,
+            "vflip" => aug.flip_vertical = true,
+            "contrast" => aug.contrast = pair()?,
+            "brightness" => aug.brightness = one()? * scale,
+            _ => return Err(bad()),
+        }
+    }
+    aug.validate()?;
+    Ok(aug)
+}
+
+/// Eight training digits and three augmentations of each (epochs 0, 1, 2)
+/// as a PNG, drawn with the CPU backend from the raw pixels.
+#[cfg(feature = "plot")]
+fn draw_augmented(
+    aug: &Augment,
+    raw: &wgtrain::Dataset,
+    seed: u64,
+    path: &std::path::Path,
+) -> wgtrain::Result<()> {
+    use wgtrain::ops::augment::Augmenter;
+    let cpu = wgtrain::Cpu::<f32>::new();
+    // On raw pixels the background is 0 and brightness is already in pixel units.
+    let raw_aug = Augment {
+        background: 0.0,
+        ..*aug
+    };
+    let mut augmenter = Augmenter::new(&cpu, raw_aug)?;
+    let samples: Vec<u64> = (0..8).collect();
+    let x = cpu.upload(8, 784, &raw.features()[..8 * 784])?;
+    let to_bytes = |v: &[f64]| -> Vec<u8> {
+        v.iter()
+            .map(|p| (p.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect()
+    };
+    let mut tiles = vec![to_bytes(&cpu.download(&x)?)];
+    for epoch in 0..3 {
+        tiles.push(to_bytes(
+            &cpu.download(augmenter.apply(&cpu, &x, &samples, seed, epoch)?)?,
+        ));
+    }
+    let mut images: Vec<(&[u8], String)> = Vec::new();
+    for digit in 0..8 {
+        for (t, tile) in tiles.iter().enumerate() {
+            let caption = if t == 0 {
+                format!("#{digit}")
+            } else {
+                format!("epoch {}", t - 1)
+            };
+            images.push((&tile[digit * 784..(digit + 1) * 784], caption));
+        }
+    }
+    wgtrain::train::plot_images(
+        &images,
+        28,
+        28,
+        path,
+        "training digits (#) and their augmentations, one per epoch",
+    )
 }

@@ -62,14 +62,25 @@ pub(crate) fn augment<T: Float + std::fmt::Debug + Send + Sync + 'static>(
 /// grid padded by the radius (the shader's two passes, in the same order).
 fn elastic_field(key: u32, taps: &[f32], spec: &WarpSpec) -> Vec<f32> {
     let (h, w, r) = (spec.height, spec.width, spec.radius as usize);
-    let padded = (w + 2 * r) as u32;
+    let padded = w + 2 * r;
+    // The padded grid's noise once (the shader draws it per tap: the same
+    // values, in the same sums).
+    let mut grid = vec![0f32; (h + 2 * r) * padded * 2];
+    for ey in 0..h + 2 * r {
+        for ex in 0..padded {
+            for comp in 0..2 {
+                grid[(ey * padded + ex) * 2 + comp] =
+                    noise(key, ey as u32, ex as u32, comp as u32, padded as u32);
+            }
+        }
+    }
     let mut rows = vec![0f32; (h + 2 * r) * w * 2];
     for ey in 0..h + 2 * r {
         for x in 0..w {
             for comp in 0..2 {
                 let mut s = 0f32;
                 for (k, &g) in taps.iter().enumerate() {
-                    s += g * noise(key, ey as u32, (x + k) as u32, comp as u32, padded);
+                    s += g * grid[(ey * padded + x + k) * 2 + comp];
                 }
                 rows[(ey * w + x) * 2 + comp] = s;
             }
