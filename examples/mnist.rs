@@ -73,6 +73,10 @@ struct Args {
     /// Dropout after each hidden layer (0 turns it off).
     #[arg(long, default_value_t = 0.4)]
     dropout: f64,
+    /// Dropout on the input pixels (0 turns it off), as Srivastava et al.
+    /// used with hidden-layer dropout.
+    #[arg(long, default_value_t = 0.0)]
+    input_dropout: f64,
     /// No batch normalisation after the hidden dense layers.
     #[arg(long)]
     no_batch_norm: bool,
@@ -338,6 +342,9 @@ fn run<B: Backend>(
             allowed: Activation::NAMES,
         })?;
     let mut spec = Sequential::new(784);
+    if args.input_dropout != 0.0 {
+        spec = spec.dropout(args.input_dropout);
+    }
     for &width in &args.hidden {
         spec = spec.dense(width, Init::HeNormal);
         if !args.no_batch_norm {
@@ -359,7 +366,7 @@ fn run<B: Backend>(
     let cost = wgtrain::cost::cost(&spec, args.batch_size);
     let shape = network_name(args);
     say(format!(
-        "model: {shape} {}{}{}, {} parameters; {} lr {} wd {}, {} schedule, batch {}",
+        "model: {shape} {}{}{}{}, {} parameters; {} lr {} wd {}, {} schedule, batch {}",
         args.activation,
         if !args.no_batch_norm {
             " + batch norm"
@@ -368,6 +375,11 @@ fn run<B: Backend>(
         },
         if args.dropout > 0.0 {
             format!(" + dropout {}", args.dropout)
+        } else {
+            String::new()
+        },
+        if args.input_dropout > 0.0 {
+            format!(" + input dropout {}", args.input_dropout)
         } else {
             String::new()
         },
