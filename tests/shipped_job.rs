@@ -56,6 +56,25 @@ fn predict_reproduces_the_main_jobs_test_accuracy() {
         "{predict}"
     );
     assert!(predict.contains("confusion matrix"), "{predict}");
+    // Images of another size than the model takes are refused, named.
+    let small = out.join("small-idx3-ubyte");
+    let labels = out.join("small-idx1-ubyte");
+    wgtrain::data::write_idx_images(&small, 4, 4, &[0; 32]).unwrap();
+    wgtrain::data::write_idx_labels(&labels, &[0, 1]).unwrap();
+    let o = Command::new(example("predict"))
+        .args(["--device", "cpu", "--model"])
+        .arg(&model)
+        .arg("--images")
+        .arg(&small)
+        .arg("--labels")
+        .arg(&labels)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("4×4 images, the model takes 784"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
