@@ -57,6 +57,18 @@ pub enum Activation {
 }
 
 /// LeCun's scaled tanh constants.
+/// Every activation by name, with its default parameter.
+const NAMED: [(&str, Activation); 8] = [
+    ("identity", Activation::Identity),
+    ("sigmoid", Activation::Sigmoid),
+    ("tanh", Activation::Tanh),
+    ("scaled_tanh", Activation::ScaledTanh),
+    ("tanh_plus_linear", Activation::TanhPlusLinear { beta: 0.1 }),
+    ("relu", Activation::Relu),
+    ("leaky_relu", Activation::LeakyRelu { slope: 0.01 }),
+    ("silu", Activation::Silu),
+];
+
 const SCALED_TANH_A: f64 = 1.7159;
 const SCALED_TANH_B: f64 = 2.0 / 3.0;
 
@@ -74,31 +86,17 @@ impl Activation {
     /// assert_eq!(Activation::from_name("swish"), None);
     /// ```
     pub fn from_name(name: &str) -> Option<Activation> {
-        Some(match name {
-            "identity" => Activation::Identity,
-            "sigmoid" => Activation::Sigmoid,
-            "tanh" => Activation::Tanh,
-            "scaled_tanh" => Activation::ScaledTanh,
-            "tanh_plus_linear" => Activation::TanhPlusLinear { beta: 0.1 },
-            "relu" => Activation::Relu,
-            "leaky_relu" => Activation::LeakyRelu { slope: 0.01 },
-            "silu" => Activation::Silu,
-            _ => return None,
-        })
+        NAMED.iter().find(|(n, _)| *n == name).map(|&(_, a)| a)
     }
 
     /// Its name, as [`Activation::from_name`] takes it.
     pub fn name(self) -> &'static str {
-        match self {
-            Activation::Identity => "identity",
-            Activation::Sigmoid => "sigmoid",
-            Activation::Tanh => "tanh",
-            Activation::ScaledTanh => "scaled_tanh",
-            Activation::TanhPlusLinear { .. } => "tanh_plus_linear",
-            Activation::Relu => "relu",
-            Activation::LeakyRelu { .. } => "leaky_relu",
-            Activation::Silu => "silu",
-        }
+        let kind = std::mem::discriminant(&self);
+        NAMED
+            .iter()
+            .find(|(_, a)| std::mem::discriminant(a) == kind)
+            .map(|&(n, _)| n)
+            .expect("every activation has a name")
     }
 
     /// The code of this activation in the WGSL kernels (`ACT` override

@@ -28,6 +28,7 @@ pub(crate) mod gpu;
 
 use crate::backend::{Backend, Shaped};
 use crate::ops::random;
+use crate::optim::require;
 use crate::{Error, Result};
 use std::collections::HashMap;
 
@@ -107,17 +108,9 @@ impl Augment {
     /// Checks every parameter, naming the first out of range in
     /// [`Error::InvalidParameter`].
     pub fn validate(&self) -> Result<()> {
-        let check = |name: &'static str, value: f64, ok: bool, allowed: &'static str| {
-            if ok && value.is_finite() {
-                Ok(())
-            } else {
-                Err(Error::InvalidParameter {
-                    name,
-                    value,
-                    allowed,
-                })
-            }
-        };
+        // Every value must also be finite (NaN fails every range).
+        let check =
+            |name, value: f64, ok, allowed| require(name, value, ok && value.is_finite(), allowed);
         let size = (self.height * self.width * self.channels) as f64;
         check(
             "augment image size",
