@@ -609,16 +609,17 @@ fn optimizer_config(args: &Args) -> wgtrain::Result<Box<dyn OptimizerConfig + Se
 
 /// The schedule `--schedule` names (see its help), per epoch.
 fn schedule(args: &Args) -> wgtrain::Result<Option<Schedule>> {
+    let unknown = || wgtrain::Error::Setting {
+        name: "--schedule",
+        value: args.schedule.clone(),
+        allowed: "constant, cosine, step[:EVERY[:GAMMA]], inverse[:EPS], exponential[:EPS]",
+    };
     let mut parts = args.schedule.split(':');
     let name = parts.next().unwrap_or_default();
     let numbers: Vec<f64> = parts
         .map(|p| p.parse::<f64>())
         .collect::<Result<_, _>>()
-        .map_err(|_| wgtrain::Error::Setting {
-            name: "--schedule",
-            value: args.schedule.clone(),
-            allowed: "constant, cosine, step[:EVERY[:GAMMA]], inverse[:EPS], exponential[:EPS]",
-        })?;
+        .map_err(|_| unknown())?;
     let arg = |i: usize, default: f64| numbers.get(i).copied().unwrap_or(default);
     let lr = args.lr;
     Ok(Some(match name {
@@ -631,13 +632,7 @@ fn schedule(args: &Args) -> wgtrain::Result<Option<Schedule>> {
         )?,
         "inverse" => Schedule::inverse(lr, arg(0, 0.1))?,
         "exponential" => Schedule::exponential(lr, arg(0, 0.1))?,
-        _ => {
-            return Err(wgtrain::Error::Setting {
-                name: "--schedule",
-                value: args.schedule.clone(),
-                allowed: "constant, cosine, step[:EVERY[:GAMMA]], inverse[:EPS], exponential[:EPS]",
-            })
-        }
+        _ => return Err(unknown()),
     }))
 }
 

@@ -20,7 +20,7 @@ use wgtrain::optim::{Optim, Sgd};
 use wgtrain::train::{
     fit_async, Control, EpochRecord, LocalSync, Report, StepRecord, TrainCallback, TrainConfig,
 };
-use wgtrain::{Backend, Cpu, Error, Gpu, Init, MatmulKernel, Mode, Result, Sequential};
+use wgtrain::{Backend, Cpu, Error, Gpu, Init, MatmulKernel, Result, Sequential};
 
 /// Where the job's events go: the page's callback, or standard output.
 pub trait Events {
@@ -429,18 +429,14 @@ async fn train_on<B: Backend>(
 
     events.emit(json!({"kind": "status", "text": "predicting the test digits"}));
     let shown = options.grid.min(test.len());
-    let x = backend.upload(shown, 784, &test.features()[..shown * 784])?;
-    let logits = backend
-        .download_async(model.forward(&x, Mode::Eval)?)
+    let predicted = model
+        .predict_async(&test.features()[..shown * 784], options.grid.max(1))
         .await?;
     let labels = test.labels().expect("MNIST has labels");
-    let grid: Vec<Shown> = logits
-        .chunks(10)
+    let grid: Vec<Shown> = predicted
+        .into_iter()
         .zip(labels)
-        .map(|(row, &label)| Shown {
-            label,
-            predicted: (0..10).fold(0, |best, k| if row[k] > row[best] { k } else { best }) as u32,
-        })
+        .map(|(predicted, &label)| Shown { label, predicted })
         .collect();
     let grid_pixels = test.features()[..shown * 784]
         .iter()

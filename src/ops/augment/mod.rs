@@ -324,6 +324,8 @@ pub(crate) fn bilinear(
 /// ```
 pub struct Augmenter<B: Backend> {
     aug: Augment,
+    /// `aug.spec()`, computed once (it walks the taps).
+    spec: WarpSpec,
     taps: B::Tensor,
     batches: HashMap<usize, AugmentBuffers<B>>,
 }
@@ -341,6 +343,7 @@ impl<B: Backend> Augmenter<B> {
         let taps = aug.taps();
         Ok(Augmenter {
             aug,
+            spec: aug.spec(),
             taps: b.upload(1, taps.len(), &taps)?,
             batches: HashMap::new(),
         })
@@ -394,7 +397,7 @@ impl<B: Backend> Augmenter<B> {
             &buffers.transforms,
             &buffers.keys,
             &self.taps,
-            &self.aug.spec(),
+            &self.spec,
             &mut buffers.out,
         )?;
         Ok(&buffers.out)
