@@ -1,8 +1,8 @@
 // Data augmentation (src/ops/augment): per sample, an elastic displacement
 // field (noise from the counter-based generator, common/random.wgsl placed
-// before this file, smoothed by a Gaussian along rows, then columns) and a
-// bilinear resampling through the host-drawn affine map, then contrast and
-// brightness. src/ops/augment/cpu.rs computes the same, in the same order.
+// before this file, drawn once per cell, then smoothed by a Gaussian along
+// rows, then columns) and a bilinear resampling through the host-drawn
+// affine map, then contrast and brightness. src/ops/augment/cpu.rs computes the same, in the same order.
 
 // Mirrors WarpParams in src/ops/augment/gpu.rs field for field.
 struct Params {
@@ -22,8 +22,25 @@ fn index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 256u;
 }
 
-// ---- field_rows: the noise smoothed along rows, on rows padded by radius ----
+// ---- field_noise: uniform noise in [-1, 1) on rows and columns padded by
+// radius, one draw per cell (the smoothing then reads each cell 2r + 1 times)
 @group(0) @binding(1) var<storage, read> keys: array<u32>;
+@group(0) @binding(2) var<storage, read_write> noise: array<f32>;
+
+@compute @workgroup_size(256)
+fn field_noise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = index(gid, groups);
+    if (i >= p.n) {
+        return;
+    }
+    // i = row · cells + cell, cell = (ey · (width + 2r) + ex) · 2 + comp
+    let cells = (p.height + 2u * p.radius) * (p.width + 2u * p.radius) * 2u;
+    let row = i / cells;
+    noise[i] = uniform01(keys[row], i % cells) * 2.0 - 1.0;
+}
+
+// ---- field_rows: the noise smoothed along rows, on rows padded by radius ----
+@group(0) @binding(1) var<storage, read> noise_in: array<f32>;
 @group(0) @binding(2) var<storage, read> taps: array<f32>;
 @group(0) @binding(3) var<storage, read_write> smoothed_rows: array<f32>;
 
@@ -40,10 +57,10 @@ fn field_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let ey = (i / (2u * p.width)) % padded_rows;
     let row = i / (2u * p.width * padded_rows);
     let padded_width = p.width + 2u * p.radius;
+    let base = row * padded_rows * padded_width * 2u;
     var s = 0.0;
     for (var k = 0u; k <= 2u * p.radius; k++) {
-        let cell = (ey * padded_width + x + k) * 2u + comp;
-        s += taps[k] * (uniform01(keys[row], cell) * 2.0 - 1.0);
+        s += taps[k] * noise_in[base + (ey * padded_width + x + k) * 2u + comp];
     }
     smoothed_rows[i] = s;
 }

@@ -1,5 +1,6 @@
 //! The GPU dispatch of augmentation (shaders/augment/augment.wgsl): the
-//! elastic field in two passes when asked for, then the warp.
+//! elastic field in three passes when asked for (noise, smoothing along
+//! rows, along columns), then the warp.
 
 use super::WarpSpec;
 use crate::gpu::runtime::{Bind, Kernel};
@@ -47,7 +48,15 @@ pub(crate) fn augment(
     };
     let field_len = rows * h * w * 2;
     let field = if spec.alpha != 0.0 {
+        let cells = rows * (h + 2 * r) * (w + 2 * r) * 2;
         let padded = rows * (h + 2 * r) * w * 2;
+        let noise = gpu.ctx.alloc((cells * 4) as u64, "augment: noise")?;
+        gpu.ctx.dispatch(
+            &kernel("field_noise"),
+            &params(cells),
+            &[Bind::read(&keys.buf), Bind::write(&noise)],
+            gpu.ctx.linear_groups(cells, WG),
+        )?;
         let smoothed_rows = gpu
             .ctx
             .alloc((padded * 4) as u64, "augment: noise smoothed along rows")?;
@@ -58,7 +67,7 @@ pub(crate) fn augment(
             &kernel("field_rows"),
             &params(padded),
             &[
-                Bind::read(&keys.buf),
+                Bind::read(&noise),
                 Bind::read(&taps.buf),
                 Bind::write(&smoothed_rows),
             ],
