@@ -12,7 +12,8 @@ use super::{
     UpdateRule,
 };
 use crate::ops::activation;
-use crate::ops::{batch_norm, dropout, elementwise, gather, loss, matmul, optimizer, reduce};
+use crate::ops::conv::{ChannelBlock, Pool, Window2d};
+use crate::ops::{batch_norm, conv, dropout, elementwise, gather, loss, matmul, optimizer, reduce};
 use crate::Result;
 use num_traits::Float;
 use std::marker::PhantomData;
@@ -290,6 +291,84 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         out: &mut CpuTensor<T>,
     ) -> Result<()> {
         crate::ops::augment::cpu::augment(x, transforms, keys, taps, spec, out)
+    }
+
+    fn im2col(
+        &self,
+        x: &CpuTensor<T>,
+        w: &Window2d,
+        block: &ChannelBlock,
+        cols: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        conv::cpu::im2col(x, w, block, cols);
+        Ok(())
+    }
+
+    fn col2im(
+        &self,
+        cols: &CpuTensor<T>,
+        w: &Window2d,
+        block: &ChannelBlock,
+        x: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        conv::cpu::col2im(cols, w, block, x);
+        Ok(())
+    }
+
+    fn channels_last(
+        &self,
+        x: &CpuTensor<T>,
+        block: &ChannelBlock,
+        out: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        conv::cpu::channels_last(x, block, out);
+        Ok(())
+    }
+
+    fn channels_first(
+        &self,
+        z: &CpuTensor<T>,
+        block: &ChannelBlock,
+        out: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        conv::cpu::channels_first(z, block, out);
+        Ok(())
+    }
+
+    fn pool2d(
+        &self,
+        kind: Pool,
+        x: &CpuTensor<T>,
+        w: &Window2d,
+        out: &mut CpuTensor<T>,
+        argmax: Option<&mut CpuTensor<T>>,
+    ) -> Result<()> {
+        conv::cpu::pool2d(kind, x, w, out, argmax);
+        Ok(())
+    }
+
+    fn pool2d_backward(
+        &self,
+        kind: Pool,
+        w: &Window2d,
+        grad_out: &CpuTensor<T>,
+        argmax: Option<&CpuTensor<T>>,
+        grad_in: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        conv::cpu::pool2d_backward(kind, w, grad_out, argmax, grad_in);
+        Ok(())
+    }
+
+    fn copy_range(
+        &self,
+        src: &CpuTensor<T>,
+        src_at: usize,
+        dst: &mut CpuTensor<T>,
+        dst_at: usize,
+        len: usize,
+    ) -> Result<()> {
+        dst.data[dst_at..dst_at + len].copy_from_slice(&src.data[src_at..src_at + len]);
+        Ok(())
     }
 
     fn batch_norm_train(

@@ -8,6 +8,7 @@
 use super::ops::{Activation, Loss, MatmulSpec, Reduce, Target};
 use super::UpdateRule;
 use super::{DropoutMask, FlatTensors, IndexVector, Shaped};
+use crate::ops::conv::{ChannelBlock, Pool, Window2d};
 use crate::Result;
 
 /// What a device computes. Operands arrive checked: shapes agree, lengths
@@ -188,6 +189,63 @@ pub trait Kernels: Clone + Send + Sync + 'static {
         grad_in: &mut Self::Tensor,
         grad_gamma: &mut Self::Tensor,
         grad_beta: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// Receptive fields of a block of channels as rows.
+    fn im2col(
+        &self,
+        x: &Self::Tensor,
+        w: &Window2d,
+        block: &ChannelBlock,
+        cols: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// The adjoint of [`Kernels::im2col`], into the block's channels only.
+    fn col2im(
+        &self,
+        cols: &Self::Tensor,
+        w: &Window2d,
+        block: &ChannelBlock,
+        x: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// NCHW rows to `(N·P) × count`.
+    fn channels_last(
+        &self,
+        x: &Self::Tensor,
+        block: &ChannelBlock,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// `(N·P) × count` into the block's channels of NCHW rows.
+    fn channels_first(
+        &self,
+        z: &Self::Tensor,
+        block: &ChannelBlock,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// Pooling, with the max's winners when `argmax` is given.
+    fn pool2d(
+        &self,
+        kind: Pool,
+        x: &Self::Tensor,
+        w: &Window2d,
+        out: &mut Self::Tensor,
+        argmax: Option<&mut Self::Tensor>,
+    ) -> Result<()>;
+    /// The gradient of [`Kernels::pool2d`] (`argmax` given for max pooling).
+    fn pool2d_backward(
+        &self,
+        kind: Pool,
+        w: &Window2d,
+        grad_out: &Self::Tensor,
+        argmax: Option<&Self::Tensor>,
+        grad_in: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// `dst[dst_at..dst_at + len] = src[src_at..src_at + len]` (flat, row-major).
+    fn copy_range(
+        &self,
+        src: &Self::Tensor,
+        src_at: usize,
+        dst: &mut Self::Tensor,
+        dst_at: usize,
+        len: usize,
     ) -> Result<()>;
     /// Submits recorded work and waits for it; the default (a device that
     /// runs each call to completion) does nothing.

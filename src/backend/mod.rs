@@ -23,6 +23,7 @@ pub(crate) mod ops;
 pub(crate) mod par;
 
 pub use crate::ops::augment::WarpSpec;
+pub use crate::ops::conv::{ChannelBlock, Pool, Window2d};
 pub use crate::ops::dropout::{dropout_keep, DropoutMask};
 pub use crate::ops::matmul::reference_matmul;
 pub use crate::ops::optimizer::{GradClip, UpdateMethod, UpdateRule};
@@ -269,6 +270,112 @@ pub trait Backend: Clone + Send + Sync + 'static {
         grad_in: &mut Self::Tensor,
         grad_gamma: &mut Self::Tensor,
         grad_beta: &mut Self::Tensor,
+    ) -> Result<()>;
+
+    /// The receptive fields of channels `block` of every image of `x`
+    /// (`N × (C·H·W)`, NCHW rows) under window `w`, as the rows of `cols`
+    /// (`(N·OH·OW) × (count·KH·KW)`, zeros where a tap falls in the
+    /// padding): a convolution is then `cols · Wᵀ`, and its weight gradient
+    /// `δᵀ · cols`. See [`crate::ops::conv`].
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu};
+    /// use wgtrain::ops::conv::{ChannelBlock, Window2d};
+    /// let cpu = Cpu::<f64>::new();
+    /// // One 1x3x3 image, 2x2 windows: four positions of four taps.
+    /// let x = cpu.upload_f64(1, 9, &[1., 2., 3., 4., 5., 6., 7., 8., 9.]).unwrap();
+    /// let w = Window2d::new([1, 3, 3], [2, 2]);
+    /// let mut cols = cpu.zeros(4, 4).unwrap();
+    /// cpu.im2col(&x, &w, &ChannelBlock::all(1), &mut cols).unwrap();
+    /// assert_eq!(&cpu.download(&cols).unwrap()[..8], &[1., 2., 4., 5., 2., 3., 5., 6.]);
+    /// ```
+    fn im2col(
+        &self,
+        x: &Self::Tensor,
+        w: &Window2d,
+        block: &ChannelBlock,
+        cols: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// The adjoint of [`Backend::im2col`]: each pixel of the block's
+    /// channels of `x` becomes the sum of the entries of `cols` that read it
+    /// (the input gradient of a convolution from `δ · W`); other channels
+    /// are left as they are.
+    fn col2im(
+        &self,
+        cols: &Self::Tensor,
+        w: &Window2d,
+        block: &ChannelBlock,
+        x: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// The block's channels of NCHW rows `x` (`N × (C·P)`) as
+    /// `(N·P) × count`, one row per position, one column per channel: the
+    /// layout batch norm over channels and the products work in.
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu};
+    /// use wgtrain::ops::conv::ChannelBlock;
+    /// let cpu = Cpu::<f64>::new();
+    /// let x = cpu.upload_f64(1, 4, &[1., 2., 3., 4.]).unwrap(); // 2 channels of 2 positions
+    /// let mut out = cpu.zeros(2, 2).unwrap();
+    /// cpu.channels_last(&x, &ChannelBlock::all(2), &mut out).unwrap();
+    /// assert_eq!(cpu.download(&out).unwrap(), vec![1., 3., 2., 4.]);
+    /// ```
+    fn channels_last(
+        &self,
+        x: &Self::Tensor,
+        block: &ChannelBlock,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// The inverse of [`Backend::channels_last`]: `z` (`(N·P) × count`)
+    /// into the block's channels of the NCHW rows `out`.
+    fn channels_first(
+        &self,
+        z: &Self::Tensor,
+        block: &ChannelBlock,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// Max or average pooling of `x` (`N × (C·H·W)`) under `w` into `out`
+    /// (`N × (C·OH·OW)`), as `nn.MaxPool2d` / `nn.AvgPool2d`. With
+    /// `argmax` (shaped like `out`), max pooling also records each
+    /// window's winner (its index in the plane) for the backward pass.
+    fn pool2d(
+        &self,
+        kind: Pool,
+        x: &Self::Tensor,
+        w: &Window2d,
+        out: &mut Self::Tensor,
+        argmax: Option<&mut Self::Tensor>,
+    ) -> Result<()>;
+    /// The input gradient of [`Backend::pool2d`]: each window's gradient
+    /// to its winner (max, which needs the `argmax` the forward pass
+    /// saved) or spread evenly over its taps (average).
+    fn pool2d_backward(
+        &self,
+        kind: Pool,
+        w: &Window2d,
+        grad_out: &Self::Tensor,
+        argmax: Option<&Self::Tensor>,
+        grad_in: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// Copies `len` values from flat position `src_at` of `src` to `dst_at`
+    /// of `dst` (row-major): one group's block of a weight or a bias.
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu};
+    /// let cpu = Cpu::<f64>::new();
+    /// let src = cpu.upload_f64(1, 4, &[1., 2., 3., 4.]).unwrap();
+    /// let mut dst = cpu.zeros(1, 3).unwrap();
+    /// cpu.copy_range(&src, 2, &mut dst, 1, 2).unwrap();
+    /// assert_eq!(cpu.download(&dst).unwrap(), vec![0., 3., 4.]);
+    /// assert!(cpu.copy_range(&src, 3, &mut dst, 0, 2).is_err());
+    /// ```
+    fn copy_range(
+        &self,
+        src: &Self::Tensor,
+        src_at: usize,
+        dst: &mut Self::Tensor,
+        dst_at: usize,
+        len: usize,
     ) -> Result<()>;
 
     /// Submits recorded work and waits for it (a no-op on the CPU).
@@ -581,6 +688,101 @@ impl<K: Kernels> Backend for K {
         Kernels::batch_norm_backward(
             self, x, gamma, saved, grad_out, grad_in, grad_gamma, grad_beta,
         )
+    }
+    fn im2col(
+        &self,
+        x: &Self::Tensor,
+        w: &Window2d,
+        block: &ChannelBlock,
+        cols: &mut Self::Tensor,
+    ) -> Result<()> {
+        crate::ops::conv::check_im2col("im2col", x, w, block, cols)?;
+        Kernels::im2col(self, x, w, block, cols)
+    }
+    fn col2im(
+        &self,
+        cols: &Self::Tensor,
+        w: &Window2d,
+        block: &ChannelBlock,
+        x: &mut Self::Tensor,
+    ) -> Result<()> {
+        crate::ops::conv::check_im2col("col2im", x, w, block, cols)?;
+        Kernels::col2im(self, cols, w, block, x)
+    }
+    fn channels_last(
+        &self,
+        x: &Self::Tensor,
+        block: &ChannelBlock,
+        out: &mut Self::Tensor,
+    ) -> Result<()> {
+        crate::ops::conv::check_channels_last("channels_last", x, block, out)?;
+        Kernels::channels_last(self, x, block, out)
+    }
+    fn channels_first(
+        &self,
+        z: &Self::Tensor,
+        block: &ChannelBlock,
+        out: &mut Self::Tensor,
+    ) -> Result<()> {
+        crate::ops::conv::check_channels_last("channels_first", out, block, z)?;
+        Kernels::channels_first(self, z, block, out)
+    }
+    fn pool2d(
+        &self,
+        kind: Pool,
+        x: &Self::Tensor,
+        w: &Window2d,
+        out: &mut Self::Tensor,
+        argmax: Option<&mut Self::Tensor>,
+    ) -> Result<()> {
+        crate::ops::conv::check_pool("pool2d", x, w, out)?;
+        if let Some(a) = &argmax {
+            checks::check_same("pool2d", "output vs winners", out, *a)?;
+        }
+        Kernels::pool2d(self, kind, x, w, out, argmax)
+    }
+    fn pool2d_backward(
+        &self,
+        kind: Pool,
+        w: &Window2d,
+        grad_out: &Self::Tensor,
+        argmax: Option<&Self::Tensor>,
+        grad_in: &mut Self::Tensor,
+    ) -> Result<()> {
+        crate::ops::conv::check_pool("pool2d_backward", grad_in, w, grad_out)?;
+        match (kind, argmax) {
+            (Pool::Max, None) => {
+                return Err(checks::shape_err(
+                    "pool2d_backward",
+                    "max pooling's gradient needs the winners its forward pass saved".into(),
+                ))
+            }
+            (_, Some(a)) => {
+                checks::check_same("pool2d_backward", "gradient vs winners", grad_out, a)?
+            }
+            _ => {}
+        }
+        Kernels::pool2d_backward(self, kind, w, grad_out, argmax, grad_in)
+    }
+    fn copy_range(
+        &self,
+        src: &Self::Tensor,
+        src_at: usize,
+        dst: &mut Self::Tensor,
+        dst_at: usize,
+        len: usize,
+    ) -> Result<()> {
+        if len == 0 || src_at + len > src.len() || dst_at + len > dst.len() {
+            return Err(checks::shape_err(
+                "copy_range",
+                format!(
+                    "{len} values from {src_at} of a {} tensor to {dst_at} of a {} tensor",
+                    src.shape_str(),
+                    dst.shape_str()
+                ),
+            ));
+        }
+        Kernels::copy_range(self, src, src_at, dst, dst_at, len)
     }
     fn synchronize(&self) -> Result<()> {
         Kernels::synchronize(self)

@@ -14,10 +14,11 @@ use crate::backend::{
     Activation, DropoutMask, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped,
     Target, UpdateRule,
 };
+use crate::ops::conv::{ChannelBlock, Pool, Window2d};
 use crate::ops::matmul::gpu::MATMUL_SHARE_LANES;
 pub use crate::ops::matmul::gpu::{MatmulKernel, TiledPlan, TiledTile};
 use crate::ops::{
-    activation, batch_norm, dropout, elementwise, gather, loss, matmul, optimizer, reduce,
+    activation, batch_norm, conv, dropout, elementwise, gather, loss, matmul, optimizer, reduce,
 };
 use crate::Result;
 pub(crate) use runtime::block_on_device;
@@ -25,8 +26,8 @@ pub use runtime::KernelTime;
 use runtime::{Buf, Context};
 pub use shaders::shader_sources;
 pub(crate) use shaders::{
-    ACTIVATION, AUGMENT, BATCH_NORM, DROPOUT, ELEMENTWISE, GATHER, LOSS, MATMUL_SHADERS, OPTIMIZER,
-    REDUCE,
+    ACTIVATION, AUGMENT, BATCH_NORM, CONV, DROPOUT, ELEMENTWISE, GATHER, LOSS, MATMUL_SHADERS,
+    OPTIMIZER, REDUCE,
 };
 use std::sync::{Arc, Mutex};
 
@@ -566,6 +567,84 @@ impl Kernels for Gpu {
         out: &mut GpuTensor,
     ) -> Result<()> {
         crate::ops::augment::gpu::augment(self, x, transforms, keys, taps, spec, out)
+    }
+
+    fn im2col(
+        &self,
+        x: &GpuTensor,
+        w: &Window2d,
+        block: &ChannelBlock,
+        cols: &mut GpuTensor,
+    ) -> Result<()> {
+        conv::gpu::im2col(self, x, w, block, cols)
+    }
+
+    fn col2im(
+        &self,
+        cols: &GpuTensor,
+        w: &Window2d,
+        block: &ChannelBlock,
+        x: &mut GpuTensor,
+    ) -> Result<()> {
+        conv::gpu::col2im(self, cols, w, block, x)
+    }
+
+    fn channels_last(
+        &self,
+        x: &GpuTensor,
+        block: &ChannelBlock,
+        out: &mut GpuTensor,
+    ) -> Result<()> {
+        conv::gpu::channels_last(self, x, block, out)
+    }
+
+    fn channels_first(
+        &self,
+        z: &GpuTensor,
+        block: &ChannelBlock,
+        out: &mut GpuTensor,
+    ) -> Result<()> {
+        conv::gpu::channels_first(self, z, block, out)
+    }
+
+    fn pool2d(
+        &self,
+        kind: Pool,
+        x: &GpuTensor,
+        w: &Window2d,
+        out: &mut GpuTensor,
+        argmax: Option<&mut GpuTensor>,
+    ) -> Result<()> {
+        conv::gpu::pool2d(self, kind, x, w, out, argmax)
+    }
+
+    fn pool2d_backward(
+        &self,
+        kind: Pool,
+        w: &Window2d,
+        grad_out: &GpuTensor,
+        argmax: Option<&GpuTensor>,
+        grad_in: &mut GpuTensor,
+    ) -> Result<()> {
+        conv::gpu::pool2d_backward(self, kind, w, grad_out, argmax, grad_in)
+    }
+
+    fn copy_range(
+        &self,
+        src: &GpuTensor,
+        src_at: usize,
+        dst: &mut GpuTensor,
+        dst_at: usize,
+        len: usize,
+    ) -> Result<()> {
+        self.ctx.copy_range(
+            &src.buf,
+            (src_at * 4) as u64,
+            &dst.buf,
+            (dst_at * 4) as u64,
+            (len * 4) as u64,
+        );
+        Ok(())
     }
 
     fn batch_norm_train(

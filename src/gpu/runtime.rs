@@ -377,8 +377,20 @@ impl Context {
 
     /// Copies `bytes` bytes between two buffers, in stream order.
     pub fn copy(&self, src: &Buf, dst: &Buf, bytes: u64) {
+        self.copy_range(src, 0, dst, 0, bytes);
+    }
+
+    /// Records a copy of `bytes` from byte `src_at` of `src` to `dst_at` of
+    /// `dst` (all multiples of 4).
+    pub fn copy_range(&self, src: &Buf, src_at: u64, dst: &Buf, dst_at: u64, bytes: u64) {
         self.with_encoder(|e| {
-            e.copy_buffer_to_buffer(&src.buffer, src.offset, &dst.buffer, dst.offset, bytes)
+            e.copy_buffer_to_buffer(
+                &src.buffer,
+                src.offset + src_at,
+                &dst.buffer,
+                dst.offset + dst_at,
+                bytes,
+            )
         });
     }
 

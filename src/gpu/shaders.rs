@@ -79,6 +79,11 @@ pub(crate) static GATHER: Shader = Shader {
     ))],
     trusted: false,
 };
+pub(crate) static CONV: Shader = Shader {
+    name: "conv",
+    parts: &[Piece::File(include_str!("../../shaders/conv/conv.wgsl"))],
+    trusted: false,
+};
 pub(crate) static DROPOUT: Shader = Shader {
     name: "dropout",
     parts: &[
@@ -153,6 +158,7 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
         &DROPOUT,
         &AUGMENT,
         &BATCH_NORM,
+        &CONV,
         &OPTIMIZER,
     ];
     MATMUL_SHADERS

@@ -11,6 +11,7 @@
 pub mod activation;
 pub mod augment;
 pub mod batch_norm;
+pub mod conv;
 pub mod dropout;
 pub mod elementwise;
 pub mod gather;

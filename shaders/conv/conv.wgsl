@@ -1,0 +1,238 @@
+// The convolution and pooling primitives (src/ops/conv): one invocation per
+// output element, each a gather, so that no two invocations write the same
+// word and the order of additions is the CPU twin's (src/ops/conv/cpu.rs).
+// Images are NCHW rows; grids may spill into y (Context::linear_groups).
+
+// Mirrors ConvParams in src/ops/conv/gpu.rs field for field.
+struct Params {
+    n: u32,          // elements this pass writes
+    channels: u32,   // of the whole image
+    height: u32,
+    width: u32,
+    kh: u32,
+    kw: u32,
+    sh: u32,
+    sw: u32,
+    ph: u32,
+    pw: u32,
+    dh: u32,
+    dw: u32,
+    oh: u32,         // output height and width of the window
+    ow: u32,
+    first: u32,      // the channel block
+    count: u32,
+    positions: u32,  // channels_last / channels_first: values per channel
+    average: u32,    // pool: 0 max, 1 average
+    winners: u32,    // pool: 1 when the max's winners are saved / read
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+const WG: u32 = 256u;
+
+fn index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * WG;
+}
+
+// The input coordinate tap `t` of output `o` reads along an axis, or -1 in
+// the padding.
+fn source(o: u32, t: u32, stride: u32, pad: u32, dil: u32, size: u32) -> i32 {
+    let i = i32(o * stride + t * dil) - i32(pad);
+    return select(-1, i, i >= 0 && i < i32(size));
+}
+
+// The output coordinate whose window reads input `i` through tap `t`, or -1.
+fn window_of(i: u32, t: u32, stride: u32, pad: u32, dil: u32, outs: u32) -> i32 {
+    let d = i32(i + pad) - i32(t * dil);
+    if (d < 0 || u32(d) % stride != 0u) {
+        return -1;
+    }
+    let o = u32(d) / stride;
+    return select(-1, i32(o), o < outs);
+}
+
+// ---- im2col: cols[(n·OH + y)·OW + x, (c·KH + ty)·KW + tx] = x[n, first + c, iy, ix]
+@group(0) @binding(1) var<storage, read> images: array<f32>;
+@group(0) @binding(2) var<storage, read_write> cols: array<f32>;
+
+@compute @workgroup_size(WG)
+fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = index(gid, groups);
+    if (e >= p.n) {
+        return;
+    }
+    let taps = p.kh * p.kw;
+    let width = p.count * taps;
+    let row = e / width;
+    let j = e % width;
+    let sample = row / (p.oh * p.ow);
+    let pos = row % (p.oh * p.ow);
+    let c = p.first + j / taps;
+    let tap = j % taps;
+    let iy = source(pos / p.ow, tap / p.kw, p.sh, p.ph, p.dh, p.height);
+    let ix = source(pos % p.ow, tap % p.kw, p.sw, p.pw, p.dw, p.width);
+    var v = 0.0;
+    if (iy >= 0 && ix >= 0) {
+        v = images[((sample * p.channels + c) * p.height + u32(iy)) * p.width + u32(ix)];
+    }
+    cols[e] = v;
+}
+
+// ---- col2im: grad[n, first + c, iy, ix] = Σ over the windows reading it -------
+@group(0) @binding(1) var<storage, read> cols_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grad_images: array<f32>;
+
+@compute @workgroup_size(WG)
+fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = index(gid, groups);
+    if (e >= p.n) {
+        return;
+    }
+    // e runs over the block's channels of every sample.
+    let plane = p.height * p.width;
+    let block = p.count * plane;
+    let sample = e / block;
+    let c = (e % block) / plane;
+    let iy = (e % plane) / p.width;
+    let ix = e % p.width;
+    let width = p.count * p.kh * p.kw;
+    var s = 0.0;
+    for (var ty = 0u; ty < p.kh; ty++) {
+        let y = window_of(iy, ty, p.sh, p.ph, p.dh, p.oh);
+        if (y < 0) {
+            continue;
+        }
+        for (var tx = 0u; tx < p.kw; tx++) {
+            let x = window_of(ix, tx, p.sw, p.pw, p.dw, p.ow);
+            if (x < 0) {
+                continue;
+            }
+            let row = (sample * p.oh + u32(y)) * p.ow + u32(x);
+            s += cols_in[row * width + (c * p.kh + ty) * p.kw + tx];
+        }
+    }
+    grad_images[(sample * p.channels + p.first + c) * plane + iy * p.width + ix] = s;
+}
+
+// ---- channels_last: out[n·P + q, c] = x[n, (first + c)·P + q] ---------------
+@group(0) @binding(1) var<storage, read> planar: array<f32>;
+@group(0) @binding(2) var<storage, read_write> interleaved: array<f32>;
+
+@compute @workgroup_size(WG)
+fn channels_last(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = index(gid, groups);
+    if (e >= p.n) {
+        return;
+    }
+    let r = e / p.count;
+    let c = e % p.count;
+    let sample = r / p.positions;
+    let q = r % p.positions;
+    interleaved[e] = planar[(sample * p.channels + p.first + c) * p.positions + q];
+}
+
+// ---- channels_first: out[n, (first + c)·P + q] = z[n·P + q, c] --------------
+@group(0) @binding(1) var<storage, read> interleaved_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> planar_out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn channels_first(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = index(gid, groups);
+    if (e >= p.n) {
+        return;
+    }
+    // e runs over the block: (sample · count + c) · P + q.
+    let q = e % p.positions;
+    let c = (e / p.positions) % p.count;
+    let sample = e / (p.positions * p.count);
+    planar_out[(sample * p.channels + p.first + c) * p.positions + q] =
+        interleaved_in[(sample * p.positions + q) * p.count + c];
+}
+
+// ---- pool: max (and its winner, an index in the plane) or average ----------
+@group(0) @binding(1) var<storage, read> pool_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> pooled: array<f32>;
+@group(0) @binding(3) var<storage, read_write> winners: array<f32>;
+
+@compute @workgroup_size(WG)
+fn pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = index(gid, groups);
+    if (e >= p.n) {
+        return;
+    }
+    let out_plane = p.oh * p.ow;
+    let image = e / out_plane;           // sample · C + channel
+    let y = (e % out_plane) / p.ow;
+    let x = e % p.ow;
+    let base = image * p.height * p.width;
+    var best = bitcast<f32>(0xff800000u); // −∞ (a literal would not be finite)
+    var at = -1.0;
+    var sum = 0.0;
+    for (var ty = 0u; ty < p.kh; ty++) {
+        let iy = source(y, ty, p.sh, p.ph, p.dh, p.height);
+        if (iy < 0) {
+            continue;
+        }
+        for (var tx = 0u; tx < p.kw; tx++) {
+            let ix = source(x, tx, p.sw, p.pw, p.dw, p.width);
+            if (ix < 0) {
+                continue;
+            }
+            let v = pool_in[base + u32(iy) * p.width + u32(ix)];
+            sum += v;
+            // PyTorch's rule: a larger value or a NaN takes the place.
+            if (v > best || v != v) {
+                best = v;
+                at = f32(u32(iy) * p.width + u32(ix));
+            }
+        }
+    }
+    if (p.average == 1u) {
+        pooled[e] = sum / f32(p.kh * p.kw);
+    } else {
+        pooled[e] = best;
+    }
+    if (p.winners == 1u) {
+        winners[e] = at;
+    }
+}
+
+// ---- pool_backward: grad_in[n, c, iy, ix] = Σ over the windows it won / fed --
+@group(0) @binding(1) var<storage, read> grad_pooled: array<f32>;
+@group(0) @binding(2) var<storage, read> winners_in: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad_pool_in: array<f32>;
+
+@compute @workgroup_size(WG)
+fn pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = index(gid, groups);
+    if (e >= p.n) {
+        return;
+    }
+    let plane = p.height * p.width;
+    let image = e / plane;
+    let iy = (e % plane) / p.width;
+    let ix = e % p.width;
+    let me = f32(iy * p.width + ix);
+    let divisor = f32(p.kh * p.kw);
+    var s = 0.0;
+    for (var ty = 0u; ty < p.kh; ty++) {
+        let y = window_of(iy, ty, p.sh, p.ph, p.dh, p.oh);
+        if (y < 0) {
+            continue;
+        }
+        for (var tx = 0u; tx < p.kw; tx++) {
+            let x = window_of(ix, tx, p.sw, p.pw, p.dw, p.ow);
+            if (x < 0) {
+                continue;
+            }
+            let o = (image * p.oh + u32(y)) * p.ow + u32(x);
+            if (p.average == 1u) {
+                s += grad_pooled[o] / divisor;
+            } else if (winners_in[o] == me) {
+                s += grad_pooled[o];
+            }
+        }
+    }
+    grad_pool_in[e] = s;
+}

@@ -1,0 +1,230 @@
+//! The convolution and pooling primitives: the GPU against the CPU
+//! backend, and the CPU against a direct loop in f64.
+
+use super::{ChannelBlock, Pool, Window2d};
+use crate::ops::testing::{assert_parity, gpu, random};
+use crate::{Backend, Cpu};
+
+/// Windows at awkward sizes: odd images, stride > 1, padding, dilation,
+/// 1x1 to 7x7 kernels, non-square kernels, one channel and many.
+fn windows() -> Vec<Window2d> {
+    vec![
+        Window2d::new([1, 7, 7], [3, 3]),
+        Window2d::new([3, 9, 7], [3, 2])
+            .stride([2, 1])
+            .padding([1, 0]),
+        Window2d::new([2, 8, 8], [1, 1]).stride([2, 2]),
+        Window2d::new([5, 11, 13], [5, 5]).padding([2, 2]),
+        Window2d::new([2, 12, 12], [3, 3])
+            .dilation([2, 2])
+            .padding([2, 1]),
+        Window2d::new([1, 7, 9], [7, 7])
+            .padding([3, 3])
+            .stride([3, 2]),
+        Window2d::new([4, 5, 5], [2, 2]).stride([2, 2]),
+    ]
+}
+
+/// Every primitive on `b`, its results concatenated.
+fn primitives<B: Backend>(b: &B, w: &Window2d, rows: usize) -> Vec<f64> {
+    let [oh, ow] = w.output_size().unwrap();
+    let p = oh * ow;
+    let x = b
+        .upload(rows, w.image_len(), &random(1, rows * w.image_len()))
+        .unwrap();
+    let mut v = Vec::new();
+    // The whole image, then the last channel alone (a group's block).
+    let last = ChannelBlock {
+        first: w.channels - 1,
+        count: 1,
+        ..ChannelBlock::all(w.channels)
+    };
+    for block in [ChannelBlock::all(w.channels), last] {
+        let mut cols = b.zeros(rows * p, block.count * w.taps()).unwrap();
+        b.im2col(&x, w, &block, &mut cols).unwrap();
+        v.extend(b.download(&cols).unwrap());
+        let grad = b
+            .upload(cols.rows(), cols.cols(), &random(2, cols.len()))
+            .unwrap();
+        let mut back = b
+            .upload(rows, w.image_len(), &random(3, rows * w.image_len()))
+            .unwrap();
+        b.col2im(&grad, w, &block, &mut back).unwrap();
+        v.extend(b.download(&back).unwrap());
+        let mut last = b.zeros(rows * w.height * w.width, block.count).unwrap();
+        b.channels_last(&x, &block, &mut last).unwrap();
+        v.extend(b.download(&last).unwrap());
+        let mut first = b.zeros(rows, w.image_len()).unwrap();
+        b.channels_first(&last, &block, &mut first).unwrap();
+        v.extend(b.download(&first).unwrap());
+    }
+    for kind in [Pool::Max, Pool::Average] {
+        let mut out = b.zeros(rows, w.channels * p).unwrap();
+        let mut winners = b.zeros(rows, w.channels * p).unwrap();
+        b.pool2d(kind, &x, w, &mut out, Some(&mut winners)).unwrap();
+        let g = b.upload(rows, out.cols(), &random(4, out.len())).unwrap();
+        let mut grad_in = b.zeros(rows, w.image_len()).unwrap();
+        b.pool2d_backward(kind, w, &g, Some(&winners), &mut grad_in)
+            .unwrap();
+        v.extend(b.download(&out).unwrap());
+        v.extend(b.download(&winners).unwrap());
+        v.extend(b.download(&grad_in).unwrap());
+    }
+    v
+}
+
+use crate::Shaped;
+
+#[test]
+fn gpu_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    let cpu = Cpu::<f32>::new();
+    for w in windows() {
+        for rows in [1, 3] {
+            // Copies are exact; col2im and pooling add the same terms in the
+            // same order on both; the average's division is one rounding.
+            assert_parity(
+                &format!("conv primitives {w}, {rows} rows"),
+                &primitives(&g, &w, rows),
+                &primitives(&cpu, &w, rows),
+                1e-6,
+            );
+        }
+    }
+}
+
+/// A convolution written as the definition: seven nested loops in f64.
+fn direct_conv(x: &[f64], weight: &[f64], w: &Window2d, outs: usize) -> Vec<f64> {
+    let [oh, ow] = w.output_size().unwrap();
+    let (kh, kw) = (w.kernel[0], w.kernel[1]);
+    let mut out = vec![0.0; outs * oh * ow];
+    for o in 0..outs {
+        for y in 0..oh {
+            for xo in 0..ow {
+                let mut s = 0.0;
+                for c in 0..w.channels {
+                    for ty in 0..kh {
+                        for tx in 0..kw {
+                            let iy = (y * w.stride[0] + ty * w.dilation[0]) as isize
+                                - w.padding[0] as isize;
+                            let ix = (xo * w.stride[1] + tx * w.dilation[1]) as isize
+                                - w.padding[1] as isize;
+                            if iy < 0 || ix < 0 || iy >= w.height as isize || ix >= w.width as isize
+                            {
+                                continue;
+                            }
+                            s += x[(c * w.height + iy as usize) * w.width + ix as usize]
+                                * weight[((o * w.channels + c) * kh + ty) * kw + tx];
+                        }
+                    }
+                }
+                out[(o * oh + y) * ow + xo] = s;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn im2col_then_matmul_is_the_convolution() {
+    let cpu = Cpu::<f64>::new();
+    for w in windows() {
+        let outs = 3;
+        let x: Vec<f64> = random(5, w.image_len()).iter().map(|&v| v as f64).collect();
+        let weight: Vec<f64> = random(6, outs * w.channels * w.taps())
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let p = w.positions();
+        let xt = cpu.upload_f64(1, w.image_len(), &x).unwrap();
+        let mut cols = cpu.zeros(p, w.channels * w.taps()).unwrap();
+        cpu.im2col(&xt, &w, &ChannelBlock::all(w.channels), &mut cols)
+            .unwrap();
+        let wt = cpu
+            .upload_f64(outs, w.channels * w.taps(), &weight)
+            .unwrap();
+        let mut z = cpu.zeros(p, outs).unwrap();
+        let spec = crate::MatmulSpec {
+            transpose_b: true,
+            ..Default::default()
+        };
+        cpu.matmul(&cols, &wt, &mut z, spec).unwrap();
+        let mut out = cpu.zeros(1, outs * p).unwrap();
+        cpu.channels_first(&z, &ChannelBlock::all(outs), &mut out)
+            .unwrap();
+        let got = cpu.download(&out).unwrap();
+        let want = direct_conv(&x, &weight, &w, outs);
+        let err = crate::ops::testing::parity_error(&got, &want);
+        assert!(err < 1e-13, "{w}: {err:e}");
+    }
+}
+
+#[test]
+fn col2im_is_the_adjoint_of_im2col() {
+    // <im2col(x), c> = <x, col2im(c)> for every x and c: the input gradient is right.
+    let cpu = Cpu::<f64>::new();
+    for w in windows() {
+        let block = ChannelBlock::all(w.channels);
+        let rows = 2;
+        let x: Vec<f64> = random(7, rows * w.image_len())
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let xt = cpu.upload_f64(rows, w.image_len(), &x).unwrap();
+        let mut cols = cpu
+            .zeros(rows * w.positions(), w.channels * w.taps())
+            .unwrap();
+        cpu.im2col(&xt, &w, &block, &mut cols).unwrap();
+        let c: Vec<f64> = random(8, cols.len()).iter().map(|&v| v as f64).collect();
+        let ct = cpu.upload_f64(cols.rows(), cols.cols(), &c).unwrap();
+        let mut back = cpu.zeros(rows, w.image_len()).unwrap();
+        cpu.col2im(&ct, &w, &block, &mut back).unwrap();
+        let lhs: f64 = cpu
+            .download(&cols)
+            .unwrap()
+            .iter()
+            .zip(&c)
+            .map(|(a, b)| a * b)
+            .sum();
+        let rhs: f64 = cpu
+            .download(&back)
+            .unwrap()
+            .iter()
+            .zip(&x)
+            .map(|(a, b)| a * b)
+            .sum();
+        assert!(
+            (lhs - rhs).abs() < 1e-12 * lhs.abs().max(1.0),
+            "{w}: {lhs} vs {rhs}"
+        );
+    }
+}
+
+#[test]
+fn bad_windows_and_shapes_are_typed_errors() {
+    let cpu = Cpu::<f32>::new();
+    let x = cpu.zeros(2, 9).unwrap();
+    let mut cols = cpu.zeros(2 * 4, 4).unwrap();
+    let too_big = Window2d::new([1, 3, 3], [5, 5]);
+    let err = cpu
+        .im2col(&x, &too_big, &ChannelBlock::all(1), &mut cols)
+        .unwrap_err();
+    assert!(err.to_string().contains("spans 5"), "{err}");
+    let zero_stride = Window2d::new([1, 3, 3], [2, 2]).stride([0, 1]);
+    assert!(cpu
+        .im2col(&x, &zero_stride, &ChannelBlock::all(1), &mut cols)
+        .is_err());
+    let ok = Window2d::new([1, 3, 3], [2, 2]);
+    let mut wrong = cpu.zeros(7, 4).unwrap();
+    let err = cpu
+        .im2col(&x, &ok, &ChannelBlock::all(1), &mut wrong)
+        .unwrap_err();
+    assert!(err.to_string().contains("expected 8x4"), "{err}");
+    let mut pooled = cpu.zeros(2, 4).unwrap();
+    let g = cpu.zeros(2, 4).unwrap();
+    let mut gi = cpu.zeros(2, 9).unwrap();
+    cpu.pool2d(Pool::Max, &x, &ok, &mut pooled, None).unwrap();
+    assert!(cpu
+        .pool2d_backward(Pool::Max, &ok, &g, None, &mut gi)
+        .is_err());
+}
