@@ -327,8 +327,8 @@ pub async fn state_dict_async<B: Backend>(model: &mut Model<B>) -> Result<Vec<Ho
     let mut out = Vec::new();
     for p in model.parameters_mut() {
         out.push(HostTensor {
-            shape: torch_shape(p.value),
             data: HostData::F32(f32s(backend.download_async(p.value).await?)),
+            shape: p.shape,
             name: p.name,
         });
     }
@@ -356,7 +356,7 @@ fn layout<B: Backend>(model: &mut Model<B>) -> Vec<(String, Vec<usize>, Dtype)> 
     let mut out: Vec<_> = model
         .parameters_mut()
         .into_iter()
-        .map(|p| (p.name, torch_shape(p.value), Dtype::F32))
+        .map(|p| (p.name, p.shape, Dtype::F32))
         .collect();
     let (buffers, counts) = model.buffers_mut();
     out.extend(

@@ -5,13 +5,18 @@
 //! ```text
 //! {"input": [784], "layers": [{"dense": {"outputs": 512}}, {"batch_norm": {"momentum": 0.1, "eps": 1e-5}},
 //!   {"activation": "relu"}, {"dropout": {"p": 0.4}}, {"residual": [...]}, {"dense": {"outputs": 10}}]}
+//! {"input": [1, 28, 28], "layers": [{"conv2d": {"out_channels": 6, "kernel": [5, 5], "stride": [1, 1],
+//!   "padding": [2, 2], "dilation": [1, 1], "groups": 1, "bias": true}},
+//!   {"max_pool2d": {"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0], "dilation": [1, 1]}},
+//!   {"flatten": {}}, ...]}
 //! ```
 //!
 //! Initialisers are not recorded: a rebuilt stack gets its weights from
 //! the file. Activations with a parameter are objects:
 //! `{"leaky_relu": {"slope": 0.01}}`, `{"tanh_plus_linear": {"beta": 0.1}}`.
 
-use super::{Layer, Sequential, Shape};
+use super::{Conv2d, Layer, Pool2d, Sequential, Shape};
+use crate::backend::Pool;
 use crate::{Activation, Error, Init, Result};
 use serde_json::{json, Value};
 
@@ -65,6 +70,14 @@ fn describe_layers(layers: &[Layer]) -> Vec<Value> {
             Layer::Residual(inner) => json!({"residual": describe_layers(inner)}),
             Layer::Dropout(d) => json!({"dropout": {"p": d.p}}),
             Layer::BatchNorm(bn) => json!({"batch_norm": {"momentum": bn.momentum, "eps": bn.eps}}),
+            Layer::Conv2d(c) => json!({"conv2d": {
+                "out_channels": c.out_channels, "kernel": c.kernel, "stride": c.stride,
+                "padding": c.padding, "dilation": c.dilation, "groups": c.groups, "bias": c.bias,
+            }}),
+            Layer::Pool2d(p) => json!({p.kind_name(): {
+                "kernel": p.kernel, "stride": p.stride, "padding": p.padding, "dilation": p.dilation,
+            }}),
+            Layer::Flatten(_) => json!({"flatten": {}}),
         })
         .collect()
 }
@@ -95,6 +108,14 @@ fn activation(v: &Value) -> Option<Activation> {
     }
 }
 
+/// A `[a, b]` setting of a layer.
+fn pair(body: &Value, name: &str) -> Option<[usize; 2]> {
+    match body[name].as_array()?.as_slice() {
+        [a, b] => Some([a.as_u64()? as usize, b.as_u64()? as usize]),
+        _ => None,
+    }
+}
+
 /// Appends `layers` to `spec`, in order.
 fn stack(mut spec: Sequential, layers: &[Value]) -> Result<Sequential> {
     let bad = |layer: &Value| Error::Format {
@@ -116,6 +137,36 @@ fn stack(mut spec: Sequential, layers: &[Value]) -> Result<Sequential> {
             "activation" => spec.act(activation(body).ok_or_else(|| bad(layer))?),
             "dropout" => spec.dropout(number("p")?),
             "batch_norm" => spec.batch_norm_with(number("momentum")?, number("eps")?),
+            "conv2d" => {
+                let conv = Conv2d {
+                    in_channels: 0,
+                    out_channels: body["out_channels"].as_u64().ok_or_else(|| bad(layer))? as usize,
+                    kernel: pair(body, "kernel").ok_or_else(|| bad(layer))?,
+                    stride: pair(body, "stride").ok_or_else(|| bad(layer))?,
+                    padding: pair(body, "padding").ok_or_else(|| bad(layer))?,
+                    dilation: pair(body, "dilation").ok_or_else(|| bad(layer))?,
+                    groups: body["groups"].as_u64().ok_or_else(|| bad(layer))? as usize,
+                    bias: body["bias"].as_bool().ok_or_else(|| bad(layer))?,
+                    weight_init: Init::Zeros,
+                    bias_init: Init::Zeros,
+                };
+                spec.conv2d(conv)
+            }
+            "max_pool2d" | "avg_pool2d" => {
+                let pool = Pool2d {
+                    kind: if kind == "max_pool2d" {
+                        Pool::Max
+                    } else {
+                        Pool::Average
+                    },
+                    kernel: pair(body, "kernel").ok_or_else(|| bad(layer))?,
+                    stride: pair(body, "stride").ok_or_else(|| bad(layer))?,
+                    padding: pair(body, "padding").ok_or_else(|| bad(layer))?,
+                    dilation: pair(body, "dilation").ok_or_else(|| bad(layer))?,
+                };
+                spec.pool2d(pool)
+            }
+            "flatten" => spec.flatten(),
             "residual" => {
                 let inner = body.as_array().ok_or_else(|| bad(layer))?;
                 let block = stack(

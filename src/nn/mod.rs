@@ -16,8 +16,11 @@ mod model;
 mod predict;
 
 pub use layers::batch_norm::BatchNorm;
+pub use layers::conv::Conv2d;
 pub use layers::dense::Dense;
 pub use layers::dropout::Dropout;
+pub use layers::flatten::Flatten;
+pub use layers::pool::Pool2d;
 pub use layers::Shape;
 pub use model::{Buffer, FlatParams, Mode, Model, Parameter};
 
@@ -37,8 +40,14 @@ pub enum Layer {
     Residual(Vec<Layer>),
     /// Inverted dropout (identity in evaluation).
     Dropout(Dropout),
-    /// BatchNorm1d over the features of a dense activation.
+    /// BatchNorm1d over flat features, BatchNorm2d over image channels.
     BatchNorm(BatchNorm),
+    /// A 2-D convolution over NCHW images (`nn.Conv2d`).
+    Conv2d(Conv2d),
+    /// Max or average pooling over NCHW images.
+    Pool2d(Pool2d),
+    /// Any sample shape as flat features (`nn.Flatten`).
+    Flatten(Flatten),
 }
 
 impl Layer {
@@ -50,6 +59,9 @@ impl Layer {
             Layer::Residual(inner) => inner,
             Layer::Dropout(d) => d,
             Layer::BatchNorm(bn) => bn,
+            Layer::Conv2d(c) => c,
+            Layer::Pool2d(p) => p,
+            Layer::Flatten(f) => f,
         }
     }
 
@@ -68,7 +80,10 @@ impl Layer {
             }
             Layer::Residual(inner) => Box::new(layers::residual::build(inner, b, input, ctx)?),
             Layer::Dropout(d) => Box::new(d.build(width, ctx)),
-            Layer::BatchNorm(bn) => Box::new(bn.build(b, width)?),
+            Layer::BatchNorm(bn) => Box::new(bn.build(b, input)?),
+            Layer::Conv2d(c) => Box::new(c.build(b, input, ctx)?),
+            Layer::Pool2d(p) => Box::new(p.build(input)),
+            Layer::Flatten(_) => Box::new(layers::flatten::FlattenModule { width }),
         })
     }
 }
@@ -205,6 +220,45 @@ impl Sequential {
         self.push(Layer::BatchNorm(BatchNorm { momentum, eps }))
     }
 
+    /// Appends a 2-D convolution; its input channels are the current
+    /// shape's (which must be `[channels, height, width]`, see
+    /// [`Sequential::with_input_shape`]).
+    ///
+    /// ```
+    /// use wgtrain::nn::{Conv2d, Shape};
+    /// use wgtrain::Sequential;
+    /// let spec = Sequential::with_input_shape(Shape::new(&[3, 32, 32]))
+    ///     .conv2d(Conv2d::new(16, 3).padding(1).stride(2));
+    /// assert_eq!(spec.output_shape(), &Shape::new(&[16, 16, 16]));
+    /// ```
+    pub fn conv2d(self, conv: Conv2d) -> Self {
+        let in_channels = self.shape.image().map_or(0, |[c, _, _]| c);
+        self.push(Layer::Conv2d(Conv2d {
+            in_channels,
+            ..conv
+        }))
+    }
+
+    /// Appends max or average pooling with explicit settings.
+    pub fn pool2d(self, pool: Pool2d) -> Self {
+        self.push(Layer::Pool2d(pool))
+    }
+
+    /// Appends `kernel × kernel` max pooling with stride `kernel` (`nn.MaxPool2d(kernel)`).
+    pub fn max_pool2d(self, kernel: usize) -> Self {
+        self.pool2d(Pool2d::max(kernel))
+    }
+
+    /// Appends `kernel × kernel` average pooling with stride `kernel` (`nn.AvgPool2d(kernel)`).
+    pub fn avg_pool2d(self, kernel: usize) -> Self {
+        self.pool2d(Pool2d::average(kernel))
+    }
+
+    /// Appends `nn.Flatten()`: what follows sees flat features.
+    pub fn flatten(self) -> Self {
+        self.push(Layer::Flatten(Flatten))
+    }
+
     /// Appends `y = x + f(x)`, with `f` built by `block` from the current
     /// shape. A block that changes the shape is reported by `validate`, not
     /// here, so that describing stays infallible until `build`.
@@ -251,7 +305,7 @@ impl Sequential {
         if !self
             .layers
             .iter()
-            .any(|l| matches!(l, Layer::Dense(_) | Layer::Residual(_)))
+            .any(|l| matches!(l, Layer::Dense(_) | Layer::Conv2d(_) | Layer::Residual(_)))
         {
             return Err(Error::Model(
                 "the model has no layer with parameters".into(),

@@ -31,6 +31,10 @@ struct Workspace<B: Backend> {
 pub struct Parameter<'a, B: Backend> {
     /// `nn.Sequential` name, e.g. `0.weight`, `2.1.bias` (inside a residual block).
     pub name: String,
+    /// The shape PyTorch gives it (`[out, in]`, `[out, in/groups, kh, kw]`,
+    /// `[n]`); the tensor itself is `rows × cols` with the same values in
+    /// the same order.
+    pub shape: Vec<usize>,
     /// The values.
     pub value: &'a mut B::Tensor,
     /// The gradient from the last backward pass (mutable, so that a

@@ -1,9 +1,14 @@
-//! BatchNorm1d: each feature normalised by the batch's statistics in
-//! training (which update the running mean and unbiased variance), by the
-//! running statistics in evaluation, then scaled by γ and shifted by β.
+//! BatchNorm1d over flat features, BatchNorm2d over the channels of
+//! images: each feature (channel) normalised by the batch's statistics in
+//! training (over the batch, and for images over every position too; they
+//! update the running mean and unbiased variance), by the running
+//! statistics in evaluation, then scaled by γ and shifted by β.
+//!
+//! Images are brought to channels-last order (`(N·H·W) × C`), normalised
+//! there by the same kernels as flat features, and brought back.
 
 use super::{GradIn, Kept, LayerUnit, Module, Pass, Shape, Stage};
-use crate::backend::Backend;
+use crate::backend::{Backend, ChannelBlock};
 use crate::cost::Cost;
 use crate::nn::model::{Buffer, Parameter};
 use crate::nn::Mode;
@@ -34,9 +39,10 @@ impl LayerUnit for BatchNorm {
                 allowed: "> 0",
             });
         }
-        if input.flat().is_none() {
+        if input.flat().is_none() && input.image().is_none() {
             return Err(Error::Model(format!(
-                "layer {at}: BatchNorm1d needs flat features, got shape {input}"
+                "layer {at}: batch norm needs flat features (BatchNorm1d) or [channels, height, \
+                 width] images (BatchNorm2d), got shape {input}"
             )));
         }
         Ok(input.clone())
@@ -46,15 +52,23 @@ impl LayerUnit for BatchNorm {
         let w = input.len() as u64;
         // Statistics, normalisation and its backward: about 10 per element.
         c.flops += 10 * n * w;
-        c.parameters += 2 * w;
+        c.parameters += 2 * features(input) as u64;
         *kept += n * w;
     }
 }
 
+/// What gets its own statistics: the features of a flat input, the
+/// channels of an image.
+fn features(input: &Shape) -> usize {
+    input.image().map_or(input.len(), |[c, _, _]| c)
+}
+
 impl BatchNorm {
     /// The built layer: γ = 1, β = 0, running mean 0 and variance 1.
-    pub(crate) fn build<B: Backend>(&self, b: &B, width: usize) -> Result<BatchNormModule<B>> {
+    pub(crate) fn build<B: Backend>(&self, b: &B, input: &Shape) -> Result<BatchNormModule<B>> {
+        let width = features(input);
         Ok(BatchNormModule {
+            positions: input.len() / width,
             gamma: b.upload_f64(1, width, &vec![1.0; width])?,
             beta: b.zeros(1, width)?,
             g_gamma: b.zeros(1, width)?,
@@ -79,21 +93,24 @@ pub(crate) struct BatchNormModule<B: Backend> {
     /// Training batches seen, as PyTorch's `num_batches_tracked`.
     batches: u64,
     spec: BatchNorm,
+    /// Features (channels) normalised.
     width: usize,
+    /// Positions per channel (1 for flat features).
+    positions: usize,
 }
 
-impl<B: Backend> Module<B> for BatchNormModule<B> {
-    fn stage(&self, b: &B, rows: usize) -> Result<Stage<B>> {
-        let mut stage = Stage::plain(b, rows, self.width, self.width)?;
-        // The batch mean and 1/std, for the backward pass.
-        stage.kept.saved = Some(b.zeros(2, self.width)?);
-        Ok(stage)
-    }
-
-    fn forward(&mut self, b: &B, x: &B::Tensor, stage: &mut Stage<B>, pass: Pass) -> Result<()> {
-        match pass.mode {
+impl<B: Backend> BatchNormModule<B> {
+    /// Normalises `x` (channels-last or flat) into `out`.
+    fn normalise(
+        &mut self,
+        b: &B,
+        x: &B::Tensor,
+        saved: &mut B::Tensor,
+        out: &mut B::Tensor,
+        mode: Mode,
+    ) -> Result<()> {
+        match mode {
             Mode::Train => {
-                let saved = stage.kept.saved.as_mut().expect("made by stage()");
                 b.batch_norm_train(
                     x,
                     &self.gamma,
@@ -101,7 +118,7 @@ impl<B: Backend> Module<B> for BatchNormModule<B> {
                     &mut self.running_mean,
                     &mut self.running_var,
                     saved,
-                    &mut stage.out,
+                    out,
                     self.spec.momentum,
                     self.spec.eps,
                 )?;
@@ -114,10 +131,42 @@ impl<B: Backend> Module<B> for BatchNormModule<B> {
                 &self.beta,
                 &self.running_mean,
                 &self.running_var,
-                &mut stage.out,
+                out,
                 self.spec.eps,
             ),
         }
+    }
+}
+
+impl<B: Backend> Module<B> for BatchNormModule<B> {
+    fn stage(&self, b: &B, rows: usize) -> Result<Stage<B>> {
+        let len = self.width * self.positions;
+        let mut stage = Stage::plain(b, rows, len, len)?;
+        // The batch mean and 1/std, for the backward pass.
+        stage.kept.saved = Some(b.zeros(2, self.width)?);
+        // Images: the input, the output (in the backward pass the output's
+        // gradient) and the input's gradient, channels-last.
+        if self.positions > 1 {
+            stage.kept.scratch = (0..3)
+                .map(|_| b.zeros(rows * self.positions, self.width))
+                .collect::<Result<_>>()?;
+        }
+        Ok(stage)
+    }
+
+    fn forward(&mut self, b: &B, x: &B::Tensor, stage: &mut Stage<B>, pass: Pass) -> Result<()> {
+        let Kept { saved, scratch, .. } = &mut stage.kept;
+        let saved = saved.as_mut().expect("made by stage()");
+        if self.positions == 1 {
+            return self.normalise(b, x, saved, &mut stage.out, pass.mode);
+        }
+        let all = ChannelBlock::all(self.width);
+        let [input, output, _] = &mut scratch[..] else {
+            unreachable!("made by stage()")
+        };
+        b.channels_last(x, &all, input)?;
+        self.normalise(b, input, saved, output, pass.mode)?;
+        b.channels_first(output, &all, &mut stage.out)
     }
 
     fn backward(
@@ -132,26 +181,45 @@ impl<B: Backend> Module<B> for BatchNormModule<B> {
         // One kernel for all three gradients: γ and β need theirs even when
         // the input gradient is not read.
         let saved = kept.saved.as_ref().expect("made by stage()");
+        if self.positions == 1 {
+            return b.batch_norm_backward(
+                x,
+                &self.gamma,
+                saved,
+                g,
+                grad_in.out,
+                &mut self.g_gamma,
+                &mut self.g_beta,
+            );
+        }
+        let all = ChannelBlock::all(self.width);
+        let [input, grad_out, input_grad] = &mut kept.scratch[..] else {
+            unreachable!("made by stage()")
+        };
+        b.channels_last(g, &all, grad_out)?;
         b.batch_norm_backward(
-            x,
+            input,
             &self.gamma,
             saved,
-            g,
-            grad_in.out,
+            grad_out,
+            input_grad,
             &mut self.g_gamma,
             &mut self.g_beta,
-        )
+        )?;
+        b.channels_first(input_grad, &all, grad_in.out)
     }
 
     fn parameters<'a>(&'a mut self, prefix: &str, out: &mut Vec<Parameter<'a, B>>) {
         out.push(Parameter {
             name: format!("{prefix}weight"),
+            shape: vec![self.width],
             value: &mut self.gamma,
             grad: &mut self.g_gamma,
             is_weight: false,
         });
         out.push(Parameter {
             name: format!("{prefix}bias"),
+            shape: vec![self.width],
             value: &mut self.beta,
             grad: &mut self.g_beta,
             is_weight: false,

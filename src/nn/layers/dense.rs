@@ -149,12 +149,14 @@ impl<B: Backend> Module<B> for DenseModule<B> {
     fn parameters<'a>(&'a mut self, prefix: &str, out: &mut Vec<Parameter<'a, B>>) {
         out.push(Parameter {
             name: format!("{prefix}weight"),
+            shape: vec![self.w.rows(), self.w.cols()],
             value: &mut self.w,
             grad: &mut self.gw,
             is_weight: true,
         });
         out.push(Parameter {
             name: format!("{prefix}bias"),
+            shape: vec![self.b.cols()],
             value: &mut self.b,
             grad: &mut self.gb,
             is_weight: false,

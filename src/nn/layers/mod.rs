@@ -14,8 +14,11 @@
 
 pub(crate) mod activation;
 pub(crate) mod batch_norm;
+pub(crate) mod conv;
 pub(crate) mod dense;
 pub(crate) mod dropout;
+pub(crate) mod flatten;
+pub(crate) mod pool;
 pub(crate) mod residual;
 
 use super::model::{Buffer, Mode, Parameter};
@@ -24,8 +27,9 @@ use crate::cost::Cost;
 use crate::Result;
 use rand::rngs::StdRng;
 
-/// The shape of one sample: `[features]` for dense layers. A batch is a
-/// `rows × len()` tensor, each row one sample in row-major order.
+/// The shape of one sample: `[features]` for dense layers, `[channels,
+/// height, width]` for images. A batch is a `rows × len()` tensor, each row
+/// one sample in row-major order (NCHW for images, as PyTorch).
 ///
 /// ```
 /// use wgtrain::nn::Shape;
@@ -60,6 +64,14 @@ impl Shape {
     /// True when a sample holds no value.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// `Some([c, h, w])` for an image.
+    pub fn image(&self) -> Option<[usize; 3]> {
+        match self.0[..] {
+            [c, h, w] => Some([c, h, w]),
+            _ => None,
+        }
     }
 
     /// `Some(n)` for a flat `[n]`.
@@ -109,6 +121,8 @@ pub(crate) struct Stage<B: Backend> {
 pub(crate) struct Kept<B: Backend> {
     pub saved: Option<B::Tensor>,
     pub sub: Vec<Stage<B>>,
+    /// Work buffers for this batch size (a convolution's columns).
+    pub scratch: Vec<B::Tensor>,
 }
 
 impl<B: Backend> Stage<B> {
@@ -120,6 +134,7 @@ impl<B: Backend> Stage<B> {
             kept: Kept {
                 saved: None,
                 sub: Vec::new(),
+                scratch: Vec::new(),
             },
         })
     }
