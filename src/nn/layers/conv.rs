@@ -161,7 +161,9 @@ impl LayerUnit for Conv2d {
         if self.out_channels == 0 || self.groups == 0 {
             return bad("needs at least one output channel and one group".into());
         }
-        if self.in_channels % self.groups != 0 || self.out_channels % self.groups != 0 {
+        if !self.in_channels.is_multiple_of(self.groups)
+            || !self.out_channels.is_multiple_of(self.groups)
+        {
             return bad(format!(
                 "{} input and {} output channels are not divisible by {} groups",
                 self.in_channels, self.out_channels, self.groups

@@ -4,9 +4,9 @@
 
 use super::{ChannelBlock, Pool, Window2d};
 use crate::backend::cpu::cast;
-use crate::backend::par::split;
 use crate::backend::CpuTensor;
 use num_traits::Float;
+use rayon::prelude::*;
 
 /// The input coordinate a tap reads, or `None` in the padding.
 #[inline]
@@ -50,45 +50,31 @@ pub(crate) fn im2col<T: Float + Send + Sync>(
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
     let width = block.count * kh * kw;
     let (xs, w, block) = (x.data.as_slice(), *w, *block);
-    let n = cols.data.len();
-    split(
-        n,
-        width,
-        (cols.data.as_mut_slice(), 0..n),
-        &move |(out, at): (&mut [T], std::ops::Range<usize>)| {
-            for (row_out, row) in out
-                .chunks_mut(width)
-                .zip(at.step_by(width).map(|e| e / width))
-            {
-                let (sample, pos) = (row / (oh * ow), row % (oh * ow));
+    // One sample's rows per task: its positions, each a row of taps.
+    cols.data
+        .par_chunks_mut(oh * ow * width)
+        .enumerate()
+        .for_each(|(sample, rows)| {
+            let image = &xs[sample * w.image_len()..(sample + 1) * w.image_len()];
+            for (pos, row) in rows.chunks_mut(width).enumerate() {
                 let (y, xo) = (pos / ow, pos % ow);
-                let image = &xs[sample * w.image_len()..(sample + 1) * w.image_len()];
-                for (j, v) in row_out.iter_mut().enumerate() {
-                    let (c, tap) = (block.first + j / (kh * kw), j % (kh * kw));
-                    let iy = source(
-                        y,
-                        tap / kw,
-                        w.stride[0],
-                        w.padding[0],
-                        w.dilation[0],
-                        w.height,
-                    );
-                    let ix = source(
-                        xo,
-                        tap % kw,
-                        w.stride[1],
-                        w.padding[1],
-                        w.dilation[1],
-                        w.width,
-                    );
-                    *v = match (iy, ix) {
-                        (Some(iy), Some(ix)) => image[(c * w.height + iy) * w.width + ix],
-                        _ => T::zero(),
-                    };
+                let mut taps = row.iter_mut();
+                for c in block.first..block.first + block.count {
+                    for ty in 0..kh {
+                        let iy = source(y, ty, w.stride[0], w.padding[0], w.dilation[0], w.height);
+                        for tx in 0..kw {
+                            let ix =
+                                source(xo, tx, w.stride[1], w.padding[1], w.dilation[1], w.width);
+                            let v = taps.next().expect("width taps");
+                            *v = match (iy, ix) {
+                                (Some(iy), Some(ix)) => image[(c * w.height + iy) * w.width + ix],
+                                _ => T::zero(),
+                            };
+                        }
+                    }
                 }
             }
-        },
-    );
+        });
 }
 
 pub(crate) fn col2im<T: Float + Send + Sync>(
@@ -102,28 +88,32 @@ pub(crate) fn col2im<T: Float + Send + Sync>(
     let width = block.count * kh * kw;
     let plane = w.height * w.width;
     let (cs, w, block) = (cols.data.as_slice(), *w, *block);
-    for (sample, image) in x.data.chunks_mut(w.image_len()).enumerate() {
-        let channels = &mut image[block.first * plane..(block.first + block.count) * plane];
-        for (e, v) in channels.iter_mut().enumerate() {
-            let (c, iy, ix) = (e / plane, e % plane / w.width, e % w.width);
-            let mut s = T::zero();
-            for ty in 0..kh {
-                let Some(y) = window_of(iy, ty, w.stride[0], w.padding[0], w.dilation[0], oh)
-                else {
-                    continue;
-                };
-                for tx in 0..kw {
-                    let Some(xo) = window_of(ix, tx, w.stride[1], w.padding[1], w.dilation[1], ow)
+    x.data
+        .par_chunks_mut(w.image_len())
+        .enumerate()
+        .for_each(|(sample, image)| {
+            let channels = &mut image[block.first * plane..(block.first + block.count) * plane];
+            for (e, v) in channels.iter_mut().enumerate() {
+                let (c, iy, ix) = (e / plane, e % plane / w.width, e % w.width);
+                let mut s = T::zero();
+                for ty in 0..kh {
+                    let Some(y) = window_of(iy, ty, w.stride[0], w.padding[0], w.dilation[0], oh)
                     else {
                         continue;
                     };
-                    let row = (sample * oh + y) * ow + xo;
-                    s = s + cs[row * width + (c * kh + ty) * kw + tx];
+                    for tx in 0..kw {
+                        let Some(xo) =
+                            window_of(ix, tx, w.stride[1], w.padding[1], w.dilation[1], ow)
+                        else {
+                            continue;
+                        };
+                        let row = (sample * oh + y) * ow + xo;
+                        s = s + cs[row * width + (c * kh + ty) * kw + tx];
+                    }
                 }
+                *v = s;
             }
-            *v = s;
-        }
-    }
+        });
 }
 
 pub(crate) fn channels_last<T: Float>(
@@ -154,20 +144,19 @@ pub(crate) fn channels_first<T: Float>(
     }
 }
 
-pub(crate) fn pool2d<T: Float>(
+/// One output plane of a pooling: `out` (and the winners) from `input`'s plane.
+fn pool_plane<T: Float>(
     kind: Pool,
-    x: &CpuTensor<T>,
     w: &Window2d,
-    out: &mut CpuTensor<T>,
-    mut argmax: Option<&mut CpuTensor<T>>,
+    input: &[T],
+    out: &mut [T],
+    mut winners: Option<&mut [T]>,
 ) {
-    let [oh, ow] = w.output_size().expect("checked window");
+    let [_, ow] = w.output_size().expect("checked window");
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
     let divisor = cast::<T>((kh * kw) as f64);
-    let (plane, out_plane) = (w.height * w.width, oh * ow);
-    for (e, v) in out.data.iter_mut().enumerate() {
-        let (image, y, xo) = (e / out_plane, e % out_plane / ow, e % ow);
-        let base = image * plane; // image = sample · C + channel
+    for (e, v) in out.iter_mut().enumerate() {
+        let (y, xo) = (e / ow, e % ow);
         let mut best = T::neg_infinity();
         let mut at = -1.0;
         let mut sum = T::zero();
@@ -180,7 +169,7 @@ pub(crate) fn pool2d<T: Float>(
                 else {
                     continue;
                 };
-                let value = x.data[base + iy * w.width + ix];
+                let value = input[iy * w.width + ix];
                 sum = sum + value;
                 // PyTorch's rule: a larger value or a NaN takes the place.
                 if value > best || value.is_nan() {
@@ -193,13 +182,33 @@ pub(crate) fn pool2d<T: Float>(
             Pool::Max => best,
             Pool::Average => sum / divisor,
         };
-        if let Some(a) = argmax.as_deref_mut() {
-            a.data[e] = cast(at);
+        if let Some(a) = winners.as_deref_mut() {
+            a[e] = cast(at);
         }
     }
 }
 
-pub(crate) fn pool2d_backward<T: Float>(
+pub(crate) fn pool2d<T: Float + Send + Sync>(
+    kind: Pool,
+    x: &CpuTensor<T>,
+    w: &Window2d,
+    out: &mut CpuTensor<T>,
+    argmax: Option<&mut CpuTensor<T>>,
+) {
+    let (plane, out_plane, w) = (w.height * w.width, w.positions(), *w);
+    let planes = out
+        .data
+        .par_chunks_mut(out_plane)
+        .zip(x.data.par_chunks(plane));
+    match argmax {
+        Some(a) => planes
+            .zip(a.data.par_chunks_mut(out_plane))
+            .for_each(|((o, i), a)| pool_plane(kind, &w, i, o, Some(a))),
+        None => planes.for_each(|(o, i)| pool_plane(kind, &w, i, o, None)),
+    }
+}
+
+pub(crate) fn pool2d_backward<T: Float + Send + Sync>(
     kind: Pool,
     w: &Window2d,
     grad_out: &CpuTensor<T>,
@@ -209,31 +218,42 @@ pub(crate) fn pool2d_backward<T: Float>(
     let [oh, ow] = w.output_size().expect("checked window");
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
     let divisor = cast::<T>((kh * kw) as f64);
-    let (plane, out_plane) = (w.height * w.width, oh * ow);
-    for (e, v) in grad_in.data.iter_mut().enumerate() {
-        let (image, iy, ix) = (e / plane, e % plane / w.width, e % w.width);
-        let mut s = T::zero();
-        for ty in 0..kh {
-            let Some(y) = window_of(iy, ty, w.stride[0], w.padding[0], w.dilation[0], oh) else {
-                continue;
-            };
-            for tx in 0..kw {
-                let Some(xo) = window_of(ix, tx, w.stride[1], w.padding[1], w.dilation[1], ow)
-                else {
-                    continue;
-                };
-                let o = image * out_plane + y * ow + xo;
-                match kind {
-                    Pool::Max => {
-                        let winner = argmax.expect("checked: max pooling saves its winners");
-                        if winner.data[o] == cast((iy * w.width + ix) as f64) {
-                            s = s + grad_out.data[o];
+    let (plane, out_plane, w) = (w.height * w.width, oh * ow, *w);
+    grad_in
+        .data
+        .par_chunks_mut(plane)
+        .enumerate()
+        .for_each(|(image, grads)| {
+            let go = &grad_out.data[image * out_plane..(image + 1) * out_plane];
+            let winners = argmax.map(|a| &a.data[image * out_plane..(image + 1) * out_plane]);
+            for (e, v) in grads.iter_mut().enumerate() {
+                let (iy, ix) = (e / w.width, e % w.width);
+                let me = cast::<T>(e as f64);
+                let mut s = T::zero();
+                for ty in 0..kh {
+                    let Some(y) = window_of(iy, ty, w.stride[0], w.padding[0], w.dilation[0], oh)
+                    else {
+                        continue;
+                    };
+                    for tx in 0..kw {
+                        let Some(xo) =
+                            window_of(ix, tx, w.stride[1], w.padding[1], w.dilation[1], ow)
+                        else {
+                            continue;
+                        };
+                        let o = y * ow + xo;
+                        match kind {
+                            Pool::Max => {
+                                let won = winners.expect("checked: max pooling saves its winners");
+                                if won[o] == me {
+                                    s = s + go[o];
+                                }
+                            }
+                            Pool::Average => s = s + go[o] / divisor,
                         }
                     }
-                    Pool::Average => s = s + grad_out.data[o] / divisor,
                 }
+                *v = s;
             }
-        }
-        *v = s;
-    }
+        });
 }

@@ -253,7 +253,7 @@ pub(crate) fn check_channels_last(
     out: &impl Shaped,
 ) -> Result<()> {
     check_block(op, block, block.channels)?;
-    if x.cols() % block.channels != 0 {
+    if !x.cols().is_multiple_of(block.channels) {
         return Err(shape_err(
             op,
             format!(

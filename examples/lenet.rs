@@ -1,0 +1,44 @@
+//! LeNet-5 on the official MNIST: the main job (examples/mnist.rs: data,
+//! progress, curves, checkpoints, the cost model, the shipped model, the
+//! published rows) with `--model lenet5` and this network's defaults. Every
+//! option of the main job applies and overrides them; `--model cnn-bn` is
+//! the modern variant with batch norm.
+//!
+//! ```text
+//! cargo run --release --example lenet -- --device cpu
+//! cargo run --release --example lenet -- --model cnn-bn --epochs 12
+//! ```
+
+#[allow(dead_code)]
+#[path = "mnist.rs"]
+mod job;
+
+use clap::Parser;
+
+/// Where the run goes (the main job's is runs/mnist).
+const RUN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runs/lenet");
+
+/// LeNet-5's defaults: Adam (lr 2e-3, no weight decay) with a cosine
+/// schedule over 12 epochs, batch 64 (see PERFORMANCE.md, "Convolutions").
+const DEFAULTS: [&str; 12] = [
+    "--model",
+    "lenet5",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "2e-3",
+    "--weight-decay",
+    "0",
+    "--epochs",
+    "12",
+    "--batch-size",
+    "64",
+];
+
+fn main() {
+    let mut argv: Vec<String> = std::env::args().take(1).collect();
+    argv.extend(DEFAULTS.iter().map(|s| s.to_string()));
+    argv.extend(["--out".to_string(), RUN_DIR.to_string()]);
+    argv.extend(std::env::args().skip(1));
+    job::run_job(job::Args::parse_from(argv));
+}
