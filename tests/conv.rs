@@ -198,6 +198,19 @@ fn gradients_match_finite_differences() {
             .pool2d(Pool2d::max(3).stride(2).padding(1))
             .flatten()
             .dense(3, Init::XavierUniform),
+        // A residual CNN: y = x + f(x) over [channels, height, width].
+        Sequential::with_input_shape(Shape::new(&[2, 6, 6]))
+            .conv2d(Conv2d::new(3, 3).padding(1))
+            .residual(|b| {
+                b.conv2d(Conv2d::new(3, 3).padding(1).no_bias())
+                    .batch_norm()
+                    .relu()
+                    .conv2d(Conv2d::new(3, 1))
+            })
+            .relu()
+            .avg_pool2d(2)
+            .flatten()
+            .dense(3, Init::XavierUniform),
         Sequential::with_input_shape(Shape::new(&[4, 7, 7]))
             .conv2d(Conv2d::new(4, 7).padding(3).groups(4))
             .sigmoid()

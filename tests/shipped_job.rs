@@ -106,7 +106,10 @@ fn the_main_jobs_architecture_and_optimizer_flags() {
             "--out",
         ])
         .arg(&out));
-    assert!(job.contains("model: 784-64-32-10 tanh"), "{job}");
+    assert!(
+        job.contains("model: 784-64-32-10: dense 64, batch norm, tanh"),
+        "{job}"
+    );
     assert!(job.contains("sgd lr 0.05"), "{job}");
     let cpu = wgtrain::Cpu::<f32>::new();
     let shipped = wgtrain::shipped::load(&out.join("model.safetensors"), &cpu).unwrap();
