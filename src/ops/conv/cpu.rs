@@ -40,6 +40,49 @@ fn window_of(
         .filter(|&o| o < outs)
 }
 
+/// Along one axis of window `w`: for each output coordinate and tap, the
+/// input coordinate it reads (`None` in the padding), `outs × taps` entries.
+fn sources(w: &Window2d, axis: usize, outs: usize) -> Vec<Option<usize>> {
+    let size = [w.height, w.width][axis];
+    (0..outs)
+        .flat_map(|o| {
+            (0..w.kernel[axis]).map(move |t| {
+                source(
+                    o,
+                    t,
+                    w.stride[axis],
+                    w.padding[axis],
+                    w.dilation[axis],
+                    size,
+                )
+            })
+        })
+        .collect()
+}
+
+/// Along one axis: for each input coordinate, the `(tap, output)` pairs
+/// that read it, in increasing tap order (the order col2im adds them in).
+fn readers(w: &Window2d, axis: usize, outs: usize) -> Vec<Vec<(usize, usize)>> {
+    let size = [w.height, w.width][axis];
+    (0..size)
+        .map(|i| {
+            (0..w.kernel[axis])
+                .filter_map(|t| {
+                    window_of(
+                        i,
+                        t,
+                        w.stride[axis],
+                        w.padding[axis],
+                        w.dilation[axis],
+                        outs,
+                    )
+                    .map(|o| (t, o))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 pub(crate) fn im2col<T: Float + Send + Sync>(
     x: &CpuTensor<T>,
     w: &Window2d,
@@ -49,6 +92,7 @@ pub(crate) fn im2col<T: Float + Send + Sync>(
     let [oh, ow] = w.output_size().expect("checked window");
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
     let width = block.count * kh * kw;
+    let (rows_of, cols_of) = (sources(w, 0, oh), sources(w, 1, ow));
     let (xs, w, block) = (x.data.as_slice(), *w, *block);
     // One sample's rows per task: its positions, each a row of taps.
     cols.data
@@ -58,18 +102,21 @@ pub(crate) fn im2col<T: Float + Send + Sync>(
             let image = &xs[sample * w.image_len()..(sample + 1) * w.image_len()];
             for (pos, row) in rows.chunks_mut(width).enumerate() {
                 let (y, xo) = (pos / ow, pos % ow);
-                let mut taps = row.iter_mut();
-                for c in block.first..block.first + block.count {
-                    for ty in 0..kh {
-                        let iy = source(y, ty, w.stride[0], w.padding[0], w.dilation[0], w.height);
-                        for tx in 0..kw {
-                            let ix =
-                                source(xo, tx, w.stride[1], w.padding[1], w.dilation[1], w.width);
-                            let v = taps.next().expect("width taps");
-                            *v = match (iy, ix) {
-                                (Some(iy), Some(ix)) => image[(c * w.height + iy) * w.width + ix],
-                                _ => T::zero(),
-                            };
+                let xs_of = &cols_of[xo * kw..(xo + 1) * kw];
+                for (c, taps) in (block.first..).zip(row.chunks_mut(kh * kw)) {
+                    let plane = &image[c * w.height * w.width..(c + 1) * w.height * w.width];
+                    for (iy, line) in rows_of[y * kh..(y + 1) * kh]
+                        .iter()
+                        .zip(taps.chunks_mut(kw))
+                    {
+                        match iy {
+                            Some(iy) => {
+                                let src = &plane[iy * w.width..(iy + 1) * w.width];
+                                for (v, ix) in line.iter_mut().zip(xs_of) {
+                                    *v = ix.map_or(T::zero(), |ix| src[ix]);
+                                }
+                            }
+                            None => line.iter_mut().for_each(|v| *v = T::zero()),
                         }
                     }
                 }
@@ -87,31 +134,27 @@ pub(crate) fn col2im<T: Float + Send + Sync>(
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
     let width = block.count * kh * kw;
     let plane = w.height * w.width;
+    let (by_row, by_col) = (readers(w, 0, oh), readers(w, 1, ow));
     let (cs, w, block) = (cols.data.as_slice(), *w, *block);
     x.data
         .par_chunks_mut(w.image_len())
         .enumerate()
         .for_each(|(sample, image)| {
             let channels = &mut image[block.first * plane..(block.first + block.count) * plane];
-            for (e, v) in channels.iter_mut().enumerate() {
-                let (c, iy, ix) = (e / plane, e % plane / w.width, e % w.width);
-                let mut s = T::zero();
-                for ty in 0..kh {
-                    let Some(y) = window_of(iy, ty, w.stride[0], w.padding[0], w.dilation[0], oh)
-                    else {
-                        continue;
-                    };
-                    for tx in 0..kw {
-                        let Some(xo) =
-                            window_of(ix, tx, w.stride[1], w.padding[1], w.dilation[1], ow)
-                        else {
-                            continue;
-                        };
-                        let row = (sample * oh + y) * ow + xo;
-                        s = s + cs[row * width + (c * kh + ty) * kw + tx];
+            let sample_rows = &cs[sample * oh * ow * width..(sample + 1) * oh * ow * width];
+            for (c, grads) in channels.chunks_mut(plane).enumerate() {
+                for (iy, line) in grads.chunks_mut(w.width).enumerate() {
+                    for (ix, v) in line.iter_mut().enumerate() {
+                        let mut s = T::zero();
+                        for &(ty, y) in &by_row[iy] {
+                            for &(tx, xo) in &by_col[ix] {
+                                s = s + sample_rows
+                                    [(y * ow + xo) * width + (c * kh + ty) * kw + tx];
+                            }
+                        }
+                        *v = s;
                     }
                 }
-                *v = s;
             }
         });
 }

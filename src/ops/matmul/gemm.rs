@@ -1,6 +1,9 @@
 //! The fast CPU matrix product: `matrixmultiply`'s blocked, vectorised
-//! sgemm/dgemm. Its row and column strides describe every transpose form, so
-//! nothing is copied; the CPU backend adds bias and activation afterwards.
+//! sgemm/dgemm, or, for a product whose output is tiny beside its depth, the
+//! `gemm` crate's, which also splits the depth across threads. Row and
+//! column strides describe every transpose form, so nothing is copied; the
+//! CPU backend adds bias and activation afterwards. The choice is by shape
+//! alone, so the same product always sums in the same order.
 
 use std::any::TypeId;
 
@@ -32,6 +35,9 @@ pub(crate) fn gemm<T: 'static>(
     assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
     let (rsa, csa) = strides(m, k, transpose_a);
     let (rsb, csb) = strides(k, n, transpose_b);
+    if k >= DEEP * m * n {
+        return deep(m, n, k, a, (rsa, csa), b, (rsb, csb), c);
+    }
     // A short, wide product runs 1.5–1.6× faster in matrixmultiply as its
     // transpose, Cᵀ = op(B)ᵀ·op(A)ᵀ, written through C's strides swapped
     // (64×512 outputs at k = 512 and 784: the CPU training step at batch 64;
@@ -61,6 +67,81 @@ pub(crate) fn gemm<T: 'static>(
                 c.as_mut_ptr().cast::<f64>(),
             );
             matrixmultiply::dgemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, 0.0, c, rsc, csc);
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// A product counts as deep when `k ≥ DEEP·m·n`: matrixmultiply runs it on
+/// one thread at 1.7 GFLOP/s (6×25 outputs, k = 50,176: LeNet's first
+/// weight gradient at batch 64), `gemm` at 20.5 on two; at 2,400 outputs
+/// over k = 6,400 matrixmultiply is ahead again (PERFORMANCE.md).
+const DEEP: usize = 16;
+
+/// `c = op(A)·op(B)` by the `gemm` crate, for `T` = f32 or f64.
+#[allow(clippy::too_many_arguments)]
+fn deep<T: 'static>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    (rsa, csa): (isize, isize),
+    b: &[T],
+    (rsb, csb): (isize, isize),
+    c: &mut [T],
+) -> bool {
+    let id = TypeId::of::<T>();
+    let threads = gemm::Parallelism::Rayon(rayon::current_num_threads());
+    // SAFETY: as in `gemm` above: T is exactly the type of its branch, the
+    // strides stay inside the asserted slices, `c` aliases neither input,
+    // and with `read_dst` false the product never reads `c`.
+    unsafe {
+        if id == TypeId::of::<f32>() {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr().cast::<f32>(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr().cast::<f32>(),
+                csa,
+                rsa,
+                b.as_ptr().cast::<f32>(),
+                csb,
+                rsb,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                threads,
+            );
+        } else if id == TypeId::of::<f64>() {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr().cast::<f64>(),
+                1,
+                n as isize,
+                false,
+                a.as_ptr().cast::<f64>(),
+                csa,
+                rsa,
+                b.as_ptr().cast::<f64>(),
+                csb,
+                rsb,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                threads,
+            );
         } else {
             return false;
         }
