@@ -127,6 +127,31 @@ fn seconds<B: Backend>(
     Ok(times[2])
 }
 
+/// Every dispatch of one forward and backward pass of each layer, timed by
+/// GPU timestamp queries (µs, in order).
+fn kernel_times(gpu: &Gpu, n: usize) -> wgtrain::Result<()> {
+    if !gpu.supports_timestamps() {
+        println!("  (this adapter has no timestamp queries)");
+        return Ok(());
+    }
+    for (name, image, outs, k, pad) in SHAPES {
+        let mut conv = Conv::new(gpu, n, image, outs, k, pad)?;
+        conv.forward(gpu)?;
+        conv.backward(gpu)?;
+        gpu.synchronize()?;
+        gpu.start_profiling(64)?;
+        conv.forward(gpu)?;
+        conv.backward(gpu)?;
+        let times = gpu.finish_profiling()?;
+        let parts: Vec<String> = times
+            .iter()
+            .map(|t| format!("{}::{} {:.0}", t.shader, t.entry, t.seconds * 1e6))
+            .collect();
+        println!("  {name:<14} µs: {}", parts.join(" | "));
+    }
+    Ok(())
+}
+
 fn bench<B: Backend>(b: &B, n: usize) -> wgtrain::Result<()> {
     println!("{}", b.describe());
     println!(
@@ -174,7 +199,9 @@ fn main() -> wgtrain::Result<()> {
         bench(&Cpu::<f32>::new(), n)?;
     }
     if which != "cpu" {
-        bench(&Gpu::new()?, n)?;
+        let gpu = Gpu::new()?;
+        bench(&gpu, n)?;
+        kernel_times(&gpu, n)?;
     }
     Ok(())
 }

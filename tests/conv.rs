@@ -317,22 +317,54 @@ fn shipped_cnn_predicts_alike<B: Backend>(b: &B, label: &str) {
     let mut model = torch_model(b, &r);
     let x: Vec<f32> = floats(&r["x"]).iter().map(|&v| v as f32).collect();
     let xt = b.upload(8, 144, &x).unwrap();
-    let labels: Vec<u32> = r["labels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let labels: Vec<u32> = r["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
     let yt = b.indices(&labels, 5).unwrap();
     let mut opt = Optim::new(Adam::default()).unwrap();
-    let options = StepOptions { loss: Loss::SoftmaxCrossEntropy, bias_group: None };
+    let options = StepOptions {
+        loss: Loss::SoftmaxCrossEntropy,
+        bias_group: None,
+    };
     for _ in 0..3 {
-        wgtrain::train::train_step(&mut model, &mut opt, &xt, Target::Labels(&yt), &options, &mut LocalSync).unwrap();
+        wgtrain::train::train_step(
+            &mut model,
+            &mut opt,
+            &xt,
+            Target::Labels(&yt),
+            &options,
+            &mut LocalSync,
+        )
+        .unwrap();
     }
     let before = model.predict_proba(&x, 3).unwrap();
-    let path = std::env::temp_dir().join(format!("wgtrain-{label}-{}.safetensors", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "wgtrain-{label}-{}.safetensors",
+        std::process::id()
+    ));
     wgtrain::shipped::save(&path, &mut model, None, Default::default()).unwrap();
     let mut again = wgtrain::shipped::load(&path, b).unwrap().model;
-    assert_eq!(again.predict_proba(&x, 5).unwrap(), before, "{label}: reloaded predictions differ");
-    let mut on_cpu = wgtrain::shipped::load(&path, &wgtrain::Cpu::<f32>::new()).unwrap().model;
+    assert_eq!(
+        again.predict_proba(&x, 5).unwrap(),
+        before,
+        "{label}: reloaded predictions differ"
+    );
+    let mut on_cpu = wgtrain::shipped::load(&path, &wgtrain::Cpu::<f32>::new())
+        .unwrap()
+        .model;
     let cpu = on_cpu.predict_proba(&x, 8).unwrap();
-    let err = before.iter().zip(&cpu).map(|(a, c)| (a - c).abs()).fold(0f32, f32::max);
-    assert!(err < 1e-5, "{label}: CPU predictions of the shipped model differ by {err:e}");
+    let err = before
+        .iter()
+        .zip(&cpu)
+        .map(|(a, c)| (a - c).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        err < 1e-5,
+        "{label}: CPU predictions of the shipped model differ by {err:e}"
+    );
     std::fs::remove_file(&path).unwrap();
 }
 

@@ -29,6 +29,20 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// The divisors of the index arithmetic, as pipeline constants (one
+// pipeline per layer shape): a division by a constant compiles to a
+// multiply and shift, where a division by a uniform is a real division per
+// invocation (and on a CPU adapter, per SIMD lane). Each equals the Params
+// field of the same name; entries that do not use one leave it at 1.
+override KH: u32 = 1u;        // kernel height
+override KW: u32 = 1u;        // kernel width
+override OW: u32 = 1u;        // output width
+override OHW: u32 = 1u;       // output positions per plane
+override COUNT: u32 = 1u;     // channels in the block
+override IW: u32 = 1u;        // input width
+override PLANE: u32 = 1u;     // values per channel: the input's height·width (the positions, for channels_last/first)
+override STRIDE_Y: u32 = 1u;
+
 const WG: u32 = 256u;
 
 fn index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
@@ -62,16 +76,16 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     if (e >= p.n) {
         return;
     }
-    let taps = p.kh * p.kw;
-    let width = p.count * taps;
+    let taps = KH * KW;
+    let width = COUNT * taps;
     let row = e / width;
     let j = e % width;
-    let sample = row / (p.oh * p.ow);
-    let pos = row % (p.oh * p.ow);
+    let sample = row / OHW;
+    let pos = row % OHW;
     let c = p.first + j / taps;
     let tap = j % taps;
-    let iy = source(pos / p.ow, tap / p.kw, p.sh, p.ph, p.dh, p.height);
-    let ix = source(pos % p.ow, tap % p.kw, p.sw, p.pw, p.dw, p.width);
+    let iy = source(pos / OW, tap / KW, p.sh, p.ph, p.dh, p.height);
+    let ix = source(pos % OW, tap % KW, p.sw, p.pw, p.dw, p.width);
     var v = 0.0;
     if (iy >= 0 && ix >= 0) {
         v = images[((sample * p.channels + c) * p.height + u32(iy)) * p.width + u32(ix)];
@@ -90,26 +104,26 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     // e runs over the block's channels of every sample.
-    let plane = p.height * p.width;
-    let block = p.count * plane;
+    let plane = PLANE;
+    let block = COUNT * plane;
     let sample = e / block;
     let c = (e % block) / plane;
-    let iy = (e % plane) / p.width;
-    let ix = e % p.width;
-    let width = p.count * p.kh * p.kw;
+    let iy = (e % plane) / IW;
+    let ix = e % IW;
+    let width = COUNT * KH * KW;
     var s = 0.0;
-    for (var ty = 0u; ty < p.kh; ty++) {
-        let y = window_of(iy, ty, p.sh, p.ph, p.dh, p.oh);
+    for (var ty = 0u; ty < KH; ty++) {
+        let y = window_of(iy, ty, STRIDE_Y, p.ph, p.dh, p.oh);
         if (y < 0) {
             continue;
         }
-        for (var tx = 0u; tx < p.kw; tx++) {
-            let x = window_of(ix, tx, p.sw, p.pw, p.dw, p.ow);
+        for (var tx = 0u; tx < KW; tx++) {
+            let x = window_of(ix, tx, p.sw, p.pw, p.dw, OW);
             if (x < 0) {
                 continue;
             }
-            let row = (sample * p.oh + u32(y)) * p.ow + u32(x);
-            s += cols_in[row * width + (c * p.kh + ty) * p.kw + tx];
+            let row = (sample * p.oh + u32(y)) * OW + u32(x);
+            s += cols_in[row * width + (c * KH + ty) * KW + tx];
         }
     }
     grad_images[(sample * p.channels + p.first + c) * plane + iy * p.width + ix] = s;
@@ -125,11 +139,11 @@ fn channels_last(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if (e >= p.n) {
         return;
     }
-    let r = e / p.count;
-    let c = e % p.count;
-    let sample = r / p.positions;
-    let q = r % p.positions;
-    interleaved[e] = planar[(sample * p.channels + p.first + c) * p.positions + q];
+    let r = e / COUNT;
+    let c = e % COUNT;
+    let sample = r / PLANE;
+    let q = r % PLANE;
+    interleaved[e] = planar[(sample * p.channels + p.first + c) * PLANE + q];
 }
 
 // ---- channels_first: out[n, (first + c)·P + q] = z[n·P + q, c] --------------
@@ -143,11 +157,11 @@ fn channels_first(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         return;
     }
     // e runs over the block: (sample · count + c) · P + q.
-    let q = e % p.positions;
-    let c = (e / p.positions) % p.count;
-    let sample = e / (p.positions * p.count);
-    planar_out[(sample * p.channels + p.first + c) * p.positions + q] =
-        interleaved_in[(sample * p.positions + q) * p.count + c];
+    let q = e % PLANE;
+    let c = (e / PLANE) % COUNT;
+    let sample = e / (PLANE * COUNT);
+    planar_out[(sample * p.channels + p.first + c) * PLANE + q] =
+        interleaved_in[(sample * PLANE + q) * COUNT + c];
 }
 
 // ---- pool: max (and its winner, an index in the plane) or average ----------
@@ -161,11 +175,10 @@ fn pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (e >= p.n) {
         return;
     }
-    let out_plane = p.oh * p.ow;
-    let image = e / out_plane;           // sample · C + channel
-    let y = (e % out_plane) / p.ow;
-    let x = e % p.ow;
-    let base = image * p.height * p.width;
+    let image = e / OHW;                 // sample · C + channel
+    let y = (e % OHW) / OW;
+    let x = e % OW;
+    let base = image * PLANE;
     var best = bitcast<f32>(0xff800000u); // −∞ (a literal would not be finite)
     var at = -1.0;
     var sum = 0.0;
@@ -209,24 +222,23 @@ fn pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if (e >= p.n) {
         return;
     }
-    let plane = p.height * p.width;
-    let image = e / plane;
-    let iy = (e % plane) / p.width;
-    let ix = e % p.width;
-    let me = f32(iy * p.width + ix);
+    let image = e / PLANE;
+    let iy = (e % PLANE) / IW;
+    let ix = e % IW;
+    let me = f32(iy * IW + ix);
     let divisor = f32(p.kh * p.kw);
     var s = 0.0;
     for (var ty = 0u; ty < p.kh; ty++) {
-        let y = window_of(iy, ty, p.sh, p.ph, p.dh, p.oh);
+        let y = window_of(iy, ty, STRIDE_Y, p.ph, p.dh, p.oh);
         if (y < 0) {
             continue;
         }
         for (var tx = 0u; tx < p.kw; tx++) {
-            let x = window_of(ix, tx, p.sw, p.pw, p.dw, p.ow);
+            let x = window_of(ix, tx, p.sw, p.pw, p.dw, OW);
             if (x < 0) {
                 continue;
             }
-            let o = (image * p.oh + u32(y)) * p.ow + u32(x);
+            let o = (image * p.oh + u32(y)) * OW + u32(x);
             if (p.average == 1u) {
                 s += grad_pooled[o] / divisor;
             } else if (winners_in[o] == me) {

@@ -61,13 +61,37 @@ impl ConvParams {
             ..self
         }
     }
+
+    /// The pipeline constants of shaders/conv/conv.wgsl: the divisors of
+    /// the index arithmetic, from these parameters.
+    fn constants(&self) -> [(&'static str, f64); 8] {
+        let c = |v: u32| v.max(1) as f64;
+        [
+            ("KH", c(self.kh)),
+            ("KW", c(self.kw)),
+            ("OW", c(self.ow)),
+            ("OHW", c(self.oh * self.ow)),
+            ("COUNT", c(self.count)),
+            ("IW", c(self.width)),
+            (
+                "PLANE",
+                c(if self.positions > 0 {
+                    self.positions
+                } else {
+                    self.height * self.width
+                }),
+            ),
+            ("STRIDE_Y", c(self.sh)),
+        ]
+    }
 }
 
 fn run(gpu: &Gpu, entry: &'static str, params: ConvParams, binds: &[Bind<'_>]) -> Result<()> {
+    let constants = params.constants();
     let kernel = Kernel {
         shader: &CONV,
         entry,
-        constants: &[],
+        constants: &constants,
     };
     let groups = gpu.ctx.linear_groups(params.n as usize, WG);
     gpu.ctx.dispatch(&kernel, &params, binds, groups)
