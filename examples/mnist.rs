@@ -37,7 +37,9 @@ const RUN_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/runs/mnist");
 pub(crate) struct Args {
     /// The network: `mlp` (784, --hidden, 10 with batch norm and --dropout),
     /// `lenet5` (LeCun et al. 1998 with ReLU and max pooling: conv 6@5x5
-    /// padding 2, pool 2, conv 16@5x5, pool 2, dense 120, 84, 10) or
+    /// padding 2, batch norm, pool 2, conv 16@5x5, batch norm, pool 2, dense
+    /// 120, 84 with --dropout after each, 10; --no-batch-norm for the
+    /// original's convolutions with biases) or
     /// `cnn-bn` (conv 32@5x5 padding 2, batch norm, ReLU, pool 2, conv
     /// 64@5x5 padding 2, batch norm, ReLU, pool 2, dense 256 with --dropout, 10).
     #[arg(long, default_value = "mlp")]
@@ -597,19 +599,21 @@ fn network(args: &Args, activation: wgtrain::Activation) -> wgtrain::Result<Sequ
             }
             spec.dense(10, Init::XavierUniform)
         }
-        "lenet5" => image()
-            .conv2d(Conv2d::new(6, 5).padding(2))
-            .act(activation)
-            .max_pool2d(2)
-            .conv2d(Conv2d::new(16, 5))
-            .act(activation)
-            .max_pool2d(2)
-            .flatten()
-            .dense(120, Init::TorchDefault)
-            .act(activation)
-            .dense(84, Init::TorchDefault)
-            .act(activation)
-            .dense(10, Init::TorchDefault),
+        "lenet5" => {
+            // With batch norm, the convolutions drop their bias (the norm's
+            // β takes its place, as in PyTorch's usual `bias=False`).
+            let conv = |c: Conv2d| if args.no_batch_norm { c } else { c.no_bias() };
+            let spec = norm(image().conv2d(conv(Conv2d::new(6, 5).padding(2))))
+                .act(activation)
+                .max_pool2d(2);
+            let spec = norm(spec.conv2d(conv(Conv2d::new(16, 5))))
+                .act(activation)
+                .max_pool2d(2)
+                .flatten();
+            let spec = dropout(spec.dense(120, Init::TorchDefault).act(activation));
+            let spec = dropout(spec.dense(84, Init::TorchDefault).act(activation));
+            spec.dense(10, Init::TorchDefault)
+        }
         "cnn-bn" => {
             let spec = norm(image().conv2d(Conv2d::new(32, 5).padding(2).no_bias()))
                 .act(activation)
