@@ -69,6 +69,53 @@ fn torch_model<B: Backend>(b: &B, r: &Value) -> wgtrain::Model<B> {
     model
 }
 
+/// The reference's batch on a backend: the host inputs, and the inputs
+/// and labels uploaded.
+struct Batch<B: Backend> {
+    x: Vec<f32>,
+    rows: usize,
+    xt: B::Tensor,
+    yt: B::Index,
+}
+
+fn batch<B: Backend>(b: &B, r: &Value) -> Batch<B> {
+    let x: Vec<f32> = floats(&r["x"]).iter().map(|&v| v as f32).collect();
+    let labels: Vec<u32> = r["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let rows = labels.len();
+    Batch {
+        xt: b.upload(rows, 144, &x).unwrap(),
+        yt: b.indices(&labels, 5).unwrap(),
+        x,
+        rows,
+    }
+}
+
+/// One full-batch training step with softmax cross-entropy.
+fn step<B: Backend>(
+    model: &mut wgtrain::Model<B>,
+    opt: &mut impl wgtrain::optim::Optimizer<B>,
+    batch: &Batch<B>,
+) {
+    let options = StepOptions {
+        loss: Loss::SoftmaxCrossEntropy,
+        bias_group: None,
+    };
+    wgtrain::train::train_step(
+        model,
+        opt,
+        &batch.xt,
+        Target::Labels(&batch.yt),
+        &options,
+        &mut LocalSync,
+    )
+    .unwrap();
+}
+
 fn train_like_torch<B: Backend, C: OptimizerConfig>(
     b: &B,
     label: &str,
@@ -79,37 +126,16 @@ fn train_like_torch<B: Backend, C: OptimizerConfig>(
 ) {
     let mut model = torch_model(b, r);
     let mut opt = Optim::new(config).unwrap();
-    let x: Vec<f32> = floats(&r["x"]).iter().map(|&v| v as f32).collect();
-    let rows = r["labels"].as_array().unwrap().len();
-    let labels: Vec<u32> = r["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
-    let xt = b.upload(rows, 144, &x).unwrap();
-    let yt = b.indices(&labels, 5).unwrap();
-    let options = StepOptions {
-        loss: Loss::SoftmaxCrossEntropy,
-        bias_group: None,
-    };
+    let data = batch(b, r);
     let want = &r[name];
     let mut worst_loss: f64 = 0.0;
-    for (step, expected) in floats(&want["losses"]).iter().enumerate() {
-        wgtrain::train::train_step(
-            &mut model,
-            &mut opt,
-            &xt,
-            Target::Labels(&yt),
-            &options,
-            &mut LocalSync,
-        )
-        .unwrap();
-        let loss = model.loss_value(rows).unwrap();
+    for (i, expected) in floats(&want["losses"]).iter().enumerate() {
+        step(&mut model, &mut opt, &data);
+        let loss = model.loss_value(data.rows).unwrap();
         let err = (loss - expected).abs() / expected.abs().max(1.0);
         assert!(
             err < tol,
-            "{label} {name}: step {step} loss {loss} vs PyTorch {expected} ({err:e})"
+            "{label} {name}: step {i} loss {loss} vs PyTorch {expected} ({err:e})"
         );
         worst_loss = worst_loss.max(err);
     }
@@ -138,7 +164,7 @@ fn train_like_torch<B: Backend, C: OptimizerConfig>(
         );
         worst_param = worst_param.max(err);
     }
-    let logits = model.forward(&xt, Mode::Eval).unwrap();
+    let logits = model.forward(&data.xt, Mode::Eval).unwrap();
     let err = common::parity_error(&b.download(logits).unwrap(), &floats(&want["eval_logits"]));
     assert!(
         err < tol,
@@ -315,32 +341,13 @@ fn a_cnn_round_trips_through_its_description() {
 fn shipped_cnn_predicts_alike<B: Backend>(b: &B, label: &str) {
     let r = reference();
     let mut model = torch_model(b, &r);
-    let x: Vec<f32> = floats(&r["x"]).iter().map(|&v| v as f32).collect();
-    let xt = b.upload(8, 144, &x).unwrap();
-    let labels: Vec<u32> = r["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
-    let yt = b.indices(&labels, 5).unwrap();
+    let data = batch(b, &r);
     let mut opt = Optim::new(Adam::default()).unwrap();
-    let options = StepOptions {
-        loss: Loss::SoftmaxCrossEntropy,
-        bias_group: None,
-    };
     for _ in 0..3 {
-        wgtrain::train::train_step(
-            &mut model,
-            &mut opt,
-            &xt,
-            Target::Labels(&yt),
-            &options,
-            &mut LocalSync,
-        )
-        .unwrap();
+        step(&mut model, &mut opt, &data);
     }
-    let before = model.predict_proba(&x, 3).unwrap();
+    let x = &data.x;
+    let before = model.predict_proba(x, 3).unwrap();
     let path = std::env::temp_dir().join(format!(
         "wgtrain-{label}-{}.safetensors",
         std::process::id()
@@ -348,14 +355,14 @@ fn shipped_cnn_predicts_alike<B: Backend>(b: &B, label: &str) {
     wgtrain::shipped::save(&path, &mut model, None, Default::default()).unwrap();
     let mut again = wgtrain::shipped::load(&path, b).unwrap().model;
     assert_eq!(
-        again.predict_proba(&x, 5).unwrap(),
+        again.predict_proba(x, 5).unwrap(),
         before,
         "{label}: reloaded predictions differ"
     );
     let mut on_cpu = wgtrain::shipped::load(&path, &wgtrain::Cpu::<f32>::new())
         .unwrap()
         .model;
-    let cpu = on_cpu.predict_proba(&x, 8).unwrap();
+    let cpu = on_cpu.predict_proba(x, 8).unwrap();
     let err = before
         .iter()
         .zip(&cpu)

@@ -5,6 +5,7 @@
 //! CPU backend adds bias and activation afterwards. The choice is by shape
 //! alone, so the same product always sums in the same order.
 
+use num_traits::Float;
 use std::any::TypeId;
 
 /// Where `op(X)` lives in a row-major buffer: `(row stride, column stride)`
@@ -24,7 +25,7 @@ fn strides(rows: usize, cols: usize, transposed: bool) -> (isize, isize) {
 /// The slices must hold `m·k`, `k·n` and `m·n` elements (checked by the
 /// caller's shape check; asserted here because the product reads raw pointers).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm<T: 'static>(
+pub(crate) fn gemm<T: Float + 'static>(
     (m, n, k): (usize, usize, usize),
     a: &[T],
     transpose_a: bool,
@@ -82,7 +83,7 @@ const DEEP: usize = 16;
 
 /// `c = op(A)·op(B)` by the `gemm` crate, for `T` = f32 or f64.
 #[allow(clippy::too_many_arguments)]
-fn deep<T: 'static>(
+fn deep<T: Float + 'static>(
     m: usize,
     n: usize,
     k: usize,
@@ -93,58 +94,35 @@ fn deep<T: 'static>(
     c: &mut [T],
 ) -> bool {
     let id = TypeId::of::<T>();
+    if id != TypeId::of::<f32>() && id != TypeId::of::<f64>() {
+        return false;
+    }
     let threads = gemm::Parallelism::Rayon(rayon::current_num_threads());
-    // SAFETY: as in `gemm` above: T is exactly the type of its branch, the
-    // strides stay inside the asserted slices, `c` aliases neither input,
-    // and with `read_dst` false the product never reads `c`.
+    // SAFETY: T is f32 or f64, which the crate dispatches on; the strides
+    // stay inside the asserted slices, `c` aliases neither input, and with
+    // `read_dst` false the product (c = 1·op(A)·op(B)) never reads `c`.
     unsafe {
-        if id == TypeId::of::<f32>() {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                c.as_mut_ptr().cast::<f32>(),
-                1,
-                n as isize,
-                false,
-                a.as_ptr().cast::<f32>(),
-                csa,
-                rsa,
-                b.as_ptr().cast::<f32>(),
-                csb,
-                rsb,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                threads,
-            );
-        } else if id == TypeId::of::<f64>() {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                c.as_mut_ptr().cast::<f64>(),
-                1,
-                n as isize,
-                false,
-                a.as_ptr().cast::<f64>(),
-                csa,
-                rsa,
-                b.as_ptr().cast::<f64>(),
-                csb,
-                rsb,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                threads,
-            );
-        } else {
-            return false;
-        }
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            csa,
+            rsa,
+            b.as_ptr(),
+            csb,
+            rsb,
+            T::zero(),
+            T::one(),
+            false,
+            false,
+            false,
+            threads,
+        );
     }
     true
 }
