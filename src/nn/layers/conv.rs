@@ -12,7 +12,7 @@
 //! ([`copy_range`](crate::Backend::copy_range)).
 
 use super::{BuildCtx, GradIn, Kept, LayerUnit, Module, Pass, Shape, Stage};
-use crate::backend::{Activation, Backend, ChannelBlock, MatmulSpec, Shaped, Window2d};
+use crate::backend::{Backend, ChannelBlock, MatmulSpec, Shaped, Window2d};
 use crate::cost::Cost;
 use crate::nn::model::Parameter;
 use crate::{Error, Init, Result};
@@ -285,11 +285,11 @@ impl<B: Backend> Conv2dModule<B> {
         Ok((&group.w, self.b.as_ref().map(|_| &group.b)))
     }
 
-    fn forward_act(
+    /// `out = conv(x)`, through the stage's columns and product buffers.
+    fn convolve(
         &mut self,
         b: &B,
         x: &B::Tensor,
-        act: Activation,
         scratch: &mut [B::Tensor],
         out: &mut B::Tensor,
     ) -> Result<()> {
@@ -303,7 +303,6 @@ impl<B: Backend> Conv2dModule<B> {
             let spec = MatmulSpec {
                 transpose_b: true,
                 bias,
-                act,
                 ..Default::default()
             };
             b.matmul(cols, w, z, spec)?;
@@ -359,19 +358,7 @@ impl<B: Backend> Module<B> for Conv2dModule<B> {
 
     fn forward(&mut self, b: &B, x: &B::Tensor, stage: &mut Stage<B>, _: Pass) -> Result<()> {
         let Stage { out, kept, .. } = stage;
-        self.forward_act(b, x, Activation::Identity, &mut kept.scratch, out)
-    }
-
-    fn forward_fused(
-        &mut self,
-        _b: &B,
-        _x: &B::Tensor,
-        _act: Activation,
-        _out: &mut B::Tensor,
-    ) -> Result<bool> {
-        // The fused form needs the stage's columns, which this call does
-        // not see: evaluation runs the activation as its own pass.
-        Ok(false)
+        self.convolve(b, x, &mut kept.scratch, out)
     }
 
     fn backward(
