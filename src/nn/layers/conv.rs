@@ -224,8 +224,6 @@ impl Conv2d {
             group,
             window: self.window(image),
             groups: self.groups,
-            out_channels: o,
-            kernel: self.kernel,
         })
     }
 }
@@ -248,11 +246,14 @@ pub(crate) struct Conv2dModule<B: Backend> {
     group: Option<GroupBuffers<B>>,
     window: Window2d,
     groups: usize,
-    out_channels: usize,
-    kernel: [usize; 2],
 }
 
 impl<B: Backend> Conv2dModule<B> {
+    /// Output channels: the weight's rows.
+    fn out_channels(&self) -> usize {
+        self.w.rows()
+    }
+
     fn in_block(&self, g: usize) -> ChannelBlock {
         let count = self.window.channels / self.groups;
         ChannelBlock {
@@ -263,9 +264,9 @@ impl<B: Backend> Conv2dModule<B> {
     }
 
     fn out_block(&self, g: usize) -> ChannelBlock {
-        let count = self.out_channels / self.groups;
+        let count = self.out_channels() / self.groups;
         ChannelBlock {
-            channels: self.out_channels,
+            channels: self.out_channels(),
             first: g * count,
             count,
         }
@@ -344,14 +345,14 @@ impl<B: Backend> Module<B> for Conv2dModule<B> {
             b,
             rows,
             self.window.image_len(),
-            self.out_channels * positions,
+            self.out_channels() * positions,
         )?;
         let k = self.w.cols();
         // The columns (in the backward pass also their gradient) and the
         // product in channels-last order (its gradient there).
         stage.kept.scratch = vec![
             b.zeros(rows * positions, k)?,
-            b.zeros(rows * positions, self.out_channels / self.groups)?,
+            b.zeros(rows * positions, self.out_channels() / self.groups)?,
         ];
         Ok(stage)
     }
@@ -393,12 +394,9 @@ impl<B: Backend> Module<B> for Conv2dModule<B> {
     }
 
     fn parameters<'a>(&'a mut self, prefix: &str, out: &mut Vec<Parameter<'a, B>>) {
-        let shape = vec![
-            self.out_channels,
-            self.window.channels / self.groups,
-            self.kernel[0],
-            self.kernel[1],
-        ];
+        let [kh, kw] = self.window.kernel;
+        let outs = self.out_channels();
+        let shape = vec![outs, self.window.channels / self.groups, kh, kw];
         out.push(Parameter {
             name: format!("{prefix}weight"),
             shape,
@@ -409,7 +407,7 @@ impl<B: Backend> Module<B> for Conv2dModule<B> {
         if let (Some(value), Some(grad)) = (self.b.as_mut(), self.gb.as_mut()) {
             out.push(Parameter {
                 name: format!("{prefix}bias"),
-                shape: vec![self.out_channels],
+                shape: vec![outs],
                 value,
                 grad,
                 is_weight: false,

@@ -60,25 +60,23 @@ fn sources(w: &Window2d, axis: usize, outs: usize) -> Vec<Option<usize>> {
         .collect()
 }
 
-/// Along one axis: for each input coordinate, the `(tap, output)` pairs
-/// that read it, in increasing tap order (the order col2im adds them in).
-fn readers(w: &Window2d, axis: usize, outs: usize) -> Vec<Vec<(usize, usize)>> {
+/// Along one axis: for each input coordinate and tap, the output
+/// coordinate whose window reads it through that tap (`None` if none),
+/// `size × taps` entries; col2im adds them in tap order.
+fn readers(w: &Window2d, axis: usize, outs: usize) -> Vec<Option<usize>> {
     let size = [w.height, w.width][axis];
     (0..size)
-        .map(|i| {
-            (0..w.kernel[axis])
-                .filter_map(|t| {
-                    window_of(
-                        i,
-                        t,
-                        w.stride[axis],
-                        w.padding[axis],
-                        w.dilation[axis],
-                        outs,
-                    )
-                    .map(|o| (t, o))
-                })
-                .collect()
+        .flat_map(|i| {
+            (0..w.kernel[axis]).map(move |t| {
+                window_of(
+                    i,
+                    t,
+                    w.stride[axis],
+                    w.padding[axis],
+                    w.dilation[axis],
+                    outs,
+                )
+            })
         })
         .collect()
 }
@@ -146,8 +144,12 @@ pub(crate) fn col2im<T: Float + Send + Sync>(
                 for (iy, line) in grads.chunks_mut(w.width).enumerate() {
                     for (ix, v) in line.iter_mut().enumerate() {
                         let mut s = T::zero();
-                        for &(ty, y) in &by_row[iy] {
-                            for &(tx, xo) in &by_col[ix] {
+                        let rows_of = &by_row[iy * kh..(iy + 1) * kh];
+                        let cols_of = &by_col[ix * kw..(ix + 1) * kw];
+                        for (ty, y) in rows_of.iter().enumerate() {
+                            let Some(y) = y else { continue };
+                            for (tx, xo) in cols_of.iter().enumerate() {
+                                let Some(xo) = xo else { continue };
                                 s = s + sample_rows
                                     [(y * ow + xo) * width + (c * kh + ty) * kw + tx];
                             }
