@@ -546,7 +546,11 @@ fn summary(layers: &[Layer]) -> String {
     let parts: Vec<String> = layers
         .iter()
         .map(|layer| match layer {
-            Layer::Dense(d) => format!("dense {}", d.outputs),
+            Layer::Dense(d) => format!(
+                "dense {}{}",
+                d.outputs,
+                if d.bias { "" } else { " no bias" }
+            ),
             Layer::Activation(a) => a.name().to_string(),
             Layer::Dropout(d) => format!("dropout {}", d.p),
             Layer::BatchNorm(_) => "batch norm".into(),
@@ -595,7 +599,13 @@ fn network(args: &Args, activation: wgtrain::Activation) -> wgtrain::Result<Sequ
                 spec = spec.dropout(args.input_dropout);
             }
             for &width in &args.hidden {
-                spec = dropout(norm(spec.dense(width, Init::HeNormal)).act(activation));
+                // In front of a batch norm a bias is redundant (the norm's β
+                // takes its place) and its true gradient is zero.
+                let dense = match args.no_batch_norm {
+                    true => spec.dense(width, Init::HeNormal),
+                    false => spec.dense_no_bias(width, Init::HeNormal),
+                };
+                spec = dropout(norm(dense).act(activation));
             }
             spec.dense(10, Init::XavierUniform)
         }

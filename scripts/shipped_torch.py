@@ -49,7 +49,7 @@ def layers(description, shape):
     for layer in description:
         (kind, body), = layer.items()
         if kind == "dense":
-            out.append(torch.nn.Linear(shape[0], body["outputs"]))
+            out.append(torch.nn.Linear(shape[0], body["outputs"], bias=body.get("bias", True)))
             shape = [body["outputs"]]
         elif kind == "batch_norm" and len(shape) == 3:
             out.append(torch.nn.BatchNorm2d(shape[0], eps=body["eps"], momentum=body["momentum"]))

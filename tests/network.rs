@@ -119,6 +119,55 @@ fn gradient_check_deep_stack_and_residual_block() {
 }
 
 #[test]
+fn gradient_check_bias_free_dense_layers() {
+    // Alone (the product without a bias) and in front of a batch norm,
+    // where PyTorch users drop the bias.
+    let plain = Sequential::new(5)
+        .dense_no_bias(4, Init::XavierUniform)
+        .tanh()
+        .dense_no_bias(3, Init::XavierUniform);
+    check("bias-free dense", &plain, Loss::SoftmaxCrossEntropy, 3);
+    let normed = Sequential::new(6)
+        .dense_no_bias(7, Init::HeNormal)
+        .batch_norm()
+        .relu()
+        .dense(2, Init::XavierUniform);
+    check(
+        "bias-free dense, batch norm",
+        &normed,
+        Loss::SquaredError,
+        9,
+    );
+}
+
+#[test]
+fn bias_free_dense_has_no_bias_parameter() {
+    let cpu = Cpu::<f32>::new();
+    let spec = Sequential::new(3)
+        .dense_no_bias(4, Init::HeNormal)
+        .relu()
+        .dense(2, Init::XavierUniform);
+    let model = spec.build(&cpu, 0).unwrap();
+    assert_eq!(model.parameter_names(), ["0.weight", "2.weight", "2.bias"]);
+    assert_eq!(wgtrain::cost::cost(&spec, 8).parameters, 3 * 4 + 4 * 2 + 2);
+    // The architecture description keeps the missing bias, so a shipped
+    // model rebuilds with the same tensors.
+    let rebuilt = Sequential::from_description(&spec.describe()).unwrap();
+    assert_eq!(rebuilt.describe(), spec.describe());
+    assert_eq!(
+        rebuilt.build(&cpu, 0).unwrap().parameter_names(),
+        model.parameter_names()
+    );
+    // Descriptions from before bias-free layers (no "bias" key) still read.
+    let old = serde_json::json!({"input": [3], "layers": [{"dense": {"outputs": 2}}]});
+    let old = Sequential::from_description(&old).unwrap();
+    assert_eq!(
+        old.build(&cpu, 0).unwrap().parameter_names(),
+        ["0.weight", "0.bias"]
+    );
+}
+
+#[test]
 fn gradient_check_catches_a_wrong_gradient() {
     // The check must be able to fail: compare a correct gradient with one
     // from a different data point and expect a large error.
@@ -234,6 +283,16 @@ fn training_step_gpu_matches_cpu() {
                 .dense(5, Init::XavierUniform),
             Loss::Hinge,
             1,
+        ),
+        (
+            "bias-free dense, batch norm, batch 33",
+            Sequential::new(17)
+                .dense_no_bias(12, Init::HeNormal)
+                .batch_norm()
+                .relu()
+                .dense(4, Init::XavierUniform),
+            Loss::SoftmaxCrossEntropy,
+            33,
         ),
         (
             "scaled tanh, BCE, batch 65",

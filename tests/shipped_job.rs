@@ -107,7 +107,7 @@ fn the_main_jobs_architecture_and_optimizer_flags() {
         ])
         .arg(&out));
     assert!(
-        job.contains("model: 784-64-32-10: dense 64, batch norm, tanh"),
+        job.contains("model: 784-64-32-10: dense 64 no bias, batch norm, tanh"),
         "{job}"
     );
     assert!(job.contains("sgd lr 0.05"), "{job}");
@@ -115,7 +115,8 @@ fn the_main_jobs_architecture_and_optimizer_flags() {
     let shipped = wgtrain::shipped::load(&out.join("model.safetensors"), &cpu).unwrap();
     let description = shipped.model.spec().describe().to_string();
     assert!(
-        description.contains(r#"{"dense":{"outputs":64}}"#) && description.contains(r#""tanh""#),
+        description.contains(r#"{"dense":{"bias":false,"outputs":64}}"#)
+            && description.contains(r#""tanh""#),
         "{description}"
     );
     for (flag, value, known) in [

@@ -3,8 +3,8 @@
 //! rebuilt without the code that made it.
 //!
 //! ```text
-//! {"input": [784], "layers": [{"dense": {"outputs": 512}}, {"batch_norm": {"momentum": 0.1, "eps": 1e-5}},
-//!   {"activation": "relu"}, {"dropout": {"p": 0.4}}, {"residual": [...]}, {"dense": {"outputs": 10}}]}
+//! {"input": [784], "layers": [{"dense": {"outputs": 512, "bias": true}}, {"batch_norm": {"momentum": 0.1, "eps": 1e-5}},
+//!   {"activation": "relu"}, {"dropout": {"p": 0.4}}, {"residual": [...]}, {"dense": {"outputs": 10, "bias": true}}]}
 //! {"input": [1, 28, 28], "layers": [{"conv2d": {"out_channels": 6, "kernel": [5, 5], "stride": [1, 1],
 //!   "padding": [2, 2], "dilation": [1, 1], "groups": 1, "bias": true}},
 //!   {"max_pool2d": {"kernel": [2, 2], "stride": [2, 2], "padding": [0, 0], "dilation": [1, 1]}},
@@ -65,7 +65,7 @@ fn describe_layers(layers: &[Layer]) -> Vec<Value> {
     layers
         .iter()
         .map(|layer| match layer {
-            Layer::Dense(d) => json!({"dense": {"outputs": d.outputs}}),
+            Layer::Dense(d) => json!({"dense": {"outputs": d.outputs, "bias": d.bias}}),
             Layer::Activation(a) => json!({"activation": activation_name(*a)}),
             Layer::Residual(inner) => json!({"residual": describe_layers(inner)}),
             Layer::Dropout(d) => json!({"dropout": {"p": d.p}}),
@@ -132,7 +132,12 @@ fn stack(mut spec: Sequential, layers: &[Value]) -> Result<Sequential> {
         spec = match kind.as_str() {
             "dense" => {
                 let outputs = body["outputs"].as_u64().ok_or_else(|| bad(layer))? as usize;
-                spec.dense_with(outputs, Init::Zeros, Init::Zeros)
+                // Descriptions written before bias-free layers have no "bias".
+                match body.get("bias").map(Value::as_bool) {
+                    None | Some(Some(true)) => spec.dense_with(outputs, Init::Zeros, Init::Zeros),
+                    Some(Some(false)) => spec.dense_no_bias(outputs, Init::Zeros),
+                    Some(None) => return Err(bad(layer)),
+                }
             }
             "activation" => spec.act(activation(body).ok_or_else(|| bad(layer))?),
             "dropout" => spec.dropout(number("p")?),

@@ -182,6 +182,33 @@ impl Sequential {
             outputs,
             weight_init,
             bias_init,
+            bias: true,
+        }))
+    }
+
+    /// Appends a dense layer without a bias (`nn.Linear(..., bias=False)`),
+    /// the usual layer in front of a batch norm, whose shift makes a bias
+    /// redundant there.
+    ///
+    /// ```
+    /// use wgtrain::{Cpu, Init, Sequential};
+    /// let model = Sequential::new(4)
+    ///     .dense_no_bias(3, Init::HeNormal)
+    ///     .batch_norm()
+    ///     .relu()
+    ///     .dense(2, Init::XavierUniform)
+    ///     .build(&Cpu::<f32>::new(), 0)
+    ///     .unwrap();
+    /// assert_eq!(model.parameter_names()[..3], ["0.weight", "1.weight", "1.bias"]);
+    /// ```
+    pub fn dense_no_bias(self, outputs: usize, weight_init: Init) -> Self {
+        let inputs = self.shape.len();
+        self.push(Layer::Dense(Dense {
+            inputs,
+            outputs,
+            weight_init,
+            bias_init: Init::Zeros,
+            bias: false,
         }))
     }
 

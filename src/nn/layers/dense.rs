@@ -1,4 +1,6 @@
-//! `Z = X·Wᵀ + b` (`nn.Linear`), with `W` of shape `[outputs, inputs]`.
+//! `Z = X·Wᵀ + b` (`nn.Linear`), with `W` of shape `[outputs, inputs]`, or
+//! `Z = X·Wᵀ` without a bias (`nn.Linear(..., bias=False)`, the layer before
+//! a batch norm: a bias there has a true gradient of zero).
 //!
 //! Backward (seeds 000/004): `∂ρ/∂W = δᵀ·X`, `∂ρ/∂b = Σᵢ δᵢ`, `δ_in = δ·W`,
 //! with the derivative of an activation before the layer applied in the
@@ -21,6 +23,8 @@ pub struct Dense {
     pub weight_init: Init,
     /// How b is drawn (zeros by default).
     pub bias_init: Init,
+    /// Whether there is a bias.
+    pub bias: bool,
 }
 
 impl LayerUnit for Dense {
@@ -46,14 +50,15 @@ impl LayerUnit for Dense {
         // Forward, weight gradient and (unless first) input gradient.
         let products = if first { 2 } else { 3 };
         c.matmul_flops += products * 2 * n * i * o;
-        c.flops += products * 2 * n * i * o + 2 * n * o;
-        c.parameters += i * o + o;
+        let bias = if self.bias { o } else { 0 };
+        c.flops += products * 2 * n * i * o + 2 * n * bias;
+        c.parameters += i * o + bias;
         *kept += n * o;
     }
 }
 
 impl Dense {
-    /// The built layer, its weight and bias drawn from `ctx.rng` in that order.
+    /// The built layer, its weight and (if any) bias drawn from `ctx.rng` in that order.
     pub(crate) fn build<B: Backend>(
         &self,
         b: &B,
@@ -62,7 +67,7 @@ impl Dense {
         let (i, o) = (self.inputs, self.outputs);
         // The gradients first: their allocation checks the size (overflow,
         // the device's limit) before the initial values are drawn on the host.
-        let (gw, gb) = (b.zeros(o, i)?, b.zeros(1, o)?);
+        let gw = b.zeros(o, i)?;
         let host_bytes = (i as u64 * o as u64).saturating_mul(8);
         if host_bytes > crate::backend::cpu::host_memory_bytes() {
             return Err(crate::Error::TooLarge {
@@ -72,12 +77,20 @@ impl Dense {
             });
         }
         let w = self.weight_init.sample(ctx.rng, i, o, i * o);
-        let bias = self.bias_init.sample(ctx.rng, i, o, o);
+        let bias = match self.bias {
+            true => {
+                let values = self.bias_init.sample(ctx.rng, i, o, o);
+                Some(Bias {
+                    value: b.upload_f64(1, o, &values)?,
+                    grad: b.zeros(1, o)?,
+                })
+            }
+            false => None,
+        };
         Ok(DenseModule {
             w: b.upload_f64(o, i, &w)?,
-            b: b.upload_f64(1, o, &bias)?,
             gw,
-            gb,
+            bias,
         })
     }
 }
@@ -85,9 +98,14 @@ impl Dense {
 /// A dense layer on a backend.
 pub(crate) struct DenseModule<B: Backend> {
     w: B::Tensor,
-    b: B::Tensor,
     gw: B::Tensor,
-    gb: B::Tensor,
+    bias: Option<Bias<B>>,
+}
+
+/// A bias row and its gradient.
+struct Bias<B: Backend> {
+    value: B::Tensor,
+    grad: B::Tensor,
 }
 
 impl<B: Backend> Module<B> for DenseModule<B> {
@@ -109,7 +127,7 @@ impl<B: Backend> Module<B> for DenseModule<B> {
     ) -> Result<bool> {
         let spec = MatmulSpec {
             transpose_b: true,
-            bias: Some(&self.b),
+            bias: self.bias.as_ref().map(|bias| &bias.value),
             act,
             ..Default::default()
         };
@@ -131,7 +149,9 @@ impl<B: Backend> Module<B> for DenseModule<B> {
             ..Default::default()
         };
         b.matmul(g, x, &mut self.gw, weight_grad)?;
-        b.sum_rows(g, &mut self.gb)?;
+        if let Some(bias) = &mut self.bias {
+            b.sum_rows(g, &mut bias.grad)?;
+        }
         if grad_in.needed {
             let spec = MatmulSpec {
                 gate: grad_in.gate,
@@ -154,17 +174,21 @@ impl<B: Backend> Module<B> for DenseModule<B> {
             grad: &mut self.gw,
             is_weight: true,
         });
-        out.push(Parameter {
-            name: format!("{prefix}bias"),
-            shape: vec![self.b.cols()],
-            value: &mut self.b,
-            grad: &mut self.gb,
-            is_weight: false,
-        });
+        if let Some(bias) = &mut self.bias {
+            out.push(Parameter {
+                name: format!("{prefix}bias"),
+                shape: vec![bias.value.cols()],
+                value: &mut bias.value,
+                grad: &mut bias.grad,
+                is_weight: false,
+            });
+        }
     }
 
     fn parameter_names(&self, prefix: &str, out: &mut Vec<String>) {
         out.push(format!("{prefix}weight"));
-        out.push(format!("{prefix}bias"));
+        if self.bias.is_some() {
+            out.push(format!("{prefix}bias"));
+        }
     }
 }
