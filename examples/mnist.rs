@@ -86,6 +86,10 @@ pub(crate) struct Args {
     /// some digits and their augmentations into augmented.png.
     #[arg(long)]
     augment: Option<String>,
+    /// Label smoothing ε of the training loss (`CrossEntropyLoss(label_smoothing=ε)`;
+    /// 0 turns it off). The test loss printed at the end is the plain cross-entropy.
+    #[arg(long, default_value_t = 0.1)]
+    label_smoothing: f64,
     /// Dropout after each hidden layer (0 turns it off).
     #[arg(long, default_value_t = 0.3)]
     dropout: f64,
@@ -415,7 +419,10 @@ fn run<B: Backend>(
     let config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
-        loss: Loss::SoftmaxCrossEntropy,
+        loss: match args.label_smoothing {
+            0.0 => Loss::SoftmaxCrossEntropy,
+            smoothing => Loss::SmoothedCrossEntropy { smoothing },
+        },
         seed: args.seed,
         top_k: 3,
         schedule: schedule(args)?,

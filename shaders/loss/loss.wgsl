@@ -7,6 +7,8 @@
 struct Params {
     rows: u32,
     cols: u32,
+    smoothing: f32,   // label smoothing ε; 0 leaves the targets exactly as they are
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -25,12 +27,16 @@ fn combine(a: f32, b: f32) -> f32 {
     return a + b;
 }
 
-// Target of (row i, column j): one-hot of the label, or the dense target.
+// Target of (row i, column j): one-hot of the label, or the dense target,
+// mixed with the uniform distribution by the label smoothing ε.
 fn target_at(i: u32, j: u32) -> f32 {
+    var t: f32;
     if (HAS_LABELS) {
-        return select(0.0, 1.0, labels[i] == j);
+        t = select(0.0, 1.0, labels[i] == j);
+    } else {
+        t = targets[i * p.cols + j];
     }
-    return targets[i * p.cols + j];
+    return (1.0 - p.smoothing) * t + p.smoothing / f32(p.cols);
 }
 
 // Writes the gradient of row i (scaled by inv_n) and returns its loss.
@@ -38,7 +44,7 @@ fn row_loss(i: u32, inv_n: f32) -> f32 {
     let base = i * p.cols;
     var l = 0.0;
     switch LOSS {
-        case LOSS_SOFTMAX_CROSS_ENTROPY: {   // stable log-sum-exp
+        case LOSS_SOFTMAX_CROSS_ENTROPY, LOSS_SMOOTHED_CROSS_ENTROPY: {   // stable log-sum-exp
             var m = pred[base];
             for (var j = 1u; j < p.cols; j++) {
                 m = max(m, pred[base + j]);

@@ -320,6 +320,7 @@ fn validate(
     val: Option<&Dataset>,
     replicas: usize,
 ) -> Result<()> {
+    config.loss.validate()?;
     if replicas > train.len() {
         return Err(Error::InvalidParameter {
             name: "replicas (devices × ranks)",

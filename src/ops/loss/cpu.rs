@@ -15,6 +15,9 @@ pub(crate) fn loss<T: Float + std::fmt::Debug + Send + Sync + 'static>(
 ) -> Result<()> {
     let (rows, cols) = (pred.rows, pred.cols);
     let inv_n: T = cast(1.0 / rows as f64);
+    // Label smoothing: t ↦ (1 − ε)·t + ε/C (ε = 0 leaves t exactly as is).
+    let keep: T = cast(1.0 - kind.smoothing());
+    let uniform: T = cast(kind.smoothing() / cols as f64);
     let mut total = T::zero();
     for i in 0..rows {
         let z = &pred.data[i * cols..(i + 1) * cols];
@@ -28,20 +31,23 @@ pub(crate) fn loss<T: Float + std::fmt::Debug + Send + Sync + 'static>(
             Target::Dense(t) => Some(&t.data[i * cols..(i + 1) * cols]),
             Target::Labels(_) => None,
         };
-        let t_at = |j: usize| match (label, dense) {
-            (Some(y), _) => {
-                if j == y {
-                    T::one()
-                } else {
-                    T::zero()
+        let t_at = |j: usize| {
+            let t = match (label, dense) {
+                (Some(y), _) => {
+                    if j == y {
+                        T::one()
+                    } else {
+                        T::zero()
+                    }
                 }
-            }
-            (None, Some(d)) => d[j],
-            (None, None) => unreachable!("a target is either labels or dense"),
+                (None, Some(d)) => d[j],
+                (None, None) => unreachable!("a target is either labels or dense"),
+            };
+            keep * t + uniform
         };
         let mut row_loss = row_loss;
         match kind {
-            Loss::SoftmaxCrossEntropy => {
+            Loss::SoftmaxCrossEntropy | Loss::SmoothedCrossEntropy { .. } => {
                 // loss = logsumexp(z)·Σt − Σ t·z; grad = softmax(z)·Σt − t.
                 let max = z.iter().fold(T::neg_infinity(), |m, &v| m.max(v));
                 let sum_exp = z.iter().fold(T::zero(), |s, &v| s + (v - max).exp());

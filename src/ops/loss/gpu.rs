@@ -12,6 +12,9 @@ use crate::Result;
 struct LossParams {
     rows: u32,
     cols: u32,
+    /// Label smoothing ε (0 for every loss but the smoothed cross-entropy).
+    smoothing: f32,
+    _pad: u32,
 }
 
 pub(crate) fn loss(
@@ -40,6 +43,8 @@ pub(crate) fn loss(
         &LossParams {
             rows: pred.rows as u32,
             cols: pred.cols as u32,
+            smoothing: kind.smoothing() as f32,
+            _pad: 0,
         },
         &[
             Bind::read(&pred.buf),

@@ -18,15 +18,36 @@ use crate::Result;
 /// | ours | target | PyTorch equivalent |
 /// |---|---|---|
 /// | `SoftmaxCrossEntropy` | labels or soft targets | `CrossEntropyLoss()` |
+/// | `SmoothedCrossEntropy { smoothing: ε }` | labels or soft targets | `CrossEntropyLoss(label_smoothing=ε)` |
 /// | `SquaredError` ½‖y−a‖² | dense | `MSELoss(reduction='sum') / (2N)` |
 /// | `L1` ‖y−a‖₁ | dense | `L1Loss(reduction='sum') / N` |
 /// | `Hinge` Σ_{c≠y} max(0, a_c − a_y + 1) | labels | `MultiMarginLoss() · C` |
 /// | `SquaredHinge` Σ_{c≠y} max(0, a_c − a_y + 1)² | labels | `MultiMarginLoss(p=2) · C` |
 /// | `BinaryCrossEntropy` on logits | dense in \[0, 1\] | `BCEWithLogitsLoss(reduction='sum') / N` |
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// ```
+/// use wgtrain::{Backend, Cpu, Loss, Target};
+/// let cpu = Cpu::<f64>::new();
+/// let z = cpu.upload_f64(1, 2, &[0.0, 0.0]).unwrap();
+/// let y = cpu.indices(&[0], 2).unwrap();
+/// let (mut grad, mut loss) = (cpu.zeros(1, 2).unwrap(), cpu.zeros(1, 1).unwrap());
+/// // Smoothing 0.2 over 2 classes aims at (0.9, 0.1) instead of (1, 0).
+/// let smoothed = Loss::SmoothedCrossEntropy { smoothing: 0.2 };
+/// cpu.loss(smoothed, &z, Target::Labels(&y), &mut grad, &mut loss).unwrap();
+/// let g = cpu.download(&grad).unwrap();
+/// assert!((g[0] - (0.5 - 0.9)).abs() < 1e-12 && (g[1] - (0.5 - 0.1)).abs() < 1e-12);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Loss {
     /// Softmax then cross-entropy, computed together with a stable log-sum-exp.
     SoftmaxCrossEntropy,
+    /// Softmax cross-entropy against targets mixed with the uniform
+    /// distribution, `(1 − ε)·t + ε/C` for `C` classes (label smoothing,
+    /// Szegedy et al. 2016): the network is not pushed to infinite logits.
+    SmoothedCrossEntropy {
+        /// ε, in \[0, 1\].
+        smoothing: f64,
+    },
     /// ½‖y − a‖², the seeds' squared error.
     SquaredError,
     /// ‖y − a‖₁, with the subgradient 0 at equality.
@@ -54,11 +75,34 @@ impl Loss {
             Loss::Hinge => ("LOSS_HINGE", 3),
             Loss::SquaredHinge => ("LOSS_SQUARED_HINGE", 4),
             Loss::BinaryCrossEntropy => ("LOSS_BINARY_CROSS_ENTROPY", 5),
+            Loss::SmoothedCrossEntropy { .. } => ("LOSS_SMOOTHED_CROSS_ENTROPY", 6),
         }
     }
 
-    /// All losses, for tests and examples.
-    pub fn all() -> [Loss; 6] {
+    /// The label smoothing ε (0 for every loss but
+    /// [`Loss::SmoothedCrossEntropy`]).
+    pub fn smoothing(self) -> f64 {
+        match self {
+            Loss::SmoothedCrossEntropy { smoothing } => smoothing,
+            _ => 0.0,
+        }
+    }
+
+    /// Checks the loss's own parameters.
+    pub fn validate(self) -> Result<()> {
+        let smoothing = self.smoothing();
+        if !(0.0..=1.0).contains(&smoothing) {
+            return Err(crate::Error::InvalidParameter {
+                name: "label smoothing",
+                value: smoothing,
+                allowed: "in [0, 1]",
+            });
+        }
+        Ok(())
+    }
+
+    /// All losses (label smoothing at 0.1), for tests and examples.
+    pub fn all() -> [Loss; 7] {
         [
             Loss::SoftmaxCrossEntropy,
             Loss::SquaredError,
@@ -66,6 +110,7 @@ impl Loss {
             Loss::Hinge,
             Loss::SquaredHinge,
             Loss::BinaryCrossEntropy,
+            Loss::SmoothedCrossEntropy { smoothing: 0.1 },
         ]
     }
 
@@ -74,7 +119,10 @@ impl Loss {
     pub fn takes_labels(self) -> bool {
         matches!(
             self,
-            Loss::SoftmaxCrossEntropy | Loss::Hinge | Loss::SquaredHinge
+            Loss::SoftmaxCrossEntropy
+                | Loss::SmoothedCrossEntropy { .. }
+                | Loss::Hinge
+                | Loss::SquaredHinge
         )
     }
 
@@ -108,6 +156,7 @@ pub(crate) fn check<B: Backend>(
     grad: &B::Tensor,
     loss: &B::Tensor,
 ) -> Result<()> {
+    kind.validate()?;
     check_same("loss", "gradient vs prediction", grad, pred)?;
     if loss.rows() != 1 || loss.cols() != 1 {
         return Err(shape_err(

@@ -71,3 +71,87 @@ fn every_loss_is_named_in_the_shader() {
     }
     assert!(!wgsl.contains("case 0u"), "no bare codes");
 }
+
+/// PyTorch's `cross_entropy(..., label_smoothing=ε)` and its gradient
+/// (float64, `scripts/label_smoothing_torch.py`) against one backend.
+fn smoothed_against_pytorch<B: Backend>(b: &B, tolerance: f64) {
+    let data: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../tests/data/label_smoothing_torch.json"
+    ))
+    .unwrap();
+    let numbers = |key: &str| -> Vec<f64> {
+        data[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let (rows, cols) = (
+        data["rows"].as_u64().unwrap() as usize,
+        data["classes"].as_u64().unwrap() as usize,
+    );
+    let z = b.upload_f64(rows, cols, &numbers("logits")).unwrap();
+    let labels: Vec<u32> = numbers("labels").iter().map(|&v| v as u32).collect();
+    let labels = b.indices(&labels, cols).unwrap();
+    let soft = b.upload_f64(rows, cols, &numbers("soft")).unwrap();
+    for case in data["cases"].as_array().unwrap() {
+        let smoothing = case["smoothing"].as_f64().unwrap();
+        let target = match case["target"].as_str().unwrap() {
+            "labels" => Target::Labels(&labels),
+            _ => Target::Dense(&soft),
+        };
+        let (mut grad, mut loss) = (b.zeros(rows, cols).unwrap(), b.zeros(1, 1).unwrap());
+        let kind = Loss::SmoothedCrossEntropy { smoothing };
+        b.loss(kind, &z, target, &mut grad, &mut loss).unwrap();
+        let mut ours = b.download(&loss).unwrap();
+        ours.extend(b.download(&grad).unwrap());
+        let mut torch = vec![case["loss"].as_f64().unwrap()];
+        torch.extend(
+            case["grad"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap()),
+        );
+        assert_parity(
+            &format!("smoothed cross-entropy ε {smoothing} {}", case["target"]),
+            &ours,
+            &torch,
+            tolerance,
+        );
+    }
+}
+
+#[test]
+fn smoothed_cross_entropy_matches_pytorch() {
+    // f64 against f64: only the order of additions differs.
+    smoothed_against_pytorch(&Cpu::<f64>::new(), 1e-12);
+    // f32: logits up to ~10, a log-sum-exp and 5-term sums: 1e-6.
+    smoothed_against_pytorch(&Cpu::<f32>::new(), 1e-6);
+    if let Some(g) = gpu() {
+        smoothed_against_pytorch(&g, 1e-6);
+    }
+}
+
+#[test]
+fn label_smoothing_outside_0_1_is_a_typed_error() {
+    let cpu = Cpu::<f32>::new();
+    let z = cpu.zeros(2, 3).unwrap();
+    let y = cpu.indices(&[0, 2], 3).unwrap();
+    let (mut grad, mut loss) = (cpu.zeros(2, 3).unwrap(), cpu.zeros(1, 1).unwrap());
+    for smoothing in [-0.1, 1.5, f64::NAN] {
+        let kind = Loss::SmoothedCrossEntropy { smoothing };
+        let err = cpu.loss(kind, &z, Target::Labels(&y), &mut grad, &mut loss);
+        assert!(
+            matches!(
+                err,
+                Err(crate::Error::InvalidParameter {
+                    name: "label smoothing",
+                    ..
+                })
+            ),
+            "{smoothing}: {err:?}"
+        );
+    }
+}
