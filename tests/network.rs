@@ -20,9 +20,10 @@ fn host(seed: u64, n: usize) -> Vec<f64> {
 /// values in (0, 1) for BCE, values in [-1, 1] otherwise.
 fn target_for(loss: Loss, rows: usize, cols: usize, seed: u64) -> HostTarget {
     match loss {
-        Loss::SoftmaxCrossEntropy | Loss::Hinge | Loss::SquaredHinge => {
-            HostTarget::Labels(random_labels(seed, rows, cols), cols)
-        }
+        Loss::SoftmaxCrossEntropy
+        | Loss::SmoothedCrossEntropy { .. }
+        | Loss::Hinge
+        | Loss::SquaredHinge => HostTarget::Labels(random_labels(seed, rows, cols), cols),
         Loss::BinaryCrossEntropy => HostTarget::Dense(
             host(seed, rows * cols)
                 .iter()
@@ -533,4 +534,168 @@ fn input_gradient_matches_finite_differences() {
     }
     println!("gradcheck input gradient: {worst:.2e}");
     assert!(worst < GRADCHECK_TOL, "input gradient: {worst:.2e}");
+}
+
+/// PyTorch's gradient accumulation (`scripts/accumulate_torch.py`): two
+/// rounds of micro-batches of 5 and 3 rows through a bias-free linear
+/// layer, BatchNorm1d, ReLU and a linear layer, an SGD step after each.
+fn accumulation_against_pytorch<B: Backend>(b: &B, tolerance: f64) {
+    let data: serde_json::Value =
+        serde_json::from_str(include_str!("data/accumulate_torch.json")).unwrap();
+    let floats = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let size = |key: &str| data[key].as_u64().unwrap() as usize;
+    let (rows, features, classes) = (size("rows"), size("features"), size("classes"));
+    let spec = Sequential::new(features)
+        .dense_no_bias(8, Init::HeNormal)
+        .batch_norm()
+        .relu()
+        .dense(classes, Init::XavierUniform);
+    let mut model = spec.build(b, 0).unwrap();
+    let initial = &data["initial"];
+    for name in model.parameter_names() {
+        model
+            .set_parameter(&name, &floats(&initial[&name]))
+            .unwrap();
+    }
+    for buffer in model.buffers_mut().0 {
+        b.write(buffer.value, &floats(&initial[&buffer.name]))
+            .unwrap();
+    }
+    let lr = data["lr"].as_f64().unwrap();
+    for (round, want) in data["rounds"].as_array().unwrap().iter().enumerate() {
+        let (x, y) = (floats(&want["x"]), floats(&want["y"]));
+        model.zero_grad().unwrap();
+        let mut start = 0;
+        for part in data["parts"].as_array().unwrap() {
+            let part = part.as_u64().unwrap() as usize;
+            let xb = b.upload_f64(
+                part,
+                features,
+                &x[start * features..(start + part) * features],
+            );
+            let labels: Vec<u32> = y[start..start + part].iter().map(|&v| v as u32).collect();
+            let yb = b.indices(&labels, classes).unwrap();
+            let weight = part as f64 / rows as f64;
+            model
+                .accumulate_backward(
+                    &xb.unwrap(),
+                    Loss::SoftmaxCrossEntropy,
+                    Target::Labels(&yb),
+                    weight,
+                )
+                .unwrap();
+            start += part;
+        }
+        for name in model.parameter_names() {
+            assert_parity(
+                &format!("accumulated gradient, round {round}, {name}"),
+                &model.gradient(&name).unwrap(),
+                &floats(&want["grads"][&name]),
+                tolerance,
+            );
+        }
+        model.sgd_step(lr).unwrap();
+    }
+    let last = &data["final"];
+    for name in model.parameter_names() {
+        let (_, _, values) = model.parameter(&name).unwrap();
+        assert_parity(
+            &format!("final {name}"),
+            &values,
+            &floats(&last[&name]),
+            tolerance,
+        );
+    }
+    for buffer in model.buffers_mut().0 {
+        assert_parity(
+            &format!("final {}", buffer.name),
+            &b.download(buffer.value).unwrap(),
+            &floats(&last[&buffer.name]),
+            tolerance,
+        );
+    }
+}
+
+#[test]
+fn gradient_accumulation_matches_pytorch() {
+    accumulation_against_pytorch(&Cpu::<f64>::new(), 1e-12);
+    // f32: a batch norm over 3 rows divides by small deviations: 1e-5.
+    accumulation_against_pytorch(&Cpu::<f32>::new(), 1e-5);
+    if let Some(g) = gpu() {
+        accumulation_against_pytorch(&g, 1e-5);
+    }
+}
+
+#[test]
+fn accumulation_adds_until_zeroed() {
+    // Without batch norm, micro-batches with weights rows_i / rows give the
+    // whole batch's gradient; a second pass without zero_grad adds again.
+    let cpu = Cpu::<f64>::new();
+    let spec = Sequential::new(4)
+        .dense(5, Init::XavierUniform)
+        .tanh()
+        .dense(3, Init::XavierUniform);
+    let x = host(3, 7 * 4);
+    let labels = random_labels(4, 7, 3);
+    let whole_grad = {
+        let mut m = spec.build(&cpu, 1).unwrap();
+        let (xb, yb) = (
+            cpu.upload_f64(7, 4, &x).unwrap(),
+            cpu.indices(&labels, 3).unwrap(),
+        );
+        m.forward_backward(&xb, Loss::SoftmaxCrossEntropy, Target::Labels(&yb))
+            .unwrap();
+        m.gradient("0.weight").unwrap()
+    };
+    let mut m = spec.build(&cpu, 1).unwrap();
+    let accumulate = |m: &mut wgtrain::Model<Cpu<f64>>| {
+        for (lo, hi) in [(0, 1), (1, 5), (5, 7)] {
+            let xb = cpu.upload_f64(hi - lo, 4, &x[lo * 4..hi * 4]).unwrap();
+            let yb = cpu.indices(&labels[lo..hi], 3).unwrap();
+            let w = (hi - lo) as f64 / 7.0;
+            m.accumulate_backward(&xb, Loss::SoftmaxCrossEntropy, Target::Labels(&yb), w)
+                .unwrap();
+        }
+    };
+    accumulate(&mut m);
+    assert_parity(
+        "micro-batches = batch",
+        &m.gradient("0.weight").unwrap(),
+        &whole_grad,
+        1e-14,
+    );
+    accumulate(&mut m);
+    let twice: Vec<f64> = whole_grad.iter().map(|g| 2.0 * g).collect();
+    assert_parity(
+        "no zero_grad: twice",
+        &m.gradient("0.weight").unwrap(),
+        &twice,
+        1e-14,
+    );
+    m.zero_grad().unwrap();
+    assert!(m.gradient("0.weight").unwrap().iter().all(|&g| g == 0.0));
+    let xb = cpu.upload_f64(1, 4, &x[..4]).unwrap();
+    let yb = cpu.indices(&labels[..1], 3).unwrap();
+    let bad = m.accumulate_backward(
+        &xb,
+        Loss::SoftmaxCrossEntropy,
+        Target::Labels(&yb),
+        f64::NAN,
+    );
+    assert!(
+        matches!(
+            bad,
+            Err(Error::InvalidParameter {
+                name: "accumulation weight",
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
 }

@@ -1,7 +1,8 @@
 //! A built network: its layers' modules on a backend (each layer type's
 //! forward and backward in `src/nn/layers/`), and the per-batch-size
-//! buffers of the forward and backward passes. Gradients are overwritten by
-//! each backward pass (no accumulation).
+//! buffers of the forward and backward passes. [`Model::forward_backward`]
+//! overwrites the gradients; [`Model::accumulate_backward`] adds to them,
+//! as PyTorch's `backward()` does, until [`Model::zero_grad`].
 
 use super::layers::{backward_chain, forward_chain, stages, BuildCtx, Chain, Pass, Stage};
 use super::Sequential;
@@ -63,6 +64,13 @@ pub struct Model<B: Backend> {
     /// layers hold (on backends that make such views, see
     /// [`Backend::zeros_flat`]).
     flat: Option<FlatParams<B>>,
+    /// Whether the gradients may hold something [`Model::accumulate_backward`]
+    /// must add to (false once they are zeroed).
+    gradients_held: bool,
+    /// The gradients' sum so far, saved while a backward pass overwrites
+    /// them: one tensor per gradient, or one for the flat tensor (made at
+    /// the first accumulation).
+    gradient_sums: Vec<B::Tensor>,
 }
 
 /// A model's parameters and gradients as two flat tensors.
@@ -94,6 +102,8 @@ impl<B: Backend> Model<B> {
             first_row: 0,
             freeze_masks: false,
             flat: None,
+            gradients_held: false,
+            gradient_sums: Vec::new(),
         };
         model.flatten()?;
         Ok(model)
@@ -296,6 +306,104 @@ impl<B: Backend> Model<B> {
         Ok(&ws.stages[0].grad_in)
     }
 
+    /// As [`Model::forward_backward`], but adds `weight ×` this batch's
+    /// gradients to those already held, as PyTorch's
+    /// `(weight * loss).backward()` does, until [`Model::zero_grad`]. A
+    /// batch too large for the device trains as micro-batches: zero the
+    /// gradients, accumulate each micro-batch of `rows_i` rows with weight
+    /// `rows_i / rows`, then step the optimizer. Without batch norm that is
+    /// the large batch's gradient exactly (up to rounding); with it, each
+    /// micro-batch is normalised by its own statistics, as in PyTorch.
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu, Init, Loss, Sequential, Target};
+    /// let cpu = Cpu::<f64>::new();
+    /// let spec = Sequential::new(2).dense(3, Init::XavierUniform).tanh().dense(2, Init::XavierUniform);
+    /// let rows = [[0.5, -1.0], [1.5, 0.25], [-0.75, 2.0]];
+    /// let (x, y) = (cpu.upload_f64(3, 2, rows.as_flattened()).unwrap(), cpu.indices(&[0, 1, 1], 2).unwrap());
+    /// let mut whole = spec.build(&cpu, 0).unwrap();
+    /// whole.forward_backward(&x, Loss::SoftmaxCrossEntropy, Target::Labels(&y)).unwrap();
+    /// // The same batch as micro-batches of 2 rows and 1 row.
+    /// let mut parts = spec.build(&cpu, 0).unwrap();
+    /// parts.zero_grad().unwrap();
+    /// for (lo, hi) in [(0, 2), (2, 3)] {
+    ///     let xb = cpu.upload_f64(hi - lo, 2, rows[lo..hi].as_flattened()).unwrap();
+    ///     let labels = [0, 1, 1];
+    ///     let yb = cpu.indices(&labels[lo..hi], 2).unwrap();
+    ///     let weight = (hi - lo) as f64 / 3.0;
+    ///     parts.accumulate_backward(&xb, Loss::SoftmaxCrossEntropy, Target::Labels(&yb), weight).unwrap();
+    /// }
+    /// let (a, b) = (whole.gradient("0.weight").unwrap(), parts.gradient("0.weight").unwrap());
+    /// assert!(a.iter().zip(&b).all(|(u, v)| (u - v).abs() < 1e-15));
+    /// ```
+    pub fn accumulate_backward(
+        &mut self,
+        x: &B::Tensor,
+        loss: Loss,
+        target: Target<'_, B>,
+        weight: f64,
+    ) -> Result<()> {
+        if !weight.is_finite() {
+            return Err(Error::InvalidParameter {
+                name: "accumulation weight",
+                value: weight,
+                allowed: "finite",
+            });
+        }
+        let b = self.backend.clone();
+        let keep = self.gradients_held;
+        if keep {
+            // The backward pass overwrites the gradients: save their sum.
+            let (grads, sums) = self.gradients_and_sums();
+            if sums.is_empty() {
+                for g in &grads {
+                    sums.push(b.zeros(g.rows(), g.cols())?);
+                }
+            }
+            for (g, sum) in grads.into_iter().zip(sums.iter_mut()) {
+                b.copy(g, sum)?;
+            }
+        }
+        self.train_pass(x, loss, target, false)?;
+        let (grads, sums) = self.gradients_and_sums();
+        for (i, g) in grads.into_iter().enumerate() {
+            if weight != 1.0 {
+                b.scale(g, weight)?;
+            }
+            if keep {
+                b.axpy(1.0, &sums[i], g)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets every gradient to zero (`optimizer.zero_grad(set_to_none=False)`):
+    /// the next [`Model::accumulate_backward`] starts a new sum.
+    pub fn zero_grad(&mut self) -> Result<()> {
+        let b = self.backend.clone();
+        for g in self.gradients_and_sums().0 {
+            b.fill(g, 0.0)?;
+        }
+        self.gradients_held = false;
+        Ok(())
+    }
+
+    /// Every gradient tensor (the flat one where the backend made it), and
+    /// the sums [`Model::accumulate_backward`] keeps beside them.
+    fn gradients_and_sums(&mut self) -> (Vec<&mut B::Tensor>, &mut Vec<B::Tensor>) {
+        let grads = match self.flat.as_mut() {
+            Some(flat) => vec![&mut flat.grads],
+            None => {
+                let mut params = Vec::new();
+                for (i, m) in self.nodes.iter_mut().enumerate() {
+                    m.parameters(&format!("{i}."), &mut params);
+                }
+                params.into_iter().map(|p| p.grad).collect()
+            }
+        };
+        (grads, &mut self.gradient_sums)
+    }
+
     fn train_pass(
         &mut self,
         x: &B::Tensor,
@@ -303,6 +411,7 @@ impl<B: Backend> Model<B> {
         target: Target<'_, B>,
         input_grad: bool,
     ) -> Result<()> {
+        self.gradients_held = true;
         self.forward(x, Mode::Train)?;
         let pass = self.pass(Mode::Train);
         let b = &self.backend;
