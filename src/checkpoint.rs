@@ -228,8 +228,9 @@ pub fn write_atomic(
     })
 }
 
-/// Reads every tensor and the metadata of a safetensors file; a tensor
-/// holding NaN or infinity is an [`Error::NonFinite`] naming it, and a file
+/// Reads every tensor and the metadata of a safetensors file: F32, F64
+/// and I64 tensors as they are, F16 and BF16 ones (a `model.half()` state
+/// dict) widened to F32, exactly. A tensor holding NaN or infinity is an [`Error::NonFinite`] naming it, and a file
 /// whose tensors do not match the checksum [`write_atomic`] recorded is an
 /// [`Error::Format`].
 pub fn read(path: &Path) -> Result<(Vec<HostTensor>, HashMap<String, String>)> {
@@ -266,10 +267,26 @@ pub fn decode(bytes: &[u8], path: &Path) -> Result<(Vec<HostTensor>, HashMap<Str
                     .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
                     .collect(),
             ),
+            // Half-precision state dicts (`model.half()`, bf16 training)
+            // widen exactly to f32.
+            Dtype::F16 => HostData::F32(
+                view.data()
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
+            Dtype::BF16 => HostData::F32(
+                view.data()
+                    .chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
             other => {
                 return Err(Error::Format {
                     path: path.to_path_buf(),
-                    detail: format!("{name} has dtype {other:?}; expected F32, F64 or I64"),
+                    detail: format!(
+                        "{name} has dtype {other:?}; expected F32, F64, F16, BF16 or I64"
+                    ),
                 })
             }
         };
@@ -385,9 +402,11 @@ fn f32s(values: Vec<f64>) -> Vec<f32> {
     values.into_iter().map(|v| v as f32).collect()
 }
 
-/// Loads a state dict into the model, after checking that its names, shapes
-/// and dtypes are exactly the model's; otherwise nothing is changed and the
-/// error lists every difference.
+/// Loads a state dict into the model, after checking that its names and
+/// shapes are exactly the model's and its dtypes fit (a float where the
+/// model has a float: f64 values are rounded to the backend's precision;
+/// an integer counter where it has one); otherwise nothing is changed and
+/// the error lists every difference.
 pub fn load_state_dict<B: Backend>(
     model: &mut Model<B>,
     tensors: &[HostTensor],
@@ -404,10 +423,9 @@ pub fn load_state_dict<B: Backend>(
                 "{name} has shape {:?} in the file but {shape:?} in the model",
                 t.shape
             )),
-            Some(t) if t.data.dtype() != *dtype => problems.push(format!(
-                "{name} has dtype {:?}, expected {dtype:?}",
-                t.data.dtype()
-            )),
+            Some(t) if (t.data.dtype() == Dtype::I64) != (*dtype == Dtype::I64) => problems.push(
+                format!("{name} has dtype {:?}, expected {dtype:?}", t.data.dtype()),
+            ),
             Some(_) => {}
         }
     }

@@ -573,3 +573,70 @@ fn identical_runs_write_identical_checkpoint_bytes() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+#[test]
+fn half_and_double_precision_state_dicts_load() {
+    // A PyTorch state dict saved after `model.half()`, `.bfloat16()` or
+    // `.double()`: the weights widen (exactly) to the model's precision.
+    use safetensors::tensor::{Dtype, TensorView};
+    let cpu = Cpu::<f32>::new();
+    let mut model = Sequential::new(3)
+        .dense(2, Init::HeNormal)
+        .build(&cpu, 0)
+        .unwrap();
+    let weight = [0.5f32, -1.25, 3.0e-3, 7.0, -0.1, 65504.0];
+    let bias = [0.3f32, -2.5];
+    let f16: Vec<u8> = weight
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+        .collect();
+    let bf16: Vec<u8> = bias
+        .iter()
+        .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+        .collect();
+    let dir = temp_dir("half");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("half.safetensors");
+    let views = [
+        (
+            "0.weight",
+            TensorView::new(Dtype::F16, vec![2, 3], &f16).unwrap(),
+        ),
+        (
+            "0.bias",
+            TensorView::new(Dtype::BF16, vec![2], &bf16).unwrap(),
+        ),
+    ];
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    checkpoint::load_model(&path, &mut model).unwrap();
+    let rounded = |v: &[f32], f: fn(f32) -> f32| v.iter().map(|&x| f(x) as f64).collect::<Vec<_>>();
+    assert_eq!(
+        model.parameter("0.weight").unwrap().2,
+        rounded(&weight, |x| half::f16::from_f32(x).to_f32())
+    );
+    assert_eq!(
+        model.parameter("0.bias").unwrap().2,
+        rounded(&bias, |x| half::bf16::from_f32(x).to_f32())
+    );
+    let f64s: Vec<u8> = [1.0f64, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let views = [
+        (
+            "0.weight",
+            TensorView::new(Dtype::F16, vec![2, 3], &f16).unwrap(),
+        ),
+        (
+            "0.bias",
+            TensorView::new(Dtype::F64, vec![2], &f64s).unwrap(),
+        ),
+    ];
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    checkpoint::load_model(&path, &mut model).unwrap();
+    assert_eq!(model.parameter("0.bias").unwrap().2, [1.0, 2.0]);
+    // Other dtypes are refused by name.
+    let u8s = [0u8; 2];
+    let views = [("0.bias", TensorView::new(Dtype::U8, vec![2], &u8s).unwrap())];
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+    let e = checkpoint::read(&path).unwrap_err();
+    assert!(e.to_string().contains("0.bias has dtype U8"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
