@@ -74,8 +74,8 @@ pub enum Error {
     /// A class label outside `0..classes`.
     #[error("label {label} at row {row} is out of range for {classes} classes")]
     LabelRange {
-        /// The offending label.
-        label: u32,
+        /// The offending label (i64: labels saved by PyTorch may be negative).
+        label: i64,
         /// Where it was found.
         row: usize,
         /// Number of classes.

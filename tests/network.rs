@@ -699,3 +699,21 @@ fn accumulation_adds_until_zeroed() {
         "{bad:?}"
     );
 }
+
+#[test]
+fn last_loss_needs_a_training_pass() {
+    let cpu = Cpu::<f32>::new();
+    let mut model = Sequential::new(2)
+        .dense(2, Init::XavierUniform)
+        .build(&cpu, 0)
+        .unwrap();
+    assert!(matches!(model.last_loss(), Err(Error::Model(_))));
+    let (x, y) = (
+        cpu.upload_f64(1, 2, &[1.0, -1.0]).unwrap(),
+        cpu.indices(&[1], 2).unwrap(),
+    );
+    model
+        .forward_backward(&x, Loss::SoftmaxCrossEntropy, Target::Labels(&y))
+        .unwrap();
+    assert_eq!(model.last_loss().unwrap(), model.loss_value(1).unwrap());
+}

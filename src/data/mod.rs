@@ -161,7 +161,7 @@ impl Dataset {
                 }
                 if let Some(row) = labels.iter().position(|&l| l as usize >= *classes) {
                     return Err(Error::LabelRange {
-                        label: labels[row],
+                        label: labels[row].into(),
                         row,
                         classes: *classes,
                     });
@@ -213,6 +213,39 @@ impl Dataset {
         classes: usize,
     ) -> Result<Self> {
         Self::new(features, dim, Targets::Labels { labels, classes })
+    }
+
+    /// As [`Dataset::classification`], with labels as PyTorch keeps them
+    /// (`torch.int64`, e.g. read by [`checkpoint::read`](crate::checkpoint::read)).
+    ///
+    /// ```
+    /// use wgtrain::data::Dataset;
+    /// use wgtrain::Error;
+    ///
+    /// assert_eq!(Dataset::classification_i64(vec![0.0; 2], 1, &[1, 0], 2)?.labels(), Some(&[1, 0][..]));
+    /// let bad = Dataset::classification_i64(vec![0.0; 2], 1, &[1, -1], 2);
+    /// assert!(matches!(bad, Err(Error::LabelRange { label: -1, row: 1, classes: 2 })));
+    /// # Ok::<(), wgtrain::Error>(())
+    /// ```
+    pub fn classification_i64(
+        features: Vec<f32>,
+        dim: usize,
+        labels: &[i64],
+        classes: usize,
+    ) -> Result<Self> {
+        let labels = labels
+            .iter()
+            .enumerate()
+            .map(|(row, &label)| match u32::try_from(label) {
+                Ok(l) if (l as usize) < classes => Ok(l),
+                _ => Err(Error::LabelRange {
+                    label,
+                    row,
+                    classes,
+                }),
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        Self::classification(features, dim, labels, classes)
     }
 
     /// A data set with a dense target row of `width` values per feature row.

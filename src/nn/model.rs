@@ -64,6 +64,8 @@ pub struct Model<B: Backend> {
     /// layers hold (on backends that make such views, see
     /// [`Backend::zeros_flat`]).
     flat: Option<FlatParams<B>>,
+    /// The rows of the last training batch (whose loss [`Model::last_loss`] reads).
+    last_rows: Option<usize>,
     /// Whether the gradients may hold something [`Model::accumulate_backward`]
     /// must add to (false once they are zeroed).
     gradients_held: bool,
@@ -102,6 +104,7 @@ impl<B: Backend> Model<B> {
             first_row: 0,
             freeze_masks: false,
             flat: None,
+            last_rows: None,
             gradients_held: false,
             gradient_sums: Vec::new(),
         };
@@ -412,6 +415,7 @@ impl<B: Backend> Model<B> {
         input_grad: bool,
     ) -> Result<()> {
         self.gradients_held = true;
+        self.last_rows = Some(x.rows());
         self.forward(x, Mode::Train)?;
         let pass = self.pass(Mode::Train);
         let b = &self.backend;
@@ -513,6 +517,15 @@ impl<B: Backend> Model<B> {
     /// The `1×1` loss of the last [`Model::forward_backward`] on a batch of `rows`.
     pub fn loss_tensor(&self, rows: usize) -> Option<&B::Tensor> {
         self.workspaces.get(&rows).map(|ws| &ws.loss)
+    }
+
+    /// Reads back the mean loss of the last training pass
+    /// ([`Model::forward_backward`], [`Model::accumulate_backward`]), `loss.item()`.
+    pub fn last_loss(&self) -> Result<f64> {
+        let rows = self
+            .last_rows
+            .ok_or_else(|| Error::Model("no training pass has run yet: no loss to read".into()))?;
+        self.loss_value(rows)
     }
 
     /// Reads back the loss of the last [`Model::forward_backward`] on a batch of `rows`.

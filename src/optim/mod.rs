@@ -125,6 +125,34 @@ pub trait Optimizer<B: Backend> {
         let _ = flat;
         self.step(backend, params)
     }
+    /// `optimizer.step()` on a whole model: every parameter, by its
+    /// state-dict name, in group 0, from the gradients its last backward
+    /// pass left (see [`train_step`](crate::train::train_step) for a bias
+    /// group and a gradient hook).
+    ///
+    /// ```
+    /// use wgtrain::optim::{Optim, Optimizer, Sgd};
+    /// use wgtrain::{Backend, Cpu, Init, Loss, Sequential, Target};
+    /// let cpu = Cpu::<f64>::new();
+    /// let mut model = Sequential::new(2).dense(2, Init::XavierUniform).build(&cpu, 0).unwrap();
+    /// let mut opt = Optim::new(Sgd { lr: 0.5, ..Sgd::default() }).unwrap();
+    /// let (x, y) = (cpu.upload_f64(2, 2, &[1.0, 0.0, 0.0, 1.0]).unwrap(), cpu.indices(&[0, 1], 2).unwrap());
+    /// model.forward_backward(&x, Loss::SoftmaxCrossEntropy, Target::Labels(&y)).unwrap();
+    /// let first = model.last_loss().unwrap();
+    /// for _ in 0..20 {
+    ///     opt.step_model(&mut model).unwrap();
+    ///     model.forward_backward(&x, Loss::SoftmaxCrossEntropy, Target::Labels(&y)).unwrap();
+    /// }
+    /// assert!(model.last_loss().unwrap() < first / 2.0);
+    /// ```
+    fn step_model(&mut self, model: &mut crate::Model<B>) -> Result<()> {
+        crate::train::step::apply_gradients(
+            model,
+            self,
+            &crate::train::StepOptions::default(),
+            &mut crate::train::LocalSync,
+        )
+    }
     /// The learning rate the next step uses (before group scales).
     fn lr(&self) -> f64;
     /// Sets the learning rate, e.g. from a [`Schedule`](crate::schedule::Schedule).

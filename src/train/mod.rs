@@ -23,7 +23,7 @@ mod history;
 mod plot;
 mod resident;
 mod sets;
-mod step;
+pub(crate) mod step;
 
 /// Also what the matmul kernel cache (`gpu::MatmulCache`) is written with.
 pub(crate) use history::write_atomic;

@@ -128,7 +128,7 @@ pub(crate) fn skip_step<B: Backend, O: Optimizer<B> + ?Sized>(
 }
 
 /// `sync` on the gradients backward left, then `opt` on every parameter.
-fn apply_gradients<B: Backend, O: Optimizer<B> + ?Sized>(
+pub(crate) fn apply_gradients<B: Backend, O: Optimizer<B> + ?Sized>(
     model: &mut Model<B>,
     opt: &mut O,
     options: &StepOptions,
