@@ -148,7 +148,7 @@ fn train_step<B: Backend>(
 ) -> wgtrain::Result<()> {
     let options = StepOptions {
         loss: Loss::SoftmaxCrossEntropy,
-        bias_group: None,
+        ..StepOptions::default()
     };
     wgtrain::train::train_step(model, opt, x, Target::Labels(y), &options, &mut LocalSync)
 }

@@ -103,7 +103,7 @@ fn step<B: Backend>(
 ) {
     let options = StepOptions {
         loss: Loss::SoftmaxCrossEntropy,
-        bias_group: None,
+        ..StepOptions::default()
     };
     wgtrain::train::train_step(
         model,

@@ -640,3 +640,149 @@ fn half_and_double_precision_state_dicts_load() {
     assert!(e.to_string().contains("0.bias has dtype U8"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn reduce_lr_on_plateau_matches_pytorch() {
+    use wgtrain::train::{PlateauConfig, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
+    let data: serde_json::Value =
+        serde_json::from_str(include_str!("data/plateau_torch.json")).unwrap();
+    let initial = data["lr"].as_f64().unwrap();
+    for case in data["cases"].as_array().unwrap() {
+        let s = &case["settings"];
+        let d = PlateauConfig::default();
+        let number = |key: &str, default: f64| s[key].as_f64().unwrap_or(default);
+        let config = PlateauConfig {
+            mode: match s["mode"].as_str() {
+                Some("max") => PlateauMode::Max,
+                _ => PlateauMode::Min,
+            },
+            factor: number("factor", d.factor),
+            patience: number("patience", d.patience as f64) as usize,
+            threshold: number("threshold", d.threshold),
+            threshold_mode: match s["threshold_mode"].as_str() {
+                Some("abs") => ThresholdMode::Absolute,
+                _ => ThresholdMode::Relative,
+            },
+            cooldown: number("cooldown", d.cooldown as f64) as usize,
+            min_lr: number("min_lr", d.min_lr),
+            eps: number("eps", d.eps),
+        };
+        let mut plateau = ReduceLrOnPlateau::new(config).unwrap();
+        let mut lr = initial;
+        let metrics = case["metrics"].as_array().unwrap();
+        for (i, (m, want)) in metrics
+            .iter()
+            .zip(case["lrs"].as_array().unwrap())
+            .enumerate()
+        {
+            lr = plateau.step(m.as_f64().unwrap(), lr);
+            let want = want.as_f64().unwrap();
+            assert!(
+                (lr - want).abs() <= 1e-15 * want,
+                "{s}: step {i}: lr {lr}, PyTorch {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn reduce_lr_on_plateau_drives_the_loop_and_checks_its_settings() {
+    use wgtrain::train::{PlateauConfig, ReduceLrOnPlateau};
+    // A relative threshold of 100% is never beaten after the first epoch:
+    // with patience 0 every later epoch halves the rate.
+    let plateau = ReduceLrOnPlateau::new(PlateauConfig {
+        factor: 0.5,
+        patience: 0,
+        threshold: 1.0,
+        ..Default::default()
+    })
+    .unwrap()
+    .watching(Monitor::ValAccuracy);
+    let cpu = Cpu::<f32>::new();
+    let (train, val) = (blobs(60, 1, false), blobs(30, 2, false));
+    let mut model = spec().build(&cpu, 3).unwrap();
+    let mut opt = Optim::new(Adam::default()).unwrap();
+    let h = fit_with_callbacks(
+        &mut model,
+        &mut opt,
+        &train,
+        Some(&val),
+        &quiet(4),
+        vec![Box::new(plateau)],
+    )
+    .unwrap();
+    let lrs: Vec<f64> = h.epochs.iter().map(|e| e.lr).collect();
+    assert_eq!(
+        lrs,
+        [1e-3, 1e-3, 5e-4, 2.5e-4],
+        "the rate each epoch trained at"
+    );
+    assert_eq!(opt.lr(), 1.25e-4);
+    for (factor, threshold) in [(1.0, 1e-4), (0.0, 1e-4), (0.5, -1.0), (0.5, f64::NAN)] {
+        let bad = ReduceLrOnPlateau::new(PlateauConfig {
+            factor,
+            threshold,
+            ..Default::default()
+        });
+        assert!(
+            matches!(bad, Err(Error::InvalidParameter { .. })),
+            "{factor} {threshold}: {bad:?}"
+        );
+    }
+}
+
+fn max_norm_holds_after_training<B: Backend>(b: &B, _label: &str) {
+    let c = 0.5;
+    let mut model = spec().build(b, 3).unwrap();
+    let mut opt = Optim::new(Sgd {
+        lr: 0.5,
+        ..Sgd::default()
+    })
+    .unwrap();
+    let config = TrainConfig {
+        max_norm: Some(c),
+        ..quiet(3)
+    };
+    fit(&mut model, &mut opt, &blobs(60, 1, false), None, &config).unwrap();
+    let weights: Vec<String> = model
+        .parameters_mut()
+        .iter()
+        .filter(|p| p.is_weight)
+        .map(|p| p.name.clone())
+        .collect();
+    for name in weights {
+        let (rows, cols, w) = model.parameter(&name).unwrap();
+        let norms: Vec<f64> = (0..rows)
+            .map(|r| {
+                w[r * cols..(r + 1) * cols]
+                    .iter()
+                    .map(|v| v * v)
+                    .sum::<f64>()
+                    .sqrt()
+            })
+            .collect();
+        // Rows of 8 and 16 weights: f32 norms within 1e-6.
+        assert!(norms.iter().all(|&n| n <= c + 1e-6), "{name}: {norms:?}");
+        assert!(
+            norms.iter().any(|&n| n > c - 1e-3),
+            "{name}: the constraint bit: {norms:?}"
+        );
+    }
+    let bad = TrainConfig {
+        max_norm: Some(-1.0),
+        ..quiet(1)
+    };
+    let e = fit(&mut model, &mut opt, &blobs(60, 1, false), None, &bad);
+    assert!(
+        matches!(
+            e,
+            Err(Error::InvalidParameter {
+                name: "max_norm",
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+}
+
+backend_tests!(max_norm_constraint_holds_on_every_unit: max_norm_holds_after_training on cpu_f32, gpu);

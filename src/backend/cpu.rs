@@ -212,6 +212,11 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         Ok(())
     }
 
+    fn max_norm_rows(&self, w: &mut CpuTensor<T>, max_norm: f64) -> Result<()> {
+        crate::ops::max_norm::cpu::max_norm_rows(w, max_norm);
+        Ok(())
+    }
+
     fn sum_rows(&self, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
         reduce::cpu::sum_rows(x, out)
     }

@@ -97,6 +97,8 @@ pub trait Kernels: Clone + Send + Sync + 'static {
         grad_out: &Self::Tensor,
         grad_in: &mut Self::Tensor,
     ) -> Result<()>;
+    /// Each row scaled back to L2 norm `max_norm` where it is longer.
+    fn max_norm_rows(&self, w: &mut Self::Tensor, max_norm: f64) -> Result<()>;
     /// Column sums into a `1 × cols` tensor.
     fn sum_rows(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
     /// All elements reduced into a `1 × 1` tensor.

@@ -163,6 +163,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
         grad_out: &Self::Tensor,
         grad_in: &mut Self::Tensor,
     ) -> Result<()>;
+    /// The max-norm constraint (`torch.renorm(w, 2, 0, max_norm)`): every
+    /// row whose L2 norm exceeds `max_norm` is scaled by
+    /// `max_norm / (‖row‖ + 1e-7)`; the others are left as they are.
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu};
+    /// let cpu = Cpu::<f64>::new();
+    /// let mut w = cpu.upload_f64(2, 2, &[3.0, 4.0, 0.3, 0.4]).unwrap();
+    /// cpu.max_norm_rows(&mut w, 1.0).unwrap();
+    /// let v = cpu.download(&w).unwrap();
+    /// assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+    /// assert_eq!(&v[2..], [0.3, 0.4]);
+    /// assert!(cpu.max_norm_rows(&mut w, -1.0).is_err());
+    /// ```
+    fn max_norm_rows(&self, w: &mut Self::Tensor, max_norm: f64) -> Result<()>;
     /// Column sums over the rows: `out[0, j] = Σᵢ x[i, j]` (bias gradients).
     fn sum_rows(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
     /// Reduces all elements to `out` of shape `1×1`.
@@ -511,6 +526,10 @@ impl<K: Kernels> Backend for K {
     ) -> Result<()> {
         crate::ops::activation::check_backward(z, grad_out, grad_in)?;
         Kernels::activation_backward(self, act, z, grad_out, grad_in)
+    }
+    fn max_norm_rows(&self, w: &mut Self::Tensor, max_norm: f64) -> Result<()> {
+        crate::ops::max_norm::check(max_norm)?;
+        Kernels::max_norm_rows(self, w, max_norm)
     }
     fn sum_rows(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()> {
         crate::ops::reduce::check_sum_rows(x, out)?;

@@ -27,7 +27,7 @@ use runtime::{Buf, Context};
 pub use shaders::shader_sources;
 pub(crate) use shaders::{
     ACTIVATION, AUGMENT, BATCH_NORM, CONV, DROPOUT, ELEMENTWISE, GATHER, LOSS, MATMUL_SHADERS,
-    OPTIMIZER, REDUCE,
+    MAX_NORM, OPTIMIZER, REDUCE,
 };
 use std::sync::{Arc, Mutex};
 
@@ -485,6 +485,10 @@ impl Kernels for Gpu {
         grad_in: &mut GpuTensor,
     ) -> Result<()> {
         activation::gpu::backward(self, act, z, grad_out, grad_in)
+    }
+
+    fn max_norm_rows(&self, w: &mut GpuTensor, max_norm: f64) -> Result<()> {
+        crate::ops::max_norm::gpu::max_norm_rows(self, w, max_norm)
     }
 
     fn sum_rows(&self, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {

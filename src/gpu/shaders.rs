@@ -115,6 +115,14 @@ pub(crate) static REDUCE: Shader = Shader {
     ],
     trusted: false,
 };
+pub(crate) static MAX_NORM: Shader = Shader {
+    name: "max_norm",
+    parts: &[
+        WORKGROUP_SUM,
+        Piece::File(include_str!("../../shaders/max_norm/max_norm.wgsl")),
+    ],
+    trusted: false,
+};
 pub(crate) static LOSS: Shader = Shader {
     name: "loss",
     parts: &[
@@ -154,6 +162,7 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
         &ELEMENTWISE,
         &GATHER,
         &REDUCE,
+        &MAX_NORM,
         &LOSS,
         &DROPOUT,
         &AUGMENT,

@@ -17,6 +17,7 @@ pub mod elementwise;
 pub mod gather;
 pub mod loss;
 pub mod matmul;
+pub mod max_norm;
 pub mod optimizer;
 pub(crate) mod random;
 pub mod reduce;

@@ -19,6 +19,7 @@
 
 mod health;
 mod history;
+mod plateau;
 #[cfg(feature = "plot")]
 mod plot;
 mod resident;
@@ -28,6 +29,7 @@ pub(crate) mod step;
 /// Also what the matmul kernel cache (`gpu::MatmulCache`) is written with.
 pub(crate) use history::write_atomic;
 pub use history::{EpochRecord, History};
+pub use plateau::{PlateauConfig, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 #[cfg(feature = "plot")]
 pub use plot::{plot_history, plot_images};
 pub use step::{train_step, GradSync, LocalSync, StepOptions};
@@ -235,6 +237,10 @@ pub struct TrainConfig {
     /// The optimizer group for biases and batch-norm parameters (e.g. one
     /// made with `GroupOptions::no_decay()`); group 0 when `None`.
     pub bias_group: Option<usize>,
+    /// The max-norm constraint on every unit's incoming weights after each
+    /// update (Srivastava et al. 2014 use 3–4 with dropout); see
+    /// [`StepOptions::max_norm`].
+    pub max_norm: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -255,6 +261,7 @@ impl Default for TrainConfig {
             checkpoint_dir: None,
             resume_from: None,
             bias_group: None,
+            max_norm: None,
         }
     }
 }
@@ -321,6 +328,9 @@ fn validate(
     replicas: usize,
 ) -> Result<()> {
     config.loss.validate()?;
+    if let Some(c) = config.max_norm {
+        crate::ops::max_norm::check(c)?;
+    }
     if replicas > train.len() {
         return Err(Error::InvalidParameter {
             name: "replicas (devices × ranks)",
@@ -827,6 +837,7 @@ async fn run<B: Backend, O: Optimizer<B>>(
     let step_options = StepOptions {
         loss: config.loss,
         bias_group: config.bias_group,
+        max_norm: config.max_norm,
     };
     let mut state = LoopState::default();
     let mut history = History::default();

@@ -64,6 +64,10 @@ pub struct StepOptions {
     /// The optimizer group of biases and batch-norm parameters (group 0,
     /// the weights' group, when `None`).
     pub bias_group: Option<usize>,
+    /// The max-norm constraint after each update: every unit's incoming
+    /// weights (a row of each dense or conv weight) scaled back to this L2
+    /// norm where longer ([`Backend::max_norm_rows`](crate::Backend::max_norm_rows)).
+    pub max_norm: Option<f64>,
 }
 
 impl Default for StepOptions {
@@ -71,6 +75,7 @@ impl Default for StepOptions {
         StepOptions {
             loss: Loss::SoftmaxCrossEntropy,
             bias_group: None,
+            max_norm: None,
         }
     }
 }
@@ -140,6 +145,7 @@ pub(crate) fn apply_gradients<B: Backend, O: Optimizer<B> + ?Sized>(
         let mut grads: Vec<&mut B::Tensor> = params.iter_mut().map(|p| &mut *p.grad).collect();
         sync.sync(&b, &mut grads, flat.as_mut().map(|f| &mut f.grads))?;
     }
+    let weights: Vec<bool> = params.iter().map(|p| p.is_weight).collect();
     let mut refs: Vec<ParamRef<'_, B>> = params
         .into_iter()
         .map(|p| {
@@ -151,5 +157,11 @@ pub(crate) fn apply_gradients<B: Backend, O: Optimizer<B> + ?Sized>(
             ParamRef::new(p.name, p.value, p.grad).in_group(group)
         })
         .collect();
-    opt.step_flat(&b, &mut refs, flat)
+    opt.step_flat(&b, &mut refs, flat)?;
+    if let Some(c) = options.max_norm {
+        for (r, _) in refs.iter_mut().zip(&weights).filter(|(_, &w)| w) {
+            b.max_norm_rows(r.param, c)?;
+        }
+    }
+    Ok(())
 }
