@@ -20,7 +20,8 @@ use wgtrain::optim::{
 };
 use wgtrain::parallel::{Collective, DataParallel, Trained};
 use wgtrain::train::{
-    EarlyStopping, Monitor, PlateauConfig, ReduceLrOnPlateau, Report, TrainConfig,
+    lr_find, EarlyStopping, LrFinder, Monitor, PlateauConfig, ReduceLrOnPlateau, Report,
+    TrainConfig,
 };
 use wgtrain::{
     Activation, Backend, Gpu, Init, Loss, Preprocessor, Schedule, Sequential, SplitSpec,
@@ -149,6 +150,12 @@ pub(crate) struct Args {
     /// Seed of initialisation, shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Instead of training: the learning-rate range test (100 minibatches
+    /// of --batch-size at rates from 1e-6 to 10, log-spaced, stopping when
+    /// the loss blows up), a table, a suggested --lr, and lr_find.png in
+    /// --out (with --features plot). Model and optimizer as configured.
+    #[arg(long)]
+    find_lr: bool,
     /// One JSON object per epoch and a final summary object.
     #[arg(long)]
     json: bool,
@@ -420,6 +427,16 @@ fn run<B: Backend>(
         cost.backprop_floats as f64 * 4e-6
     ));
 
+    let loss = match args.label_smoothing {
+        0.0 => Loss::SoftmaxCrossEntropy,
+        smoothing => Loss::SmoothedCrossEntropy { smoothing },
+    };
+    if args.find_lr {
+        if rank == 0 {
+            find_lr(&backends[0], &spec, optimizer()?.0, &train, loss, args)?;
+        }
+        return Ok(());
+    }
     if args.epochs == 0 {
         // Named here: the cosine schedule below would call it its t_max.
         return Err(wgtrain::Error::InvalidParameter {
@@ -432,10 +449,7 @@ fn run<B: Backend>(
     let config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,
-        loss: match args.label_smoothing {
-            0.0 => Loss::SoftmaxCrossEntropy,
-            smoothing => Loss::SmoothedCrossEntropy { smoothing },
-        },
+        loss,
         seed: args.seed,
         top_k: 3,
         schedule,
@@ -596,6 +610,66 @@ fn summary(layers: &[Layer]) -> String {
         })
         .collect();
     parts.join(", ")
+}
+
+/// `--find-lr`: the range test on the training split, its table, the
+/// suggested rate and (with the plot feature) its PNG.
+fn find_lr<B: Backend>(
+    backend: &B,
+    spec: &Sequential,
+    mut opt: impl wgtrain::Optimizer<B>,
+    train: &wgtrain::Dataset,
+    loss: Loss,
+    args: &Args,
+) -> wgtrain::Result<()> {
+    let mut model = spec.build(backend, args.seed)?;
+    let finder = LrFinder {
+        start_lr: 1e-6,
+        end_lr: 10.0,
+        batch_size: args.batch_size,
+        loss,
+        seed: args.seed,
+        ..LrFinder::default()
+    };
+    let found = lr_find(&mut model, &mut opt, train, &finder)?;
+    println!(
+        "learning-rate range test ({} steps of {} digits):",
+        found.lrs.len(),
+        args.batch_size
+    );
+    println!("          lr   smoothed loss");
+    for i in (0..found.lrs.len()).step_by(10) {
+        println!("    {:.2e}   {:.4}", found.lrs[i], found.smoothed[i]);
+    }
+    if let Some(step) = found.diverged_at {
+        println!(
+            "the loss blew up at lr {:.2e} (step {step})",
+            found.lrs[step]
+        );
+    }
+    match found.suggestion {
+        Some(lr) => println!(
+            "suggested --lr {lr:.2e} for --optimizer {} (where the smoothed loss fell fastest; \
+             the job's --lr is {})",
+            args.optimizer, args.lr
+        ),
+        None => println!("no suggestion: too few steps before the loss blew up"),
+    }
+    #[cfg(feature = "plot")]
+    {
+        let path = args.out.join("lr_find.png");
+        std::fs::create_dir_all(&args.out).map_err(|source| wgtrain::Error::Io {
+            path: args.out.clone(),
+            source,
+        })?;
+        wgtrain::train::plot_lr_find(
+            &found,
+            &path,
+            &format!("{}: learning-rate range test", network_name(args)),
+        )?;
+        println!("plot: {}", path.display());
+    }
+    Ok(())
 }
 
 /// The network `--model` names.

@@ -786,3 +786,75 @@ fn max_norm_holds_after_training<B: Backend>(b: &B, _label: &str) {
 }
 
 backend_tests!(max_norm_constraint_holds_on_every_unit: max_norm_holds_after_training on cpu_f32, gpu);
+
+fn lr_range_test_restores_and_stops<B: Backend>(b: &B, _label: &str) {
+    use wgtrain::train::{lr_find, LrFinder};
+    let data = blobs(90, 1, false);
+    let mut model = spec().build(b, 3).unwrap();
+    let mut opt = Optim::new(Sgd {
+        lr: 0.05,
+        momentum: 0.9,
+        ..Sgd::default()
+    })
+    .unwrap();
+    // Some optimizer state to put back.
+    fit(&mut model, &mut opt, &data, None, &quiet(1)).unwrap();
+    let before = params(&mut model);
+    let state = opt.export_state(b).unwrap();
+    let finder = LrFinder {
+        start_lr: 1e-4,
+        end_lr: 1e4,
+        steps: 80,
+        batch_size: 16,
+        ..LrFinder::default()
+    };
+    let found = lr_find(&mut model, &mut opt, &data, &finder).unwrap();
+    // Geometric steps from start_lr, a factor of 10^(8/79) apart.
+    let ratio = (1e8f64).powf(1.0 / 79.0);
+    assert!((found.lrs[0] - 1e-4).abs() < 1e-18);
+    assert!(found
+        .lrs
+        .windows(2)
+        .all(|w| (w[1] / w[0] - ratio).abs() < 1e-9));
+    // SGD at rates up to 1e4 blows up, and the sweep stops there.
+    let stop = found.diverged_at.expect("the loss blows up before 1e4");
+    assert_eq!(found.lrs.len(), stop + 1);
+    assert!(found.lrs[stop] > 1.0, "stopped at {}", found.lrs[stop]);
+    let lr = found.suggestion.expect("enough steps to suggest");
+    assert!(lr > 1e-4 && lr < found.lrs[stop], "{lr}");
+    // Everything as it was.
+    assert_eq!(params(&mut model), before);
+    assert_eq!(opt.lr(), 0.05);
+    assert_eq!(opt.export_state(b).unwrap(), state);
+    for bad in [
+        LrFinder {
+            start_lr: 0.0,
+            ..finder
+        },
+        LrFinder {
+            end_lr: 1e-5,
+            ..finder
+        },
+        LrFinder { steps: 1, ..finder },
+        LrFinder {
+            batch_size: 0,
+            ..finder
+        },
+        LrFinder {
+            smoothing: 1.0,
+            ..finder
+        },
+        LrFinder {
+            diverge_factor: 1.0,
+            ..finder
+        },
+    ] {
+        let e = lr_find(&mut model, &mut opt, &data, &bad);
+        assert!(
+            matches!(e, Err(Error::InvalidParameter { .. })),
+            "{bad:?}: {e:?}"
+        );
+    }
+}
+
+backend_tests!(lr_range_test: lr_range_test_restores_and_stops on cpu_f32, gpu);

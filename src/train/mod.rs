@@ -19,6 +19,7 @@
 
 mod health;
 mod history;
+mod lr_find;
 mod plateau;
 #[cfg(feature = "plot")]
 mod plot;
@@ -29,9 +30,10 @@ pub(crate) mod step;
 /// Also what the matmul kernel cache (`gpu::MatmulCache`) is written with.
 pub(crate) use history::write_atomic;
 pub use history::{EpochRecord, History};
+pub use lr_find::{lr_find, LrFindResult, LrFinder};
 pub use plateau::{PlateauConfig, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 #[cfg(feature = "plot")]
-pub use plot::{plot_history, plot_images};
+pub use plot::{plot_history, plot_images, plot_lr_find};
 pub use step::{train_step, GradSync, LocalSync, StepOptions};
 
 use crate::backend::{Backend, Loss, Shaped};

@@ -63,6 +63,100 @@ pub fn plot_history(history: &History, path: &Path, title: &str) -> Result<()> {
     write_atomic(path, &png)
 }
 
+/// The learning-rate range test as a PNG at `path`: each step's loss and
+/// the smoothed loss against the rate on a log axis, with a dashed line at
+/// the suggested rate.
+///
+/// ```no_run
+/// # fn main() -> wgtrain::Result<()> {
+/// # let found = wgtrain::train::LrFindResult { lrs: vec![1e-3, 1e-2], losses: vec![2.0, 1.0],
+/// #     smoothed: vec![2.0, 1.5], suggestion: Some(1e-2), diverged_at: None };
+/// wgtrain::train::plot_lr_find(&found, std::path::Path::new("lr_find.png"), "MNIST, MLP")?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn plot_lr_find(found: &super::LrFindResult, path: &Path, title: &str) -> Result<()> {
+    let plot_error = |detail: String| Error::Plot {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let mut rgb = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
+    draw_lr_find(found, title, &mut rgb).map_err(|e| plot_error(e.to_string()))?;
+    let png = encode_png(&rgb, WIDTH, HEIGHT).map_err(|e| plot_error(e.to_string()))?;
+    write_atomic(path, &png)
+}
+
+fn draw_lr_find(found: &super::LrFindResult, title: &str, rgb: &mut [u8]) -> DrawResult {
+    register_font()?;
+    let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let points = |values: &[f64]| -> Vec<(f64, f64)> {
+        found
+            .lrs
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| v.is_finite())
+            .map(|(&lr, &v)| (lr, v))
+            .collect()
+    };
+    let (raw, smoothed) = (points(&found.losses), points(&found.smoothed));
+    let first = found.lrs.first().copied().unwrap_or(1e-6);
+    let last = found.lrs.last().copied().unwrap_or(1.0).max(first * 10.0);
+    // Up to a little over the start: the blow-up would flatten the rest.
+    let top = smoothed.first().map_or(1.0, |p| p.1) * 1.5;
+    let bottom = smoothed
+        .iter()
+        .map(|p| p.1)
+        .fold(f64::INFINITY, f64::min)
+        .min(top)
+        * 0.9;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 26))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d((first..last).log_scale(), bottom..top)?;
+    chart
+        .configure_mesh()
+        .light_line_style(GRID_COLOR)
+        .x_desc("learning rate")
+        .y_desc("loss")
+        .label_style((FONT, 16))
+        .draw()?;
+    let clip = |p: &(f64, f64)| (p.0, p.1.min(top));
+    chart
+        .draw_series(LineSeries::new(raw.iter().map(clip), VAL_COLOR.mix(0.5)))?
+        .label("minibatch loss")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], VAL_COLOR));
+    chart
+        .draw_series(LineSeries::new(
+            smoothed.iter().map(clip),
+            TRAIN_COLOR.stroke_width(2),
+        ))?
+        .label("smoothed")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], TRAIN_COLOR));
+    if let Some(lr) = found.suggestion {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(lr, bottom), (lr, top)],
+                6,
+                4,
+                BEST_COLOR.stroke_width(1),
+            ))?
+            .label(format!("suggested {lr:.2e}"))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BEST_COLOR));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.8))
+        .border_style(GRID_COLOR)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 /// Grey images side by side with a caption under each, as a PNG at `path`:
 /// `images` are (pixels, caption), each `height × width` bytes with 0 as
 /// black, drawn dark on white at 3× in rows of 8 under `title`. What the

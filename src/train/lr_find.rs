@@ -1,0 +1,230 @@
+//! The learning-rate range test (Smith 2017; `Tuner.lr_find` in PyTorch
+//! Lightning): train on a subset with a rate that grows geometrically each
+//! step, watch the smoothed loss, stop once it has blown up, and suggest
+//! the rate where it fell fastest. Seed 001's advice ("try several
+//! log-spaced values on a smaller set") in one short run. The model and the
+//! optimizer are put back as they were afterwards.
+
+use super::step::{train_step, LocalSync, StepOptions};
+use crate::backend::{Backend, Loss, Target};
+use crate::data::{Dataset, Targets};
+use crate::optim::Optimizer;
+use crate::{Error, Model, Result};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+/// The sweep, with Lightning's defaults where it has them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LrFinder {
+    /// The first rate.
+    pub start_lr: f64,
+    /// The last rate (reached only if the loss has not blown up first).
+    pub end_lr: f64,
+    /// Steps, one minibatch and one rate each, log-spaced from start to end.
+    pub steps: usize,
+    /// Rows per minibatch.
+    pub batch_size: usize,
+    /// The loss trained.
+    pub loss: Loss,
+    /// Weight of the past in the loss's running average (bias-corrected).
+    pub smoothing: f64,
+    /// Stop once the smoothed loss exceeds this many times its minimum.
+    pub diverge_factor: f64,
+    /// Seeds the order of the samples.
+    pub seed: u64,
+}
+
+impl Default for LrFinder {
+    fn default() -> Self {
+        LrFinder {
+            start_lr: 1e-6,
+            end_lr: 1.0,
+            steps: 100,
+            batch_size: 64,
+            loss: Loss::SoftmaxCrossEntropy,
+            // Lightning's 0.98 lags by ~50 steps of a 100-step sweep: the
+            // curve then sits a decade of rates behind the minibatch losses.
+            smoothing: 0.9,
+            diverge_factor: 4.0,
+            seed: 0,
+        }
+    }
+}
+
+/// What the sweep saw.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LrFindResult {
+    /// The rate of each step taken.
+    pub lrs: Vec<f64>,
+    /// Each step's minibatch loss.
+    pub losses: Vec<f64>,
+    /// The running average of the losses, bias-corrected.
+    pub smoothed: Vec<f64>,
+    /// The rate where the smoothed loss fell fastest against log(rate),
+    /// when enough steps were taken to tell.
+    pub suggestion: Option<f64>,
+    /// The step at which the loss blew up and the sweep stopped.
+    pub diverged_at: Option<usize>,
+}
+
+impl LrFinder {
+    fn validate(&self, samples: usize) -> Result<()> {
+        let bad = |name: &'static str, value: f64, allowed: &'static str| {
+            Err(Error::InvalidParameter {
+                name,
+                value,
+                allowed,
+            })
+        };
+        if !(self.start_lr > 0.0 && self.start_lr.is_finite()) {
+            return bad("lr_find start_lr", self.start_lr, "finite and > 0");
+        }
+        if !(self.end_lr > self.start_lr && self.end_lr.is_finite()) {
+            return bad("lr_find end_lr", self.end_lr, "finite and above start_lr");
+        }
+        if self.steps < 2 {
+            return bad("lr_find steps", self.steps as f64, "at least 2");
+        }
+        if self.batch_size == 0 || self.batch_size > samples {
+            return bad(
+                "lr_find batch_size",
+                self.batch_size as f64,
+                "between 1 and the number of samples",
+            );
+        }
+        if !(0.0..1.0).contains(&self.smoothing) {
+            return bad("lr_find smoothing", self.smoothing, "in [0, 1)");
+        }
+        if !(self.diverge_factor > 1.0) {
+            return bad("lr_find diverge_factor", self.diverge_factor, "above 1");
+        }
+        self.loss.validate()
+    }
+
+    /// The rate of step `i`.
+    fn lr(&self, i: usize) -> f64 {
+        let t = i as f64 / (self.steps - 1) as f64;
+        self.start_lr * (self.end_lr / self.start_lr).powf(t)
+    }
+}
+
+/// Runs the range test on `data` with `model` and `opt`, and puts both
+/// back (weights, batch-norm statistics, the dropout counter, the
+/// optimizer's state and rate) before returning.
+///
+/// ```
+/// use wgtrain::optim::{Optim, Optimizer, Sgd};
+/// use wgtrain::train::{lr_find, LrFinder};
+/// use wgtrain::{Cpu, Dataset, Init, Sequential};
+/// let cpu = Cpu::<f32>::new();
+/// let x: Vec<f32> = (0..400).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
+/// let labels: Vec<u32> = x.chunks(4).map(|r| (r[0] + r[1] > 0.0) as u32).collect();
+/// let data = Dataset::classification(x, 4, labels, 2).unwrap();
+/// let mut model = Sequential::new(4).dense(8, Init::HeNormal).relu().dense(2, Init::XavierUniform)
+///     .build(&cpu, 0).unwrap();
+/// let mut opt = Optim::new(Sgd { lr: 0.01, ..Sgd::default() }).unwrap();
+/// let finder = LrFinder { start_lr: 1e-4, end_lr: 10.0, steps: 60, batch_size: 16, ..Default::default() };
+/// let found = lr_find(&mut model, &mut opt, &data, &finder).unwrap();
+/// let lr = found.suggestion.unwrap();
+/// assert!((1e-4..=10.0).contains(&lr));
+/// assert_eq!(opt.lr(), 0.01); // put back
+/// ```
+pub fn lr_find<B: Backend, O: Optimizer<B>>(
+    model: &mut Model<B>,
+    opt: &mut O,
+    data: &Dataset,
+    finder: &LrFinder,
+) -> Result<LrFindResult> {
+    finder.validate(data.len())?;
+    let b = model.backend().clone();
+    let mut snapshot = Vec::new();
+    model.save_snapshot(&mut snapshot)?;
+    let (step, lr) = (model.step(), opt.lr());
+    let state = opt.export_state(&b)?;
+    let result = sweep(model, opt, data, finder);
+    model.restore_snapshot(&snapshot)?;
+    model.set_step(step);
+    opt.import_state(&b, &state)?;
+    opt.set_lr(lr)?;
+    result
+}
+
+fn sweep<B: Backend, O: Optimizer<B>>(
+    model: &mut Model<B>,
+    opt: &mut O,
+    data: &Dataset,
+    finder: &LrFinder,
+) -> Result<LrFindResult> {
+    let b = model.backend().clone();
+    let options = StepOptions {
+        loss: finder.loss,
+        ..StepOptions::default()
+    };
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let mut rng = StdRng::seed_from_u64(finder.seed);
+    order.shuffle(&mut rng);
+    let mut out = LrFindResult {
+        lrs: Vec::new(),
+        losses: Vec::new(),
+        smoothed: Vec::new(),
+        suggestion: None,
+        diverged_at: None,
+    };
+    let (mut average, mut best) = (0.0, f64::INFINITY);
+    let mut next = 0;
+    for i in 0..finder.steps {
+        // Minibatches walk the shuffled order, wrapping around.
+        let rows: Vec<usize> = (0..finder.batch_size)
+            .map(|k| order[(next + k) % order.len()])
+            .collect();
+        next = (next + finder.batch_size) % order.len();
+        let batch = data.select(&rows)?;
+        let x = b.upload(rows.len(), data.dim(), batch.features())?;
+        let lr = finder.lr(i);
+        opt.set_lr(lr)?;
+        let loss = match batch.targets() {
+            Targets::Labels { labels, classes } => {
+                let y = b.indices(labels, *classes)?;
+                train_step(model, opt, &x, Target::Labels(&y), &options, &mut LocalSync)?;
+                model.last_loss()?
+            }
+            Targets::Dense { values, width } => {
+                let t = b.upload(rows.len(), *width, values)?;
+                train_step(model, opt, &x, Target::Dense(&t), &options, &mut LocalSync)?;
+                model.last_loss()?
+            }
+        };
+        average = finder.smoothing * average + (1.0 - finder.smoothing) * loss;
+        let smoothed = average / (1.0 - finder.smoothing.powi(i as i32 + 1));
+        out.lrs.push(lr);
+        out.losses.push(loss);
+        out.smoothed.push(smoothed);
+        if !smoothed.is_finite() || smoothed > finder.diverge_factor * best {
+            out.diverged_at = Some(i);
+            break;
+        }
+        best = best.min(smoothed);
+    }
+    out.suggestion = steepest(&out.lrs, &out.smoothed);
+    Ok(out)
+}
+
+/// The rate where `smoothed` falls fastest against log(rate), by central
+/// differences, leaving out the first tenth (the average is still settling)
+/// and the last point (the blow-up); `None` with fewer than 5 points left.
+fn steepest(lrs: &[f64], smoothed: &[f64]) -> Option<f64> {
+    let n = smoothed.len().saturating_sub(1);
+    let first = (smoothed.len() / 10).max(1);
+    if n < first + 5 {
+        return None;
+    }
+    (first..n - 1)
+        .map(|i| {
+            let slope = (smoothed[i + 1] - smoothed[i - 1]) / (lrs[i + 1].ln() - lrs[i - 1].ln());
+            (slope, lrs[i])
+        })
+        .filter(|(slope, _)| slope.is_finite())
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, lr)| lr)
+}
