@@ -160,17 +160,20 @@ fn gpu_matches_cpu_for_every_optimizer_and_option() {
     );
     for centered in [false, true] {
         for momentum in [0.0, 0.9] {
-            case!(
-                "RmsProp",
-                RmsProp {
-                    centered,
-                    momentum,
-                    weight_decay: 0.01,
-                    ..RmsProp::default()
-                },
-                0.0,
-                GradClip::None
-            );
+            for eps_inside_sqrt in [false, true] {
+                case!(
+                    "RmsProp",
+                    RmsProp {
+                        centered,
+                        momentum,
+                        weight_decay: 0.01,
+                        eps_inside_sqrt,
+                        ..RmsProp::default()
+                    },
+                    0.0,
+                    GradClip::None
+                );
+            }
         }
     }
     // β₂ = 0.6 lets the second moment fall between steps, so AMSGrad's maximum matters.
@@ -428,8 +431,17 @@ fn adagrad_matches_textbook() {
 
 #[test]
 fn rmsprop_matches_textbook() {
-    for (centered, mu) in [(false, 0.0), (true, 0.0), (false, 0.9), (true, 0.5)] {
-        let (lr, alpha, eps) = (0.01, 0.9, 1e-8);
+    let cases = [
+        (false, 0.0, false),
+        (true, 0.0, false),
+        (false, 0.9, false),
+        (true, 0.5, false),
+        (false, 0.0, true),
+        (true, 0.9, true),
+    ];
+    for (centered, mu, inside) in cases {
+        // A large ε, so that where it sits shows.
+        let (lr, alpha, eps) = (0.01, 0.9, if inside { 1e-2 } else { 1e-8 });
         let mut p = P0;
         let (mut sq, mut avg_g, mut buf) = ([0.0; 3], [0.0; 3], [0.0; 3]);
         for t in 0..STEPS_REF {
@@ -442,7 +454,12 @@ fn rmsprop_matches_textbook() {
                 } else {
                     sq[i]
                 };
-                let step = g[i] / (var.sqrt() + eps);
+                // Seed 000: g / √(s + ε); PyTorch: g / (√s + ε).
+                let step = if inside {
+                    g[i] / (var + eps).sqrt()
+                } else {
+                    g[i] / (var.sqrt() + eps)
+                };
                 if mu > 0.0 {
                     buf[i] = mu * buf[i] + step;
                     p[i] -= lr * buf[i];
@@ -458,6 +475,7 @@ fn rmsprop_matches_textbook() {
             weight_decay: 0.0,
             momentum: mu,
             centered,
+            eps_inside_sqrt: inside,
         };
         assert_close(
             &format!("{cfg:?}"),

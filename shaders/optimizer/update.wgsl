@@ -87,7 +87,8 @@ fn update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 s1[i] = ga;
                 centred = sq - ga * ga;
             }
-            d = g / (sqrt(centred) + p.eps);
+            // b_c is ε under the root in seed 000's form, 0 in PyTorch's.
+            d = g / (sqrt(centred + p.b_c) + p.eps);
             if (MOMENTUM == 1u) {
                 let buf = p.b * s2[i] + d;
                 s2[i] = buf;

@@ -10,6 +10,7 @@ use crate::Result;
 /// sₜ = α·sₜ₋₁ + (1 − α)·gₜ²
 /// centered: aₜ = aₜ₋₁ + (1 − α)·(gₜ − aₜ₋₁),  den = √(sₜ − aₜ²) + eps
 /// else:                                          den = √sₜ + eps
+/// eps_inside_sqrt (seed 000's form):             den = √(sₜ + eps), √(sₜ − aₜ² + eps)
 /// momentum μ > 0: bₜ = μ·bₜ₋₁ + gₜ/den,  θ = θ − lr·bₜ
 /// else:                                  θ = θ − lr·gₜ/den
 /// ```
@@ -42,6 +43,10 @@ pub struct RmsProp {
     pub momentum: f64,
     /// Normalise by an estimate of the variance; default false.
     pub centered: bool,
+    /// Add `eps` under the square root, as seed 000 writes RMSprop
+    /// (`g / √(s + ε)`), instead of after it as PyTorch does (`g / (√s + ε)`);
+    /// default false. The seed's form bounds the step by `|g|/√ε` at `s = 0`.
+    pub eps_inside_sqrt: bool,
 }
 
 impl Default for RmsProp {
@@ -53,6 +58,7 @@ impl Default for RmsProp {
             weight_decay: 0.0,
             momentum: 0.0,
             centered: false,
+            eps_inside_sqrt: false,
         }
     }
 }
@@ -77,6 +83,7 @@ impl OptimizerConfig for RmsProp {
             eps: self.eps,
             momentum: self.momentum,
             centered: self.centered,
+            eps_inside: self.eps_inside_sqrt,
         }
     }
 

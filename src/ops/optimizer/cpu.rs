@@ -240,9 +240,9 @@ fn rmsprop<T: Float, const CLIP: u8, const CENTERED: bool, const MOMENTUM: bool>
         sq[i] = c.a * sq[i] + c.a_c * g * g;
         let avg = if CENTERED {
             grad_avg[i] = grad_avg[i] + c.a_c * (g - grad_avg[i]);
-            (sq[i] - grad_avg[i] * grad_avg[i]).sqrt() + c.eps
+            (sq[i] - grad_avg[i] * grad_avg[i] + c.b_c).sqrt() + c.eps
         } else {
-            sq[i].sqrt() + c.eps
+            (sq[i] + c.b_c).sqrt() + c.eps
         };
         let d = if MOMENTUM {
             buf[i] = c.b * buf[i] + g / avg;

@@ -67,6 +67,8 @@ pub enum UpdateMethod {
         momentum: f64,
         /// Normalise by the variance estimate instead of the second moment.
         centered: bool,
+        /// `√(s + eps)` (seed 000) instead of `√s + eps` (PyTorch).
+        eps_inside: bool,
     },
     /// `torch.optim.Adam` (and `AdamW` with decoupled weight decay).
     Adam {
@@ -150,7 +152,7 @@ pub(crate) struct StepScalars {
     pub a_c: f64,
     /// RMSprop's momentum, Adam's β₂.
     pub b: f64,
-    /// `1 − β₂`.
+    /// `1 − β₂` (Adam); RMSprop's ε under the root (0 in PyTorch's form).
     pub b_c: f64,
     pub eps: f64,
     /// Adam: `√(1 − β₂ᵗ)`.
@@ -241,6 +243,7 @@ impl UpdateMethod {
                 eps: 1e-8,
                 momentum: 0.0,
                 centered: false,
+                eps_inside: false,
             },
             UpdateMethod::Adam {
                 beta1: 0.9,
@@ -359,12 +362,15 @@ impl UpdateRule {
                 alpha,
                 eps,
                 momentum,
+                eps_inside,
                 ..
             } => StepScalars {
                 a: alpha,
                 a_c: 1.0 - alpha,
                 b: momentum,
-                eps,
+                // The denominator is √(s + b_c) + eps: one of the two is ε.
+                b_c: if eps_inside { eps } else { 0.0 },
+                eps: if eps_inside { 0.0 } else { eps },
                 ..base
             },
             UpdateMethod::Adam {
