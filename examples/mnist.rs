@@ -109,6 +109,10 @@ pub(crate) struct Args {
     /// used with hidden-layer dropout.
     #[arg(long, default_value_t = 0.0)]
     input_dropout: f64,
+    /// Gaussian noise of this standard deviation added to the (standardised)
+    /// input pixels in training (seed 002's noise injection; 0 turns it off).
+    #[arg(long, default_value_t = 0.0)]
+    input_noise: f64,
     /// No batch normalisation after the hidden dense layers.
     #[arg(long)]
     no_batch_norm: bool,
@@ -606,6 +610,7 @@ fn summary(layers: &[Layer]) -> String {
             ),
             Layer::Pool2d(p) => format!("{} {}", p.kind_name(), p.kernel[0]),
             Layer::Flatten(_) => "flatten".into(),
+            Layer::GaussianNoise(n) => format!("gaussian noise {}", n.std),
             Layer::Residual(inner) => format!("residual [{}]", summary(inner)),
         })
         .collect();
@@ -693,6 +698,9 @@ fn network(args: &Args, activation: wgtrain::Activation) -> wgtrain::Result<Sequ
     Ok(match args.model.as_str() {
         "mlp" => {
             let mut spec = Sequential::new(784);
+            if args.input_noise != 0.0 {
+                spec = spec.gaussian_noise(args.input_noise);
+            }
             if args.input_dropout != 0.0 {
                 spec = spec.dropout(args.input_dropout);
             }

@@ -57,6 +57,8 @@ def layers(description, shape):
             out.append(torch.nn.BatchNorm1d(shape[0], eps=body["eps"], momentum=body["momentum"]))
         elif kind == "dropout":
             out.append(torch.nn.Dropout(body["p"]))
+        elif kind == "gaussian_noise":
+            out.append(torch.nn.Identity())  # training-time noise: nothing at evaluation
         elif kind == "activation" and body in ACTIVATIONS:
             out.append(ACTIVATIONS[body]())
         elif kind == "activation" and "leaky_relu" in body:

@@ -286,6 +286,17 @@ fn training_step_gpu_matches_cpu() {
             1,
         ),
         (
+            "input noise, dropout, batch 9",
+            Sequential::new(13)
+                .gaussian_noise(0.3)
+                .dense(10, Init::HeNormal)
+                .relu()
+                .dropout(0.25)
+                .dense(3, Init::XavierUniform),
+            Loss::SoftmaxCrossEntropy,
+            9,
+        ),
+        (
             "bias-free dense, batch norm, batch 33",
             Sequential::new(17)
                 .dense_no_bias(12, Init::HeNormal)
@@ -716,4 +727,52 @@ fn last_loss_needs_a_training_pass() {
         .forward_backward(&x, Loss::SoftmaxCrossEntropy, Target::Labels(&y))
         .unwrap();
     assert_eq!(model.last_loss().unwrap(), model.loss_value(1).unwrap());
+}
+
+#[test]
+fn gaussian_noise_layer_trains_noisy_and_evaluates_clean() {
+    let cpu = Cpu::<f64>::new();
+    let spec = Sequential::new(6)
+        .gaussian_noise(0.5)
+        .dense(4, Init::XavierUniform)
+        .tanh()
+        .dense(3, Init::XavierUniform);
+    let x = host(5, 2 * 6);
+    let xb = cpu.upload_f64(2, 6, &x).unwrap();
+    let yb = cpu.indices(&[0, 2], 3).unwrap();
+    let mut model = spec.build(&cpu, 1).unwrap();
+    let mut clean = Sequential::new(6)
+        .dense(4, Init::XavierUniform)
+        .tanh()
+        .dense(3, Init::XavierUniform)
+        .build(&cpu, 1)
+        .unwrap();
+    for name in clean.parameter_names() {
+        let from = format!("{}.{}", name[..1].parse::<usize>().unwrap() + 1, &name[2..]);
+        let (_, _, v) = model.parameter(&from).unwrap();
+        clean.set_parameter(&name, &v).unwrap();
+    }
+    // Evaluation: the identity, so the same outputs as without the layer.
+    let eval = model.forward(&xb, Mode::Eval).unwrap().clone();
+    let want = clean.forward(&xb, Mode::Eval).unwrap().clone();
+    assert_eq!(cpu.download(&eval).unwrap(), cpu.download(&want).unwrap());
+    // Training: other outputs, and new noise each step.
+    let first = cpu
+        .download(model.forward(&xb, Mode::Train).unwrap())
+        .unwrap();
+    let second = cpu
+        .download(model.forward(&xb, Mode::Train).unwrap())
+        .unwrap();
+    assert_ne!(first, cpu.download(&want).unwrap());
+    assert_ne!(first, second);
+    // The gradient through the noise is the gradient at the noisy input:
+    // with the noise frozen, finite differences agree.
+    check("gaussian noise", &spec, Loss::SoftmaxCrossEntropy, 3);
+    // The description keeps it.
+    let rebuilt = Sequential::from_description(&spec.describe()).unwrap();
+    assert_eq!(rebuilt.describe(), spec.describe());
+    model
+        .forward_backward(&xb, Loss::SoftmaxCrossEntropy, Target::Labels(&yb))
+        .unwrap();
+    assert!(model.last_loss().unwrap().is_finite());
 }

@@ -286,6 +286,16 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         dropout::cpu::dropout(x, out, mask)
     }
 
+    fn add_noise(
+        &self,
+        x: &CpuTensor<T>,
+        out: &mut CpuTensor<T>,
+        draw: &crate::ops::noise::NoiseDraw,
+    ) -> Result<()> {
+        crate::ops::noise::cpu::add_noise(x, out, draw);
+        Ok(())
+    }
+
     fn augment(
         &self,
         x: &CpuTensor<T>,

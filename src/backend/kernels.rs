@@ -144,6 +144,13 @@ pub trait Kernels: Clone + Send + Sync + 'static {
     fn axpy(&self, alpha: f64, x: &Self::Tensor, y: &mut Self::Tensor) -> Result<()>;
     /// Inverted dropout with the counter-based mask of [`dropout_keep`](super::dropout_keep).
     fn dropout(&self, x: &Self::Tensor, out: &mut Self::Tensor, mask: &DropoutMask) -> Result<()>;
+    /// `out = x + σ·z` with the counter-based normal draws of [`NoiseDraw`](crate::ops::noise::NoiseDraw).
+    fn add_noise(
+        &self,
+        x: &Self::Tensor,
+        out: &mut Self::Tensor,
+        draw: &crate::ops::noise::NoiseDraw,
+    ) -> Result<()>;
     /// Per-sample augmentation (see [`crate::ops::augment`]).
     fn augment(
         &self,

@@ -231,6 +231,15 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// [`mask.keeps(i)`](DropoutMask::keeps) (see [`dropout_keep`]). The
     /// backward pass is the same call on the gradient with the same mask.
     fn dropout(&self, x: &Self::Tensor, out: &mut Self::Tensor, mask: &DropoutMask) -> Result<()>;
+    /// Gaussian noise injection: element `i` of `out` is `x[i] +`
+    /// [`draw.noise(i)`](crate::ops::noise::NoiseDraw::noise), the same on
+    /// every backend.
+    fn add_noise(
+        &self,
+        x: &Self::Tensor,
+        out: &mut Self::Tensor,
+        draw: &crate::ops::noise::NoiseDraw,
+    ) -> Result<()>;
     /// Augments a batch of images (`rows × channels·height·width`, see
     /// [`crate::ops::augment`]): each row through its transform (a row of
     /// `transforms`, `rows × 8`, from [`Augment::draw`](crate::ops::augment::Augment::draw))
@@ -653,6 +662,16 @@ impl<K: Kernels> Backend for K {
         checks::check_same("dropout", "input vs output", x, out)?;
         crate::ops::dropout::check_p(mask.p)?;
         Kernels::dropout(self, x, out, mask)
+    }
+    fn add_noise(
+        &self,
+        x: &Self::Tensor,
+        out: &mut Self::Tensor,
+        draw: &crate::ops::noise::NoiseDraw,
+    ) -> Result<()> {
+        checks::check_same("add_noise", "input vs output", x, out)?;
+        crate::ops::noise::check_std(draw.std)?;
+        Kernels::add_noise(self, x, out, draw)
     }
     fn batch_norm_train(
         &self,

@@ -27,7 +27,7 @@ use runtime::{Buf, Context};
 pub use shaders::shader_sources;
 pub(crate) use shaders::{
     ACTIVATION, AUGMENT, BATCH_NORM, CONV, DROPOUT, ELEMENTWISE, GATHER, LOSS, MATMUL_SHADERS,
-    MAX_NORM, OPTIMIZER, REDUCE,
+    MAX_NORM, NOISE, OPTIMIZER, REDUCE,
 };
 use std::sync::{Arc, Mutex};
 
@@ -559,6 +559,15 @@ impl Kernels for Gpu {
 
     fn dropout(&self, x: &GpuTensor, out: &mut GpuTensor, mask: &DropoutMask) -> Result<()> {
         dropout::gpu::dropout(self, x, out, mask)
+    }
+
+    fn add_noise(
+        &self,
+        x: &GpuTensor,
+        out: &mut GpuTensor,
+        draw: &crate::ops::noise::NoiseDraw,
+    ) -> Result<()> {
+        crate::ops::noise::gpu::add_noise(self, x, out, draw)
     }
 
     fn augment(

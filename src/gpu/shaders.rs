@@ -92,6 +92,14 @@ pub(crate) static DROPOUT: Shader = Shader {
     ],
     trusted: false,
 };
+pub(crate) static NOISE: Shader = Shader {
+    name: "noise",
+    parts: &[
+        RANDOM,
+        Piece::File(include_str!("../../shaders/noise/noise.wgsl")),
+    ],
+    trusted: false,
+};
 pub(crate) static AUGMENT: Shader = Shader {
     name: "augment",
     parts: &[
@@ -165,6 +173,7 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
         &MAX_NORM,
         &LOSS,
         &DROPOUT,
+        &NOISE,
         &AUGMENT,
         &BATCH_NORM,
         &CONV,

@@ -78,6 +78,7 @@ fn describe_layers(layers: &[Layer]) -> Vec<Value> {
                 "kernel": p.kernel, "stride": p.stride, "padding": p.padding, "dilation": p.dilation,
             }}),
             Layer::Flatten(_) => json!({"flatten": {}}),
+            Layer::GaussianNoise(n) => json!({"gaussian_noise": {"std": n.std}}),
         })
         .collect()
 }
@@ -172,6 +173,7 @@ fn stack(mut spec: Sequential, layers: &[Value]) -> Result<Sequential> {
                 spec.pool2d(pool)
             }
             "flatten" => spec.flatten(),
+            "gaussian_noise" => spec.gaussian_noise(number("std")?),
             "residual" => {
                 let inner = body.as_array().ok_or_else(|| bad(layer))?;
                 let block = stack(

@@ -20,6 +20,7 @@ pub use layers::conv::Conv2d;
 pub use layers::dense::Dense;
 pub use layers::dropout::Dropout;
 pub use layers::flatten::Flatten;
+pub use layers::noise::GaussianNoise;
 pub use layers::pool::Pool2d;
 pub use layers::Shape;
 pub use model::{Buffer, FlatParams, Mode, Model, Parameter};
@@ -48,6 +49,8 @@ pub enum Layer {
     Pool2d(Pool2d),
     /// Any sample shape as flat features (`nn.Flatten`).
     Flatten(Flatten),
+    /// `x + σ·N(0, 1)` in training, the identity in evaluation.
+    GaussianNoise(GaussianNoise),
 }
 
 impl Layer {
@@ -62,6 +65,7 @@ impl Layer {
             Layer::Conv2d(c) => c,
             Layer::Pool2d(p) => p,
             Layer::Flatten(f) => f,
+            Layer::GaussianNoise(n) => n,
         }
     }
 
@@ -84,6 +88,7 @@ impl Layer {
             Layer::Conv2d(c) => Box::new(c.build(b, input, ctx)?),
             Layer::Pool2d(p) => Box::new(p.build(input)),
             Layer::Flatten(_) => Box::new(layers::flatten::FlattenModule { width }),
+            Layer::GaussianNoise(n) => Box::new(n.build(width, ctx)),
         })
     }
 }
@@ -230,6 +235,12 @@ impl Sequential {
     /// Appends a tanh.
     pub fn tanh(self) -> Self {
         self.act(Activation::Tanh)
+    }
+
+    /// Appends Gaussian noise injection with standard deviation `std`
+    /// (training only; see [`GaussianNoise`]).
+    pub fn gaussian_noise(self, std: f64) -> Self {
+        self.push(Layer::GaussianNoise(GaussianNoise { std }))
     }
 
     /// Appends inverted dropout with drop probability `p` ∈ [0, 1).

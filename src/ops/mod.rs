@@ -18,6 +18,7 @@ pub mod gather;
 pub mod loss;
 pub mod matmul;
 pub mod max_norm;
+pub mod noise;
 pub mod optimizer;
 pub(crate) mod random;
 pub mod reduce;
