@@ -776,3 +776,80 @@ fn gaussian_noise_layer_trains_noisy_and_evaluates_clean() {
         .unwrap();
     assert!(model.last_loss().unwrap().is_finite());
 }
+
+#[test]
+fn every_initialiser_has_its_variance() {
+    use rand::SeedableRng;
+    // (initialiser, variance it promises for fan_in 300, fan_out 200).
+    let (fi, fo) = (300.0f64, 200.0f64);
+    let cases = [
+        (Init::XavierUniform, 2.0 / (fi + fo)),
+        (Init::XavierUniformSigmoid, 16.0 * 2.0 / (fi + fo)),
+        (Init::XavierNormal, 1.0 / fi),
+        (Init::HeNormal, 2.0 / fi),
+        (Init::LeCunUniform, 1.0 / fi),
+        (Init::TorchDefault, 1.0 / (3.0 * fi)),
+        (Init::Zeros, 0.0),
+        (Init::Constant(0.5), 0.0),
+    ];
+    let n = 200_000;
+    for (init, want) in cases {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let v = init.sample(&mut rng, fi as usize, fo as usize, n);
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        // The sample variance of 2e5 draws is within ~0.5% of the truth
+        // (√(2/n) for a normal, less for a uniform): 2% is far from a
+        // wrong formula (a factor of 2 or 3).
+        assert!(
+            (var - want).abs() <= 0.02 * want + 1e-15,
+            "{init:?}: variance {var:.3e}, expected {want:.3e}"
+        );
+        if !matches!(init, Init::Constant(_)) {
+            assert!(
+                mean.abs() < 3.0 * (want / n as f64).sqrt() + 1e-15,
+                "{init:?}: mean {mean}"
+            );
+        }
+    }
+}
+
+#[test]
+fn zero_initialisation_does_not_break_symmetry() {
+    // Seed 001: with every weight equal, every hidden unit computes the same
+    // function and receives the same gradient, so training never tells
+    // them apart; a random initialisation does.
+    let cpu = Cpu::<f64>::new();
+    let x = host(1, 16 * 5);
+    let labels = random_labels(2, 16, 3);
+    let (xb, yb) = (
+        cpu.upload_f64(16, 5, &x).unwrap(),
+        cpu.indices(&labels, 3).unwrap(),
+    );
+    let train = |init: Init| {
+        let spec = Sequential::new(5)
+            .dense_with(6, init, Init::Zeros)
+            .tanh()
+            .dense_with(3, init, Init::Zeros);
+        let mut model = spec.build(&cpu, 4).unwrap();
+        for _ in 0..50 {
+            model
+                .forward_backward(&xb, Loss::SoftmaxCrossEntropy, Target::Labels(&yb))
+                .unwrap();
+            model.sgd_step(0.5).unwrap();
+        }
+        let (rows, cols, w) = model.parameter("0.weight").unwrap();
+        (0..rows)
+            .map(|r| w[r * cols..(r + 1) * cols].to_vec())
+            .collect::<Vec<_>>()
+    };
+    for init in [Init::Zeros, Init::Constant(0.1)] {
+        let rows = train(init);
+        assert!(
+            rows.iter().all(|row| row == &rows[0]),
+            "{init:?}: equal weights stay equal, every hidden unit is the same unit"
+        );
+    }
+    let random = train(Init::XavierUniform);
+    assert!(random.iter().skip(1).all(|row| row != &random[0]));
+}

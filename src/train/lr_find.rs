@@ -96,7 +96,7 @@ impl LrFinder {
         if !(0.0..1.0).contains(&self.smoothing) {
             return bad("lr_find smoothing", self.smoothing, "in [0, 1)");
         }
-        if !(self.diverge_factor > 1.0) {
+        if self.diverge_factor.is_nan() || self.diverge_factor <= 1.0 {
             return bad("lr_find diverge_factor", self.diverge_factor, "above 1");
         }
         self.loss.validate()
