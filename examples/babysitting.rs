@@ -1,12 +1,13 @@
 //! "Babysitting" a network before a long run (seed 001): a gradient check,
-//! the first-step loss against ln C, and overfitting a tiny subset with
+//! the first-step loss against ln C, the objective rising when
+//! regularisation is turned on, and overfitting a tiny subset with
 //! regularisation off, on the MNIST digits the main job uses.
 //!
 //! `cargo run --release --example babysitting`
 
 use wgtrain::data::mnist;
 use wgtrain::diagnostics::{
-    first_step_loss_check, gradient_check, overfit_tiny_subset, HostTarget,
+    first_step_loss_check, gradient_check, overfit_tiny_subset, regularisation_check, HostTarget,
 };
 use wgtrain::{Backend, Device, Init, Loss, Sequential, Target};
 
@@ -66,6 +67,27 @@ fn run<B: Backend>(b: &B) -> wgtrain::Result<()> {
             "as expected"
         } else {
             "far off: check the initial scales"
+        }
+    );
+
+    // 2b. Turning regularisation on must raise the reported objective.
+    let lambda = 1e-3;
+    let reg = regularisation_check(
+        &mut model,
+        &x,
+        Target::Labels(&y),
+        Loss::SoftmaxCrossEntropy,
+        lambda,
+    )?;
+    println!(
+        "   regularisation on (λ = {lambda}, Ω = ½‖W‖² = {:.2}): loss {:.4} → objective {:.4}: {}",
+        reg.penalty,
+        reg.loss,
+        reg.objective,
+        if reg.ok {
+            "it rises, as it should"
+        } else {
+            "it does not rise: the penalty is not in the objective"
         }
     );
 

@@ -853,3 +853,58 @@ fn zero_initialisation_does_not_break_symmetry() {
     let random = train(Init::XavierUniform);
     assert!(random.iter().skip(1).all(|row| row != &random[0]));
 }
+
+fn regularised_objective_rises<B: Backend>(b: &B, _label: &str) {
+    use wgtrain::diagnostics::{l2_penalty, regularisation_check};
+    let spec = Sequential::new(6)
+        .dense(5, Init::HeNormal)
+        .batch_norm()
+        .relu()
+        .dense(3, Init::XavierUniform);
+    let mut model = spec.build(b, 2).unwrap();
+    // Ω over the weights only: biases and batch-norm γ, β are exempt.
+    let mut want = 0.0;
+    for name in ["0.weight", "3.weight"] {
+        want += 0.5
+            * model
+                .parameter(name)
+                .unwrap()
+                .2
+                .iter()
+                .map(|w| w * w)
+                .sum::<f64>();
+    }
+    let omega = l2_penalty(&mut model).unwrap();
+    // f32 sums of 45 squares: 1e-6 relative.
+    assert!((omega - want).abs() <= 1e-6 * want, "{omega} vs {want}");
+    let x = b.upload(8, 6, &random(3, 48)).unwrap();
+    let y = b.indices(&random_labels(4, 8, 3), 3).unwrap();
+    let check = regularisation_check(
+        &mut model,
+        &x,
+        Target::Labels(&y),
+        Loss::SoftmaxCrossEntropy,
+        0.1,
+    )
+    .unwrap();
+    assert!(check.ok, "{check:?}");
+    assert!(
+        (check.objective - check.loss - 0.1 * omega).abs() < 1e-6,
+        "{check:?}"
+    );
+    for lambda in [0.0, -1.0, f64::NAN] {
+        let bad = regularisation_check(
+            &mut model,
+            &x,
+            Target::Labels(&y),
+            Loss::SoftmaxCrossEntropy,
+            lambda,
+        );
+        assert!(
+            matches!(bad, Err(Error::InvalidParameter { .. })),
+            "{lambda}: {bad:?}"
+        );
+    }
+}
+
+backend_tests!(regularisation_check_sees_the_penalty: regularised_objective_rises on cpu_f32, gpu);

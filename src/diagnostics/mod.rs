@@ -1,5 +1,7 @@
 //! "Babysitting" a network (seed 001): gradient checks against finite
-//! differences, the first-step loss check, and the overfit-a-tiny-subset check.
+//! differences, the first-step loss check, the regularisation check (the
+//! objective with λΩ(θ) must rise above the loss), and the
+//! overfit-a-tiny-subset check.
 
 mod gradcheck;
 
@@ -36,6 +38,72 @@ pub fn first_step_loss_check<B: Backend>(
         loss,
         expected,
         ok: (loss - expected).abs() <= tolerance * expected,
+    })
+}
+
+/// `Ω(θ) = ½ Σ ‖w‖²` over the weights (dense and conv; biases and batch-norm
+/// parameters are exempt, as from weight decay): the penalty whose gradient
+/// `λ·w` coupled weight decay adds, so `loss + λ·Ω` is the objective such a
+/// run minimises. Summed on the device, one number read back.
+pub fn l2_penalty<B: Backend>(model: &mut Model<B>) -> Result<f64> {
+    let b = model.backend().clone();
+    let mut sum = b.zeros(1, 1)?;
+    for p in model.parameters_mut().into_iter().filter(|p| p.is_weight) {
+        b.accumulate_sum_squares(p.value, &mut sum)?;
+    }
+    Ok(0.5 * b.download(&sum)?[0])
+}
+
+/// Result of [`regularisation_check`].
+#[derive(Clone, Copy, Debug)]
+pub struct RegularisationCheck {
+    /// The data loss alone.
+    pub loss: f64,
+    /// Ω(θ), see [`l2_penalty`].
+    pub penalty: f64,
+    /// `loss + λ·Ω(θ)`: the regularised objective.
+    pub objective: f64,
+    /// Whether turning the regularisation on raised the reported objective.
+    pub ok: bool,
+}
+
+/// Seed 001: "turn on regularisation: the loss should increase". The loss
+/// of `x` with the penalty `λ·Ω(θ)` added; `ok` when it is above the loss
+/// alone. A λ that does not raise it (or a model without weights) says the
+/// regularisation is not wired in. λ must be finite and > 0.
+///
+/// ```
+/// use wgtrain::diagnostics::regularisation_check;
+/// use wgtrain::{Backend, Cpu, Init, Loss, Sequential, Target};
+/// let cpu = Cpu::<f64>::new();
+/// let mut model = Sequential::new(3).dense(2, Init::XavierUniform).build(&cpu, 0).unwrap();
+/// let (x, y) = (cpu.upload_f64(1, 3, &[1.0, 2.0, 3.0]).unwrap(), cpu.indices(&[1], 2).unwrap());
+/// let check = regularisation_check(&mut model, &x, Target::Labels(&y), Loss::SoftmaxCrossEntropy, 1e-2).unwrap();
+/// assert!(check.ok && (check.objective - check.loss - 1e-2 * check.penalty).abs() < 1e-15);
+/// ```
+pub fn regularisation_check<B: Backend>(
+    model: &mut Model<B>,
+    x: &B::Tensor,
+    target: Target<'_, B>,
+    loss: Loss,
+    lambda: f64,
+) -> Result<RegularisationCheck> {
+    if !(lambda > 0.0 && lambda.is_finite()) {
+        return Err(Error::InvalidParameter {
+            name: "regularisation lambda",
+            value: lambda,
+            allowed: "finite and > 0",
+        });
+    }
+    model.forward_backward(x, loss, target)?;
+    let data_loss = model.loss_value(x.rows())?;
+    let penalty = l2_penalty(model)?;
+    let objective = data_loss + lambda * penalty;
+    Ok(RegularisationCheck {
+        loss: data_loss,
+        penalty,
+        objective,
+        ok: objective > data_loss,
     })
 }
 
