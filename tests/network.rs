@@ -6,7 +6,7 @@ mod common;
 #[path = "../examples/worked_example.rs"]
 mod worked_example;
 
-use common::{assert_parity, gpu, random, random_labels};
+use common::{assert_parity, gpu, json_floats, random, random_labels};
 use wgtrain::diagnostics::{
     first_step_loss_check, gradient_check, overfit_tiny_subset, HostTarget,
 };
@@ -553,13 +553,6 @@ fn input_gradient_matches_finite_differences() {
 fn accumulation_against_pytorch<B: Backend>(b: &B, tolerance: f64) {
     let data: serde_json::Value =
         serde_json::from_str(include_str!("data/accumulate_torch.json")).unwrap();
-    let floats = |v: &serde_json::Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
     let size = |key: &str| data[key].as_u64().unwrap() as usize;
     let (rows, features, classes) = (size("rows"), size("features"), size("classes"));
     let spec = Sequential::new(features)
@@ -571,16 +564,16 @@ fn accumulation_against_pytorch<B: Backend>(b: &B, tolerance: f64) {
     let initial = &data["initial"];
     for name in model.parameter_names() {
         model
-            .set_parameter(&name, &floats(&initial[&name]))
+            .set_parameter(&name, &json_floats(&initial[&name]))
             .unwrap();
     }
     for buffer in model.buffers_mut().0 {
-        b.write(buffer.value, &floats(&initial[&buffer.name]))
+        b.write(buffer.value, &json_floats(&initial[&buffer.name]))
             .unwrap();
     }
     let lr = data["lr"].as_f64().unwrap();
     for (round, want) in data["rounds"].as_array().unwrap().iter().enumerate() {
-        let (x, y) = (floats(&want["x"]), floats(&want["y"]));
+        let (x, y) = (json_floats(&want["x"]), json_floats(&want["y"]));
         model.zero_grad().unwrap();
         let mut start = 0;
         for part in data["parts"].as_array().unwrap() {
@@ -607,7 +600,7 @@ fn accumulation_against_pytorch<B: Backend>(b: &B, tolerance: f64) {
             assert_parity(
                 &format!("accumulated gradient, round {round}, {name}"),
                 &model.gradient(&name).unwrap(),
-                &floats(&want["grads"][&name]),
+                &json_floats(&want["grads"][&name]),
                 tolerance,
             );
         }
@@ -619,7 +612,7 @@ fn accumulation_against_pytorch<B: Backend>(b: &B, tolerance: f64) {
         assert_parity(
             &format!("final {name}"),
             &values,
-            &floats(&last[&name]),
+            &json_floats(&last[&name]),
             tolerance,
         );
     }
@@ -627,7 +620,7 @@ fn accumulation_against_pytorch<B: Backend>(b: &B, tolerance: f64) {
         assert_parity(
             &format!("final {}", buffer.name),
             &b.download(buffer.value).unwrap(),
-            &floats(&last[&buffer.name]),
+            &json_floats(&last[&buffer.name]),
             tolerance,
         );
     }

@@ -62,3 +62,12 @@ pub(crate) fn assert_parity(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
 
 /// Sizes that are not multiples of any tile: 1, 3, 7, 33, 65, 257, 1000.
 pub(crate) const AWKWARD: [usize; 7] = [1, 3, 7, 33, 65, 257, 1000];
+
+/// The numbers of a JSON array of test vectors (PyTorch's, under `tests/data/`).
+pub(crate) fn json_floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| x.as_f64().expect("a number"))
+        .collect()
+}

@@ -8,8 +8,8 @@
 use super::step::{train_step, LocalSync, StepOptions};
 use crate::backend::{Backend, Loss, Target};
 use crate::data::{Dataset, Targets};
-use crate::optim::Optimizer;
-use crate::{Error, Model, Result};
+use crate::optim::{require, Optimizer};
+use crate::{Model, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -70,35 +70,35 @@ pub struct LrFindResult {
 
 impl LrFinder {
     fn validate(&self, samples: usize) -> Result<()> {
-        let bad = |name: &'static str, value: f64, allowed: &'static str| {
-            Err(Error::InvalidParameter {
-                name,
-                value,
-                allowed,
-            })
-        };
-        if !(self.start_lr > 0.0 && self.start_lr.is_finite()) {
-            return bad("lr_find start_lr", self.start_lr, "finite and > 0");
-        }
-        if !(self.end_lr > self.start_lr && self.end_lr.is_finite()) {
-            return bad("lr_find end_lr", self.end_lr, "finite and above start_lr");
-        }
-        if self.steps < 2 {
-            return bad("lr_find steps", self.steps as f64, "at least 2");
-        }
-        if self.batch_size == 0 || self.batch_size > samples {
-            return bad(
-                "lr_find batch_size",
-                self.batch_size as f64,
-                "between 1 and the number of samples",
-            );
-        }
-        if !(0.0..1.0).contains(&self.smoothing) {
-            return bad("lr_find smoothing", self.smoothing, "in [0, 1)");
-        }
-        if self.diverge_factor.is_nan() || self.diverge_factor <= 1.0 {
-            return bad("lr_find diverge_factor", self.diverge_factor, "above 1");
-        }
+        let (start, end) = (self.start_lr, self.end_lr);
+        require(
+            "lr_find start_lr",
+            start,
+            start > 0.0 && start.is_finite(),
+            "finite and > 0",
+        )?;
+        require(
+            "lr_find end_lr",
+            end,
+            end > start && end.is_finite(),
+            "finite and above start_lr",
+        )?;
+        require(
+            "lr_find steps",
+            self.steps as f64,
+            self.steps >= 2,
+            "at least 2",
+        )?;
+        require(
+            "lr_find batch_size",
+            self.batch_size as f64,
+            self.batch_size > 0 && self.batch_size <= samples,
+            "between 1 and the number of samples",
+        )?;
+        let s = self.smoothing;
+        require("lr_find smoothing", s, (0.0..1.0).contains(&s), "in [0, 1)")?;
+        let d = self.diverge_factor;
+        require("lr_find diverge_factor", d, d > 1.0, "above 1")?;
         self.loss.validate()
     }
 

@@ -5,7 +5,8 @@
 //! on any metric, per epoch or per optimizer step.
 
 use super::{Control, EpochRecord, Monitor, TrainCallback};
-use crate::{Error, Result};
+use crate::optim::require;
+use crate::Result;
 
 /// Whether a lower or a higher metric is better (PyTorch's `mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,25 +88,14 @@ impl ReduceLrOnPlateau {
     /// A scheduler; a `factor` outside (0, 1), a negative or non-finite
     /// threshold, `min_lr` or `eps` is an [`Error::InvalidParameter`].
     pub fn new(config: PlateauConfig) -> Result<Self> {
-        let check = |name: &'static str, value: f64, ok: bool, allowed: &'static str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(Error::InvalidParameter {
-                    name,
-                    value,
-                    allowed,
-                })
-            }
-        };
         let f = config.factor;
-        check("plateau factor", f, f > 0.0 && f < 1.0, "in (0, 1)")?;
+        require("plateau factor", f, f > 0.0 && f < 1.0, "in (0, 1)")?;
         for (name, v) in [
             ("plateau threshold", config.threshold),
             ("plateau min_lr", config.min_lr),
             ("plateau eps", config.eps),
         ] {
-            check(name, v, v >= 0.0 && v.is_finite(), "finite and ≥ 0")?;
+            require(name, v, v >= 0.0 && v.is_finite(), "finite and ≥ 0")?;
         }
         let monitor = match config.mode {
             PlateauMode::Min => Monitor::ValLoss,

@@ -41,3 +41,12 @@ macro_rules! backend_tests {
         }
     };
 }
+
+/// The numbers of a JSON array of test vectors (PyTorch's, under `tests/data/`).
+pub fn json_floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|x| x.as_f64().expect("a number"))
+        .collect()
+}

@@ -1,6 +1,6 @@
 //! Losses, value and gradient: the GPU against the CPU backend.
 
-use crate::ops::testing::{assert_parity, gpu, random, random_labels};
+use crate::ops::testing::{assert_parity, gpu, json_floats, random, random_labels};
 use crate::{Backend, Cpu, Loss, Target};
 
 fn loss<B: Backend>(b: &B, kind: Loss, rows: usize, cols: usize, labels: bool) -> Vec<f64> {
@@ -79,14 +79,7 @@ fn smoothed_against_pytorch<B: Backend>(b: &B, tolerance: f64) {
         "../../../tests/data/label_smoothing_torch.json"
     ))
     .unwrap();
-    let numbers = |key: &str| -> Vec<f64> {
-        data[key]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect()
-    };
+    let numbers = |key: &str| json_floats(&data[key]);
     let (rows, cols) = (
         data["rows"].as_u64().unwrap() as usize,
         data["classes"].as_u64().unwrap() as usize,
@@ -107,13 +100,7 @@ fn smoothed_against_pytorch<B: Backend>(b: &B, tolerance: f64) {
         let mut ours = b.download(&loss).unwrap();
         ours.extend(b.download(&grad).unwrap());
         let mut torch = vec![case["loss"].as_f64().unwrap()];
-        torch.extend(
-            case["grad"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap()),
-        );
+        torch.extend(json_floats(&case["grad"]));
         assert_parity(
             &format!("smoothed cross-entropy ε {smoothing} {}", case["target"]),
             &ours,

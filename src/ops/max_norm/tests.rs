@@ -1,31 +1,24 @@
 //! The max-norm constraint: PyTorch's `torch.renorm` on every backend, and
 //! the GPU against the CPU at awkward shapes.
 
-use crate::ops::testing::{assert_parity, gpu, random};
+use crate::ops::testing::{assert_parity, gpu, json_floats, random};
 use crate::{Backend, Cpu};
 
 fn against_pytorch<B: Backend>(b: &B, tolerance: f64) {
     let data: serde_json::Value =
         serde_json::from_str(include_str!("../../../tests/data/max_norm_torch.json")).unwrap();
-    let floats = |v: &serde_json::Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
     let (rows, cols) = (
         data["rows"].as_u64().unwrap() as usize,
         data["cols"].as_u64().unwrap() as usize,
     );
     for case in data["cases"].as_array().unwrap() {
         let c = case["max_norm"].as_f64().unwrap();
-        let mut w = b.upload_f64(rows, cols, &floats(&data["w"])).unwrap();
+        let mut w = b.upload_f64(rows, cols, &json_floats(&data["w"])).unwrap();
         b.max_norm_rows(&mut w, c).unwrap();
         assert_parity(
             &format!("max-norm {c} against torch.renorm"),
             &b.download(&w).unwrap(),
-            &floats(&case["out"]),
+            &json_floats(&case["out"]),
             tolerance,
         );
     }
