@@ -5,14 +5,12 @@
 //! log-spaced values on a smaller set") in one short run. The model and the
 //! optimizer are put back as they were afterwards.
 
+use super::resident::{Resident, Slice};
 use super::step::{train_step, LocalSync, StepOptions};
-use crate::backend::{Backend, Loss, Target};
-use crate::data::{Dataset, Targets};
+use crate::backend::{Backend, Loss};
+use crate::data::Dataset;
 use crate::optim::{require, Optimizer};
 use crate::{Model, Result};
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 
 /// The sweep, with Lightning's defaults where it has them.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -161,9 +159,11 @@ fn sweep<B: Backend, O: Optimizer<B>>(
         loss: finder.loss,
         ..StepOptions::default()
     };
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let mut rng = StdRng::seed_from_u64(finder.seed);
-    order.shuffle(&mut rng);
+    // Resident on the device and gathered there, as `fit` does; a new
+    // shuffle whenever the sweep has used every full minibatch.
+    let mut resident = Resident::upload(&b, data)?;
+    let mut batches = Vec::new().into_iter();
+    let mut epoch = 0u64;
     let mut out = LrFindResult {
         lrs: Vec::new(),
         losses: Vec::new(),
@@ -172,29 +172,24 @@ fn sweep<B: Backend, O: Optimizer<B>>(
         diverged_at: None,
     };
     let (mut average, mut best) = (0.0, f64::INFINITY);
-    let mut next = 0;
     for i in 0..finder.steps {
-        // Minibatches walk the shuffled order, wrapping around.
-        let rows: Vec<usize> = (0..finder.batch_size)
-            .map(|k| order[(next + k) % order.len()])
-            .collect();
-        next = (next + finder.batch_size) % order.len();
-        let batch = data.select(&rows)?;
-        let x = b.upload(rows.len(), data.dim(), batch.features())?;
+        let slice = loop {
+            if let Some(s) = batches.next() {
+                break s;
+            }
+            let full: Vec<Slice> = resident
+                .epoch(&b, finder.batch_size, true, finder.seed.wrapping_add(epoch))?
+                .into_iter()
+                .filter(|s| s.rows == finder.batch_size)
+                .collect();
+            batches = full.into_iter();
+            epoch += 1;
+        };
         let lr = finder.lr(i);
         opt.set_lr(lr)?;
-        let loss = match batch.targets() {
-            Targets::Labels { labels, classes } => {
-                let y = b.indices(labels, *classes)?;
-                train_step(model, opt, &x, Target::Labels(&y), &options, &mut LocalSync)?;
-                model.last_loss()?
-            }
-            Targets::Dense { values, width } => {
-                let t = b.upload(rows.len(), *width, values)?;
-                train_step(model, opt, &x, Target::Dense(&t), &options, &mut LocalSync)?;
-                model.last_loss()?
-            }
-        };
+        let (x, target) = resident.gather(&b, slice)?;
+        train_step(model, opt, x, target, &options, &mut LocalSync)?;
+        let loss = model.last_loss()?;
         average = finder.smoothing * average + (1.0 - finder.smoothing) * loss;
         let smoothed = average / (1.0 - finder.smoothing.powi(i as i32 + 1));
         out.lrs.push(lr);

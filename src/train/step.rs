@@ -145,7 +145,11 @@ pub(crate) fn apply_gradients<B: Backend, O: Optimizer<B> + ?Sized>(
         let mut grads: Vec<&mut B::Tensor> = params.iter_mut().map(|p| &mut *p.grad).collect();
         sync.sync(&b, &mut grads, flat.as_mut().map(|f| &mut f.grads))?;
     }
-    let weights: Vec<bool> = params.iter().map(|p| p.is_weight).collect();
+    // Which parameters the max-norm constraint reaches (none without it).
+    let weights: Vec<bool> = match options.max_norm {
+        Some(_) => params.iter().map(|p| p.is_weight).collect(),
+        None => Vec::new(),
+    };
     let mut refs: Vec<ParamRef<'_, B>> = params
         .into_iter()
         .map(|p| {

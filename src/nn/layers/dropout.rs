@@ -64,9 +64,9 @@ impl DropoutModule {
     fn mask(&self, pass: Pass) -> DropoutMask {
         DropoutMask {
             p: self.p,
-            seed: pass.seed ^ self.stream.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            seed: pass.stream_seed(self.stream),
             step: pass.step,
-            first: pass.first_row.wrapping_mul(self.width as u64),
+            first: pass.first_element(self.width),
         }
     }
 }

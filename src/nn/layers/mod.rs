@@ -151,6 +151,20 @@ pub(crate) struct Pass {
     pub first_row: u64,
 }
 
+impl Pass {
+    /// The seed of a random layer's draws (dropout, noise): the model's
+    /// seed mixed with the layer's stream, so layers draw independently.
+    pub fn stream_seed(&self, stream: u64) -> u64 {
+        self.seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// The global index of the batch's first element, for rows of `width`:
+    /// draws keyed by it do not depend on how the batch is sharded.
+    pub fn first_element(&self, width: usize) -> u64 {
+        self.first_row.wrapping_mul(width as u64)
+    }
+}
+
 /// Where a module's backward pass writes the gradient with respect to its
 /// input: a tensor, whether anything reads it (a module may skip it when
 /// not), and, for modules that [take a gate](Module::takes_gate), the

@@ -67,9 +67,9 @@ impl<B: Backend> Module<B> for NoiseModule {
             Mode::Train => {
                 let draw = NoiseDraw {
                     std: self.std,
-                    seed: pass.seed ^ self.stream.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    seed: pass.stream_seed(self.stream),
                     step: pass.step,
-                    first: pass.first_row.wrapping_mul(self.width as u64),
+                    first: pass.first_element(self.width),
                 };
                 b.add_noise(x, &mut stage.out, &draw)
             }
