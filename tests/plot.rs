@@ -27,6 +27,9 @@ fn record(epoch: usize, train_loss: f64) -> EpochRecord {
         lr: 1e-3,
         seconds: 1.0,
         samples_per_sec: 1000.0,
+        objective: None,
+        grad_norms: Vec::new(),
+        dead_relu: Vec::new(),
     }
 }
 
@@ -48,6 +51,7 @@ fn classification(epochs: usize) -> History {
             .collect(),
         best_epoch: Some(epochs * 2 / 3),
         stopped_early: true,
+        warnings: Vec::new(),
     }
 }
 

@@ -89,6 +89,37 @@ fn divergence_is_caught_at_its_step<B: Backend>(b: &B, label: &str) {
 
 backend_tests!(divergence: divergence_is_caught_at_its_step on cpu_f32, cpu_f64, gpu);
 
+/// A step deep inside a readback window: the rate jumps to an absurd value
+/// at step 7 (a step schedule counted in iterations), between readbacks
+/// every 5 steps. The guard's per-step slots sit at aligned offsets of one
+/// tensor on the GPU; each is read at its own offset, so the step is exact.
+fn divergence_inside_a_window_is_pinned<B: Backend>(b: &B, label: &str) {
+    let mut model = spec().build(b, 1).unwrap();
+    let mut opt = Optim::new(Sgd::default()).unwrap();
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 8,
+        shuffle: false,
+        report: Report::Quiet,
+        report_every: 5,
+        // Built by hand: `Schedule::step` refuses a growing rate, rightly.
+        schedule: Some(wgtrain::schedule::Schedule::Step {
+            lr: 1e-3,
+            step_size: 6,
+            gamma: 1e300,
+        }),
+        schedule_unit: wgtrain::train::ScheduleUnit::Iteration,
+        ..TrainConfig::default()
+    };
+    let e = fit(&mut model, &mut opt, &data(), None, &config).unwrap_err();
+    let Error::Diverged { epoch, step, .. } = e else {
+        panic!("{label}: expected Diverged, got {e}")
+    };
+    assert_eq!((epoch, step), (1, 7), "{label}");
+}
+
+backend_tests!(divergence_in_window: divergence_inside_a_window_is_pinned on cpu_f32, gpu);
+
 /// Parameters that are NaN before training (a NaN initialiser) are refused
 /// before the first step, naming the parameter.
 fn nan_parameters_are_refused<B: Backend>(b: &B, label: &str) {

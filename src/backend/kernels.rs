@@ -76,7 +76,7 @@ pub trait Kernels: Clone + Send + Sync + 'static {
             .iter()
             .map(|&(rows, cols)| self.zeros(rows, cols))
             .collect::<Result<_>>()?;
-        Ok((views, None))
+        Ok(FlatTensors::separate(views))
     }
 
     /// `out = act(op(A)·op(B) + bias) ⊙ gate'(z)`.

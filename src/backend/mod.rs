@@ -34,8 +34,32 @@ pub use ops::{Activation, Loss, MatmulSpec, Reduce, Target};
 use crate::Result;
 
 /// What [`Backend::zeros_flat`] makes: the views, and the whole they are
-/// views of (if the backend made one).
-pub type FlatTensors<T> = (Vec<T>, Option<T>);
+/// views of (if the backend made one), with where each view starts in it.
+pub struct FlatTensors<T> {
+    /// One tensor per requested shape, in order.
+    pub views: Vec<T>,
+    /// The `1 × n` tensor over all of them, where the backend made one.
+    pub whole: Option<T>,
+    /// Each view's first element in `whole` (views may start at aligned
+    /// offsets); empty without a whole.
+    pub offsets: Vec<usize>,
+}
+
+impl<T> FlatTensors<T> {
+    /// Separate tensors, no whole.
+    pub fn separate(views: Vec<T>) -> Self {
+        FlatTensors {
+            views,
+            whole: None,
+            offsets: Vec::new(),
+        }
+    }
+
+    /// The views' first elements, picked from a download of the whole.
+    pub fn firsts(&self, whole: &[f64]) -> Vec<f64> {
+        self.offsets.iter().map(|&o| whole[o]).collect()
+    }
+}
 
 /// What every tensor handle can tell about itself.
 pub trait Shaped {
@@ -418,8 +442,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// ```
     /// use wgtrain::{Backend, Cpu};
     /// let cpu = Cpu::<f32>::new();
-    /// let (views, whole) = cpu.zeros_flat(&[(2, 3), (1, 3)]).unwrap();
-    /// assert_eq!((views.len(), whole.is_none()), (2, true));
+    /// let flat = cpu.zeros_flat(&[(2, 3), (1, 3)]).unwrap();
+    /// assert_eq!((flat.views.len(), flat.whole.is_none()), (2, true));
     /// ```
     fn zeros_flat(&self, shapes: &[(usize, usize)]) -> Result<FlatTensors<Self::Tensor>>;
 

@@ -744,20 +744,20 @@ impl Kernels for Gpu {
                     .iter()
                     .map(|&(rows, cols)| self.zeros(rows, cols))
                     .collect::<Result<_>>()?;
-                return Ok((views, None));
+                return Ok(FlatTensors::separate(views));
             }
             Err(e) => return Err(e),
         };
         self.ctx.clear(&parent);
         let views = shapes
             .iter()
-            .zip(offsets)
+            .zip(&offsets)
             .map(|(&(rows, cols), offset)| GpuTensor {
                 rows,
                 cols,
                 buf: self
                     .ctx
-                    .view(&parent, offset as u64 * 4, (rows * cols) as u64 * 4),
+                    .view(&parent, *offset as u64 * 4, (rows * cols) as u64 * 4),
             })
             .collect();
         let whole = GpuTensor {
@@ -765,7 +765,11 @@ impl Kernels for Gpu {
             cols: total,
             buf: self.ctx.view(&parent, 0, total as u64 * 4),
         };
-        Ok((views, Some(whole)))
+        Ok(FlatTensors {
+            views,
+            whole: Some(whole),
+            offsets,
+        })
     }
 
     fn accumulate_sum_squares(&self, x: &GpuTensor, acc: &mut GpuTensor) -> Result<()> {

@@ -6,7 +6,7 @@
 
 use super::layers::{backward_chain, forward_chain, stages, BuildCtx, Chain, Pass, Stage};
 use super::Sequential;
-use crate::backend::{Backend, Loss, Shaped, Target};
+use crate::backend::{Backend, FlatTensors, Loss, Shaped, Target};
 use crate::{Error, Result};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -73,6 +73,10 @@ pub struct Model<B: Backend> {
     /// them: one tensor per gradient, or one for the flat tensor (made at
     /// the first accumulation).
     gradient_sums: Vec<B::Tensor>,
+    /// σ of the Gaussian noise on the weights in training passes (0: none).
+    weight_noise: f64,
+    /// The clean weights while a training pass runs on noisy ones.
+    clean_weights: Vec<B::Tensor>,
 }
 
 /// A model's parameters and gradients as two flat tensors.
@@ -107,6 +111,8 @@ impl<B: Backend> Model<B> {
             last_rows: None,
             gradients_held: false,
             gradient_sums: Vec::new(),
+            weight_noise: 0.0,
+            clean_weights: Vec::new(),
         };
         model.flatten()?;
         Ok(model)
@@ -121,10 +127,20 @@ impl<B: Backend> Model<B> {
             .iter()
             .map(|p| (p.value.rows(), p.value.cols()))
             .collect();
-        let (param_views, Some(params)) = b.zeros_flat(&shapes)? else {
+        let FlatTensors {
+            views: param_views,
+            whole: Some(params),
+            ..
+        } = b.zeros_flat(&shapes)?
+        else {
             return Ok(());
         };
-        let (grad_views, Some(grads)) = b.zeros_flat(&shapes)? else {
+        let FlatTensors {
+            views: grad_views,
+            whole: Some(grads),
+            ..
+        } = b.zeros_flat(&shapes)?
+        else {
             return Ok(());
         };
         for ((p, mut value), grad) in self
@@ -407,7 +423,104 @@ impl<B: Backend> Model<B> {
         (grads, &mut self.gradient_sums)
     }
 
+    /// Trains on noisy weights from now on (seed 002, "adding noise"; Graves
+    /// 2011): each training pass ([`Model::forward_backward`],
+    /// [`Model::accumulate_backward`]) runs forward and backward with every
+    /// weight (dense and conv; not biases or batch-norm parameters) replaced
+    /// by `w + σ·z`, `z ~ N(0, 1)` drawn afresh per pass from the model's
+    /// seed and step like dropout's masks, then puts the clean weights back:
+    /// the optimizer updates the clean weights by the noisy gradient.
+    /// `0` turns it off; σ must be finite and ≥ 0.
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu, Init, Loss, Sequential, Target};
+    /// let cpu = Cpu::<f64>::new();
+    /// let mut model = Sequential::new(2).dense(2, Init::XavierUniform).build(&cpu, 0).unwrap();
+    /// let before = model.parameter("0.weight").unwrap().2;
+    /// model.set_weight_noise(0.1).unwrap();
+    /// let (x, y) = (cpu.upload_f64(1, 2, &[1.0, 2.0]).unwrap(), cpu.indices(&[1], 2).unwrap());
+    /// model.forward_backward(&x, Loss::SoftmaxCrossEntropy, Target::Labels(&y)).unwrap();
+    /// // The weights are clean again after the pass.
+    /// assert_eq!(model.parameter("0.weight").unwrap().2, before);
+    /// assert!(model.set_weight_noise(-1.0).is_err());
+    /// ```
+    pub fn set_weight_noise(&mut self, std: f64) -> Result<()> {
+        crate::ops::noise::check_std(std).map_err(|_| Error::InvalidParameter {
+            name: "weight_noise",
+            value: std,
+            allowed: "finite and ≥ 0",
+        })?;
+        self.weight_noise = std;
+        Ok(())
+    }
+
+    /// σ of the weight noise (0 when off); see [`Model::set_weight_noise`].
+    pub fn weight_noise(&self) -> f64 {
+        self.weight_noise
+    }
+
+    /// The noise weight `index` (among the weights, in state-dict order)
+    /// gets in the training pass at `step`: element `i` is `draw.noise(i)`.
+    pub fn weight_noise_draw(&self, index: usize, step: u64) -> crate::ops::noise::NoiseDraw {
+        crate::ops::noise::NoiseDraw {
+            std: self.weight_noise,
+            // Streams counted down from the top, apart from the layers'.
+            seed: self.pass(Mode::Train).stream_seed(u64::MAX - index as u64),
+            step,
+            first: 0,
+        }
+    }
+
+    /// Replaces each weight by `w + σ·z`, keeping the clean values.
+    fn perturb_weights(&mut self) -> Result<()> {
+        let b = self.backend.clone();
+        let step = self.step;
+        let draws: Vec<_> = (0..self.parameters_mut().len())
+            .map(|i| self.weight_noise_draw(i, step))
+            .collect();
+        let mut clean = std::mem::take(&mut self.clean_weights);
+        let weights = self.parameters_mut().into_iter().filter(|p| p.is_weight);
+        for (i, p) in weights.enumerate() {
+            if clean.len() == i {
+                clean.push(b.zeros(p.value.rows(), p.value.cols())?);
+            }
+            b.copy(p.value, &mut clean[i])?;
+            b.add_noise(&clean[i], p.value, &draws[i])?;
+        }
+        self.clean_weights = clean;
+        Ok(())
+    }
+
+    /// Puts back the weights [`Model::perturb_weights`] kept.
+    fn restore_weights(&mut self) -> Result<()> {
+        let b = self.backend.clone();
+        let clean = std::mem::take(&mut self.clean_weights);
+        let weights = self.parameters_mut().into_iter().filter(|p| p.is_weight);
+        for (p, w) in weights.zip(&clean) {
+            b.copy(w, p.value)?;
+        }
+        self.clean_weights = clean;
+        Ok(())
+    }
+
     fn train_pass(
+        &mut self,
+        x: &B::Tensor,
+        loss: Loss,
+        target: Target<'_, B>,
+        input_grad: bool,
+    ) -> Result<()> {
+        if self.weight_noise > 0.0 {
+            self.perturb_weights()?;
+            let run = self.clean_train_pass(x, loss, target, input_grad);
+            // The clean weights go back even when the pass failed.
+            self.restore_weights()?;
+            return run;
+        }
+        self.clean_train_pass(x, loss, target, input_grad)
+    }
+
+    fn clean_train_pass(
         &mut self,
         x: &B::Tensor,
         loss: Loss,
@@ -589,6 +702,40 @@ impl<B: Backend> Model<B> {
             .into_iter()
             .find(|p| p.name == name)
             .ok_or_else(|| Error::Model(format!("no parameter named {name}")))
+    }
+
+    /// The fraction of each ReLU's units (named by its place in the stack,
+    /// `3`, or `2.1` inside block 2) that output 0 for every row of `x` in
+    /// evaluation mode: dead units, which no gradient reaches any more.
+    /// One column sum per ReLU on the device (a ReLU's outputs are ≥ 0, so
+    /// a sum of 0 means all zero), read back as one small vector each.
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu, Init, Sequential};
+    /// let cpu = Cpu::<f64>::new();
+    /// let mut model = Sequential::new(2).dense(4, Init::HeNormal).relu().dense(2, Init::XavierUniform).build(&cpu, 0).unwrap();
+    /// // A bias of -100 kills every unit of the first layer.
+    /// model.set_parameter("0.bias", &[-100.0; 4]).unwrap();
+    /// let x = cpu.upload_f64(3, 2, &[0.5, -1.0, 1.0, 2.0, -0.5, 0.25]).unwrap();
+    /// assert_eq!(model.dead_relu_fractions(&x).unwrap(), vec![("1".to_string(), 1.0)]);
+    /// ```
+    pub fn dead_relu_fractions(&mut self, x: &B::Tensor) -> Result<Vec<(String, f64)>> {
+        self.forward(x, Mode::Eval)?;
+        let b = self.backend.clone();
+        let ws = &self.workspaces[&x.rows()];
+        let mut outputs = Vec::new();
+        for (i, (m, stage)) in self.nodes.iter().zip(&ws.stages).enumerate() {
+            m.relu_outputs(&i.to_string(), stage, &mut outputs);
+        }
+        let mut fractions = Vec::with_capacity(outputs.len());
+        for (name, out) in outputs {
+            let mut sums = b.zeros(1, out.cols())?;
+            b.sum_rows(out, &mut sums)?;
+            let sums = b.download(&sums)?;
+            let dead = sums.iter().filter(|&&s| s == 0.0).count();
+            fractions.push((name, dead as f64 / sums.len() as f64));
+        }
+        Ok(fractions)
     }
 
     /// Plain gradient descent on every parameter: `θ ← θ − lr·∂ρ/∂θ`.

@@ -51,7 +51,7 @@ pub use momentum::EmaMomentum;
 pub use rmsprop::RmsProp;
 pub use sgd::Sgd;
 
-use crate::backend::{Backend, GradClip, Shaped, UpdateMethod, UpdateRule};
+use crate::backend::{Backend, FlatTensors, GradClip, Shaped, UpdateMethod, UpdateRule};
 use crate::{Error, FlatParams, Result};
 use std::collections::{BTreeMap, HashSet};
 
@@ -152,6 +152,13 @@ pub trait Optimizer<B: Backend> {
             &crate::train::StepOptions::default(),
             &mut crate::train::LocalSync,
         )
+    }
+    /// The coefficient λ of the penalty `λ·½‖w‖²` whose gradient the
+    /// weights' group (group 0) adds (coupled `weight_decay`), so that
+    /// `loss + λ·Ω(θ)` is what the steps minimise; 0 when there is none, or
+    /// when the decay is decoupled (AdamW), which no penalty's gradient is.
+    fn l2_coefficient(&self) -> f64 {
+        0.0
     }
     /// The learning rate the next step uses (before group scales).
     fn lr(&self) -> f64;
@@ -382,7 +389,12 @@ impl<B: Backend, C: OptimizerConfig> Optim<B, C> {
         let mut slots = Vec::new();
         let mut wholes = Vec::new();
         for (slot, init) in inits.iter().enumerate() {
-            let (mut views, Some(mut whole)) = backend.zeros_flat(&shapes)? else {
+            let FlatTensors {
+                mut views,
+                whole: Some(mut whole),
+                ..
+            } = backend.zeros_flat(&shapes)?
+            else {
                 return Ok(false);
             };
             if *init != 0.0 {
@@ -556,6 +568,15 @@ impl<B: Backend, C: OptimizerConfig> Optimizer<B> for Optim<B, C> {
     fn step(&mut self, backend: &B, params: &mut [ParamRef<'_, B>]) -> Result<()> {
         self.check_params(params)?;
         self.step_each(backend, params)
+    }
+
+    fn l2_coefficient(&self) -> f64 {
+        let rule = self.rule(&self.groups[0]);
+        if rule.decoupled_weight_decay {
+            0.0
+        } else {
+            rule.weight_decay
+        }
     }
 
     fn lr(&self) -> f64 {

@@ -6,7 +6,7 @@
 //! the activations did with it on the way (the CPU's ReLU turns a NaN
 //! input into 0; the parameters that produced it stay NaN).
 
-use crate::backend::Backend;
+use crate::backend::{Backend, FlatTensors};
 use crate::parallel::Collective;
 use crate::{Error, Model, Result};
 
@@ -16,10 +16,9 @@ const SLOTS: usize = 3;
 /// Per-step slots: `[Σ parameters², Σ gradients², loss]` for each step
 /// since the last read.
 pub(crate) struct Health<B: Backend> {
-    slots: Vec<B::Tensor>,
-    /// The tensor the slots are views of, where the backend makes views
-    /// (one readback instead of one per slot).
-    flat: Option<B::Tensor>,
+    /// The slots, and the tensor they are views of where the backend makes
+    /// views (one readback instead of one per slot).
+    slots: FlatTensors<B::Tensor>,
     used: usize,
 }
 
@@ -35,10 +34,8 @@ pub(crate) struct Unhealthy {
 impl<B: Backend> Health<B> {
     /// Slots for `steps` steps between reads.
     pub fn new(b: &B, steps: usize) -> Result<Self> {
-        let (slots, flat) = b.zeros_flat(&vec![(1, 1); SLOTS * steps])?;
         Ok(Health {
-            slots,
-            flat,
+            slots: b.zeros_flat(&vec![(1, 1); SLOTS * steps])?,
             used: 0,
         })
     }
@@ -46,7 +43,7 @@ impl<B: Backend> Health<B> {
     /// Records the step's loss (`None` for a replica that had no rows);
     /// [`Health::record_parameters`] then completes the step.
     pub fn record_loss(&mut self, b: &B, loss: Option<&B::Tensor>) -> Result<()> {
-        let value = &mut self.slots[SLOTS * self.used + 2];
+        let value = &mut self.slots.views[SLOTS * self.used + 2];
         match loss {
             Some(l) => b.copy(l, value),
             None => b.fill(value, 0.0),
@@ -58,7 +55,8 @@ impl<B: Backend> Health<B> {
     /// turned finite is still seen).
     pub fn record_parameters(&mut self, model: &mut Model<B>) -> Result<()> {
         let b = model.backend().clone();
-        let [norm, grad_norm] = &mut self.slots[SLOTS * self.used..SLOTS * self.used + 2] else {
+        let [norm, grad_norm] = &mut self.slots.views[SLOTS * self.used..SLOTS * self.used + 2]
+        else {
             unreachable!("a parameter and a gradient slot")
         };
         // Zero since the last read (`check` clears every slot at once).
@@ -84,11 +82,12 @@ impl<B: Backend> Health<B> {
     /// them; the first non-finite one, if any.
     pub async fn check(&mut self, b: &B, group: &mut dyn Collective) -> Result<Option<Unhealthy>> {
         let n = SLOTS * self.used;
-        let mut values = match &self.flat {
-            Some(all) => b.download_async(all).await?[..n].to_vec(),
+        let mut values = match &self.slots.whole {
+            // Each slot at its own (aligned) offset in the whole.
+            Some(all) => self.slots.firsts(&b.download_async(all).await?)[..n].to_vec(),
             None => {
                 let mut v = Vec::with_capacity(n);
-                for slot in &self.slots[..n] {
+                for slot in &self.slots.views[..n] {
                     v.push(b.download_async(slot).await?[0]);
                 }
                 v
@@ -96,10 +95,10 @@ impl<B: Backend> Health<B> {
         };
         self.used = 0;
         // Cleared for the next window: one dispatch where the slots share a tensor.
-        match &mut self.flat {
+        match &mut self.slots.whole {
             Some(all) => b.fill(all, 0.0)?,
             None => {
-                for slot in &mut self.slots[..n] {
+                for slot in &mut self.slots.views[..n] {
                     b.fill(slot, 0.0)?;
                 }
             }

@@ -24,6 +24,20 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Training samples per second.
     pub samples_per_sec: f64,
+    /// `train_loss + λ·Ω(θ)` at the epoch's end, where λ is the weights'
+    /// coupled L2 coefficient (`weight_decay` of SGD, Adam, RMSprop…;
+    /// see [`l2_penalty`](crate::diagnostics::l2_penalty)): the objective
+    /// the run minimises. `None` without coupled weight decay.
+    pub objective: Option<f64>,
+    /// Per parameter tensor (state-dict name), the root mean square over
+    /// the epoch's steps of its gradient's L2 norm, when
+    /// [`TrainConfig::layer_stats`](super::TrainConfig::layer_stats) is on:
+    /// a gradient that does not reach the first layers shows here.
+    pub grad_norms: Vec<(String, f64)>,
+    /// Per ReLU (its index in the stack, `3` or `2.1` inside block 2), the
+    /// fraction of its units that output 0 for every sample of the epoch's
+    /// probe batch (dead units), when `layer_stats` is on.
+    pub dead_relu: Vec<(String, f64)>,
 }
 
 /// Every epoch of a run.
@@ -36,6 +50,20 @@ pub struct History {
     pub best_epoch: Option<usize>,
     /// Whether early stopping (or a callback) ended the run.
     pub stopped_early: bool,
+    /// What the run warned about, e.g. a train/validation gap past
+    /// [`TrainConfig::gap_warning`](super::TrainConfig::gap_warning).
+    pub warnings: Vec<String>,
+}
+
+/// `[["name", value], …]` as pairs, in order (empty when absent: histories
+/// written before the layer statistics).
+fn named_values(v: &serde_json::Value) -> Vec<(String, f64)> {
+    v.as_array().map_or(Vec::new(), |pairs| {
+        pairs
+            .iter()
+            .filter_map(|p| Some((p.get(0)?.as_str()?.to_string(), p.get(1)?.as_f64()?)))
+            .collect()
+    })
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -45,10 +73,10 @@ fn opt(v: Option<f64>) -> String {
 impl History {
     /// One header line and one line per epoch.
     pub fn to_csv(&self) -> String {
-        let mut s = String::from("epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_top_k,lr,seconds,samples_per_sec\n");
+        let mut s = String::from("epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_top_k,lr,seconds,samples_per_sec,objective\n");
         for e in &self.epochs {
             s += &format!(
-                "{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{}\n",
                 e.epoch,
                 e.train_loss,
                 opt(e.train_accuracy),
@@ -57,7 +85,8 @@ impl History {
                 opt(e.val_top_k),
                 e.lr,
                 e.seconds,
-                e.samples_per_sec
+                e.samples_per_sec,
+                opt(e.objective)
             );
         }
         s
@@ -66,7 +95,7 @@ impl History {
     /// A JSON object with every epoch.
     pub fn to_json(&self) -> String {
         let epochs: Vec<serde_json::Value> = self.epochs.iter().map(EpochRecord::to_json).collect();
-        serde_json::json!({ "epochs": epochs, "best_epoch": self.best_epoch, "stopped_early": self.stopped_early }).to_string()
+        serde_json::json!({ "epochs": epochs, "best_epoch": self.best_epoch, "stopped_early": self.stopped_early, "warnings": self.warnings }).to_string()
     }
 
     /// Parses what [`History::to_json`] wrote (used when resuming).
@@ -93,6 +122,9 @@ impl History {
                     lr: num(e, "lr").unwrap_or(f64::NAN),
                     seconds: num(e, "seconds").unwrap_or(0.0),
                     samples_per_sec: num(e, "samples_per_sec").unwrap_or(0.0),
+                    objective: num(e, "objective"),
+                    grad_norms: named_values(&e["grad_norms"]),
+                    dead_relu: named_values(&e["dead_relu"]),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -100,6 +132,11 @@ impl History {
             epochs,
             best_epoch: v["best_epoch"].as_u64().map(|e| e as usize),
             stopped_early: v["stopped_early"].as_bool().unwrap_or(false),
+            warnings: v["warnings"].as_array().map_or(Vec::new(), |w| {
+                w.iter()
+                    .filter_map(|s| Some(s.as_str()?.to_string()))
+                    .collect()
+            }),
         })
     }
 
@@ -123,6 +160,9 @@ impl EpochRecord {
             "lr": self.lr,
             "seconds": self.seconds,
             "samples_per_sec": self.samples_per_sec,
+            "objective": self.objective,
+            "grad_norms": self.grad_norms,
+            "dead_relu": self.dead_relu,
         })
     }
 }

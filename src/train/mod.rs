@@ -243,6 +243,26 @@ pub struct TrainConfig {
     /// update (Srivastava et al. 2014 use 3–4 with dropout); see
     /// [`StepOptions::max_norm`].
     pub max_norm: Option<f64>,
+    /// Micro-batches per step (gradient accumulation): each replica's share
+    /// of a minibatch runs forward and backward in this many parts, whose
+    /// gradients add up (weighted by their rows) before one optimizer step,
+    /// so a batch larger than the device holds trains as in one piece (with
+    /// batch norm, each part normalised by its own statistics, as PyTorch
+    /// does). 1: no accumulation.
+    pub accumulation: usize,
+    /// Gaussian noise of this σ on every weight during each training pass
+    /// ([`Model::set_weight_noise`]); the clean weights are updated.
+    pub weight_noise: Option<f64>,
+    /// Warn (once, on stderr, and in [`History::warnings`]) when training
+    /// accuracy exceeds validation accuracy by more than this (0.05: five
+    /// points), or, for data without class labels, when the validation loss
+    /// exceeds the training loss by more than this fraction of it. Seed 001:
+    /// "there should be a gap, but not too large".
+    pub gap_warning: Option<f64>,
+    /// Record per-layer gradient norms and dead-ReLU fractions in each
+    /// [`EpochRecord`] (one reduction per parameter per step, and one
+    /// evaluation of a probe batch per epoch).
+    pub layer_stats: bool,
 }
 
 impl Default for TrainConfig {
@@ -264,9 +284,17 @@ impl Default for TrainConfig {
             resume_from: None,
             bias_group: None,
             max_norm: None,
+            accumulation: 1,
+            weight_noise: None,
+            gap_warning: Some(0.05),
+            layer_stats: false,
         }
     }
 }
+
+/// Rows of the probe batch that [`TrainConfig::layer_stats`] counts dead
+/// ReLUs on (the first of the validation set, else of the training set).
+const PROBE_ROWS: usize = 1024;
 
 /// File names inside a checkpoint folder.
 pub const LAST: &str = "last.safetensors";
@@ -333,6 +361,29 @@ fn validate(
     if let Some(c) = config.max_norm {
         crate::ops::max_norm::check(c)?;
     }
+    if let Some(std) = config.weight_noise {
+        crate::ops::noise::check_std(std).map_err(|_| Error::InvalidParameter {
+            name: "weight_noise",
+            value: std,
+            allowed: "finite and ≥ 0",
+        })?;
+    }
+    if let Some(gap) = config.gap_warning {
+        if !(gap >= 0.0 && gap.is_finite()) {
+            return Err(Error::InvalidParameter {
+                name: "gap_warning",
+                value: gap,
+                allowed: "finite and ≥ 0",
+            });
+        }
+    }
+    if config.accumulation == 0 || config.accumulation * replicas > config.batch_size {
+        return Err(Error::InvalidParameter {
+            name: "accumulation",
+            value: config.accumulation as f64,
+            allowed: "between 1 and batch_size / replicas (every micro-batch needs a row)",
+        });
+    }
     if replicas > train.len() {
         return Err(Error::InvalidParameter {
             name: "replicas (devices × ranks)",
@@ -396,30 +447,44 @@ fn validate(
 }
 
 /// Whether some replica's shard of a full minibatch, or of the epoch's
-/// last, has a single row.
-fn single_row_batches(batch_size: usize, samples: usize, replicas: usize) -> Option<usize> {
+/// last, has a micro-batch (of `micro` per shard) of a single row.
+fn single_row_batches(
+    batch_size: usize,
+    samples: usize,
+    replicas: usize,
+    micro: usize,
+) -> Option<usize> {
     let last = match samples % batch_size {
         0 => batch_size,
         rest => rest,
     };
-    [batch_size, last]
-        .into_iter()
-        .find(|&rows| (0..replicas).any(|r| shard(rows, r, replicas).len() == 1))
+    [batch_size, last].into_iter().find(|&rows| {
+        (0..replicas).any(|r| {
+            let mine = shard(rows, r, replicas).len();
+            (0..micro).any(|j| shard(mine, j, micro).len() == 1)
+        })
+    })
 }
 
 /// Batch norm cannot normalise a batch of one row (its variance is 0):
 /// refused before the first step, rather than after an epoch.
-fn check_batch_norm_batches(batch_size: usize, samples: usize, replicas: usize) -> Result<()> {
-    let Some(rows) = single_row_batches(batch_size, samples, replicas) else {
+fn check_batch_norm_batches(
+    batch_size: usize,
+    samples: usize,
+    replicas: usize,
+    micro: usize,
+) -> Result<()> {
+    let Some(rows) = single_row_batches(batch_size, samples, replicas, micro) else {
         return Ok(());
     };
     let better = (batch_size + 1..=samples).find(|&b| {
-        b.is_multiple_of(replicas) && single_row_batches(b, samples, replicas).is_none()
+        b.is_multiple_of(replicas) && single_row_batches(b, samples, replicas, micro).is_none()
     });
     Err(Error::Model(format!(
-        "with batch norm no replica's minibatch may have a single row, but {samples} samples \
-         in batches of {batch_size} over {replicas} replica(s) give a batch of {rows} row(s) \
-         with a one-row shard: choose another batch size{}",
+        "with batch norm no replica's minibatch (or micro-batch) may have a single row, but \
+         {samples} samples in batches of {batch_size} over {replicas} replica(s) in {micro} \
+         micro-batch(es) give a batch of {rows} row(s) with a one-row part: choose another \
+         batch size{}",
         better.map_or(String::new(), |b| format!(" (e.g. {b})"))
     )))
 }
@@ -823,7 +888,12 @@ async fn run<B: Backend, O: Optimizer<B>>(
         replicas,
     )?;
     if !model.buffers_mut().0.is_empty() {
-        check_batch_norm_batches(config.batch_size, train.len(), replicas)?;
+        check_batch_norm_batches(
+            config.batch_size,
+            train.len(),
+            replicas,
+            config.accumulation,
+        )?;
     }
     // Replica 0 speaks and writes for the run.
     let (report, checkpoint_dir) = if rank == 0 {
@@ -907,6 +977,13 @@ async fn run<B: Backend, O: Optimizer<B>>(
         model.set_dropout_seed(seed);
     }
 
+    if let Some(std) = config.weight_noise {
+        model.set_weight_noise(std)?;
+    }
+    let mut stats = config
+        .layer_stats
+        .then(|| LayerStats::new(model, val.unwrap_or(train)))
+        .transpose()?;
     for epoch in state.epochs_done..config.epochs {
         let lr_at = |t: usize| config.schedule.as_ref().map_or(base_lr, |s| s.lr(t));
         if config.schedule_unit == ScheduleUnit::Epoch {
@@ -936,32 +1013,43 @@ async fn run<B: Backend, O: Optimizer<B>>(
             };
             match s.rows(rows.clone()) {
                 Some(mine) => {
-                    model.set_first_row(rows.start as u64);
-                    let samples = augmenter.as_ref().map(|_| train_data.sample_ids(mine));
-                    let (x, target) = train_data.gather(&b, mine)?;
-                    let x = match (&mut augmenter, samples) {
-                        (Some(a), Some(samples)) => {
-                            a.apply(&b, x, &samples, config.seed, epoch as u64)?
+                    // The micro-batches of this replica's share (one part
+                    // without accumulation).
+                    let parts: Vec<resident::Slice> = (0..config.accumulation)
+                        .filter_map(|j| mine.rows(shard(mine.rows, j, config.accumulation)))
+                        .collect();
+                    if parts.len() > 1 {
+                        model.zero_grad()?;
+                    }
+                    for part in &parts {
+                        model.set_first_row((rows.start + part.offset - mine.offset) as u64);
+                        let samples = augmenter.as_ref().map(|_| train_data.sample_ids(*part));
+                        let (x, target) = train_data.gather(&b, *part)?;
+                        let x = match (&mut augmenter, samples) {
+                            (Some(a), Some(samples)) => {
+                                a.apply(&b, x, &samples, config.seed, epoch as u64)?
+                            }
+                            _ => x,
+                        };
+                        if parts.len() == 1 {
+                            model.forward_backward(x, config.loss, target)?;
+                        } else {
+                            let weight = part.rows as f64 / mine.rows as f64;
+                            model.accumulate_backward(x, config.loss, target, weight)?;
                         }
-                        _ => x,
-                    };
-                    train_step(model, opt, x, target, &step_options, &mut replica_sync)?;
-                    health.record_loss(&b, model.loss_tensor(mine.rows))?;
+                        let loss = model.loss_tensor(part.rows).expect("set by the pass");
+                        b.axpy(part.rows as f64, loss, &mut loss_sum)?;
+                        if let crate::Target::Labels(labels) = target {
+                            let out = model.output(part.rows).expect("set by forward");
+                            b.count_top_k(out, labels, 1, &mut correct)?;
+                        }
+                    }
+                    let last = parts.last().expect("accumulation ≤ rows").rows;
+                    step::apply_gradients(model, opt, &step_options, &mut replica_sync)?;
+                    health.record_loss(&b, model.loss_tensor(last))?;
                     health.record_parameters(model)?;
-                    b.axpy(
-                        mine.rows as f64,
-                        model
-                            .loss_tensor(mine.rows)
-                            .expect("set by forward_backward"),
-                        &mut loss_sum,
-                    )?;
-                    if let crate::Target::Labels(labels) = target {
-                        b.count_top_k(
-                            model.output(mine.rows).expect("set by forward"),
-                            labels,
-                            1,
-                            &mut correct,
-                        )?;
+                    if let Some(stats) = &mut stats {
+                        stats.record_gradients(model)?;
                     }
                 }
                 // The last batch had fewer rows than there are replicas:
@@ -970,6 +1058,9 @@ async fn run<B: Backend, O: Optimizer<B>>(
                     skip_step(model, opt, &step_options, &mut replica_sync)?;
                     health.record_loss(&b, None)?;
                     health.record_parameters(model)?;
+                    if let Some(stats) = &mut stats {
+                        stats.record_gradients(model)?;
+                    }
                 }
             }
             state.steps_done += 1;
@@ -1048,6 +1139,16 @@ async fn run<B: Backend, O: Optimizer<B>>(
             }
             None => (None, None, None),
         };
+        let lambda = opt.l2_coefficient();
+        let objective = if lambda > 0.0 {
+            Some(train_loss + lambda * crate::diagnostics::l2_penalty(model)?)
+        } else {
+            None
+        };
+        let (grad_norms, dead_relu) = match &mut stats {
+            Some(stats) => stats.epoch(model, slices.len())?,
+            None => (Vec::new(), Vec::new()),
+        };
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss,
@@ -1058,8 +1159,20 @@ async fn run<B: Backend, O: Optimizer<B>>(
             lr: opt.lr(),
             seconds,
             samples_per_sec: seen as f64 / seconds,
+            objective,
+            grad_norms,
+            dead_relu,
         };
         print_record(report, &record, config.epochs);
+        if let Some(warning) = config.gap_warning.and_then(|g| gap_warning(&record, g)) {
+            // Once per run: the gap usually stays once it opens.
+            if history.warnings.is_empty() {
+                if report != Report::Quiet {
+                    eprintln!("warning: {warning}");
+                }
+                history.warnings.push(warning);
+            }
+        }
         history.epochs.push(record.clone());
         state.epochs_done = epoch + 1;
 
@@ -1134,11 +1247,105 @@ async fn run<B: Backend, O: Optimizer<B>>(
             history.best_epoch = state.best_epoch;
         }
     }
+    if config.weight_noise.is_some() {
+        model.set_weight_noise(0.0)?;
+    }
     if let Some(sets) = &sets {
         // The final history (best epoch, early stop) in a set of its own.
         sets.commit(state.epochs_done, |set| history.save(set))?;
     }
     Ok(history)
+}
+
+/// The warning for a train/validation gap past `max_gap`, if there is one
+/// (see [`TrainConfig::gap_warning`]).
+fn gap_warning(r: &EpochRecord, max_gap: f64) -> Option<String> {
+    match (r.train_accuracy, r.val_accuracy, r.val_loss) {
+        (Some(train), Some(val), _) if train - val > max_gap => Some(format!(
+            "epoch {}: training accuracy {:.2}% is {:.2} points above validation accuracy \
+             {:.2}% (more than {:.2}): the model is overfitting; more regularisation \
+             (weight decay, dropout, augmentation) or early stopping would help",
+            r.epoch,
+            100.0 * train,
+            100.0 * (train - val),
+            100.0 * val,
+            100.0 * max_gap
+        )),
+        (None, _, Some(val)) if val - r.train_loss > max_gap * r.train_loss => Some(format!(
+            "epoch {}: validation loss {val:.4} is more than {:.0}% above training loss {:.4}: \
+             the model is overfitting",
+            r.epoch,
+            100.0 * max_gap,
+            r.train_loss
+        )),
+        _ => None,
+    }
+}
+
+/// What [`TrainConfig::layer_stats`] adds up during an epoch: each
+/// gradient's squared norm per step, in one `1×1` slot per parameter
+/// (views of one tensor where the backend makes them, for one readback),
+/// and the probe batch the dead ReLUs are counted on.
+struct LayerStats<B: Backend> {
+    names: Vec<String>,
+    slots: crate::backend::FlatTensors<B::Tensor>,
+    probe: B::Tensor,
+}
+
+impl<B: Backend> LayerStats<B> {
+    fn new(model: &mut Model<B>, data: &Dataset) -> Result<Self> {
+        let b = model.backend().clone();
+        let names = model.parameter_names();
+        let slots = b.zeros_flat(&vec![(1, 1); names.len()])?;
+        let rows = data.len().min(PROBE_ROWS);
+        let probe = b.upload(rows, data.dim(), &data.features()[..rows * data.dim()])?;
+        Ok(LayerStats {
+            names,
+            slots,
+            probe,
+        })
+    }
+
+    /// Adds this step's squared gradient norms.
+    fn record_gradients(&mut self, model: &mut Model<B>) -> Result<()> {
+        let b = model.backend().clone();
+        for (p, slot) in model.parameters_mut().iter().zip(&mut self.slots.views) {
+            b.accumulate_sum_squares(p.grad, slot)?;
+        }
+        Ok(())
+    }
+
+    /// The epoch's RMS gradient norms over `steps` steps and the dead-ReLU
+    /// fractions on the probe batch; clears the sums for the next epoch.
+    fn epoch(
+        &mut self,
+        model: &mut Model<B>,
+        steps: usize,
+    ) -> Result<(Vec<(String, f64)>, Vec<(String, f64)>)> {
+        let b = model.backend().clone();
+        let sums = match &self.slots.whole {
+            Some(all) => {
+                let sums = self.slots.firsts(&b.download(all)?);
+                b.fill(self.slots.whole.as_mut().expect("matched"), 0.0)?;
+                sums
+            }
+            None => {
+                let mut sums = Vec::with_capacity(self.names.len());
+                for slot in &mut self.slots.views {
+                    sums.push(b.download(slot)?[0]);
+                    b.fill(slot, 0.0)?;
+                }
+                sums
+            }
+        };
+        let norms = self
+            .names
+            .iter()
+            .zip(sums)
+            .map(|(n, s)| (n.clone(), (s / steps as f64).sqrt()))
+            .collect();
+        Ok((norms, model.dead_relu_fractions(&self.probe)?))
+    }
 }
 
 /// The error for a step whose loss or parameters are not finite, naming
@@ -1188,9 +1395,10 @@ fn print_record(report: Report, r: &EpochRecord, epochs: usize) {
     let num = |v: Option<f64>| v.map_or("   -  ".to_string(), |l| format!("{l:.4}"));
     match report {
         Report::Progress | Report::Lines => println!(
-            "epoch {:>3}/{epochs}  train loss {:.4} acc {}  val loss {} acc {}{}  lr {:.2e}  {:.1}s  {:.0} samples/s",
+            "epoch {:>3}/{epochs}  train loss {:.4}{} acc {}  val loss {} acc {}{}  lr {:.2e}  {:.1}s  {:.0} samples/s",
             r.epoch,
             r.train_loss,
+            r.objective.map_or(String::new(), |o| format!(" (+λΩ {o:.4})")),
             pct(r.train_accuracy),
             num(r.val_loss),
             pct(r.val_accuracy),

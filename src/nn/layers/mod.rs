@@ -215,6 +215,19 @@ pub(crate) trait Module<B: Backend>: Send {
     }
     /// Appends the parameters, named `{prefix}weight` and so on.
     fn parameters<'a>(&'a mut self, _prefix: &str, _out: &mut Vec<Parameter<'a, B>>) {}
+    /// Appends the outputs of the ReLUs this module is or holds, named by
+    /// their place in the stack (`name` is this module's: `3`, `2.1`), from
+    /// `stage`, this module's stage of the last forward pass.
+    fn relu_outputs<'a>(
+        &self,
+        name: &str,
+        stage: &'a Stage<B>,
+        out: &mut Vec<(String, &'a B::Tensor)>,
+    ) {
+        if self.activation() == Some(Activation::Relu) {
+            out.push((name.to_string(), &stage.out));
+        }
+    }
     /// Appends the parameter names, as [`Module::parameters`] would.
     fn parameter_names(&self, _prefix: &str, _out: &mut Vec<String>) {}
     /// Appends the buffers (state that is not trained) and counters.

@@ -93,6 +93,17 @@ impl<B: Backend> Module<B> for ResidualModule<B> {
         }
     }
 
+    fn relu_outputs<'a>(
+        &self,
+        name: &str,
+        stage: &'a Stage<B>,
+        out: &mut Vec<(String, &'a B::Tensor)>,
+    ) {
+        for (i, (m, s)) in self.inner.iter().zip(&stage.kept.sub).enumerate() {
+            m.relu_outputs(&format!("{name}.{i}"), s, out);
+        }
+    }
+
     fn parameter_names(&self, prefix: &str, out: &mut Vec<String>) {
         for (i, m) in self.inner.iter().enumerate() {
             m.parameter_names(&format!("{prefix}{i}."), out);
