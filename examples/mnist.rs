@@ -113,6 +113,19 @@ pub(crate) struct Args {
     /// input pixels in training (seed 002's noise injection; 0 turns it off).
     #[arg(long, default_value_t = 0.0)]
     input_noise: f64,
+    /// Gaussian noise of this standard deviation on every weight during
+    /// each training pass (seed 002's noise injection; the clean weights are
+    /// updated; 0 turns it off).
+    #[arg(long, default_value_t = 0.0)]
+    weight_noise: f64,
+    /// Micro-batches per step (gradient accumulation): a batch too large for
+    /// the device trains in this many parts, one optimizer step per batch.
+    #[arg(long, default_value_t = 1)]
+    accumulate: usize,
+    /// Record each epoch's per-layer gradient norms and dead-ReLU fractions
+    /// in history.json, and print the last epoch's.
+    #[arg(long)]
+    layer_stats: bool,
     /// No batch normalisation after the hidden dense layers.
     #[arg(long)]
     no_batch_norm: bool,
@@ -473,6 +486,9 @@ fn run<B: Backend>(
         resume_from: args.resume.then(|| args.out.clone()),
         bias_group: Some(no_decay),
         max_norm: (args.max_norm != 0.0).then_some(args.max_norm),
+        weight_noise: (args.weight_noise != 0.0).then_some(args.weight_noise),
+        accumulation: args.accumulate,
+        layer_stats: args.layer_stats,
         augment: args
             .augment
             .as_deref()
@@ -555,6 +571,24 @@ fn run<B: Backend>(
     );
     if let Some(best) = history.best_epoch {
         println!("early stopping kept the weights of epoch {best}");
+    }
+    if let Some(last) = history.epochs.last().filter(|_| args.layer_stats) {
+        let list = |pairs: &[(String, f64)], f: &dyn Fn(f64) -> String| {
+            pairs
+                .iter()
+                .map(|(n, v)| format!("{n} {}", f(*v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "gradient norms in epoch {} (RMS over its steps): {}",
+            last.epoch,
+            list(&last.grad_norms, &|v| format!("{v:.2e}"))
+        );
+        println!(
+            "dead ReLU units (no output on 1024 validation digits): {}",
+            list(&last.dead_relu, &|v| format!("{:.1}%", 100.0 * v))
+        );
     }
     published(100.0 * (1.0 - test_acc), files.source, args.model != "mlp");
     println!(

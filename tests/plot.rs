@@ -180,3 +180,29 @@ fn unwritable_destinations_give_io_errors_and_leave_no_temporary_file() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn layer_norm_plot_draws_each_network_and_skips_zeros() {
+    let dir = scratch("layer-norms");
+    let path = dir.join("norms.png");
+    let vanishing: Vec<f64> = (0..10).map(|l| 10f64.powi(l - 9)).collect();
+    let mut steady = vec![0.8; 10];
+    // A dead first layer (zero gradient) and a NaN cannot go on a log scale.
+    steady[0] = 0.0;
+    steady[1] = f64::NAN;
+    let networks = [
+        ("sigmoid".to_string(), vanishing),
+        ("ReLU".to_string(), steady),
+    ];
+    wgtrain::train::plot_layer_norms(&networks, &path, "norms").unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(png_size(&bytes), (1200, 500));
+    let px = pixels(&bytes);
+    let count = |c: [u8; 3]| px.iter().filter(|&&p| p == c).count();
+    assert!(count([31, 119, 180]) > 500, "no first curve");
+    assert!(count([230, 110, 0]) > 500, "no second curve");
+    // Nothing to draw still makes an image.
+    wgtrain::train::plot_layer_norms(&[], &path, "empty").unwrap();
+    assert!(leftovers(&dir).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -412,3 +412,47 @@ fn layer_stats_are_the_gradients_and_dead_units<B: Backend>(b: &B, label: &str) 
 }
 
 backend_tests!(layer_stats_record_gradients_and_dead_relus: layer_stats_are_the_gradients_and_dead_units on cpu_f32, gpu);
+
+/// Seed 002's vanishing gradient, as `layer_stats` records it: through ten
+/// sigmoid layers the first layer's gradient is orders of magnitude below
+/// the last's; residual blocks carry it back.
+#[test]
+fn deep_sigmoid_gradients_vanish_and_residual_blocks_carry_them() {
+    let cpu = wgtrain::Cpu::<f32>::new();
+    let (mut plain, mut residual) = (
+        Sequential::new(8),
+        Sequential::new(8).dense(32, Init::XavierUniform).sigmoid(),
+    );
+    for i in 0..9 {
+        plain = plain.dense(32, Init::XavierUniform).sigmoid();
+        if i > 0 {
+            residual = residual.residual(|b| b.dense(32, Init::XavierUniform).sigmoid());
+        }
+    }
+    let ratio = |spec: Sequential| {
+        let mut model = spec.dense(3, Init::XavierUniform).build(&cpu, 0).unwrap();
+        let config = TrainConfig {
+            layer_stats: true,
+            ..quiet(1, 10)
+        };
+        let h = fit(
+            &mut model,
+            &mut sgd(0.1, 0.0),
+            &blobs(90, 1, false),
+            None,
+            &config,
+        )
+        .unwrap();
+        let weights: Vec<f64> = h.epochs[0]
+            .grad_norms
+            .iter()
+            .filter(|(n, _)| n.ends_with("weight"))
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(weights.len(), 10);
+        weights[0] / weights[9]
+    };
+    let (vanishing, carried) = (ratio(plain), ratio(residual));
+    assert!(vanishing < 1e-3, "plain sigmoid: first/last {vanishing:e}");
+    assert!(carried > 1e-2, "residual: first/last {carried:e}");
+}

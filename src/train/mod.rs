@@ -33,7 +33,7 @@ pub use history::{EpochRecord, History};
 pub use lr_find::{lr_find, LrFindResult, LrFinder};
 pub use plateau::{PlateauConfig, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 #[cfg(feature = "plot")]
-pub use plot::{plot_history, plot_images, plot_lr_find};
+pub use plot::{plot_history, plot_images, plot_layer_norms, plot_lr_find};
 pub use step::{train_step, GradSync, LocalSync, StepOptions};
 
 use crate::backend::{Backend, Loss, Shaped};
@@ -1398,7 +1398,7 @@ fn print_record(report: Report, r: &EpochRecord, epochs: usize) {
             "epoch {:>3}/{epochs}  train loss {:.4}{} acc {}  val loss {} acc {}{}  lr {:.2e}  {:.1}s  {:.0} samples/s",
             r.epoch,
             r.train_loss,
-            r.objective.map_or(String::new(), |o| format!(" (+λΩ {o:.4})")),
+            r.objective.map_or(String::new(), |o| format!(" (with λΩ {o:.4})")),
             pct(r.train_accuracy),
             num(r.val_loss),
             pct(r.val_accuracy),

@@ -157,6 +157,88 @@ fn draw_lr_find(found: &super::LrFindResult, title: &str, rgb: &mut [u8]) -> Dra
     Ok(())
 }
 
+/// Gradient norms by depth, one curve per network, as a PNG at `path`:
+/// `networks` are (name, norms), `norms[l]` the gradient norm of the
+/// `l`-th weight from the input (e.g. an [`EpochRecord::grad_norms`]'s
+/// weights), drawn on a log scale, so that a gradient that vanishes on the
+/// way to the first layers is a falling line (seed 002). Non-finite or zero
+/// norms are left out.
+///
+/// ```no_run
+/// let plain = ("sigmoid".to_string(), vec![1e-6, 1e-5, 1e-4, 1e-3]);
+/// wgtrain::train::plot_layer_norms(&[plain], "norms.png".as_ref(), "gradient by depth").unwrap();
+/// ```
+pub fn plot_layer_norms(networks: &[(String, Vec<f64>)], path: &Path, title: &str) -> Result<()> {
+    let plot_error = |detail: String| Error::Plot {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let mut rgb = vec![0u8; WIDTH as usize * HEIGHT as usize * 3];
+    draw_layer_norms(networks, title, &mut rgb).map_err(|e| plot_error(e.to_string()))?;
+    let png = encode_png(&rgb, WIDTH, HEIGHT).map_err(|e| plot_error(e.to_string()))?;
+    write_atomic(path, &png)
+}
+
+fn draw_layer_norms(networks: &[(String, Vec<f64>)], title: &str, rgb: &mut [u8]) -> DrawResult {
+    const COLORS: [RGBColor; 4] = [TRAIN_COLOR, VAL_COLOR, RGBColor(44, 160, 44), BEST_COLOR];
+    register_font()?;
+    let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let shown = |v: &f64| v.is_finite() && *v > 0.0;
+    let all = || {
+        networks
+            .iter()
+            .flat_map(|(_, n)| n.iter().copied().filter(shown))
+    };
+    let low = all().fold(f64::INFINITY, f64::min);
+    let high = all().fold(0.0, f64::max);
+    let (low, high) = if low <= high {
+        (low / 2.0, high * 2.0)
+    } else {
+        (1e-3, 1.0)
+    };
+    let depth = networks.iter().map(|(_, n)| n.len()).max().unwrap_or(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 26))
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.5..depth as f64 + 0.5, (low..high).log_scale())?;
+    chart
+        .configure_mesh()
+        .light_line_style(GRID_COLOR)
+        .x_desc("layer (1 = next to the input)")
+        .y_desc("gradient norm of its weights")
+        .x_labels(depth.min(20))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0e}"))
+        .label_style((FONT, 16))
+        .draw()?;
+    for ((name, norms), color) in networks.iter().zip(COLORS.iter().cycle()) {
+        let points: Vec<(f64, f64)> = norms
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| shown(v))
+            .map(|(l, &v)| (l as f64 + 1.0, v))
+            .collect();
+        let color = *color;
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color));
+        chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font((FONT, 16))
+        .background_style(WHITE.mix(0.8))
+        .border_style(GRID_COLOR)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 /// Grey images side by side with a caption under each, as a PNG at `path`:
 /// `images` are (pixels, caption), each `height × width` bytes with 0 as
 /// black, drawn dark on white at 3× in rows of 8 under `title`. What the
