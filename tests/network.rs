@@ -120,6 +120,85 @@ fn gradient_check_deep_stack_and_residual_block() {
 }
 
 #[test]
+fn gradient_check_maxout() {
+    // Random inputs make ties (where the max has no derivative) improbable.
+    let spec = Sequential::new(6)
+        .maxout(5, 3, Init::XavierUniform)
+        .maxout(4, 2, Init::XavierUniform)
+        .dense(3, Init::XavierUniform);
+    check("maxout", &spec, Loss::SoftmaxCrossEntropy, 7);
+    let single = Sequential::new(4).maxout(3, 1, Init::XavierUniform);
+    check("maxout of one piece", &single, Loss::SquaredError, 2);
+}
+
+/// Maxout's forward pass is `z.view(n, units, pieces).max(-1)` (PyTorch's
+/// idiom), at awkward sizes, on every backend.
+fn maxout_is_the_max_of_each_group<B: Backend>(b: &B, label: &str) {
+    for (units, pieces, rows) in [(1, 1, 1), (7, 2, 3), (33, 5, 7), (257, 3, 2)] {
+        let width = units * pieces;
+        let spec = Sequential::new(width)
+            .maxout_pieces(pieces)
+            .dense(2, Init::XavierUniform);
+        let mut model = spec.build(b, 0).unwrap();
+        let z = random(units as u64, rows * width);
+        let want: Vec<f64> = z
+            .chunks(pieces)
+            .map(|g| g.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64)
+            .collect();
+        // A model needs a layer with parameters: the dense layer after the
+        // maxout reads out its first and last unit (weights [1, 0, …] and
+        // [0, …, 1], zero bias).
+        let mut w = vec![0.0; 2 * units];
+        w[0] = 1.0;
+        w[2 * units - 1] = 1.0;
+        model.set_parameter("1.weight", &w).unwrap();
+        let x = b.upload(rows, width, &z).unwrap();
+        let out = b.download(model.forward(&x, Mode::Eval).unwrap()).unwrap();
+        for r in 0..rows {
+            let (first, last) = (want[r * units], want[r * units + units - 1]);
+            assert_eq!(out[2 * r], first, "{label}: {units}x{pieces} row {r}");
+            assert!((out[2 * r + 1] - last).abs() <= 1e-7 * last.abs().max(1.0));
+        }
+    }
+}
+
+backend_tests!(maxout_forward: maxout_is_the_max_of_each_group on cpu_f32, gpu);
+
+#[test]
+fn maxout_bad_input_is_a_typed_error() {
+    let e = Sequential::new(7)
+        .maxout_pieces(2)
+        .dense(2, Init::XavierUniform)
+        .validate()
+        .unwrap_err();
+    assert!(e.to_string().contains("not a multiple of 2"), "{e}");
+    let e = Sequential::new(6)
+        .maxout_pieces(0)
+        .dense(2, Init::XavierUniform)
+        .validate();
+    assert!(matches!(
+        e,
+        Err(Error::InvalidParameter {
+            name: "maxout pieces",
+            ..
+        })
+    ));
+    let image = Sequential::with_input_shape(wgtrain::nn::Shape::new(&[1, 4, 4]))
+        .maxout_pieces(2)
+        .flatten()
+        .dense(2, Init::XavierUniform);
+    let e = image.validate().unwrap_err();
+    assert!(e.to_string().contains("needs flat features"), "{e}");
+    // The description round-trips through a checkpoint's architecture.
+    let spec = Sequential::new(6)
+        .maxout(4, 3, Init::XavierUniform)
+        .dense(2, Init::XavierUniform);
+    let back = Sequential::from_description(&spec.describe()).unwrap();
+    assert_eq!(back.layers()[1], spec.layers()[1]);
+    assert_eq!(back.output_shape(), spec.output_shape());
+}
+
+#[test]
 fn gradient_check_bias_free_dense_layers() {
     // Alone (the product without a bias) and in front of a batch norm,
     // where PyTorch users drop the bias.
@@ -302,6 +381,15 @@ fn training_step_gpu_matches_cpu() {
                 .dense_no_bias(12, Init::HeNormal)
                 .batch_norm()
                 .relu()
+                .dense(4, Init::XavierUniform),
+            Loss::SoftmaxCrossEntropy,
+            33,
+        ),
+        (
+            "maxout 7x3 and 5x2, batch 33",
+            Sequential::new(19)
+                .maxout(7, 3, Init::XavierUniform)
+                .maxout(5, 2, Init::XavierUniform)
                 .dense(4, Init::XavierUniform),
             Loss::SoftmaxCrossEntropy,
             33,

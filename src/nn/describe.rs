@@ -79,6 +79,7 @@ fn describe_layers(layers: &[Layer]) -> Vec<Value> {
             }}),
             Layer::Flatten(_) => json!({"flatten": {}}),
             Layer::GaussianNoise(n) => json!({"gaussian_noise": {"std": n.std}}),
+            Layer::Maxout(m) => json!({"maxout": {"pieces": m.pieces}}),
         })
         .collect()
 }
@@ -174,6 +175,7 @@ fn stack(mut spec: Sequential, layers: &[Value]) -> Result<Sequential> {
             }
             "flatten" => spec.flatten(),
             "gaussian_noise" => spec.gaussian_noise(number("std")?),
+            "maxout" => spec.maxout_pieces(number("pieces")? as usize),
             "residual" => {
                 let inner = body.as_array().ok_or_else(|| bad(layer))?;
                 let block = stack(

@@ -20,6 +20,7 @@ pub use layers::conv::Conv2d;
 pub use layers::dense::Dense;
 pub use layers::dropout::Dropout;
 pub use layers::flatten::Flatten;
+pub use layers::maxout::Maxout;
 pub use layers::noise::GaussianNoise;
 pub use layers::pool::Pool2d;
 pub use layers::Shape;
@@ -51,6 +52,8 @@ pub enum Layer {
     Flatten(Flatten),
     /// `x + σ·N(0, 1)` in training, the identity in evaluation.
     GaussianNoise(GaussianNoise),
+    /// The maximum of each group of `pieces` consecutive features.
+    Maxout(Maxout),
 }
 
 impl Layer {
@@ -66,6 +69,7 @@ impl Layer {
             Layer::Pool2d(p) => p,
             Layer::Flatten(f) => f,
             Layer::GaussianNoise(n) => n,
+            Layer::Maxout(m) => m,
         }
     }
 
@@ -89,6 +93,7 @@ impl Layer {
             Layer::Pool2d(p) => Box::new(p.build(input)),
             Layer::Flatten(_) => Box::new(layers::flatten::FlattenModule { width }),
             Layer::GaussianNoise(n) => Box::new(n.build(width, ctx)),
+            Layer::Maxout(m) => Box::new(m.build(input)),
         })
     }
 }
@@ -241,6 +246,21 @@ impl Sequential {
     /// (training only; see [`GaussianNoise`]).
     pub fn gaussian_noise(self, std: f64) -> Self {
         self.push(Layer::GaussianNoise(GaussianNoise { std }))
+    }
+
+    /// Appends `units` maxout units of `pieces` pieces each (Goodfellow et
+    /// al. 2013): a dense layer of `units × pieces` outputs, then
+    /// [`Maxout`] over each unit's pieces. Goodfellow et al. pair it with
+    /// dropout and a max-norm constraint.
+    pub fn maxout(self, units: usize, pieces: usize, weight_init: Init) -> Self {
+        self.dense(units * pieces, weight_init)
+            .maxout_pieces(pieces)
+    }
+
+    /// Appends only the maximum over groups of `pieces` consecutive features
+    /// (the current width must be a multiple of `pieces`).
+    pub fn maxout_pieces(self, pieces: usize) -> Self {
+        self.push(Layer::Maxout(Maxout { pieces }))
     }
 
     /// Appends inverted dropout with drop probability `p` ∈ [0, 1).

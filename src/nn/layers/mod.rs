@@ -18,6 +18,7 @@ pub(crate) mod conv;
 pub(crate) mod dense;
 pub(crate) mod dropout;
 pub(crate) mod flatten;
+pub(crate) mod maxout;
 pub(crate) mod noise;
 pub(crate) mod pool;
 pub(crate) mod residual;
