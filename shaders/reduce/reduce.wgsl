@@ -12,6 +12,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 
 override MAX: bool = false;   // max, else sum (a mean divides the sum)
+override ABS: bool = false;   // of |x| (the ℓ∞ and ℓ1 norms)
 const WG: u32 = 256u;
 
 // The bits of -inf, read at run time: a constant expression may not
@@ -69,7 +70,7 @@ fn partial(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
     var v = identity();
     let stride = groups.x * WG;
     for (var i = wid.x * WG + lid.x; i < p.n; i += stride) {
-        v = combine(v, x[i]);
+        v = combine(v, select(x[i], abs(x[i]), ABS));
     }
     let r = workgroup_reduce(lid.x, v);
     if (lid.x == 0u) {

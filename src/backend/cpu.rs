@@ -440,19 +440,12 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
     }
 
     fn accumulate_sum_squares(&self, x: &CpuTensor<T>, acc: &mut CpuTensor<T>) -> Result<()> {
-        // Eight independent partial sums: one running sum would wait on
-        // each addition's latency (the loop's divergence guard sums every
-        // parameter and gradient each step), eight vectorise.
-        let mut lanes = [T::zero(); 8];
-        let chunks = x.data.chunks_exact(8);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l = *l + v * v;
-            }
-        }
-        let tail = rest.iter().fold(T::zero(), |s, &v| s + v * v);
-        acc.data[0] = acc.data[0] + lanes.iter().fold(T::zero(), |s, &l| s + l) + tail;
+        acc.data[0] = acc.data[0] + lane_dot(&x.data, &x.data);
+        Ok(())
+    }
+
+    fn accumulate_dot(&self, a: &CpuTensor<T>, b: &CpuTensor<T>, acc: &mut CpuTensor<T>) -> Result<()> {
+        acc.data[0] = acc.data[0] + lane_dot(&a.data, &b.data);
         Ok(())
     }
 
@@ -499,4 +492,23 @@ fn alloc<T>(rows: usize, cols: usize) -> Result<Vec<T>> {
             limit: host_memory_bytes(),
         })?;
     Ok(v)
+}
+
+/// `Σ aᵢ·bᵢ` in eight independent partial sums: one running sum would wait
+/// on each addition's latency (the loop's divergence guard sums every
+/// parameter and gradient each step), eight vectorise.
+fn lane_dot<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut lanes = [T::zero(); 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(T::zero(), |s, (&x, &y)| s + x * y);
+    for (x, y) in ca.zip(cb) {
+        for ((l, &u), &v) in lanes.iter_mut().zip(x).zip(y) {
+            *l = *l + u * v;
+        }
+    }
+    lanes.iter().fold(T::zero(), |s, &l| s + l) + tail
 }

@@ -452,6 +452,21 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// stays on the device so that clipping costs no readback.
     fn accumulate_sum_squares(&self, x: &Self::Tensor, acc: &mut Self::Tensor) -> Result<()>;
 
+    /// `acc += Σ aᵢ·bᵢ` into a `1×1` tensor (`torch.dot` on flattened
+    /// tensors, added up over several): what L-BFGS's two-loop recursion
+    /// and line search take their inner products with, on the device.
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu};
+    /// let cpu = Cpu::<f64>::new();
+    /// let (a, b) = (cpu.upload_f64(1, 3, &[1.0, 2.0, 3.0]).unwrap(), cpu.upload_f64(1, 3, &[4.0, -5.0, 6.0]).unwrap());
+    /// let mut acc = cpu.zeros(1, 1).unwrap();
+    /// cpu.accumulate_dot(&a, &b, &mut acc).unwrap();
+    /// assert_eq!(cpu.download(&acc).unwrap(), vec![12.0]);
+    /// ```
+    fn accumulate_dot(&self, a: &Self::Tensor, b: &Self::Tensor, acc: &mut Self::Tensor)
+        -> Result<()>;
+
     /// One optimizer step for one parameter tensor, fused: reads the gradient
     /// and the state once, writes the parameter and the state once.
     ///
@@ -858,6 +873,16 @@ impl<K: Kernels> Backend for K {
     fn accumulate_sum_squares(&self, x: &Self::Tensor, acc: &mut Self::Tensor) -> Result<()> {
         checks::check_scalar("accumulate_sum_squares", "accumulator", acc)?;
         Kernels::accumulate_sum_squares(self, x, acc)
+    }
+    fn accumulate_dot(&self, a: &Self::Tensor, b: &Self::Tensor, acc: &mut Self::Tensor) -> Result<()> {
+        checks::check_scalar("accumulate_dot", "accumulator", acc)?;
+        if a.len() != b.len() {
+            return Err(crate::Error::Shape {
+                op: "accumulate_dot",
+                detail: format!("{} and {} hold different numbers of elements", a.shape_str(), b.shape_str()),
+            });
+        }
+        Kernels::accumulate_dot(self, a, b, acc)
     }
     fn optimizer_update(
         &self,

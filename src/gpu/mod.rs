@@ -773,7 +773,11 @@ impl Kernels for Gpu {
     }
 
     fn accumulate_sum_squares(&self, x: &GpuTensor, acc: &mut GpuTensor) -> Result<()> {
-        optimizer::gpu::accumulate_sum_squares(self, x, acc)
+        optimizer::gpu::accumulate_sum_squares(self, x, None, acc)
+    }
+
+    fn accumulate_dot(&self, a: &GpuTensor, b: &GpuTensor, acc: &mut GpuTensor) -> Result<()> {
+        optimizer::gpu::accumulate_sum_squares(self, a, Some(b), acc)
     }
 
     fn optimizer_update(

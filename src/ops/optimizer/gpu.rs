@@ -109,7 +109,14 @@ pub(crate) fn optimizer_update(
 }
 
 /// `acc += Σ x²` in two passes with a fixed order of summation.
-pub(crate) fn accumulate_sum_squares(gpu: &Gpu, x: &GpuTensor, acc: &mut GpuTensor) -> Result<()> {
+/// `acc += Σ x²`, or `acc += Σ x·y` with `y` (the same two passes, the
+/// first reading `y` beside `x`).
+pub(crate) fn accumulate_sum_squares(
+    gpu: &Gpu,
+    x: &GpuTensor,
+    y: Option<&GpuTensor>,
+    acc: &mut GpuTensor,
+) -> Result<()> {
     let n = x.len();
     let groups = n.div_ceil(WG as usize).min(REDUCE_GROUPS);
     let partials = gpu
@@ -120,12 +127,20 @@ pub(crate) fn accumulate_sum_squares(gpu: &Gpu, x: &GpuTensor, acc: &mut GpuTens
         entry,
         constants: &[],
     };
-    gpu.ctx.dispatch(
-        &pass("sq_partial"),
-        &UpdateParams::count(n),
-        &[Bind::read(&x.buf), Bind::write(&partials)],
-        [groups as u32, 1, 1],
-    )?;
+    match y {
+        None => gpu.ctx.dispatch(
+            &pass("sq_partial"),
+            &UpdateParams::count(n),
+            &[Bind::read(&x.buf), Bind::write(&partials)],
+            [groups as u32, 1, 1],
+        )?,
+        Some(y) => gpu.ctx.dispatch(
+            &pass("dot_partial"),
+            &UpdateParams::count(n),
+            &[Bind::read(&x.buf), Bind::write(&partials), Bind::read(&y.buf)],
+            [groups as u32, 1, 1],
+        )?,
+    }
     gpu.ctx.dispatch(
         &pass("sq_final"),
         &UpdateParams::count(groups),

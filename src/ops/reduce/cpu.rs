@@ -24,18 +24,23 @@ pub(crate) fn reduce<T: Float + std::fmt::Debug + Send + Sync + 'static>(
     x: &CpuTensor<T>,
     out: &mut CpuTensor<T>,
 ) -> Result<()> {
-    let sum = || x.data.iter().fold(T::zero(), |s, &v| s + v);
-    out.data[0] = match op {
-        Reduce::Sum => sum(),
-        Reduce::Mean => sum() / cast(x.data.len() as f64),
-        // NaN propagates, as torch.max does.
-        Reduce::Max => x.data.iter().fold(T::neg_infinity(), |m, &v| {
+    let sum = |f: fn(T) -> T| x.data.iter().fold(T::zero(), |s, &v| s + f(v));
+    // NaN propagates, as torch.max does.
+    let max = |f: fn(T) -> T| {
+        x.data.iter().fold(T::neg_infinity(), |m, &v| {
             if v.is_nan() || m.is_nan() {
                 T::nan()
             } else {
-                m.max(v)
+                m.max(f(v))
             }
-        }),
+        })
+    };
+    out.data[0] = match op {
+        Reduce::Sum => sum(|v| v),
+        Reduce::Mean => sum(|v| v) / cast(x.data.len() as f64),
+        Reduce::Max => max(|v| v),
+        Reduce::AbsMax => max(T::abs),
+        Reduce::AbsSum => sum(T::abs),
     };
     Ok(())
 }

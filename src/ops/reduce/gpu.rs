@@ -38,7 +38,9 @@ pub(crate) fn sum_rows(gpu: &Gpu, x: &GpuTensor, out: &mut GpuTensor) -> Result<
 
 pub(crate) fn reduce(gpu: &Gpu, op: Reduce, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
     // A mean is the sum divided once at the end.
-    let constants = [("MAX", (op == Reduce::Max) as u32 as f64)];
+    let max = matches!(op, Reduce::Max | Reduce::AbsMax);
+    let abs = matches!(op, Reduce::AbsMax | Reduce::AbsSum);
+    let constants = [("MAX", max as u32 as f64), ("ABS", abs as u32 as f64)];
     let n = x.len();
     let divisor = if op == Reduce::Mean { n as f32 } else { 1.0 };
     let groups = n.div_ceil(WG as usize).min(REDUCE_GROUPS);

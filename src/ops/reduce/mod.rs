@@ -22,6 +22,10 @@ pub enum Reduce {
     Mean,
     /// max x.
     Max,
+    /// max |x|: the ℓ∞ norm (`x.abs().max()`).
+    AbsMax,
+    /// Σ |x|: the ℓ1 norm (`x.abs().sum()`).
+    AbsSum,
 }
 
 /// `out` is `1 × x.cols()`, for column sums.

@@ -14,12 +14,47 @@ fn reductions<B: Backend>(b: &B, rows: usize, cols: usize) -> Vec<f64> {
     let mut col_sums = b.zeros(1, cols).unwrap();
     b.sum_rows(&x, &mut col_sums).unwrap();
     let mut out = b.download(&col_sums).unwrap();
-    for op in [Reduce::Sum, Reduce::Mean, Reduce::Max] {
+    for op in [
+        Reduce::Sum,
+        Reduce::Mean,
+        Reduce::Max,
+        Reduce::AbsMax,
+        Reduce::AbsSum,
+    ] {
         let mut r = b.zeros(1, 1).unwrap();
         b.reduce(op, &x, &mut r).unwrap();
         out.extend(b.download(&r).unwrap());
     }
+    // x·y added to 0.5 (the accumulator keeps what it held).
+    let y = b
+        .upload(rows, cols, &random(rows as u64 + 977, rows * cols))
+        .unwrap();
+    let mut acc = b.upload(1, 1, &[0.5]).unwrap();
+    b.accumulate_dot(&x, &y, &mut acc).unwrap();
+    out.extend(b.download(&acc).unwrap());
     out
+}
+
+#[test]
+fn norms_and_dot_products_are_their_definitions() {
+    let cpu = Cpu::<f64>::new();
+    let (xs, ys) = (random(5, 1001), random(6, 1001));
+    let x = cpu.upload(1, 1001, &xs).unwrap();
+    let y = cpu.upload(1, 1001, &ys).unwrap();
+    let read = |op| {
+        let mut r = cpu.zeros(1, 1).unwrap();
+        cpu.reduce(op, &x, &mut r).unwrap();
+        cpu.download(&r).unwrap()[0]
+    };
+    let abs: Vec<f64> = xs.iter().map(|v| (*v as f64).abs()).collect();
+    assert_eq!(read(Reduce::AbsMax), abs.iter().copied().fold(0.0, f64::max));
+    assert!((read(Reduce::AbsSum) - abs.iter().sum::<f64>()).abs() < 1e-12);
+    let mut acc = cpu.zeros(1, 1).unwrap();
+    cpu.accumulate_dot(&x, &y, &mut acc).unwrap();
+    let want: f64 = xs.iter().zip(&ys).map(|(a, b)| *a as f64 * *b as f64).sum();
+    assert!((cpu.download(&acc).unwrap()[0] - want).abs() < 1e-12);
+    let short = cpu.zeros(1, 3).unwrap();
+    assert!(cpu.accumulate_dot(&x, &short, &mut acc).is_err());
 }
 
 #[test]
