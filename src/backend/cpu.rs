@@ -444,7 +444,12 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         Ok(())
     }
 
-    fn accumulate_dot(&self, a: &CpuTensor<T>, b: &CpuTensor<T>, acc: &mut CpuTensor<T>) -> Result<()> {
+    fn accumulate_dot(
+        &self,
+        a: &CpuTensor<T>,
+        b: &CpuTensor<T>,
+        acc: &mut CpuTensor<T>,
+    ) -> Result<()> {
         acc.data[0] = acc.data[0] + lane_dot(&a.data, &b.data);
         Ok(())
     }

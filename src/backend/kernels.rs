@@ -264,8 +264,12 @@ pub trait Kernels: Clone + Send + Sync + 'static {
     /// `acc += Σ x²`.
     fn accumulate_sum_squares(&self, x: &Self::Tensor, acc: &mut Self::Tensor) -> Result<()>;
     /// `acc += Σ aᵢ·bᵢ` (same lengths, checked).
-    fn accumulate_dot(&self, a: &Self::Tensor, b: &Self::Tensor, acc: &mut Self::Tensor)
-        -> Result<()>;
+    fn accumulate_dot(
+        &self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        acc: &mut Self::Tensor,
+    ) -> Result<()>;
     /// One fused optimizer step for one (possibly flat) parameter tensor.
     fn optimizer_update(
         &self,

@@ -464,8 +464,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// cpu.accumulate_dot(&a, &b, &mut acc).unwrap();
     /// assert_eq!(cpu.download(&acc).unwrap(), vec![12.0]);
     /// ```
-    fn accumulate_dot(&self, a: &Self::Tensor, b: &Self::Tensor, acc: &mut Self::Tensor)
-        -> Result<()>;
+    fn accumulate_dot(
+        &self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        acc: &mut Self::Tensor,
+    ) -> Result<()>;
 
     /// One optimizer step for one parameter tensor, fused: reads the gradient
     /// and the state once, writes the parameter and the state once.
@@ -874,12 +878,21 @@ impl<K: Kernels> Backend for K {
         checks::check_scalar("accumulate_sum_squares", "accumulator", acc)?;
         Kernels::accumulate_sum_squares(self, x, acc)
     }
-    fn accumulate_dot(&self, a: &Self::Tensor, b: &Self::Tensor, acc: &mut Self::Tensor) -> Result<()> {
+    fn accumulate_dot(
+        &self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        acc: &mut Self::Tensor,
+    ) -> Result<()> {
         checks::check_scalar("accumulate_dot", "accumulator", acc)?;
         if a.len() != b.len() {
             return Err(crate::Error::Shape {
                 op: "accumulate_dot",
-                detail: format!("{} and {} hold different numbers of elements", a.shape_str(), b.shape_str()),
+                detail: format!(
+                    "{} and {} hold different numbers of elements",
+                    a.shape_str(),
+                    b.shape_str()
+                ),
             });
         }
         Kernels::accumulate_dot(self, a, b, acc)

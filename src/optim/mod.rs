@@ -41,12 +41,14 @@
 
 mod adagrad;
 mod adam;
+mod lbfgs;
 mod momentum;
 mod rmsprop;
 mod sgd;
 
 pub use adagrad::Adagrad;
 pub use adam::{Adam, AdamW};
+pub use lbfgs::{Lbfgs, LbfgsOptimizer, LineSearch};
 pub use momentum::EmaMomentum;
 pub use rmsprop::RmsProp;
 pub use sgd::Sgd;

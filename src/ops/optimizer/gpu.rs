@@ -137,7 +137,11 @@ pub(crate) fn accumulate_sum_squares(
         Some(y) => gpu.ctx.dispatch(
             &pass("dot_partial"),
             &UpdateParams::count(n),
-            &[Bind::read(&x.buf), Bind::write(&partials), Bind::read(&y.buf)],
+            &[
+                Bind::read(&x.buf),
+                Bind::write(&partials),
+                Bind::read(&y.buf),
+            ],
             [groups as u32, 1, 1],
         )?,
     }

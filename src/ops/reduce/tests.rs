@@ -47,7 +47,10 @@ fn norms_and_dot_products_are_their_definitions() {
         cpu.download(&r).unwrap()[0]
     };
     let abs: Vec<f64> = xs.iter().map(|v| (*v as f64).abs()).collect();
-    assert_eq!(read(Reduce::AbsMax), abs.iter().copied().fold(0.0, f64::max));
+    assert_eq!(
+        read(Reduce::AbsMax),
+        abs.iter().copied().fold(0.0, f64::max)
+    );
     assert!((read(Reduce::AbsSum) - abs.iter().sum::<f64>()).abs() < 1e-12);
     let mut acc = cpu.zeros(1, 1).unwrap();
     cpu.accumulate_dot(&x, &y, &mut acc).unwrap();
