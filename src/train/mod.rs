@@ -17,6 +17,7 @@
 //! assert_eq!(history.epochs.last().unwrap().train_accuracy, Some(1.0));
 //! ```
 
+mod full_batch;
 mod health;
 mod history;
 mod lr_find;
@@ -27,6 +28,7 @@ mod resident;
 mod sets;
 pub(crate) mod step;
 
+pub use full_batch::{descend_until_converged, Converged, Convergence, FullBatch, StopReason};
 /// Also what the matmul kernel cache (`gpu::MatmulCache`) is written with.
 pub(crate) use history::write_atomic;
 pub use history::{EpochRecord, History};
