@@ -124,6 +124,11 @@ pub(crate) struct Args {
     /// the device trains in this many parts, one optimizer step per batch.
     #[arg(long, default_value_t = 1)]
     accumulate: usize,
+    /// The verification mode: every N steps, replay the step on the CPU
+    /// reference backend in f64 and stop if the loss, gradients or updated
+    /// parameters differ by more than 1e-4 (0: off).
+    #[arg(long, default_value_t = 0)]
+    verify: usize,
     /// Record each epoch's per-layer gradient norms and dead-ReLU fractions
     /// in history.json, and print the last epoch's.
     #[arg(long)]
@@ -491,6 +496,7 @@ fn run<B: Backend>(
         weight_noise: (args.weight_noise != 0.0).then_some(args.weight_noise),
         accumulation: args.accumulate,
         layer_stats: args.layer_stats,
+        verify_every: (args.verify > 0).then_some(args.verify),
         augment: args
             .augment
             .as_deref()
@@ -573,6 +579,21 @@ fn run<B: Backend>(
     );
     if let Some(best) = history.best_epoch {
         println!("early stopping kept the weights of epoch {best}");
+    }
+    if !history.verifications.is_empty() {
+        let v = &history.verifications;
+        let worst =
+            |f: fn(&wgtrain::train::Verification) -> f64| v.iter().map(f).fold(0.0, f64::max);
+        let seconds: f64 = v.iter().map(|r| r.seconds).sum();
+        println!(
+            "verified {} steps on the CPU reference (f64): worst divergence loss {:.1e}, gradients {:.1e}, \
+             parameters {:.1e} (tolerance 1e-4); {seconds:.1}s, {:.1}% of the training time",
+            v.len(),
+            worst(|r| r.loss),
+            worst(|r| r.gradients),
+            worst(|r| r.parameters),
+            100.0 * seconds / train_seconds
+        );
     }
     if let Some(last) = history.epochs.last().filter(|_| args.layer_stats) {
         let list = |pairs: &[(String, f64)], f: &dyn Fn(f64) -> String| {

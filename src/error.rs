@@ -188,6 +188,23 @@ pub enum Error {
         /// That replica's error.
         detail: String,
     },
+    /// The verification mode replayed a training step on the CPU reference
+    /// and the backend's result differs past the tolerance
+    /// ([`TrainConfig::verify_every`](crate::train::TrainConfig::verify_every)).
+    #[error(
+        "verification failed at step {step}: {what} differ from the CPU reference by {divergence:e} \
+         (max |x − ref| / max(1, |ref|); tolerance {tolerance:e})"
+    )]
+    Verification {
+        /// The run's step (1-based, counting a resumed run's).
+        step: usize,
+        /// "the losses", "the gradients" or "the updated parameters".
+        what: &'static str,
+        /// The divergence found.
+        divergence: f64,
+        /// The tolerance it exceeded.
+        tolerance: f64,
+    },
 }
 
 /// Shorthand used throughout the crate.

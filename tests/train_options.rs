@@ -456,3 +456,143 @@ fn deep_sigmoid_gradients_vanish_and_residual_blocks_carry_them() {
     assert!(vanishing < 1e-3, "plain sigmoid: first/last {vanishing:e}");
     assert!(carried > 1e-2, "residual: first/last {carried:e}");
 }
+
+/// The verification mode replays steps of a real run on the CPU reference
+/// in f64 and finds them within f32's reach: batch norm, dropout, weight
+/// noise, gradient accumulation, Adam and the max-norm constraint included.
+fn verified_runs_agree_with_the_reference<B: Backend>(b: &B, label: &str) {
+    let spec = Sequential::new(8)
+        .dense_no_bias(16, Init::HeNormal)
+        .batch_norm()
+        .relu()
+        .dropout(0.2)
+        .dense(3, Init::XavierUniform);
+    let data = blobs(90, 1, false);
+    let runs = [
+        (
+            TrainConfig {
+                verify_every: Some(2),
+                accumulation: 2,
+                ..quiet(2, 20)
+            },
+            true,
+        ),
+        (
+            TrainConfig {
+                verify_every: Some(3),
+                weight_noise: Some(0.05),
+                max_norm: Some(1.0),
+                ..quiet(2, 15)
+            },
+            false,
+        ),
+    ];
+    for (config, adam) in runs {
+        let mut model = spec.build(b, 5).unwrap();
+        let h = if adam {
+            let mut opt = Optim::new(wgtrain::optim::Adam {
+                lr: 1e-2,
+                weight_decay: 1e-3,
+                ..Default::default()
+            })
+            .unwrap();
+            fit(&mut model, &mut opt, &data, None, &config).unwrap()
+        } else {
+            fit(&mut model, &mut sgd(0.05, 1e-3), &data, None, &config).unwrap()
+        };
+        let steps = 2 * data.len().div_ceil(config.batch_size);
+        let every = config.verify_every.unwrap();
+        assert_eq!(h.verifications.len(), steps / every, "{label}");
+        for v in &h.verifications {
+            assert_eq!(v.step % every, 0);
+            assert!(v.seconds > 0.0);
+            // A CPU f32 step against f64 differs by f32 rounding alone.
+            let worst = v.loss.max(v.gradients).max(v.parameters);
+            assert!(
+                worst < 1e-5,
+                "{label}: step {} divergence {worst:e}",
+                v.step
+            );
+        }
+        let back = History::from_json(&h.to_json(), std::path::Path::new("h.json")).unwrap();
+        assert_eq!(back.verifications, h.verifications);
+    }
+}
+
+backend_tests!(verification_mode_checks_real_steps: verified_runs_agree_with_the_reference on cpu_f32, gpu);
+
+/// A gradient hook that gets the arithmetic wrong (scales by 1.01): the
+/// verification catches it at the first checked step, loudly.
+#[test]
+fn verification_catches_a_wrong_step() {
+    struct Off;
+    impl<B: Backend> wgtrain::train::GradSync<B> for Off {
+        fn sync(
+            &mut self,
+            b: &B,
+            grads: &mut [&mut B::Tensor],
+            _: Option<&mut B::Tensor>,
+        ) -> wgtrain::Result<()> {
+            grads.iter_mut().try_for_each(|g| b.scale(g, 1.01))
+        }
+    }
+    let cpu = wgtrain::Cpu::<f32>::new();
+    let mut model = Sequential::new(8)
+        .dense(3, Init::XavierUniform)
+        .build(&cpu, 0)
+        .unwrap();
+    let config = TrainConfig {
+        verify_every: Some(4),
+        ..quiet(1, 10)
+    };
+    let e = wgtrain::train::fit_with_sync(
+        &mut model,
+        &mut sgd(0.1, 0.0),
+        &blobs(60, 1, false),
+        None,
+        &config,
+        Vec::new(),
+        &mut Off,
+    )
+    .unwrap_err();
+    let Error::Verification {
+        step,
+        what,
+        divergence,
+        ..
+    } = e
+    else {
+        panic!("expected a verification error, got {e}")
+    };
+    assert_eq!((step, what), (4, "the gradients"));
+    assert!(divergence > 1e-3, "{divergence}");
+    for (bad, name) in [
+        (
+            TrainConfig {
+                verify_every: Some(0),
+                ..quiet(1, 10)
+            },
+            "verify_every",
+        ),
+        (
+            TrainConfig {
+                verify_every: Some(1),
+                verify_tolerance: 0.0,
+                ..quiet(1, 10)
+            },
+            "verify_tolerance",
+        ),
+    ] {
+        let e = fit(
+            &mut model,
+            &mut sgd(0.1, 0.0),
+            &blobs(60, 1, false),
+            None,
+            &bad,
+        );
+        assert!(
+            matches!(&e, Err(Error::InvalidParameter { name: n, .. }) if *n == name),
+            "{e:?}"
+        );
+    }
+}

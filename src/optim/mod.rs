@@ -162,6 +162,14 @@ pub trait Optimizer<B: Backend> {
     fn l2_coefficient(&self) -> f64 {
         0.0
     }
+    /// A copy of this optimizer on the CPU reference backend in f64, with
+    /// the same rule, groups, clipping and state (exported and imported):
+    /// what [`TrainConfig::verify_every`](crate::train::TrainConfig::verify_every)
+    /// replays a step with. `None` for an optimizer that cannot make one.
+    fn cpu_reference(&self, backend: &B) -> Result<Option<Box<dyn Optimizer<crate::Cpu<f64>>>>> {
+        let _ = backend;
+        Ok(None)
+    }
     /// The learning rate the next step uses (before group scales).
     fn lr(&self) -> f64;
     /// Sets the learning rate, e.g. from a [`Schedule`](crate::schedule::Schedule).
@@ -572,6 +580,26 @@ impl<B: Backend, C: OptimizerConfig> Optimizer<B> for Optim<B, C> {
         self.step_each(backend, params)
     }
 
+    fn cpu_reference(&self, backend: &B) -> Result<Option<Box<dyn Optimizer<crate::Cpu<f64>>>>> {
+        let rule = self.rule(&self.groups[0]);
+        let mut twin = Optim::<crate::Cpu<f64>, RuleCopy> {
+            config: RuleCopy {
+                method: rule.method,
+                lr: self.config.lr(),
+                weight_decay: self.config.weight_decay(),
+                decoupled: rule.decoupled_weight_decay,
+            },
+            lr: self.lr,
+            l1: self.l1,
+            clip: self.clip,
+            groups: self.groups.clone(),
+            state: BTreeMap::new(),
+            flat: None,
+        };
+        twin.import_state(&crate::Cpu::new(), &self.export_state(backend)?)?;
+        Ok(Some(Box::new(twin)))
+    }
+
     fn l2_coefficient(&self) -> f64 {
         let rule = self.rule(&self.groups[0]);
         if rule.decoupled_weight_decay {
@@ -655,6 +683,34 @@ impl<B: Backend, C: OptimizerConfig> Optimizer<B> for Optim<B, C> {
 }
 
 /// `Ok` when `ok`, else [`Error::InvalidParameter`] naming the parameter.
+/// Another optimizer's rule, for its [`Optimizer::cpu_reference`] twin.
+#[derive(Clone, Copy, Debug)]
+struct RuleCopy {
+    method: UpdateMethod,
+    lr: f64,
+    weight_decay: f64,
+    decoupled: bool,
+}
+
+impl OptimizerConfig for RuleCopy {
+    /// Checked when the original was made.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+    fn method(&self) -> UpdateMethod {
+        self.method
+    }
+    fn lr(&self) -> f64 {
+        self.lr
+    }
+    fn weight_decay(&self) -> f64 {
+        self.weight_decay
+    }
+    fn decoupled_weight_decay(&self) -> bool {
+        self.decoupled
+    }
+}
+
 pub(crate) fn require(
     name: &'static str,
     value: f64,

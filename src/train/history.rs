@@ -53,6 +53,9 @@ pub struct History {
     /// What the run warned about, e.g. a train/validation gap past
     /// [`TrainConfig::gap_warning`](super::TrainConfig::gap_warning).
     pub warnings: Vec<String>,
+    /// The steps the verification mode replayed on the CPU reference
+    /// ([`TrainConfig::verify_every`](super::TrainConfig::verify_every)).
+    pub verifications: Vec<super::Verification>,
 }
 
 /// `[["name", value], …]` as pairs, in order (empty when absent: histories
@@ -95,7 +98,21 @@ impl History {
     /// A JSON object with every epoch.
     pub fn to_json(&self) -> String {
         let epochs: Vec<serde_json::Value> = self.epochs.iter().map(EpochRecord::to_json).collect();
-        serde_json::json!({ "epochs": epochs, "best_epoch": self.best_epoch, "stopped_early": self.stopped_early, "warnings": self.warnings }).to_string()
+        let verifications: Vec<serde_json::Value> = self
+            .verifications
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "step": v.step, "loss": v.loss, "gradients": v.gradients,
+                    "parameters": v.parameters, "seconds": v.seconds,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "epochs": epochs, "best_epoch": self.best_epoch, "stopped_early": self.stopped_early,
+            "warnings": self.warnings, "verifications": verifications,
+        })
+        .to_string()
     }
 
     /// Parses what [`History::to_json`] wrote (used when resuming).
@@ -135,6 +152,19 @@ impl History {
             warnings: v["warnings"].as_array().map_or(Vec::new(), |w| {
                 w.iter()
                     .filter_map(|s| Some(s.as_str()?.to_string()))
+                    .collect()
+            }),
+            verifications: v["verifications"].as_array().map_or(Vec::new(), |list| {
+                list.iter()
+                    .filter_map(|r| {
+                        Some(super::Verification {
+                            step: r["step"].as_u64()? as usize,
+                            loss: r["loss"].as_f64()?,
+                            gradients: r["gradients"].as_f64()?,
+                            parameters: r["parameters"].as_f64()?,
+                            seconds: r["seconds"].as_f64()?,
+                        })
+                    })
                     .collect()
             }),
         })

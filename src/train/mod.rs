@@ -27,6 +27,7 @@ mod plot;
 mod resident;
 mod sets;
 pub(crate) mod step;
+mod verify;
 
 pub use full_batch::{descend_until_converged, Converged, Convergence, FullBatch, StopReason};
 /// Also what the matmul kernel cache (`gpu::MatmulCache`) is written with.
@@ -37,6 +38,7 @@ pub use plateau::{PlateauConfig, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 #[cfg(feature = "plot")]
 pub use plot::{plot_history, plot_images, plot_layer_norms, plot_lr_find};
 pub use step::{train_step, GradSync, LocalSync, StepOptions};
+pub use verify::Verification;
 
 use crate::backend::{Backend, Loss, Shaped};
 use crate::checkpoint;
@@ -265,6 +267,16 @@ pub struct TrainConfig {
     /// [`EpochRecord`] (one reduction per parameter per step, and one
     /// evaluation of a probe batch per epoch).
     pub layer_stats: bool,
+    /// The verification mode: every this many steps, replay the step on the
+    /// CPU reference backend in f64 from the same parameters, optimizer
+    /// state and batch, record the divergence of the losses, gradients and
+    /// updated parameters in [`History::verifications`], and stop with
+    /// [`Error::Verification`] past `verify_tolerance`. One replica only.
+    pub verify_every: Option<usize>,
+    /// The largest divergence `max |x − ref| / max(1, |ref|)` the
+    /// verification accepts (1e-4: f32 arithmetic against f64 over a step,
+    /// with room for the loss's reductions over a batch).
+    pub verify_tolerance: f64,
 }
 
 impl Default for TrainConfig {
@@ -290,6 +302,8 @@ impl Default for TrainConfig {
             weight_noise: None,
             gap_warning: Some(0.05),
             layer_stats: false,
+            verify_every: None,
+            verify_tolerance: 1e-4,
         }
     }
 }
@@ -378,6 +392,26 @@ fn validate(
                 allowed: "finite and ≥ 0",
             });
         }
+    }
+    if config.verify_every == Some(0) {
+        return Err(Error::InvalidParameter {
+            name: "verify_every",
+            value: 0.0,
+            allowed: "at least 1 (steps between checks)",
+        });
+    }
+    if !(config.verify_tolerance > 0.0 && config.verify_tolerance.is_finite()) {
+        return Err(Error::InvalidParameter {
+            name: "verify_tolerance",
+            value: config.verify_tolerance,
+            allowed: "finite and > 0",
+        });
+    }
+    if config.verify_every.is_some() && replicas > 1 {
+        return Err(Error::Model(
+            "verify_every replays one replica's step on the CPU; train on one device to verify"
+                .into(),
+        ));
     }
     if config.accumulation == 0 || config.accumulation * replicas > config.batch_size {
         return Err(Error::InvalidParameter {
@@ -982,6 +1016,10 @@ async fn run<B: Backend, O: Optimizer<B>>(
     if let Some(std) = config.weight_noise {
         model.set_weight_noise(std)?;
     }
+    let mut verifier = config
+        .verify_every
+        .map(|n| verify::Verifier::new(model, n, config.verify_tolerance))
+        .transpose()?;
     let mut stats = config
         .layer_stats
         .then(|| LayerStats::new(model, val.unwrap_or(train)))
@@ -1023,6 +1061,13 @@ async fn run<B: Backend, O: Optimizer<B>>(
                     if parts.len() > 1 {
                         model.zero_grad()?;
                     }
+                    let verifying = match &mut verifier {
+                        Some(v) if v.due(state.steps_done + 1) => {
+                            v.begin(model, opt)?;
+                            true
+                        }
+                        _ => false,
+                    };
                     for part in &parts {
                         model.set_first_row((rows.start + part.offset - mine.offset) as u64);
                         let samples = augmenter.as_ref().map(|_| train_data.sample_ids(*part));
@@ -1041,6 +1086,11 @@ async fn run<B: Backend, O: Optimizer<B>>(
                         }
                         let loss = model.loss_tensor(part.rows).expect("set by the pass");
                         b.axpy(part.rows as f64, loss, &mut loss_sum)?;
+                        if let Some(v) = verifier.as_mut().filter(|_| verifying) {
+                            let first = (rows.start + part.offset - mine.offset) as u64;
+                            let weight = part.rows as f64 / mine.rows as f64;
+                            v.record_part(&b, x, target, loss, first, weight)?;
+                        }
                         if let crate::Target::Labels(labels) = target {
                             let out = model.output(part.rows).expect("set by forward");
                             b.count_top_k(out, labels, 1, &mut correct)?;
@@ -1048,6 +1098,13 @@ async fn run<B: Backend, O: Optimizer<B>>(
                     }
                     let last = parts.last().expect("accumulation ≤ rows").rows;
                     step::apply_gradients(model, opt, &step_options, &mut replica_sync)?;
+                    if let Some(v) = verifier.as_mut().filter(|_| verifying) {
+                        if let Some(record) =
+                            v.finish(model, &step_options, state.steps_done + 1)?
+                        {
+                            history.verifications.push(record);
+                        }
+                    }
                     health.record_loss(&b, model.loss_tensor(last))?;
                     health.record_parameters(model)?;
                     if let Some(stats) = &mut stats {
