@@ -124,6 +124,12 @@ pub(crate) struct Args {
     /// the device trains in this many parts, one optimizer step per batch.
     #[arg(long, default_value_t = 1)]
     accumulate: usize,
+    /// How each epoch's minibatches are drawn: `shuffle`, `stratified`
+    /// (every batch holds the ten digits in proportion) or `loss[:CAP]`
+    /// (samples drawn by their last-seen loss, clamped within CAP× of the
+    /// mean either way; CAP 3 by default).
+    #[arg(long, default_value = "shuffle")]
+    sampler: String,
     /// The verification mode: every N steps, replay the step on the CPU
     /// reference backend in f64 and stop if the loss, gradients or updated
     /// parameters differ by more than 1e-4 (0: off).
@@ -497,6 +503,7 @@ fn run<B: Backend>(
         accumulation: args.accumulate,
         layer_stats: args.layer_stats,
         verify_every: (args.verify > 0).then_some(args.verify),
+        sampler: sampler(&args.sampler)?,
         augment: args
             .augment
             .as_deref()
@@ -813,6 +820,27 @@ fn network(args: &Args, activation: wgtrain::Activation) -> wgtrain::Result<Sequ
             )))
         }
     })
+}
+
+/// `--sampler`'s text as a sampler.
+fn sampler(text: &str) -> wgtrain::Result<wgtrain::train::Sampler> {
+    use wgtrain::train::Sampler;
+    let bad = || wgtrain::Error::Setting {
+        name: "--sampler",
+        value: text.to_string(),
+        allowed: "shuffle, stratified, loss or loss:CAP (CAP ≥ 1)",
+    };
+    let sampler = match text.split_once(':') {
+        None if text == "shuffle" => Sampler::Shuffle,
+        None if text == "stratified" => Sampler::Stratified,
+        None if text == "loss" => Sampler::LossWeighted { cap: 3.0 },
+        Some(("loss", cap)) => Sampler::LossWeighted {
+            cap: cap.parse().map_err(|_| bad())?,
+        },
+        _ => return Err(bad()),
+    };
+    sampler.validate()?;
+    Ok(sampler)
 }
 
 fn network_name(args: &Args) -> String {

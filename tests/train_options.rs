@@ -596,3 +596,83 @@ fn verification_catches_a_wrong_step() {
         );
     }
 }
+
+/// Both samplers train on every backend, reproducibly from the seed; the
+/// loss-weighted one keeps learning the blobs with a quarter of the labels
+/// flipped (capped, the noisy samples cannot take over).
+fn samplers_train<B: Backend>(b: &B, label: &str) {
+    use wgtrain::train::Sampler;
+    let spec = Sequential::new(8)
+        .dense(16, Init::HeNormal)
+        .relu()
+        .dense(3, Init::XavierUniform);
+    let clean = blobs(120, 1, false);
+    let mut labels = clean.labels().unwrap().to_vec();
+    for l in labels.iter_mut().step_by(4) {
+        *l = (*l + 1) % 3;
+    }
+    let noisy = Dataset::classification(clean.features().to_vec(), 8, labels, 3).unwrap();
+    for (sampler, data) in [
+        (Sampler::Stratified, &clean),
+        (Sampler::LossWeighted { cap: 3.0 }, &noisy),
+    ] {
+        let run = || {
+            let mut model = spec.build(b, 2).unwrap();
+            let config = TrainConfig {
+                sampler,
+                ..quiet(15, 12)
+            };
+            let h = fit(&mut model, &mut sgd(0.05, 0.0), data, None, &config).unwrap();
+            let eval =
+                wgtrain::train::evaluate_dataset(&mut model, &clean, Loss::SoftmaxCrossEntropy)
+                    .unwrap();
+            (
+                h.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>(),
+                eval.1.unwrap(),
+            )
+        };
+        let (losses, accuracy) = run();
+        assert!(
+            accuracy > 0.9,
+            "{label} {sampler:?}: accuracy {accuracy} on the clean labels"
+        );
+        assert!(losses[14] < losses[0], "{label} {sampler:?}: {losses:?}");
+        assert_eq!(
+            run().0,
+            losses,
+            "{label} {sampler:?}: the seed fixes the run"
+        );
+    }
+    // Stratification needs labels; a cap below 1 is refused.
+    let regression = Dataset::regression(vec![0.0; 16], 8, vec![0.0; 2], 1).unwrap();
+    let mut model = Sequential::new(8)
+        .dense(1, Init::XavierUniform)
+        .build(b, 0)
+        .unwrap();
+    let config = TrainConfig {
+        sampler: Sampler::Stratified,
+        loss: Loss::SquaredError,
+        ..quiet(1, 2)
+    };
+    let e = fit(&mut model, &mut sgd(0.05, 0.0), &regression, None, &config).unwrap_err();
+    assert!(e.to_string().contains("class labels"), "{e}");
+    for cap in [0.0, -1.0, 0.5, f64::NAN] {
+        let config = TrainConfig {
+            sampler: Sampler::LossWeighted { cap },
+            ..quiet(1, 10)
+        };
+        let e = fit(&mut model, &mut sgd(0.05, 0.0), &clean, None, &config);
+        assert!(
+            matches!(
+                e,
+                Err(Error::InvalidParameter {
+                    name: "sampler cap",
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+    }
+}
+
+backend_tests!(stratified_and_loss_weighted_samplers: samplers_train on cpu_f32, gpu);

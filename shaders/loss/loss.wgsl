@@ -115,6 +115,15 @@ fn row_loss(i: u32, inv_n: f32) -> f32 {
     return l;
 }
 
+// Each row's loss (not averaged), one invocation per row; `grad` is scratch.
+@compute @workgroup_size(WG)
+fn per_row(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i < p.rows) {
+        loss[i] = row_loss(i, 1.0);
+    }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     let inv_n = 1.0 / f32(p.rows);

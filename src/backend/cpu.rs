@@ -236,6 +236,16 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         loss::cpu::loss(kind, pred, target, grad, loss)
     }
 
+    fn loss_per_row(
+        &self,
+        kind: Loss,
+        pred: &CpuTensor<T>,
+        target: Target<'_, Self>,
+        out: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        loss::cpu::loss_per_row(kind, pred, target, out)
+    }
+
     fn gather_rows(
         &self,
         src: &CpuTensor<T>,

@@ -112,6 +112,14 @@ pub trait Kernels: Clone + Send + Sync + 'static {
         grad: &mut Self::Tensor,
         loss: &mut Self::Tensor,
     ) -> Result<()>;
+    /// `out[i] =` row `i`'s loss (checked).
+    fn loss_per_row(
+        &self,
+        kind: Loss,
+        pred: &Self::Tensor,
+        target: Target<'_, Self>,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
     /// `out[i, :] = src[idx[offset + i], :]`.
     fn gather_rows(
         &self,

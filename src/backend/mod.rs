@@ -216,6 +216,27 @@ pub trait Backend: Clone + Send + Sync + 'static {
         grad: &mut Self::Tensor,
         loss: &mut Self::Tensor,
     ) -> Result<()>;
+    /// Each row's loss, summed over its columns and not averaged (what the
+    /// mean [`Backend::loss`] reports is their mean), into the `rows × 1`
+    /// tensor `out`: what the loss-weighted sampler remembers per sample.
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu, Loss, Target};
+    /// let cpu = Cpu::<f64>::new();
+    /// let pred = cpu.upload_f64(2, 2, &[0.0, 0.0, 3.0, -3.0]).unwrap();
+    /// let labels = cpu.indices(&[1, 0], 2).unwrap();
+    /// let mut per_row = cpu.zeros(2, 1).unwrap();
+    /// cpu.loss_per_row(Loss::SoftmaxCrossEntropy, &pred, Target::Labels(&labels), &mut per_row).unwrap();
+    /// let l = cpu.download(&per_row).unwrap();
+    /// assert!((l[0] - 2f64.ln()).abs() < 1e-12 && l[1] < 1e-2);
+    /// ```
+    fn loss_per_row(
+        &self,
+        kind: Loss,
+        pred: &Self::Tensor,
+        target: Target<'_, Self>,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
     /// `out[i, :] = src[idx[offset + i], :]` for every row `i` of `out`: a
     /// minibatch from a resident data set, through a slice of a permutation.
     fn gather_rows(
@@ -601,6 +622,29 @@ impl<K: Kernels> Backend for K {
     ) -> Result<()> {
         crate::ops::loss::check::<Self>(kind, pred, &target, grad, loss)?;
         Kernels::loss(self, kind, pred, target, grad, loss)
+    }
+    fn loss_per_row(
+        &self,
+        kind: Loss,
+        pred: &Self::Tensor,
+        target: Target<'_, Self>,
+        out: &mut Self::Tensor,
+    ) -> Result<()> {
+        if out.rows() != pred.rows() || out.cols() != 1 {
+            return Err(crate::Error::Shape {
+                op: "loss_per_row",
+                detail: format!(
+                    "a batch of {} needs a {}x1 output, got {}",
+                    pred.shape_str(),
+                    pred.rows(),
+                    out.shape_str()
+                ),
+            });
+        }
+        // The same checks as the mean loss, on a stand-in 1x1 output.
+        let one = self.zeros(1, 1)?;
+        crate::ops::loss::check::<Self>(kind, pred, &target, pred, &one)?;
+        Kernels::loss_per_row(self, kind, pred, target, out)
     }
     fn gather_rows(
         &self,

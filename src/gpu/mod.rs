@@ -510,6 +510,16 @@ impl Kernels for Gpu {
         loss::gpu::loss(self, kind, pred, target, grad, loss)
     }
 
+    fn loss_per_row(
+        &self,
+        kind: Loss,
+        pred: &GpuTensor,
+        target: Target<'_, Self>,
+        out: &mut GpuTensor,
+    ) -> Result<()> {
+        loss::gpu::loss_per_row(self, kind, pred, target, out)
+    }
+
     fn gather_rows(
         &self,
         src: &GpuTensor,

@@ -25,6 +25,7 @@ mod plateau;
 #[cfg(feature = "plot")]
 mod plot;
 mod resident;
+mod sampler;
 mod sets;
 pub(crate) mod step;
 mod verify;
@@ -37,6 +38,7 @@ pub use lr_find::{lr_find, LrFindResult, LrFinder};
 pub use plateau::{PlateauConfig, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
 #[cfg(feature = "plot")]
 pub use plot::{plot_history, plot_images, plot_layer_norms, plot_lr_find};
+pub use sampler::Sampler;
 pub use step::{train_step, GradSync, LocalSync, StepOptions};
 pub use verify::Verification;
 
@@ -277,6 +279,9 @@ pub struct TrainConfig {
     /// verification accepts (1e-4: f32 arithmetic against f64 over a step,
     /// with room for the loss's reductions over a batch).
     pub verify_tolerance: f64,
+    /// How each epoch's order is drawn: a shuffle (the default), class-
+    /// stratified minibatches, or a preference for high-loss samples.
+    pub sampler: Sampler,
 }
 
 impl Default for TrainConfig {
@@ -304,6 +309,7 @@ impl Default for TrainConfig {
             layer_stats: false,
             verify_every: None,
             verify_tolerance: 1e-4,
+            sampler: Sampler::Shuffle,
         }
     }
 }
@@ -392,6 +398,12 @@ fn validate(
                 allowed: "finite and ≥ 0",
             });
         }
+    }
+    config.sampler.validate()?;
+    if config.sampler == Sampler::Stratified && train.classes().is_none() {
+        return Err(Error::Model(
+            "the stratified sampler needs class labels; this training set has dense targets".into(),
+        ));
     }
     if config.verify_every == Some(0) {
         return Err(Error::InvalidParameter {
@@ -1020,6 +1032,9 @@ async fn run<B: Backend, O: Optimizer<B>>(
         .verify_every
         .map(|n| verify::Verifier::new(model, n, config.verify_tolerance))
         .transpose()?;
+    // The loss-weighted sampler's per-row losses, by batch size.
+    let mut per_row: HashMap<usize, B::Tensor> = HashMap::new();
+    let weigh_losses = matches!(config.sampler, Sampler::LossWeighted { .. });
     let mut stats = config
         .layer_stats
         .then(|| LayerStats::new(model, val.unwrap_or(train)))
@@ -1029,9 +1044,10 @@ async fn run<B: Backend, O: Optimizer<B>>(
         if config.schedule_unit == ScheduleUnit::Epoch {
             opt.set_lr(lr_at(epoch))?;
         }
-        let slices = train_data.epoch(
+        let slices = train_data.epoch_sampled(
             &b,
             config.batch_size,
+            config.sampler,
             config.shuffle,
             epoch_seed(config.seed, epoch),
         )?;
@@ -1086,6 +1102,14 @@ async fn run<B: Backend, O: Optimizer<B>>(
                         }
                         let loss = model.loss_tensor(part.rows).expect("set by the pass");
                         b.axpy(part.rows as f64, loss, &mut loss_sum)?;
+                        if weigh_losses {
+                            if !per_row.contains_key(&part.rows) {
+                                per_row.insert(part.rows, b.zeros(part.rows, 1)?);
+                            }
+                            let out = per_row.get_mut(&part.rows).expect("inserted above");
+                            let pred = model.output(part.rows).expect("set by forward");
+                            b.loss_per_row(config.loss, pred, target, out)?;
+                        }
                         if let Some(v) = verifier.as_mut().filter(|_| verifying) {
                             let first = (rows.start + part.offset - mine.offset) as u64;
                             let weight = part.rows as f64 / mine.rows as f64;
@@ -1094,6 +1118,9 @@ async fn run<B: Backend, O: Optimizer<B>>(
                         if let crate::Target::Labels(labels) = target {
                             let out = model.output(part.rows).expect("set by forward");
                             b.count_top_k(out, labels, 1, &mut correct)?;
+                        }
+                        if let Some(losses) = per_row.get(&part.rows).filter(|_| weigh_losses) {
+                            train_data.record_losses(&b, *part, losses)?;
                         }
                     }
                     let last = parts.last().expect("accumulation ≤ rows").rows;
@@ -1170,6 +1197,9 @@ async fn run<B: Backend, O: Optimizer<B>>(
             }
         }
         b.synchronize()?;
+        if weigh_losses {
+            train_data.collect_losses(&b, group)?;
+        }
         // Every replica has finished the epoch once this sum is taken: the
         // checkpoints below are of an epoch they all completed.
         let mut sums = [

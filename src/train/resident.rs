@@ -2,6 +2,7 @@
 //! one storage binding, with a new permutation per epoch uploaded as one
 //! small index vector, so a minibatch is a gather on the device.
 
+use super::sampler::{self, Sampler};
 use crate::backend::{Backend, Target};
 use crate::data::{Dataset, Targets};
 use crate::{Error, Result};
@@ -25,6 +26,14 @@ struct Chunk<B: Backend> {
     /// The data set's row of the chunk's first row.
     start: usize,
     rows: usize,
+    /// The chunk's labels on the host (labelled data), for the stratified sampler.
+    labels_host: Option<Vec<u32>>,
+    /// The last-seen training loss of each of the chunk's rows (empty until
+    /// an epoch recorded them), for the loss-weighted sampler.
+    losses: Vec<f64>,
+    /// This epoch's per-sample losses by position in `order` (`rows × 1`,
+    /// made when first recorded).
+    seen: Option<B::Tensor>,
 }
 
 /// The buffers one minibatch size is gathered into.
@@ -103,6 +112,9 @@ impl<B: Backend> Resident<B> {
                 order_host: identity,
                 start,
                 rows,
+                labels_host: data.labels().map(|l| l[start..start + rows].to_vec()),
+                losses: Vec::new(),
+                seen: None,
             });
             start += rows;
         }
@@ -162,6 +174,91 @@ impl<B: Backend> Resident<B> {
         Ok(slices)
     }
 
+    /// As [`Resident::epoch`], the order drawn by `sampler` (see
+    /// [`Sampler`]); `shuffle` matters to [`Sampler::Shuffle`] only.
+    pub fn epoch_sampled(
+        &mut self,
+        b: &B,
+        batch_size: usize,
+        sampler: Sampler,
+        shuffle: bool,
+        seed: u64,
+    ) -> Result<Vec<Slice>> {
+        if sampler == Sampler::Shuffle {
+            return self.epoch(b, batch_size, shuffle, seed);
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut slices = Vec::new();
+        for (ci, chunk) in self.chunks.iter_mut().enumerate() {
+            let order = match sampler {
+                Sampler::Stratified => {
+                    let labels = chunk.labels_host.as_deref().ok_or_else(|| {
+                        Error::Model("the stratified sampler needs class labels".into())
+                    })?;
+                    sampler::stratified_order(labels, &mut rng)
+                }
+                Sampler::LossWeighted { cap } if !chunk.losses.is_empty() => {
+                    sampler::weighted_draws(&chunk.losses, cap, &mut rng)
+                }
+                _ => {
+                    let mut order: Vec<u32> = (0..chunk.rows as u32).collect();
+                    order.shuffle(&mut rng);
+                    order
+                }
+            };
+            b.write_indices(&mut chunk.order, &order)?;
+            chunk.order_host = order;
+            let mut offset = 0;
+            while offset < chunk.rows {
+                let rows = batch_size.min(chunk.rows - offset);
+                slices.push(Slice {
+                    chunk: ci,
+                    offset,
+                    rows,
+                });
+                offset += rows;
+            }
+        }
+        slices.shuffle(&mut rng);
+        Ok(slices)
+    }
+
+    /// Keeps the per-sample losses `per_row` (`s.rows × 1`) of minibatch
+    /// `s` on the device, by their position in the epoch's order.
+    pub fn record_losses(&mut self, b: &B, s: Slice, per_row: &B::Tensor) -> Result<()> {
+        let chunk = &mut self.chunks[s.chunk];
+        if chunk.seen.is_none() {
+            chunk.seen = Some(b.zeros(chunk.rows, 1)?);
+        }
+        let seen = chunk.seen.as_mut().expect("made above");
+        b.copy_range(per_row, 0, seen, s.offset, s.rows)
+    }
+
+    /// At the end of an epoch: reads the recorded losses (once per chunk),
+    /// sums them over the replicas (each recorded its shard's rows, zeros
+    /// elsewhere) and keeps them as each sample's last-seen loss.
+    pub fn collect_losses(
+        &mut self,
+        b: &B,
+        group: &mut dyn crate::parallel::Collective,
+    ) -> Result<()> {
+        for chunk in &mut self.chunks {
+            let Some(seen) = chunk.seen.as_mut() else {
+                continue;
+            };
+            let mut values = b.download(seen)?;
+            group.all_reduce_sum_f64(&mut values)?;
+            b.fill(seen, 0.0)?;
+            if chunk.losses.is_empty() {
+                chunk.losses = vec![0.0; chunk.rows];
+            }
+            for (&row, v) in chunk.order_host.iter().zip(values) {
+                chunk.losses[row as usize] = v;
+            }
+        }
+        Ok(())
+    }
+
     /// The data set's rows that minibatch `s` gathers, in its order: what
     /// a per-sample draw (augmentation) is keyed by.
     pub fn sample_ids(&self, s: Slice) -> Vec<u64> {
@@ -212,6 +309,53 @@ impl<B: Backend> Resident<B> {
 mod tests {
     use super::*;
     use crate::Cpu;
+
+    /// The per-sample losses recorded by batch come back keyed by sample,
+    /// across chunks, and the next epoch's weighted draws use them: a
+    /// sample whose loss is the largest is drawn most.
+    #[test]
+    fn recorded_losses_follow_their_samples() {
+        let cpu = Cpu::<f64>::new();
+        let n = 53;
+        let features: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let data = Dataset::classification(features, 1, vec![0; n], 1).unwrap();
+        let mut resident = Resident::upload_chunked(&cpu, &data, 20).unwrap();
+        let sampler = Sampler::LossWeighted { cap: 1e6 };
+        let slices = resident.epoch_sampled(&cpu, 8, sampler, true, 5).unwrap();
+        for s in &slices {
+            // The "loss" of a sample is its row id + 1 (its feature + 1).
+            let (x, _) = resident.gather(&cpu, *s).unwrap();
+            let ids: Vec<f64> = cpu.download(x).unwrap().iter().map(|v| v + 1.0).collect();
+            let per_row = cpu.upload_f64(s.rows, 1, &ids).unwrap();
+            resident.record_losses(&cpu, *s, &per_row).unwrap();
+        }
+        resident
+            .collect_losses(&cpu, &mut crate::parallel::Solo)
+            .unwrap();
+        let mut all = Vec::new();
+        for c in &resident.chunks {
+            for (i, l) in c.losses.iter().enumerate() {
+                assert_eq!(*l, (c.start + i + 1) as f64);
+                all.push(*l);
+            }
+        }
+        assert_eq!(all.len(), n);
+        // Weighted by their ids, the last rows of each chunk come up most.
+        let mut counts = vec![0usize; n];
+        for epoch in 0..200 {
+            for s in resident
+                .epoch_sampled(&cpu, 8, sampler, true, epoch)
+                .unwrap()
+            {
+                let (x, _) = resident.gather(&cpu, s).unwrap();
+                for v in cpu.download(x).unwrap() {
+                    counts[v as usize] += 1;
+                }
+            }
+        }
+        // Chunk 0 holds rows 0..20: row 19 weighs 20, row 0 weighs 1.
+        assert!(counts[19] > 5 * counts[0].max(1), "{:?}", &counts[..20]);
+    }
 
     /// Every sample exactly once per epoch, in a different order each epoch,
     /// also when the data set is split into chunks (of 40, 40 and 23 rows here).

@@ -13,12 +13,44 @@ pub(crate) fn loss<T: Float + std::fmt::Debug + Send + Sync + 'static>(
     grad: &mut CpuTensor<T>,
     loss: &mut CpuTensor<T>,
 ) -> Result<()> {
+    let inv_n: T = cast(1.0 / pred.rows as f64);
+    let total = row_losses(kind, pred, target, grad)
+        .into_iter()
+        .fold(T::zero(), |s, l| s + l);
+    loss.data[0] = total * inv_n;
+    Ok(())
+}
+
+/// Each row's loss (summed over its columns, not averaged): what the
+/// loss-weighted sampler remembers per sample.
+pub(crate) fn loss_per_row<T: Float + std::fmt::Debug + Send + Sync + 'static>(
+    kind: Loss,
+    pred: &CpuTensor<T>,
+    target: Target<'_, Cpu<T>>,
+    out: &mut CpuTensor<T>,
+) -> Result<()> {
+    let mut grad = CpuTensor {
+        rows: pred.rows,
+        cols: pred.cols,
+        data: vec![T::zero(); pred.data.len()],
+    };
+    out.data = row_losses(kind, pred, target, &mut grad);
+    Ok(())
+}
+
+/// Writes the gradient of the mean loss into `grad` and returns each row's loss.
+fn row_losses<T: Float + std::fmt::Debug + Send + Sync + 'static>(
+    kind: Loss,
+    pred: &CpuTensor<T>,
+    target: Target<'_, Cpu<T>>,
+    grad: &mut CpuTensor<T>,
+) -> Vec<T> {
     let (rows, cols) = (pred.rows, pred.cols);
     let inv_n: T = cast(1.0 / rows as f64);
     // Label smoothing: t ↦ (1 − ε)·t + ε/C (ε = 0 leaves t exactly as is).
     let keep: T = cast(1.0 - kind.smoothing());
     let uniform: T = cast(kind.smoothing() / cols as f64);
-    let mut total = T::zero();
+    let mut losses = Vec::with_capacity(rows);
     for i in 0..rows {
         let z = &pred.data[i * cols..(i + 1) * cols];
         let g = &mut grad.data[i * cols..(i + 1) * cols];
@@ -111,8 +143,7 @@ pub(crate) fn loss<T: Float + std::fmt::Debug + Send + Sync + 'static>(
                 }
             }
         }
-        total = total + row_loss;
+        losses.push(row_loss);
     }
-    loss.data[0] = total * inv_n;
-    Ok(())
+    losses
 }

@@ -25,6 +25,38 @@ pub(crate) fn loss(
     grad: &mut GpuTensor,
     loss: &mut GpuTensor,
 ) -> Result<()> {
+    dispatch(gpu, kind, pred, target, &grad.buf, &loss.buf, "main", 1)
+}
+
+/// Each row's loss into `out` (`rows × 1`), one invocation per row; the
+/// gradient goes to a scratch buffer.
+pub(crate) fn loss_per_row(
+    gpu: &Gpu,
+    kind: Loss,
+    pred: &GpuTensor,
+    target: Target<'_, Gpu>,
+    out: &mut GpuTensor,
+) -> Result<()> {
+    let scratch = gpu
+        .ctx
+        .alloc((pred.rows * pred.cols * 4) as u64, "per-row loss gradient")?;
+    let groups = (pred.rows as u32).div_ceil(crate::gpu::WG);
+    dispatch(
+        gpu, kind, pred, target, &scratch, &out.buf, "per_row", groups,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    gpu: &Gpu,
+    kind: Loss,
+    pred: &GpuTensor,
+    target: Target<'_, Gpu>,
+    grad: &crate::gpu::runtime::Buf,
+    loss: &crate::gpu::runtime::Buf,
+    entry: &'static str,
+    groups: u32,
+) -> Result<()> {
     let (labels, dense, has_labels) = match target {
         Target::Labels(l) => (&l.buf, &*gpu.dummy, true),
         Target::Dense(t) => (&*gpu.dummy, &t.buf, false),
@@ -35,7 +67,7 @@ pub(crate) fn loss(
     ];
     let kernel = Kernel {
         shader: &LOSS,
-        entry: "main",
+        entry,
         constants: &constants,
     };
     gpu.ctx.dispatch(
@@ -50,9 +82,9 @@ pub(crate) fn loss(
             Bind::read(&pred.buf),
             Bind::read(labels),
             Bind::read(dense),
-            Bind::write(&grad.buf),
-            Bind::write(&loss.buf),
+            Bind::write(grad),
+            Bind::write(loss),
         ],
-        [1, 1, 1],
+        [groups, 1, 1],
     )
 }

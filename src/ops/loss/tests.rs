@@ -11,11 +11,14 @@ fn loss<B: Backend>(b: &B, kind: Loss, rows: usize, cols: usize, labels: bool) -
     let p = b.upload(rows, cols, &pred).unwrap();
     let mut grad = b.zeros(rows, cols).unwrap();
     let mut l = b.zeros(1, 1).unwrap();
+    let mut per_row = b.zeros(rows, 1).unwrap();
     if labels {
         let y = b
             .indices(&random_labels(rows as u64, rows, cols), cols)
             .unwrap();
         b.loss(kind, &p, Target::Labels(&y), &mut grad, &mut l)
+            .unwrap();
+        b.loss_per_row(kind, &p, Target::Labels(&y), &mut per_row)
             .unwrap();
     } else {
         // Targets in [0, 1]: valid for BCE, soft targets for cross-entropy.
@@ -26,9 +29,20 @@ fn loss<B: Backend>(b: &B, kind: Loss, rows: usize, cols: usize, labels: bool) -
         let t = b.upload(rows, cols, &t).unwrap();
         b.loss(kind, &p, Target::Dense(&t), &mut grad, &mut l)
             .unwrap();
+        b.loss_per_row(kind, &p, Target::Dense(&t), &mut per_row)
+            .unwrap();
     }
     let mut out = b.download(&l).unwrap();
     out.extend(b.download(&grad).unwrap());
+    // The rows' losses, and their mean, which is the loss.
+    let rows_loss = b.download(&per_row).unwrap();
+    let mean = rows_loss.iter().sum::<f64>() / rows as f64;
+    assert!(
+        (mean - out[0]).abs() <= 1e-5 * out[0].abs().max(1.0),
+        "{kind:?} {rows}x{cols}: mean of rows {mean} vs loss {}",
+        out[0]
+    );
+    out.extend(rows_loss);
     out
 }
 
