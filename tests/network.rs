@@ -30,7 +30,9 @@ fn target_for(loss: Loss, rows: usize, cols: usize, seed: u64) -> HostTarget {
                 .map(|v| (v + 1.0) / 2.0)
                 .collect(),
         ),
-        Loss::SquaredError | Loss::L1 => HostTarget::Dense(host(seed, rows * cols)),
+        Loss::SquaredError | Loss::L1 | Loss::RbfEuclidean { .. } => {
+            HostTarget::Dense(host(seed, rows * cols))
+        }
     }
 }
 

@@ -52,6 +52,7 @@ fn classification(epochs: usize) -> History {
         best_epoch: Some(epochs * 2 / 3),
         stopped_early: true,
         warnings: Vec::new(),
+        verifications: Vec::new(),
     }
 }
 

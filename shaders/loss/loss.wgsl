@@ -8,7 +8,7 @@ struct Params {
     rows: u32,
     cols: u32,
     smoothing: f32,   // label smoothing ε; 0 leaves the targets exactly as they are
-    _pad: u32,
+    beta: f32,        // the RBF loss's β (0 for the others)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -71,6 +71,14 @@ fn row_loss(i: u32, inv_n: f32) -> f32 {
                 let d = pred[base + j] - target_at(i, j);
                 l += 0.5 * d * d;
                 grad[base + j] = d * inv_n;
+            }
+        }
+        case LOSS_RBF_EUCLIDEAN: {   // Σ 1 − exp(−β(y − a)²)
+            for (var j = 0u; j < p.cols; j++) {
+                let d = pred[base + j] - target_at(i, j);
+                let e = exp(-p.beta * d * d);
+                l += 1.0 - e;
+                grad[base + j] = 2.0 * p.beta * d * e * inv_n;
             }
         }
         case LOSS_L1: {   // ‖y − a‖₁

@@ -134,6 +134,16 @@ fn row_losses<T: Float + std::fmt::Debug + Send + Sync + 'static>(
                 }
                 g[y] = g_y;
             }
+            Loss::RbfEuclidean { beta } => {
+                let beta: T = cast(beta);
+                for j in 0..cols {
+                    let d = z[j] - t_at(j);
+                    let e = (-beta * d * d).exp();
+                    // 1 − e without the cancellation near the target.
+                    row_loss = row_loss - (-beta * d * d).exp_m1();
+                    g[j] = cast::<T>(2.0) * beta * d * e * inv_n;
+                }
+            }
             Loss::BinaryCrossEntropy => {
                 // max(z,0) − z·t + ln(1 + e^(−|z|)); grad σ(z) − t.
                 for j in 0..cols {

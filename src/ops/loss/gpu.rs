@@ -14,7 +14,8 @@ struct LossParams {
     cols: u32,
     /// Label smoothing ε (0 for every loss but the smoothed cross-entropy).
     smoothing: f32,
-    _pad: u32,
+    /// The RBF loss's β (0 for the others).
+    beta: f32,
 }
 
 pub(crate) fn loss(
@@ -76,7 +77,7 @@ fn dispatch(
             rows: pred.rows as u32,
             cols: pred.cols as u32,
             smoothing: kind.smoothing() as f32,
-            _pad: 0,
+            beta: kind.rbf_beta() as f32,
         },
         &[
             Bind::read(&pred.buf),

@@ -24,6 +24,7 @@ use crate::Result;
 /// | `Hinge` Σ_{c≠y} max(0, a_c − a_y + 1) | labels | `MultiMarginLoss() · C` |
 /// | `SquaredHinge` Σ_{c≠y} max(0, a_c − a_y + 1)² | labels | `MultiMarginLoss(p=2) · C` |
 /// | `BinaryCrossEntropy` on logits | dense in \[0, 1\] | `BCEWithLogitsLoss(reduction='sum') / N` |
+/// | `RbfEuclidean { beta: β }` Σⱼ (1 − e^(−β(yⱼ−aⱼ)²)) | dense | — (the Welsch / correntropy loss) |
 ///
 /// ```
 /// use wgtrain::{Backend, Cpu, Loss, Target};
@@ -58,6 +59,17 @@ pub enum Loss {
     SquaredHinge,
     /// Sigmoid then binary cross-entropy per output (multi-label), stable form.
     BinaryCrossEntropy,
+    /// Seed 001's "RBF on top of the Euclidean loss", `Σⱼ uⱼ e^(−βⱼ(y − a)²)`
+    /// with `uⱼ = 1` and one β, turned into a loss to minimise:
+    /// `Σⱼ (1 − e^(−β(yⱼ − aⱼ)²))`. Near the target it is `β·‖y − a‖²`
+    /// (the Euclidean loss); far from it each output's term saturates at 1,
+    /// so outliers pull with a bounded force (robust regression; the Welsch
+    /// or correntropy loss). Gradient `2β(aⱼ − yⱼ)·e^(−β(yⱼ − aⱼ)²)`.
+    RbfEuclidean {
+        /// β > 0: the inverse squared width, `1/β` the squared error at
+        /// which a term is 1 − 1/e of the way to saturation.
+        beta: f64,
+    },
 }
 
 impl Loss {
@@ -76,6 +88,7 @@ impl Loss {
             Loss::SquaredHinge => ("LOSS_SQUARED_HINGE", 4),
             Loss::BinaryCrossEntropy => ("LOSS_BINARY_CROSS_ENTROPY", 5),
             Loss::SmoothedCrossEntropy { .. } => ("LOSS_SMOOTHED_CROSS_ENTROPY", 6),
+            Loss::RbfEuclidean { .. } => ("LOSS_RBF_EUCLIDEAN", 7),
         }
     }
 
@@ -88,8 +101,25 @@ impl Loss {
         }
     }
 
+    /// The RBF loss's β (0 for every other loss).
+    pub fn rbf_beta(self) -> f64 {
+        match self {
+            Loss::RbfEuclidean { beta } => beta,
+            _ => 0.0,
+        }
+    }
+
     /// Checks the loss's own parameters.
     pub fn validate(self) -> Result<()> {
+        if let Loss::RbfEuclidean { beta } = self {
+            if !(beta > 0.0 && beta.is_finite()) {
+                return Err(crate::Error::InvalidParameter {
+                    name: "RBF loss beta",
+                    value: beta,
+                    allowed: "finite and > 0",
+                });
+            }
+        }
         let smoothing = self.smoothing();
         if !(0.0..=1.0).contains(&smoothing) {
             return Err(crate::Error::InvalidParameter {
@@ -101,8 +131,9 @@ impl Loss {
         Ok(())
     }
 
-    /// All losses (label smoothing at 0.1), for tests and examples.
-    pub fn all() -> [Loss; 7] {
+    /// All losses (label smoothing at 0.1, the RBF loss's β at 0.5), for
+    /// tests and examples.
+    pub fn all() -> [Loss; 8] {
         [
             Loss::SoftmaxCrossEntropy,
             Loss::SquaredError,
@@ -111,6 +142,7 @@ impl Loss {
             Loss::SquaredHinge,
             Loss::BinaryCrossEntropy,
             Loss::SmoothedCrossEntropy { smoothing: 0.1 },
+            Loss::RbfEuclidean { beta: 0.5 },
         ]
     }
 

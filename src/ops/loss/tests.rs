@@ -156,3 +156,30 @@ fn label_smoothing_outside_0_1_is_a_typed_error() {
         );
     }
 }
+
+/// The RBF-on-Euclidean loss by hand: 0 on target, `1 − e^(−β d²)` per
+/// output, `β·d²` (twice the squared error's ½d², times β) for small d,
+/// and at most 1 per output however far the outlier.
+#[test]
+fn rbf_loss_is_euclidean_near_and_bounded_far() {
+    let cpu = Cpu::<f64>::new();
+    let beta = 0.5;
+    let kind = Loss::RbfEuclidean { beta };
+    let value = |pred: &[f64], target: &[f64]| {
+        let p = cpu.upload_f64(1, pred.len(), pred).unwrap();
+        let t = cpu.upload_f64(1, target.len(), target).unwrap();
+        let (mut g, mut l) = (cpu.zeros(1, pred.len()).unwrap(), cpu.zeros(1, 1).unwrap());
+        cpu.loss(kind, &p, Target::Dense(&t), &mut g, &mut l)
+            .unwrap();
+        (cpu.download(&l).unwrap()[0], cpu.download(&g).unwrap())
+    };
+    assert_eq!(value(&[0.3, -1.0], &[0.3, -1.0]).0, 0.0);
+    let (l, g) = value(&[2.0], &[0.0]);
+    assert!((l - (1.0 - (-beta * 4.0f64).exp())).abs() < 1e-15);
+    assert!((g[0] - 2.0 * beta * 2.0 * (-beta * 4.0f64).exp()).abs() < 1e-15);
+    let (small, _) = value(&[1e-4], &[0.0]);
+    assert!((small - beta * 1e-8).abs() < 1e-6 * beta * 1e-8);
+    let (far, g_far) = value(&[1e6, -1e6], &[0.0, 0.0]);
+    assert!(far <= 2.0 && far > 1.999 && g_far.iter().all(|v| v.abs() < 1e-12));
+    assert!(Loss::RbfEuclidean { beta: 0.0 }.validate().is_err());
+}
