@@ -677,6 +677,7 @@ fn summary(layers: &[Layer]) -> String {
             Layer::Flatten(_) => "flatten".into(),
             Layer::GaussianNoise(n) => format!("gaussian noise {}", n.std),
             Layer::Maxout(m) => format!("maxout of {} pieces", m.pieces),
+            Layer::Rbf(r) => format!("rbf {}", r.units),
             Layer::Residual(inner) => format!("residual [{}]", summary(inner)),
         })
         .collect();

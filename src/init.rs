@@ -35,6 +35,9 @@ pub enum Init {
     LeCunUniform,
     /// PyTorch's default for `nn.Linear` weights and biases: U(±1/√fan_in).
     TorchDefault,
+    /// N(0, σ²) with the σ given, whatever the widths (`nn.init.normal_`):
+    /// RBF centres in a standardised feature space take σ = 1.
+    Normal(f64),
 }
 
 impl Init {
@@ -57,6 +60,7 @@ impl Init {
             Init::HeNormal => normal(rng, 2.0 / fi),
             Init::LeCunUniform => uniform(rng, (3.0 / fi).sqrt()),
             Init::TorchDefault => uniform(rng, 1.0 / fi.sqrt()),
+            Init::Normal(std) => normal(rng, std * std),
         }
     }
 }

@@ -122,6 +122,60 @@ fn gradient_check_deep_stack_and_residual_block() {
 }
 
 #[test]
+fn gradient_check_rbf_units() {
+    // Centres, widths and the input's gradient, under a dense read-out,
+    // with a tanh before them so the input gradient is also checked.
+    let spec = Sequential::new(3)
+        .dense(4, Init::XavierUniform)
+        .tanh()
+        .rbf(5, 0.7)
+        .dense(2, Init::XavierUniform);
+    check("rbf units", &spec, Loss::SquaredError, 6);
+    check(
+        "rbf units, RBF loss",
+        &spec,
+        Loss::RbfEuclidean { beta: 0.5 },
+        4,
+    );
+}
+
+/// The seed's RBF network `a = Σⱼ uⱼ exp(−βⱼ(x − wⱼ)²)` fits sin on
+/// [−3, 3] with 12 units, on every backend.
+fn rbf_network_fits_a_curve<B: Backend>(b: &B, label: &str) {
+    use wgtrain::optim::{Adam, Optim};
+    use wgtrain::train::{fit, Report, TrainConfig};
+    let n = 64;
+    let xs: Vec<f32> = (0..n)
+        .map(|i| -3.0 + 6.0 * i as f32 / (n - 1) as f32)
+        .collect();
+    let ys: Vec<f32> = xs.iter().map(|x| x.sin()).collect();
+    let data = wgtrain::Dataset::regression(xs, 1, ys, 1).unwrap();
+    let mut model = Sequential::new(1)
+        .rbf(12, 1.0)
+        .dense(1, Init::XavierUniform)
+        .build(b, 3)
+        .unwrap();
+    let mut opt = Optim::new(Adam {
+        lr: 0.05,
+        ..Adam::default()
+    })
+    .unwrap();
+    let config = TrainConfig {
+        epochs: 300,
+        batch_size: 16,
+        loss: Loss::SquaredError,
+        report: Report::Quiet,
+        ..TrainConfig::default()
+    };
+    let h = fit(&mut model, &mut opt, &data, None, &config).unwrap();
+    let last = h.epochs.last().unwrap().train_loss;
+    // ½ mean squared error 1e-3: within about 0.045 of sin everywhere.
+    assert!(last < 1e-3, "{label}: {} -> {last}", h.epochs[0].train_loss);
+}
+
+backend_tests!(rbf_network_fits_sin: rbf_network_fits_a_curve on cpu_f32, gpu);
+
+#[test]
 fn gradient_check_maxout() {
     // Random inputs make ties (where the max has no derivative) improbable.
     let spec = Sequential::new(6)
@@ -191,6 +245,33 @@ fn maxout_bad_input_is_a_typed_error() {
         .dense(2, Init::XavierUniform);
     let e = image.validate().unwrap_err();
     assert!(e.to_string().contains("needs flat features"), "{e}");
+    // RBF units: a width ≤ 0, no units, images: typed errors naming them.
+    let rbf = |units, beta| {
+        Sequential::new(3)
+            .rbf(units, beta)
+            .dense(1, Init::XavierUniform)
+    };
+    assert!(matches!(
+        rbf(4, 0.0).validate(),
+        Err(Error::InvalidParameter {
+            name: "rbf beta",
+            ..
+        })
+    ));
+    assert!(rbf(0, 1.0)
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("rbf of 0 units"));
+    let on_image = Sequential::with_input_shape(wgtrain::nn::Shape::new(&[1, 2, 2]))
+        .rbf(3, 1.0)
+        .dense(1, Init::XavierUniform);
+    assert!(on_image.validate().is_err());
+    let spec = Sequential::new(3)
+        .rbf(5, 0.25)
+        .dense(1, Init::XavierUniform);
+    let back = Sequential::from_description(&spec.describe()).unwrap();
+    assert_eq!(back.layers()[0], spec.layers()[0]);
     // The description round-trips through a checkpoint's architecture.
     let spec = Sequential::new(6)
         .maxout(4, 3, Init::XavierUniform)
@@ -386,6 +467,12 @@ fn training_step_gpu_matches_cpu() {
                 .dense(4, Init::XavierUniform),
             Loss::SoftmaxCrossEntropy,
             33,
+        ),
+        (
+            "rbf 9 units, RBF loss, batch 7",
+            Sequential::new(3).rbf(9, 0.5).dense(2, Init::XavierUniform),
+            Loss::RbfEuclidean { beta: 0.5 },
+            7,
         ),
         (
             "maxout 7x3 and 5x2, batch 33",
@@ -874,6 +961,7 @@ fn every_initialiser_has_its_variance() {
         (Init::TorchDefault, 1.0 / (3.0 * fi)),
         (Init::Zeros, 0.0),
         (Init::Constant(0.5), 0.0),
+        (Init::Normal(0.7), 0.49),
     ];
     let n = 200_000;
     for (init, want) in cases {

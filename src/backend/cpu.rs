@@ -212,6 +212,42 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         Ok(())
     }
 
+    fn rbf_forward(
+        &self,
+        x: &CpuTensor<T>,
+        centres: &CpuTensor<T>,
+        beta: &CpuTensor<T>,
+        out: &mut CpuTensor<T>,
+        dist: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        crate::ops::rbf::cpu::forward(x, centres, beta, out, dist);
+        Ok(())
+    }
+
+    fn rbf_backward(
+        &self,
+        x: &CpuTensor<T>,
+        centres: &CpuTensor<T>,
+        beta: &CpuTensor<T>,
+        dist: &CpuTensor<T>,
+        grad_out: &CpuTensor<T>,
+        grad_centres: &mut CpuTensor<T>,
+        grad_beta: &mut CpuTensor<T>,
+        grad_x: Option<&mut CpuTensor<T>>,
+    ) -> Result<()> {
+        crate::ops::rbf::cpu::backward(
+            x,
+            centres,
+            beta,
+            dist,
+            grad_out,
+            grad_centres,
+            grad_beta,
+            grad_x,
+        );
+        Ok(())
+    }
+
     fn max_norm_rows(&self, w: &mut CpuTensor<T>, max_norm: f64) -> Result<()> {
         crate::ops::max_norm::cpu::max_norm_rows(w, max_norm);
         Ok(())

@@ -97,6 +97,28 @@ pub trait Kernels: Clone + Send + Sync + 'static {
         grad_out: &Self::Tensor,
         grad_in: &mut Self::Tensor,
     ) -> Result<()>;
+    /// RBF units forward (shapes checked).
+    fn rbf_forward(
+        &self,
+        x: &Self::Tensor,
+        centres: &Self::Tensor,
+        beta: &Self::Tensor,
+        out: &mut Self::Tensor,
+        dist: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// RBF units backward (shapes checked).
+    #[allow(clippy::too_many_arguments)]
+    fn rbf_backward(
+        &self,
+        x: &Self::Tensor,
+        centres: &Self::Tensor,
+        beta: &Self::Tensor,
+        dist: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        grad_centres: &mut Self::Tensor,
+        grad_beta: &mut Self::Tensor,
+        grad_x: Option<&mut Self::Tensor>,
+    ) -> Result<()>;
     /// Each row scaled back to L2 norm `max_norm` where it is longer.
     fn max_norm_rows(&self, w: &mut Self::Tensor, max_norm: f64) -> Result<()>;
     /// Column sums into a `1 × cols` tensor.

@@ -237,6 +237,46 @@ pub trait Backend: Clone + Send + Sync + 'static {
         target: Target<'_, Self>,
         out: &mut Self::Tensor,
     ) -> Result<()>;
+    /// Radial-basis-function units (see [`crate::ops::rbf`]):
+    /// `out[n, j] = exp(−βⱼ‖xₙ − cⱼ‖²)` for `x` n×k, `centres` m×k, `beta`
+    /// 1×m, with the squared distances kept in `dist` (n×m) for the
+    /// backward pass.
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu};
+    /// let cpu = Cpu::<f64>::new();
+    /// let x = cpu.upload_f64(1, 2, &[1.0, 2.0]).unwrap();
+    /// let c = cpu.upload_f64(2, 2, &[1.0, 2.0, 0.0, 0.0]).unwrap();
+    /// let beta = cpu.upload_f64(1, 2, &[0.5, 0.1]).unwrap();
+    /// let (mut h, mut d) = (cpu.zeros(1, 2).unwrap(), cpu.zeros(1, 2).unwrap());
+    /// cpu.rbf_forward(&x, &c, &beta, &mut h, &mut d).unwrap();
+    /// assert_eq!(cpu.download(&d).unwrap(), vec![0.0, 5.0]);
+    /// assert_eq!(cpu.download(&h).unwrap(), vec![1.0, (-0.5f64).exp()]);
+    /// ```
+    fn rbf_forward(
+        &self,
+        x: &Self::Tensor,
+        centres: &Self::Tensor,
+        beta: &Self::Tensor,
+        out: &mut Self::Tensor,
+        dist: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// The gradients of [`Backend::rbf_forward`] from `grad_out` (n×m):
+    /// with respect to the centres (m×k), the widths (1×m) and, when
+    /// `grad_x` is given, the input (n×k); `dist` is what the forward pass
+    /// kept (the outputs are recomputed from it, bit for bit).
+    #[allow(clippy::too_many_arguments)]
+    fn rbf_backward(
+        &self,
+        x: &Self::Tensor,
+        centres: &Self::Tensor,
+        beta: &Self::Tensor,
+        dist: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        grad_centres: &mut Self::Tensor,
+        grad_beta: &mut Self::Tensor,
+        grad_x: Option<&mut Self::Tensor>,
+    ) -> Result<()>;
     /// `out[i, :] = src[idx[offset + i], :]` for every row `i` of `out`: a
     /// minibatch from a resident data set, through a slice of a permutation.
     fn gather_rows(
@@ -599,6 +639,51 @@ impl<K: Kernels> Backend for K {
     ) -> Result<()> {
         crate::ops::activation::check_backward(z, grad_out, grad_in)?;
         Kernels::activation_backward(self, act, z, grad_out, grad_in)
+    }
+    fn rbf_forward(
+        &self,
+        x: &Self::Tensor,
+        centres: &Self::Tensor,
+        beta: &Self::Tensor,
+        out: &mut Self::Tensor,
+        dist: &mut Self::Tensor,
+    ) -> Result<()> {
+        crate::ops::rbf::check(x, centres, beta, out, dist)?;
+        Kernels::rbf_forward(self, x, centres, beta, out, dist)
+    }
+    fn rbf_backward(
+        &self,
+        x: &Self::Tensor,
+        centres: &Self::Tensor,
+        beta: &Self::Tensor,
+        dist: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        grad_centres: &mut Self::Tensor,
+        grad_beta: &mut Self::Tensor,
+        grad_x: Option<&mut Self::Tensor>,
+    ) -> Result<()> {
+        crate::ops::rbf::check(x, centres, beta, grad_out, dist)?;
+        checks::check_same(
+            "rbf_backward",
+            "centre gradient vs centres",
+            grad_centres,
+            centres,
+        )?;
+        checks::check_same("rbf_backward", "width gradient vs widths", grad_beta, beta)?;
+        if let Some(gx) = &grad_x {
+            checks::check_same("rbf_backward", "input gradient vs input", *gx, x)?;
+        }
+        Kernels::rbf_backward(
+            self,
+            x,
+            centres,
+            beta,
+            dist,
+            grad_out,
+            grad_centres,
+            grad_beta,
+            grad_x,
+        )
     }
     fn max_norm_rows(&self, w: &mut Self::Tensor, max_norm: f64) -> Result<()> {
         crate::ops::max_norm::check(max_norm)?;

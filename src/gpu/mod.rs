@@ -27,7 +27,7 @@ use runtime::{Buf, Context};
 pub use shaders::shader_sources;
 pub(crate) use shaders::{
     ACTIVATION, AUGMENT, BATCH_NORM, CONV, DROPOUT, ELEMENTWISE, GATHER, LOSS, MATMUL_SHADERS,
-    MAX_NORM, NOISE, OPTIMIZER, REDUCE,
+    MAX_NORM, NOISE, OPTIMIZER, RBF, REDUCE,
 };
 use std::sync::{Arc, Mutex};
 
@@ -485,6 +485,41 @@ impl Kernels for Gpu {
         grad_in: &mut GpuTensor,
     ) -> Result<()> {
         activation::gpu::backward(self, act, z, grad_out, grad_in)
+    }
+
+    fn rbf_forward(
+        &self,
+        x: &GpuTensor,
+        centres: &GpuTensor,
+        beta: &GpuTensor,
+        out: &mut GpuTensor,
+        dist: &mut GpuTensor,
+    ) -> Result<()> {
+        crate::ops::rbf::gpu::forward(self, x, centres, beta, out, dist)
+    }
+
+    fn rbf_backward(
+        &self,
+        x: &GpuTensor,
+        centres: &GpuTensor,
+        beta: &GpuTensor,
+        dist: &GpuTensor,
+        grad_out: &GpuTensor,
+        grad_centres: &mut GpuTensor,
+        grad_beta: &mut GpuTensor,
+        grad_x: Option<&mut GpuTensor>,
+    ) -> Result<()> {
+        crate::ops::rbf::gpu::backward(
+            self,
+            x,
+            centres,
+            beta,
+            dist,
+            grad_out,
+            grad_centres,
+            grad_beta,
+            grad_x,
+        )
     }
 
     fn max_norm_rows(&self, w: &mut GpuTensor, max_norm: f64) -> Result<()> {

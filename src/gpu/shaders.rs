@@ -131,6 +131,11 @@ pub(crate) static MAX_NORM: Shader = Shader {
     ],
     trusted: false,
 };
+pub(crate) static RBF: Shader = Shader {
+    name: "rbf",
+    parts: &[Piece::File(include_str!("../../shaders/rbf/rbf.wgsl"))],
+    trusted: false,
+};
 pub(crate) static LOSS: Shader = Shader {
     name: "loss",
     parts: &[
@@ -171,6 +176,7 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
         &GATHER,
         &REDUCE,
         &MAX_NORM,
+        &RBF,
         &LOSS,
         &DROPOUT,
         &NOISE,

@@ -80,6 +80,7 @@ fn describe_layers(layers: &[Layer]) -> Vec<Value> {
             Layer::Flatten(_) => json!({"flatten": {}}),
             Layer::GaussianNoise(n) => json!({"gaussian_noise": {"std": n.std}}),
             Layer::Maxout(m) => json!({"maxout": {"pieces": m.pieces}}),
+            Layer::Rbf(r) => json!({"rbf": {"units": r.units, "beta": r.beta}}),
         })
         .collect()
 }
@@ -176,6 +177,7 @@ fn stack(mut spec: Sequential, layers: &[Value]) -> Result<Sequential> {
             "flatten" => spec.flatten(),
             "gaussian_noise" => spec.gaussian_noise(number("std")?),
             "maxout" => spec.maxout_pieces(number("pieces")? as usize),
+            "rbf" => spec.rbf(number("units")? as usize, number("beta")?),
             "residual" => {
                 let inner = body.as_array().ok_or_else(|| bad(layer))?;
                 let block = stack(

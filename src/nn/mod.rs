@@ -23,6 +23,7 @@ pub use layers::flatten::Flatten;
 pub use layers::maxout::Maxout;
 pub use layers::noise::GaussianNoise;
 pub use layers::pool::Pool2d;
+pub use layers::rbf::Rbf;
 pub use layers::Shape;
 pub use model::{Buffer, FlatParams, Mode, Model, Parameter};
 
@@ -54,6 +55,8 @@ pub enum Layer {
     GaussianNoise(GaussianNoise),
     /// The maximum of each group of `pieces` consecutive features.
     Maxout(Maxout),
+    /// Radial-basis-function units `exp(−βⱼ‖x − cⱼ‖²)`.
+    Rbf(Rbf),
 }
 
 impl Layer {
@@ -70,6 +73,7 @@ impl Layer {
             Layer::Flatten(f) => f,
             Layer::GaussianNoise(n) => n,
             Layer::Maxout(m) => m,
+            Layer::Rbf(r) => r,
         }
     }
 
@@ -94,6 +98,7 @@ impl Layer {
             Layer::Flatten(_) => Box::new(layers::flatten::FlattenModule { width }),
             Layer::GaussianNoise(n) => Box::new(n.build(width, ctx)),
             Layer::Maxout(m) => Box::new(m.build(input)),
+            Layer::Rbf(r) => Box::new(r.build(b, ctx)?),
         })
     }
 }
@@ -263,6 +268,19 @@ impl Sequential {
         self.push(Layer::Maxout(Maxout { pieces }))
     }
 
+    /// Appends `units` radial-basis-function units (see [`Rbf`]), centres
+    /// drawn from N(0, 1) (for standardised inputs), every width starting
+    /// at `beta`.
+    pub fn rbf(self, units: usize, beta: f64) -> Self {
+        let inputs = self.shape.len();
+        self.push(Layer::Rbf(Rbf {
+            inputs,
+            units,
+            centre_init: Init::Normal(1.0),
+            beta,
+        }))
+    }
+
     /// Appends inverted dropout with drop probability `p` ∈ [0, 1).
     pub fn dropout(self, p: f64) -> Self {
         self.push(Layer::Dropout(Dropout { p }))
@@ -360,11 +378,12 @@ impl Sequential {
                 self.input
             )));
         }
-        if !self
-            .layers
-            .iter()
-            .any(|l| matches!(l, Layer::Dense(_) | Layer::Conv2d(_) | Layer::Residual(_)))
-        {
+        if !self.layers.iter().any(|l| {
+            matches!(
+                l,
+                Layer::Dense(_) | Layer::Conv2d(_) | Layer::Residual(_) | Layer::Rbf(_)
+            )
+        }) {
             return Err(Error::Model(
                 "the model has no layer with parameters".into(),
             ));

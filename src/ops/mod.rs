@@ -21,6 +21,7 @@ pub mod max_norm;
 pub mod noise;
 pub mod optimizer;
 pub(crate) mod random;
+pub mod rbf;
 pub mod reduce;
 
 /// The helpers of the op folders' parity tests (shared with `tests/common`).

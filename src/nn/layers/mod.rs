@@ -21,6 +21,7 @@ pub(crate) mod flatten;
 pub(crate) mod maxout;
 pub(crate) mod noise;
 pub(crate) mod pool;
+pub(crate) mod rbf;
 pub(crate) mod residual;
 
 use super::model::{Buffer, Mode, Parameter};
