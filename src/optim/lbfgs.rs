@@ -366,9 +366,9 @@ impl<B: Backend> LbfgsOptimizer<B> {
                     }
                     // r = H₀·q, then forward through it: the direction.
                     q.scale(&b, m.h_diag)?;
-                    for i in 0..num_old {
+                    for (i, al_i) in al.iter().enumerate() {
                         let be_i = m.old_dirs[i].dot(&b, &q)? * m.ro[i];
-                        q.axpy(&b, al[i] - be_i, &m.old_stps[i])?;
+                        q.axpy(&b, al_i - be_i, &m.old_stps[i])?;
                     }
                     m.d = q;
                     m.prev_flat_grad.copy_from_vector(&b, &flat_grad)?;

@@ -1103,10 +1103,12 @@ async fn run<B: Backend, O: Optimizer<B>>(
                         let loss = model.loss_tensor(part.rows).expect("set by the pass");
                         b.axpy(part.rows as f64, loss, &mut loss_sum)?;
                         if weigh_losses {
-                            if !per_row.contains_key(&part.rows) {
-                                per_row.insert(part.rows, b.zeros(part.rows, 1)?);
-                            }
-                            let out = per_row.get_mut(&part.rows).expect("inserted above");
+                            let out = match per_row.entry(part.rows) {
+                                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                                std::collections::hash_map::Entry::Vacant(e) => {
+                                    e.insert(b.zeros(part.rows, 1)?)
+                                }
+                            };
                             let pred = model.output(part.rows).expect("set by forward");
                             b.loss_per_row(config.loss, pred, target, out)?;
                         }
@@ -1371,6 +1373,9 @@ fn gap_warning(r: &EpochRecord, max_gap: f64) -> Option<String> {
     }
 }
 
+/// A value per parameter tensor or layer, by name.
+type NamedValues = Vec<(String, f64)>;
+
 /// What [`TrainConfig::layer_stats`] adds up during an epoch: each
 /// gradient's squared norm per step, in one `1×1` slot per parameter
 /// (views of one tensor where the backend makes them, for one readback),
@@ -1406,11 +1411,7 @@ impl<B: Backend> LayerStats<B> {
 
     /// The epoch's RMS gradient norms over `steps` steps and the dead-ReLU
     /// fractions on the probe batch; clears the sums for the next epoch.
-    fn epoch(
-        &mut self,
-        model: &mut Model<B>,
-        steps: usize,
-    ) -> Result<(Vec<(String, f64)>, Vec<(String, f64)>)> {
+    fn epoch(&mut self, model: &mut Model<B>, steps: usize) -> Result<(NamedValues, NamedValues)> {
         let b = model.backend().clone();
         let sums = match &self.slots.whole {
             Some(all) => {

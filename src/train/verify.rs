@@ -144,7 +144,7 @@ impl Verifier {
         let Some(mut p) = self.pending.take() else {
             return Ok(None);
         };
-        let cpu = self.reference.backend().clone();
+        let cpu = *self.reference.backend();
         let r = &mut self.reference;
         checkpoint::load_state_dict(r, &p.state, "the verified step's state".as_ref())?;
         r.set_dropout_seed(p.seed);
@@ -209,7 +209,8 @@ impl Verifier {
             ("the gradients", record.gradients),
             ("the updated parameters", record.parameters),
         ] {
-            if !(d <= self.tolerance) {
+            // A NaN divergence fails too.
+            if d.is_nan() || d > self.tolerance {
                 return Err(Error::Verification {
                     step,
                     what,
