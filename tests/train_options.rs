@@ -243,40 +243,29 @@ fn weight_noise_and_gap_warning_are_checked() {
     ));
     let mut opt = sgd(0.05, 0.0);
     let data = blobs(30, 1, false);
-    let e = fit(
-        &mut model,
-        &mut opt,
-        &data,
-        None,
-        &TrainConfig {
-            weight_noise: Some(-0.1),
-            ..quiet(1, 10)
-        },
-    );
-    assert!(matches!(
-        e,
-        Err(Error::InvalidParameter {
-            name: "weight_noise",
-            ..
-        })
-    ));
-    let e = fit(
-        &mut model,
-        &mut opt,
-        &data,
-        None,
-        &TrainConfig {
-            gap_warning: Some(-1.0),
-            ..quiet(1, 10)
-        },
-    );
-    assert!(matches!(
-        e,
-        Err(Error::InvalidParameter {
-            name: "gap_warning",
-            ..
-        })
-    ));
+    let bad = [
+        (
+            TrainConfig {
+                weight_noise: Some(-0.1),
+                ..quiet(1, 10)
+            },
+            "weight_noise",
+        ),
+        (
+            TrainConfig {
+                gap_warning: Some(-1.0),
+                ..quiet(1, 10)
+            },
+            "gap_warning",
+        ),
+    ];
+    for (config, name) in bad {
+        let e = fit(&mut model, &mut opt, &data, None, &config);
+        assert!(
+            matches!(&e, Err(Error::InvalidParameter { name: n, .. }) if *n == name),
+            "{e:?}"
+        );
+    }
 }
 
 /// With coupled weight decay λ the history reports `loss + λ·Ω(θ)`;

@@ -122,25 +122,12 @@ fn combine(a: f32, b: f32) -> f32 {
     return a + b;
 }
 
-// Pass 1: sq_out[g] = Σ x² over the elements workgroup g strides over.
-@compute @workgroup_size(WG)
-fn sq_partial(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    var v = 0.0;
-    let stride = groups.x * WG;
-    for (var i = wid.x * WG + lid.x; i < p.n; i += stride) {
-        v += sq_in[i] * sq_in[i];
-    }
-    let r = workgroup_reduce(lid.x, v);
-    if (lid.x == 0u) {
-        sq_out[wid.x] = r;
-    }
-}
-
-// Pass 1 of a dot product: sq_out[g] = Σ x·y over workgroup g's elements.
+// Pass 1: sq_out[g] = Σ x·y over the elements workgroup g strides over
+// (y bound to x itself for a sum of squares).
 @group(0) @binding(3) var<storage, read> dot_in: array<f32>;
 
 @compute @workgroup_size(WG)
-fn dot_partial(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+fn sq_partial(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     var v = 0.0;
     let stride = groups.x * WG;
     for (var i = wid.x * WG + lid.x; i < p.n; i += stride) {

@@ -72,6 +72,20 @@ impl Slice {
     }
 }
 
+/// Appends the minibatches of chunk `ci`'s `rows` rows in order.
+fn push_slices(slices: &mut Vec<Slice>, ci: usize, rows: usize, batch_size: usize) {
+    let mut offset = 0;
+    while offset < rows {
+        let n = batch_size.min(rows - offset);
+        slices.push(Slice {
+            chunk: ci,
+            offset,
+            rows: n,
+        });
+        offset += n;
+    }
+}
+
 impl<B: Backend> Resident<B> {
     /// Uploads `data`, split into chunks no larger than the device allows.
     pub fn upload(b: &B, data: &Dataset) -> Result<Self> {
@@ -155,16 +169,7 @@ impl<B: Backend> Resident<B> {
                 b.write_indices(&mut chunk.order, &order)?;
                 chunk.order_host = order;
             }
-            let mut offset = 0;
-            while offset < chunk.rows {
-                let rows = batch_size.min(chunk.rows - offset);
-                slices.push(Slice {
-                    chunk: ci,
-                    offset,
-                    rows,
-                });
-                offset += rows;
-            }
+            push_slices(&mut slices, ci, chunk.rows, batch_size);
         }
         if shuffle {
             // Interleave the chunks' batches so an epoch does not walk the
@@ -208,16 +213,7 @@ impl<B: Backend> Resident<B> {
             };
             b.write_indices(&mut chunk.order, &order)?;
             chunk.order_host = order;
-            let mut offset = 0;
-            while offset < chunk.rows {
-                let rows = batch_size.min(chunk.rows - offset);
-                slices.push(Slice {
-                    chunk: ci,
-                    offset,
-                    rows,
-                });
-                offset += rows;
-            }
+            push_slices(&mut slices, ci, chunk.rows, batch_size);
         }
         slices.shuffle(&mut rng);
         Ok(slices)

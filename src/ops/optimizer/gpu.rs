@@ -127,24 +127,18 @@ pub(crate) fn accumulate_sum_squares(
         entry,
         constants: &[],
     };
-    match y {
-        None => gpu.ctx.dispatch(
-            &pass("sq_partial"),
-            &UpdateParams::count(n),
-            &[Bind::read(&x.buf), Bind::write(&partials)],
-            [groups as u32, 1, 1],
-        )?,
-        Some(y) => gpu.ctx.dispatch(
-            &pass("dot_partial"),
-            &UpdateParams::count(n),
-            &[
-                Bind::read(&x.buf),
-                Bind::write(&partials),
-                Bind::read(&y.buf),
-            ],
-            [groups as u32, 1, 1],
-        )?,
-    }
+    // Σ x·x reads x through both bindings (read-only aliasing is allowed).
+    let y = y.unwrap_or(x);
+    gpu.ctx.dispatch(
+        &pass("sq_partial"),
+        &UpdateParams::count(n),
+        &[
+            Bind::read(&x.buf),
+            Bind::write(&partials),
+            Bind::read(&y.buf),
+        ],
+        [groups as u32, 1, 1],
+    )?;
     gpu.ctx.dispatch(
         &pass("sq_final"),
         &UpdateParams::count(groups),
