@@ -425,13 +425,6 @@ fn validate(
                 .into(),
         ));
     }
-    if config.accumulation == 0 || config.accumulation * replicas > config.batch_size {
-        return Err(Error::InvalidParameter {
-            name: "accumulation",
-            value: config.accumulation as f64,
-            allowed: "between 1 and batch_size / replicas (every micro-batch needs a row)",
-        });
-    }
     if replicas > train.len() {
         return Err(Error::InvalidParameter {
             name: "replicas (devices × ranks)",
@@ -452,6 +445,13 @@ fn validate(
             value: config.batch_size as f64,
             allowed: "a multiple of the number of replicas (devices × ranks), so that every \
                       replica takes an equal shard: change --batch-size or the replica count",
+        });
+    }
+    if config.accumulation == 0 || config.accumulation * replicas > config.batch_size {
+        return Err(Error::InvalidParameter {
+            name: "accumulation",
+            value: config.accumulation as f64,
+            allowed: "between 1 and batch_size / replicas (every micro-batch needs a row)",
         });
     }
     if config.epochs == 0 {
