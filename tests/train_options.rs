@@ -224,7 +224,11 @@ fn weight_noise_is_the_gradient_at_noisy_weights<B: Backend>(b: &B, label: &str)
     let h = fit(&mut model, &mut opt, &blobs(90, 1, false), None, &config).unwrap();
     let (first, last) = (h.epochs[0].train_loss, h.epochs[4].train_loss);
     assert!(last < first * 0.7, "{label}: {first} -> {last}");
-    assert_eq!(model.weight_noise(), 0.0, "fit turns it off at the end");
+    assert_eq!(
+        model.weight_noise(),
+        0.0,
+        "fit puts the model's own setting back"
+    );
 }
 
 backend_tests!(weight_noise_trains_on_noisy_weights: weight_noise_is_the_gradient_at_noisy_weights on cpu_f64, cpu_f32, gpu);

@@ -914,9 +914,30 @@ fn broadcast_tensors<B: Backend>(
 }
 
 /// The loop behind [`fit_async`] (one replica, `group` = [`Solo`]) and
-/// [`fit_replica_async`].
+/// [`fit_replica_async`]: [`TrainConfig::weight_noise`] holds for the run
+/// only, and the model's own setting is back afterwards, error or not.
 #[allow(clippy::too_many_arguments)]
 async fn run<B: Backend, O: Optimizer<B>>(
+    model: &mut Model<B>,
+    opt: &mut O,
+    train: &Dataset,
+    val: Option<&Dataset>,
+    config: &TrainConfig,
+    callbacks: Vec<Callback<'_>>,
+    sync: &mut dyn GradSync<B>,
+    group: &mut dyn Collective,
+) -> Result<History> {
+    let own = model.weight_noise();
+    if let Some(std) = config.weight_noise {
+        model.set_weight_noise(std)?;
+    }
+    let result = run_loop(model, opt, train, val, config, callbacks, sync, group).await;
+    model.set_weight_noise(own)?;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_loop<B: Backend, O: Optimizer<B>>(
     model: &mut Model<B>,
     opt: &mut O,
     train: &Dataset,
@@ -1025,9 +1046,6 @@ async fn run<B: Backend, O: Optimizer<B>>(
         model.set_dropout_seed(seed);
     }
 
-    if let Some(std) = config.weight_noise {
-        model.set_weight_noise(std)?;
-    }
     let mut verifier = config
         .verify_every
         .map(|n| verify::Verifier::new(model, n, config.verify_tolerance))
@@ -1337,9 +1355,6 @@ async fn run<B: Backend, O: Optimizer<B>>(
             model.restore_snapshot(&best)?;
             history.best_epoch = state.best_epoch;
         }
-    }
-    if config.weight_noise.is_some() {
-        model.set_weight_noise(0.0)?;
     }
     if let Some(sets) = &sets {
         // The final history (best epoch, early stop) in a set of its own.
