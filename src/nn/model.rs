@@ -79,6 +79,29 @@ pub struct Model<B: Backend> {
     clean_weights: Vec<B::Tensor>,
 }
 
+/// See [`Model::whole_tensors`]; a function of the two fields, so that a
+/// caller may borrow the model's other fields beside it.
+fn whole_tensors<'a, B: Backend>(
+    flat: Option<&'a mut FlatParams<B>>,
+    nodes: &'a mut Chain<B>,
+    grads: bool,
+) -> Vec<&'a mut B::Tensor> {
+    match flat {
+        Some(flat) if grads => vec![&mut flat.grads],
+        Some(flat) => vec![&mut flat.params],
+        None => {
+            let mut params = Vec::new();
+            for (i, m) in nodes.iter_mut().enumerate() {
+                m.parameters(&format!("{i}."), &mut params);
+            }
+            params
+                .into_iter()
+                .map(|p| if grads { p.grad } else { p.value })
+                .collect()
+        }
+    }
+}
+
 /// A model's parameters and gradients as two flat tensors.
 pub struct FlatParams<B: Backend> {
     /// Every parameter, in `state_dict` order, at the offsets
@@ -410,17 +433,16 @@ impl<B: Backend> Model<B> {
     /// Every gradient tensor (the flat one where the backend made it), and
     /// the sums [`Model::accumulate_backward`] keeps beside them.
     fn gradients_and_sums(&mut self) -> (Vec<&mut B::Tensor>, &mut Vec<B::Tensor>) {
-        let grads = match self.flat.as_mut() {
-            Some(flat) => vec![&mut flat.grads],
-            None => {
-                let mut params = Vec::new();
-                for (i, m) in self.nodes.iter_mut().enumerate() {
-                    m.parameters(&format!("{i}."), &mut params);
-                }
-                params.into_iter().map(|p| p.grad).collect()
-            }
-        };
+        let grads = whole_tensors(self.flat.as_mut(), &mut self.nodes, true);
         (grads, &mut self.gradient_sums)
+    }
+
+    /// Every gradient (`grads`) or parameter as few tensors as the backend
+    /// allows: the flat one where it made it, else one per parameter in
+    /// `state_dict` order. What whole-model vector algebra (L-BFGS,
+    /// gradient sums) works on.
+    pub(crate) fn whole_tensors(&mut self, grads: bool) -> Vec<&mut B::Tensor> {
+        whole_tensors(self.flat.as_mut(), &mut self.nodes, grads)
     }
 
     /// Trains on noisy weights from now on (seed 002, "adding noise"; Graves

@@ -133,27 +133,15 @@ impl Lbfgs {
     }
 }
 
-/// A vector over all of a model's parameters, on its backend: the flat
-/// tensor's layout where the model has one, else one tensor per parameter.
+/// A vector over all of a model's parameters, on its backend, laid out as
+/// [`Model::whole_tensors`]: the flat tensor where the model has one, else
+/// one tensor per parameter.
 struct ParamVector<B: Backend>(Vec<B::Tensor>);
-
-/// The model's parameters (`grads` false) or gradients as the tensors a
-/// [`ParamVector`] lines up with.
-fn model_tensors<B: Backend>(model: &mut Model<B>, grads: bool) -> Vec<&mut B::Tensor> {
-    match model.parameters_and_flat_mut() {
-        (_, Some(flat)) if grads => vec![&mut flat.grads],
-        (_, Some(flat)) => vec![&mut flat.params],
-        (params, None) => params
-            .into_iter()
-            .map(|p| if grads { p.grad } else { p.value })
-            .collect(),
-    }
-}
 
 impl<B: Backend> ParamVector<B> {
     /// A copy of the model's gradients (`grads`) or parameters.
     fn of(b: &B, model: &mut Model<B>, grads: bool) -> Result<Self> {
-        let tensors = model_tensors(model, grads);
+        let tensors = model.whole_tensors(grads);
         let mut out = Vec::with_capacity(tensors.len());
         for t in tensors {
             let mut copy = b.zeros(t.rows(), t.cols())?;
@@ -165,7 +153,7 @@ impl<B: Backend> ParamVector<B> {
 
     /// Overwrites `self` with the model's gradients or parameters.
     fn copy_from(&mut self, b: &B, model: &mut Model<B>, grads: bool) -> Result<()> {
-        for (dst, src) in self.0.iter_mut().zip(model_tensors(model, grads)) {
+        for (dst, src) in self.0.iter_mut().zip(model.whole_tensors(grads)) {
             b.copy(src, dst)?;
         }
         Ok(())
@@ -234,7 +222,7 @@ fn add_to_params<B: Backend>(
     t: f64,
     d: &ParamVector<B>,
 ) -> Result<()> {
-    for (p, d) in model_tensors(model, false).into_iter().zip(&d.0) {
+    for (p, d) in model.whole_tensors(false).into_iter().zip(&d.0) {
         b.axpy(t, d, p)?;
     }
     Ok(())
@@ -461,7 +449,7 @@ fn directional_evaluate<B: Backend>(
     add_to_params(b, model, t, d)?;
     let loss = evaluate(model);
     let grad = ParamVector::of(b, model, true);
-    for (p, x) in model_tensors(model, false).into_iter().zip(&x.0) {
+    for (p, x) in model.whole_tensors(false).into_iter().zip(&x.0) {
         b.copy(x, p)?;
     }
     Ok((loss?, grad?))

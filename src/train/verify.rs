@@ -179,11 +179,10 @@ impl Verifier {
             losses.1.push(r.loss_value(part.rows)?);
         }
         let (ours, theirs) = (&losses.0, &losses.1);
-        let grads_ref: Vec<f64> = r
-            .parameters_mut()
-            .iter()
-            .flat_map(|q| cpu.download(q.grad).unwrap_or_default())
-            .collect();
+        let mut grads_ref = Vec::new();
+        for q in r.parameters_mut() {
+            grads_ref.extend(cpu.download(q.grad)?);
+        }
         apply_gradients(r, &mut *p.optimizer, options, &mut LocalSync)?;
         let b = model.backend().clone();
         let mut grads = Vec::new();
@@ -192,11 +191,10 @@ impl Verifier {
             grads.extend(b.download(q.grad)?);
             params.extend(b.download(q.value)?);
         }
-        let params_ref: Vec<f64> = r
-            .parameters_mut()
-            .iter()
-            .flat_map(|q| cpu.download(q.value).unwrap_or_default())
-            .collect();
+        let mut params_ref = Vec::new();
+        for q in r.parameters_mut() {
+            params_ref.extend(cpu.download(q.value)?);
+        }
         let record = Verification {
             step,
             loss: divergence(ours, theirs),
