@@ -1,7 +1,9 @@
 //! Convolution GFLOP/s, forward and backward, on each backend, on the
 //! layer shapes of examples/lenet.rs and a 3×3 one: exactly the work a
-//! `Conv2d` layer does (forward: im2col, `cols·Wᵀ + b`, back to NCHW;
-//! backward: to channels-last, `δᵀ·cols` and the bias sums, `δ·W`, col2im).
+//! `Conv2d` layer does ([`Backend::conv2d`] and
+//! [`Backend::conv2d_backward`]; on the GPU: im2col, `cols·Wᵀ + b`, back to
+//! NCHW, then to channels-last, `δᵀ·cols` and the bias sums, `δ·W`,
+//! col2im; on the CPU: the same products one sample per task, in cache).
 //! `scripts/conv_torch_bench.py` times PyTorch's CPU convolutions on the
 //! same shapes; `scripts/bench_conv.sh` runs both in one go.
 //!
@@ -12,8 +14,8 @@
 //! A lavapipe figure is a CPU figure (lavapipe is a software adapter).
 
 use std::time::Instant;
-use wgtrain::ops::conv::{ChannelBlock, Window2d};
-use wgtrain::{Backend, Cpu, Gpu, MatmulSpec, Shaped};
+use wgtrain::ops::conv::{ChannelBlock, ConvGrads, ConvGroup, Window2d};
+use wgtrain::{Backend, Cpu, Gpu, Shaped};
 
 /// `(name, [in channels, height, width], out channels, kernel, padding)`.
 const SHAPES: [(&str, [usize; 3], usize, usize, usize); 4] = [
@@ -25,12 +27,12 @@ const SHAPES: [(&str, [usize; 3], usize, usize, usize); 4] = [
 
 /// The tensors of one convolution at batch `n`.
 struct Conv<B: Backend> {
-    window: Window2d,
+    group: ConvGroup,
     x: B::Tensor,
     w: B::Tensor,
     bias: B::Tensor,
-    cols: B::Tensor,
-    z: B::Tensor,
+    /// The columns and the product.
+    scratch: Vec<B::Tensor>,
     out: B::Tensor,
     gw: B::Tensor,
     gb: B::Tensor,
@@ -58,51 +60,53 @@ impl<B: Backend> Conv<B> {
             x: b.upload(n, window.image_len(), &fill(n * window.image_len()))?,
             w: b.upload(outs, taps, &fill(outs * taps))?,
             bias: b.zeros(1, outs)?,
-            cols: b.zeros(n * p, taps)?,
-            z: b.zeros(n * p, outs)?,
+            scratch: vec![b.zeros(n * p, taps)?, b.zeros(n * p, outs)?],
             out: b.upload(n, outs * p, &fill(n * outs * p))?,
             gw: b.zeros(outs, taps)?,
             gb: b.zeros(1, outs)?,
             grad_in: b.zeros(n, window.image_len())?,
-            window,
+            group: ConvGroup {
+                window,
+                input: ChannelBlock::all(image[0]),
+                output: ChannelBlock::all(outs),
+            },
         })
     }
 
     /// FLOPs of one of the three products.
     fn product_flops(&self) -> f64 {
-        2.0 * (self.cols.rows() * self.cols.cols() * self.w.rows()) as f64
+        let cols = &self.scratch[0];
+        2.0 * (cols.rows() * cols.cols() * self.w.rows()) as f64
     }
 
     fn forward(&mut self, b: &B) -> wgtrain::Result<()> {
-        let (all_in, all_out) = (
-            ChannelBlock::all(self.window.channels),
-            ChannelBlock::all(self.w.rows()),
-        );
-        b.im2col(&self.x, &self.window, &all_in, &mut self.cols)?;
-        let spec = MatmulSpec {
-            transpose_b: true,
-            bias: Some(&self.bias),
-            ..Default::default()
-        };
-        b.matmul(&self.cols, &self.w, &mut self.z, spec)?;
-        b.channels_first(&self.z, &all_out, &mut self.out)
+        let bias = Some(&self.bias);
+        b.conv2d(
+            &self.x,
+            &self.w,
+            bias,
+            &self.group,
+            &mut self.scratch,
+            &mut self.out,
+        )
     }
 
     /// Both gradients; the output's gradient is `out` itself.
     fn backward(&mut self, b: &B) -> wgtrain::Result<()> {
-        let (all_in, all_out) = (
-            ChannelBlock::all(self.window.channels),
-            ChannelBlock::all(self.w.rows()),
-        );
-        b.channels_last(&self.out, &all_out, &mut self.z)?;
-        let weight_grad = MatmulSpec {
-            transpose_a: true,
-            ..Default::default()
+        let grads = ConvGrads {
+            weight: &mut self.gw,
+            bias: Some(&mut self.gb),
+            input: Some(&mut self.grad_in),
         };
-        b.matmul(&self.z, &self.cols, &mut self.gw, weight_grad)?;
-        b.sum_rows(&self.z, &mut self.gb)?;
-        b.matmul(&self.z, &self.w, &mut self.cols, MatmulSpec::default())?;
-        b.col2im(&self.cols, &self.window, &all_in, &mut self.grad_in)
+        b.conv2d_backward(
+            &self.x,
+            &self.w,
+            &self.out,
+            &self.group,
+            &mut self.scratch,
+            true,
+            grads,
+        )
     }
 }
 
@@ -194,7 +198,7 @@ fn main() -> wgtrain::Result<()> {
             }
         }
     }
-    println!("conv2d at batch {n}: forward = im2col + cols·Wᵀ + b + to NCHW; backward = weight and input gradients");
+    println!("conv2d at batch {n}: forward with bias; backward = weight, bias and input gradients");
     if which != "gpu" {
         bench(&Cpu::<f32>::new(), n)?;
     }

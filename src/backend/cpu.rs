@@ -12,7 +12,7 @@ use super::{
     UpdateRule,
 };
 use crate::ops::activation;
-use crate::ops::conv::{ChannelBlock, Pool, Window2d};
+use crate::ops::conv::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
 use crate::ops::{batch_norm, conv, dropout, elementwise, gather, loss, matmul, optimizer, reduce};
 use crate::Result;
 use num_traits::Float;
@@ -393,6 +393,34 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         out: &mut CpuTensor<T>,
     ) -> Result<()> {
         conv::cpu::channels_first(z, block, out);
+        Ok(())
+    }
+
+    fn conv2d(
+        &self,
+        x: &CpuTensor<T>,
+        w: &CpuTensor<T>,
+        bias: Option<&CpuTensor<T>>,
+        g: &ConvGroup,
+        scratch: &mut [CpuTensor<T>],
+        out: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        conv::cpu::conv2d(x, w, bias, g, &mut scratch[0], out);
+        Ok(())
+    }
+
+    fn conv2d_backward(
+        &self,
+        x: &CpuTensor<T>,
+        w: &CpuTensor<T>,
+        grad_out: &CpuTensor<T>,
+        g: &ConvGroup,
+        scratch: &mut [CpuTensor<T>],
+        _columns_kept: bool,
+        grads: ConvGrads<'_, CpuTensor<T>>,
+    ) -> Result<()> {
+        // The columns are rebuilt per sample in cache, never kept.
+        conv::cpu::conv2d_backward(x, w, grad_out, g, &mut scratch[0], grads);
         Ok(())
     }
 

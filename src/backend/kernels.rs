@@ -8,7 +8,7 @@
 use super::ops::{Activation, Loss, MatmulSpec, Reduce, Target};
 use super::UpdateRule;
 use super::{DropoutMask, FlatTensors, IndexVector, Shaped};
-use crate::ops::conv::{ChannelBlock, Pool, Window2d};
+use crate::ops::conv::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
 use crate::Result;
 
 /// What a device computes. Operands arrive checked: shapes agree, lengths
@@ -277,6 +277,47 @@ pub trait Kernels: Clone + Send + Sync + 'static {
         argmax: Option<&Self::Tensor>,
         grad_in: &mut Self::Tensor,
     ) -> Result<()>;
+    /// One convolution group's forward pass into `out`'s block of
+    /// channels; the default lowers it onto [`Kernels::im2col`],
+    /// [`Kernels::matmul`] and [`Kernels::channels_first`] through
+    /// `scratch` (`[cols, z]`).
+    fn conv2d(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        g: &ConvGroup,
+        scratch: &mut [Self::Tensor],
+        out: &mut Self::Tensor,
+    ) -> Result<()> {
+        crate::ops::conv::lowered::conv2d(self, x, w, bias, g, scratch, out)
+    }
+    /// One convolution group's backward pass; the default is the lowered
+    /// form's, which reuses the forward pass's columns when
+    /// `columns_kept`. A device with its own [`Kernels::conv2d`] may keep
+    /// anything it likes in `scratch` between the two.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_backward(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        g: &ConvGroup,
+        scratch: &mut [Self::Tensor],
+        columns_kept: bool,
+        grads: ConvGrads<'_, Self::Tensor>,
+    ) -> Result<()> {
+        crate::ops::conv::lowered::conv2d_backward(
+            self,
+            x,
+            w,
+            grad_out,
+            g,
+            scratch,
+            columns_kept,
+            grads,
+        )
+    }
     /// `dst[dst_at..dst_at + len] = src[src_at..src_at + len]` (flat, row-major).
     fn copy_range(
         &self,

@@ -23,7 +23,7 @@ pub(crate) mod ops;
 pub(crate) mod par;
 
 pub use crate::ops::augment::WarpSpec;
-pub use crate::ops::conv::{ChannelBlock, Pool, Window2d};
+pub use crate::ops::conv::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
 pub use crate::ops::dropout::{dropout_keep, DropoutMask};
 pub use crate::ops::matmul::reference_matmul;
 pub use crate::ops::optimizer::{GradClip, UpdateMethod, UpdateRule};
@@ -465,6 +465,59 @@ pub trait Backend: Clone + Send + Sync + 'static {
         grad_out: &Self::Tensor,
         argmax: Option<&Self::Tensor>,
         grad_in: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// One group of a 2-D convolution (`nn.Conv2d` over the group's
+    /// channels): `out`'s block of output channels (`N × (O·OH·OW)`, NCHW)
+    /// becomes the convolution of `x`'s block of input channels with the
+    /// group's weight `w` (`count_out × (count_in·KH·KW)`), plus the bias.
+    /// `scratch` is `[cols, z]`, `(N·P) × (count_in·KH·KW)` and
+    /// `(N·P) × count_out`: the lowered form's columns and product, which
+    /// the GPU keeps for the backward pass and the CPU uses as its
+    /// per-task space.
+    ///
+    /// ```
+    /// use wgtrain::ops::conv::{ChannelBlock, ConvGroup, Window2d};
+    /// use wgtrain::{Backend, Cpu};
+    /// let cpu = Cpu::<f64>::new();
+    /// // One 1x3x3 image, one 2x2 filter of ones: each output sums a window.
+    /// let x = cpu.upload_f64(1, 9, &[1., 2., 3., 4., 5., 6., 7., 8., 9.]).unwrap();
+    /// let w = cpu.upload_f64(1, 4, &[1.; 4]).unwrap();
+    /// let g = ConvGroup {
+    ///     window: Window2d::new([1, 3, 3], [2, 2]),
+    ///     input: ChannelBlock::all(1),
+    ///     output: ChannelBlock::all(1),
+    /// };
+    /// let mut scratch = vec![cpu.zeros(4, 4).unwrap(), cpu.zeros(4, 1).unwrap()];
+    /// let mut out = cpu.zeros(1, 4).unwrap();
+    /// cpu.conv2d(&x, &w, None, &g, &mut scratch, &mut out).unwrap();
+    /// assert_eq!(cpu.download(&out).unwrap(), vec![12., 16., 24., 28.]);
+    /// ```
+    fn conv2d(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        g: &ConvGroup,
+        scratch: &mut [Self::Tensor],
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// The backward pass of [`Backend::conv2d`] from the output's gradient
+    /// `grad_out`: the group's weight and bias gradients, and the input
+    /// gradient of its input channels when asked. `scratch` is the one the
+    /// forward pass used; `columns_kept` says whether nothing has
+    /// overwritten it since this group's forward pass (with several groups
+    /// the next group's pass does), which saves rebuilding the columns
+    /// where the device keeps them.
+    #[allow(clippy::too_many_arguments)]
+    fn conv2d_backward(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        g: &ConvGroup,
+        scratch: &mut [Self::Tensor],
+        columns_kept: bool,
+        grads: ConvGrads<'_, Self::Tensor>,
     ) -> Result<()>;
     /// Copies `len` values from flat position `src_at` of `src` to `dst_at`
     /// of `dst` (row-major): one group's block of a weight or a bias.
@@ -973,6 +1026,37 @@ impl<K: Kernels> Backend for K {
             _ => {}
         }
         Kernels::pool2d_backward(self, kind, w, grad_out, argmax, grad_in)
+    }
+    fn conv2d(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        bias: Option<&Self::Tensor>,
+        g: &ConvGroup,
+        scratch: &mut [Self::Tensor],
+        out: &mut Self::Tensor,
+    ) -> Result<()> {
+        crate::ops::conv::check_conv2d("conv2d", x, w, bias, g, scratch, out)?;
+        Kernels::conv2d(self, x, w, bias, g, scratch, out)
+    }
+    fn conv2d_backward(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        grad_out: &Self::Tensor,
+        g: &ConvGroup,
+        scratch: &mut [Self::Tensor],
+        columns_kept: bool,
+        grads: ConvGrads<'_, Self::Tensor>,
+    ) -> Result<()> {
+        let op = "conv2d_backward";
+        let bias = grads.bias.as_deref();
+        crate::ops::conv::check_conv2d(op, x, w, bias, g, scratch, grad_out)?;
+        checks::check_same(op, "weight vs its gradient", w, &*grads.weight)?;
+        if let Some(grad_in) = grads.input.as_deref() {
+            checks::check_same(op, "input vs its gradient", x, grad_in)?;
+        }
+        Kernels::conv2d_backward(self, x, w, grad_out, g, scratch, columns_kept, grads)
     }
     fn copy_range(
         &self,

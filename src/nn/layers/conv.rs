@@ -1,10 +1,8 @@
-//! `nn.Conv2d` over NCHW samples, lowered onto the tuned matmul through
-//! [`im2col`](crate::Backend::im2col). Per group `g` of channels:
-//!
-//! - forward: `cols = im2col(x)` (`(N·OH·OW) × (C/G·KH·KW)`), `z = cols·W_gᵀ + b_g`,
-//!   then `z`'s columns become output channels (`channels_first`);
-//! - backward: `δz = channels_last(δ)`, `∂W_g = δzᵀ·cols`, `∂b_g = Σ δz`,
-//!   `δ_in = col2im(δz·W_g)`.
+//! `nn.Conv2d` over NCHW samples: one [`Backend::conv2d`] (and
+//! [`Backend::conv2d_backward`]) per group of channels. On the GPU that is
+//! lowered onto the tuned matmul (`im2col`, `cols·W_gᵀ + b_g`, back to
+//! NCHW; see `src/ops/conv/lowered.rs`); the CPU runs each sample's
+//! product in cache (`src/ops/conv/cpu.rs`).
 //!
 //! With one group the columns of the forward pass are kept for the weight
 //! gradient; with more, each group's are rebuilt in the backward pass, and
@@ -12,7 +10,7 @@
 //! ([`copy_range`](crate::Backend::copy_range)).
 
 use super::{BuildCtx, GradIn, Kept, LayerUnit, Module, Pass, Shape, Stage};
-use crate::backend::{Backend, ChannelBlock, MatmulSpec, Shaped, Window2d};
+use crate::backend::{Backend, ChannelBlock, ConvGrads, ConvGroup, Shaped, Window2d};
 use crate::cost::Cost;
 use crate::nn::model::Parameter;
 use crate::{Error, Init, Result};
@@ -286,55 +284,13 @@ impl<B: Backend> Conv2dModule<B> {
         Ok((&group.w, self.b.as_ref().map(|_| &group.b)))
     }
 
-    /// `out = conv(x)`, through the stage's columns and product buffers.
-    fn convolve(
-        &mut self,
-        b: &B,
-        x: &B::Tensor,
-        scratch: &mut [B::Tensor],
-        out: &mut B::Tensor,
-    ) -> Result<()> {
-        let [cols, z] = scratch else {
-            unreachable!("made by stage()")
-        };
-        for g in 0..self.groups {
-            let (in_block, out_block, window) = (self.in_block(g), self.out_block(g), self.window);
-            b.im2col(x, &window, &in_block, cols)?;
-            let (w, bias) = self.group_params(b, g)?;
-            let spec = MatmulSpec {
-                transpose_b: true,
-                bias,
-                ..Default::default()
-            };
-            b.matmul(cols, w, z, spec)?;
-            b.channels_first(z, &out_block, out)?;
+    /// Group `g`'s channels and window.
+    fn group(&self, g: usize) -> ConvGroup {
+        ConvGroup {
+            window: self.window,
+            input: self.in_block(g),
+            output: self.out_block(g),
         }
-        Ok(())
-    }
-
-    /// Group `g`'s weight and bias gradients from `dz` and `cols`, written
-    /// into the whole gradients.
-    fn parameter_grads(&mut self, b: &B, g: usize, dz: &B::Tensor, cols: &B::Tensor) -> Result<()> {
-        let weight_grad = MatmulSpec {
-            transpose_a: true,
-            ..Default::default()
-        };
-        let Some(group) = self.group.as_mut() else {
-            b.matmul(dz, cols, &mut self.gw, weight_grad)?;
-            return match self.gb.as_mut() {
-                Some(gb) => b.sum_rows(dz, gb),
-                None => Ok(()),
-            };
-        };
-        b.matmul(dz, cols, &mut group.gw, weight_grad)?;
-        let wl = group.gw.len();
-        b.copy_range(&group.gw, 0, &mut self.gw, g * wl, wl)?;
-        if let Some(gb) = self.gb.as_mut() {
-            b.sum_rows(dz, &mut group.gb)?;
-            let bl = group.gb.len();
-            b.copy_range(&group.gb, 0, gb, g * bl, bl)?;
-        }
-        Ok(())
     }
 }
 
@@ -359,7 +315,12 @@ impl<B: Backend> Module<B> for Conv2dModule<B> {
 
     fn forward(&mut self, b: &B, x: &B::Tensor, stage: &mut Stage<B>, _: Pass) -> Result<()> {
         let Stage { out, kept, .. } = stage;
-        self.convolve(b, x, &mut kept.scratch, out)
+        for g in 0..self.groups {
+            let group = self.group(g);
+            let (w, bias) = self.group_params(b, g)?;
+            b.conv2d(x, w, bias, &group, &mut kept.scratch, out)?;
+        }
+        Ok(())
     }
 
     fn backward(
@@ -371,23 +332,33 @@ impl<B: Backend> Module<B> for Conv2dModule<B> {
         grad_in: GradIn<'_, B>,
         _: Pass,
     ) -> Result<()> {
-        let [cols, dz] = &mut kept.scratch[..] else {
-            unreachable!("made by stage()")
-        };
-        for group in 0..self.groups {
-            let (in_block, out_block, window) =
-                (self.in_block(group), self.out_block(group), self.window);
-            b.channels_last(g, &out_block, dz)?;
-            if self.groups > 1 {
-                // Only the last group's columns survive the forward pass.
-                b.im2col(x, &window, &in_block, cols)?;
-            }
-            self.parameter_grads(b, group, dz, cols)?;
-            if grad_in.needed {
-                // The columns' gradient overwrites the columns, read above.
-                let (w, _) = self.group_params(b, group)?;
-                b.matmul(dz, w, cols, MatmulSpec::default())?;
-                b.col2im(cols, &window, &in_block, grad_in.out)?;
+        let mut grad_in = grad_in.needed.then_some(grad_in.out);
+        let has_bias = self.b.is_some();
+        for index in 0..self.groups {
+            let group = self.group(index);
+            // The group's block of the weight (a no-op with one group).
+            self.group_params(b, index)?;
+            let Some(block) = self.group.as_mut() else {
+                // One group: the layer's own tensors, and the columns the
+                // forward pass left are still this group's.
+                let grads = ConvGrads {
+                    weight: &mut self.gw,
+                    bias: self.gb.as_mut(),
+                    input: grad_in.as_deref_mut(),
+                };
+                return b.conv2d_backward(x, &self.w, g, &group, &mut kept.scratch, true, grads);
+            };
+            let grads = ConvGrads {
+                weight: &mut block.gw,
+                bias: has_bias.then_some(&mut block.gb),
+                input: grad_in.as_deref_mut(),
+            };
+            b.conv2d_backward(x, &block.w, g, &group, &mut kept.scratch, false, grads)?;
+            let wl = block.gw.len();
+            b.copy_range(&block.gw, 0, &mut self.gw, index * wl, wl)?;
+            if let Some(gb) = self.gb.as_mut() {
+                let bl = block.gb.len();
+                b.copy_range(&block.gb, 0, gb, index * bl, bl)?;
             }
         }
         Ok(())

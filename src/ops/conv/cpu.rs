@@ -1,10 +1,13 @@
 //! The CPU kernels of the convolution and pooling primitives: each output
 //! element computed from its index, as the GPU's invocations do, and in the
-//! same order of additions.
+//! same order of additions; and the CPU's own convolution (`conv2d`,
+//! `conv2d_backward`), which works one sample at a time so that its
+//! columns stay in cache.
 
-use super::{ChannelBlock, Pool, Window2d};
+use super::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
 use crate::backend::cpu::cast;
 use crate::backend::CpuTensor;
+use crate::ops::matmul::gemm::gemm_on_thread;
 use num_traits::Float;
 use rayon::prelude::*;
 
@@ -301,4 +304,266 @@ pub(crate) fn pool2d_backward<T: Float + Send + Sync>(
                 *v = s;
             }
         });
+}
+
+/// Along one axis, for one tap: the outputs `lo..hi` whose window reads
+/// inside the image through it, and the input coordinate that output `lo`
+/// reads (each later output reads `stride` further on).
+#[derive(Clone, Copy, Debug)]
+struct TapSpan {
+    lo: usize,
+    hi: usize,
+    first: usize,
+}
+
+/// The spans of every tap along both axes of a window.
+struct Spans {
+    rows: Vec<TapSpan>,
+    cols: Vec<TapSpan>,
+}
+
+impl Spans {
+    fn new(w: &Window2d) -> Spans {
+        let [oh, ow] = w.output_size().expect("checked window");
+        let along = |axis: usize, outs: usize| -> Vec<TapSpan> {
+            let size = [w.height, w.width][axis];
+            (0..w.kernel[axis])
+                .map(|t| {
+                    let (s, p, d) = (w.stride[axis], w.padding[axis], w.dilation[axis]);
+                    let reads = |o: usize| source(o, t, s, p, d, size);
+                    // The input coordinate grows with the output: the
+                    // outputs that read inside the image are one run.
+                    let lo = (0..outs).find(|&o| reads(o).is_some()).unwrap_or(outs);
+                    let hi = (lo..outs).find(|&o| reads(o).is_none()).unwrap_or(outs);
+                    TapSpan {
+                        lo,
+                        hi,
+                        first: reads(lo).unwrap_or(0),
+                    }
+                })
+                .collect()
+        };
+        Spans {
+            rows: along(0, oh),
+            cols: along(1, ow),
+        }
+    }
+}
+
+/// One sample's columns, transposed: row `(c·KH + ty)·KW + tx` of
+/// `cols_t` (`(count·KH·KW) × P`) holds what that tap of channel `c` of
+/// the block reads at every output position, zero in the padding. Each row
+/// is a shifted copy of the image's rows.
+fn columns_of_sample<T: Float>(
+    image: &[T],
+    w: &Window2d,
+    block: &ChannelBlock,
+    spans: &Spans,
+    cols_t: &mut [T],
+) {
+    let ow = w.output_size().expect("checked window")[1];
+    let (plane, [sy, sx]) = (w.height * w.width, w.stride);
+    let mut rows = cols_t.chunks_exact_mut(cols_t.len() / (block.count * w.taps()));
+    for c in block.first..block.first + block.count {
+        let source_plane = &image[c * plane..(c + 1) * plane];
+        for ty in &spans.rows {
+            for tx in &spans.cols {
+                let row = rows.next().expect("one row per tap");
+                for (y, line) in row.chunks_exact_mut(ow).enumerate() {
+                    if !(ty.lo..ty.hi).contains(&y) {
+                        line.fill(T::zero());
+                        continue;
+                    }
+                    let iy = ty.first + (y - ty.lo) * sy;
+                    let src = &source_plane[iy * w.width..(iy + 1) * w.width];
+                    line[..tx.lo].fill(T::zero());
+                    line[tx.hi..].fill(T::zero());
+                    let inside = &mut line[tx.lo..tx.hi];
+                    if sx == 1 {
+                        inside.copy_from_slice(&src[tx.first..tx.first + inside.len()]);
+                    } else {
+                        for (i, v) in inside.iter_mut().enumerate() {
+                            *v = src[tx.first + i * sx];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`columns_of_sample`]: each pixel of the block's
+/// channels of `image` becomes the sum of the entries of `cols_t` that
+/// read it, added in tap order from zero (the order of the gathering
+/// `col2im`).
+fn add_columns_to_sample<T: Float>(
+    cols_t: &[T],
+    w: &Window2d,
+    block: &ChannelBlock,
+    spans: &Spans,
+    image: &mut [T],
+) {
+    let ow = w.output_size().expect("checked window")[1];
+    let (plane, [sy, sx]) = (w.height * w.width, w.stride);
+    let mut rows = cols_t.chunks_exact(cols_t.len() / (block.count * w.taps()));
+    let channels = &mut image[block.first * plane..(block.first + block.count) * plane];
+    for pixels in channels.chunks_exact_mut(plane) {
+        pixels.fill(T::zero());
+        for ty in &spans.rows {
+            for tx in &spans.cols {
+                let row = rows.next().expect("one row per tap");
+                for y in ty.lo..ty.hi {
+                    let iy = ty.first + (y - ty.lo) * sy;
+                    let dst = &mut pixels[iy * w.width..(iy + 1) * w.width];
+                    let line = &row[y * ow + tx.lo..y * ow + tx.hi];
+                    if sx == 1 {
+                        let dst = &mut dst[tx.first..tx.first + line.len()];
+                        for (d, &v) in dst.iter_mut().zip(line) {
+                            *d = *d + v;
+                        }
+                    } else {
+                        for (i, &v) in line.iter().enumerate() {
+                            let d = &mut dst[tx.first + i * sx];
+                            *d = *d + v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Samples per task when `n` samples are split over the pool's threads:
+/// one contiguous run per thread, fixed by `n` and the thread count, so
+/// the sums across tasks always add in the same order.
+fn samples_per_task(n: usize) -> usize {
+    n.div_ceil(rayon::current_num_threads().clamp(1, n.max(1)))
+}
+
+/// One convolution group, forward, one sample per step of each task: the
+/// sample's transposed columns are built in the task's share of `cols`
+/// (`K × P`, in cache), then `out_block = W·cols_t + b` is written
+/// straight into the sample's NCHW output.
+pub(crate) fn conv2d<T: Float + Send + Sync + 'static>(
+    x: &CpuTensor<T>,
+    w: &CpuTensor<T>,
+    bias: Option<&CpuTensor<T>>,
+    g: &ConvGroup,
+    cols: &mut CpuTensor<T>,
+    out: &mut CpuTensor<T>,
+) {
+    let (spans, p, (oc, k)) = (
+        Spans::new(&g.window),
+        g.window.positions(),
+        g.weight_shape(),
+    );
+    let per_task = samples_per_task(x.rows);
+    let (xs, ws) = (x.data.as_slice(), w.data.as_slice());
+    let biases = bias.map(|b| b.data.as_slice());
+    let (in_len, out_len) = (x.cols, out.cols);
+    out.data
+        .par_chunks_mut(per_task * out_len)
+        .zip(cols.data.par_chunks_mut(p * k))
+        .enumerate()
+        .for_each(|(task, (outs, cols_t))| {
+            for (i, row) in outs.chunks_mut(out_len).enumerate() {
+                let sample = task * per_task + i;
+                let image = &xs[sample * in_len..(sample + 1) * in_len];
+                columns_of_sample(image, &g.window, &g.input, &spans, cols_t);
+                let block = &mut row[g.output.first * p..(g.output.first + oc) * p];
+                if let Some(biases) = biases {
+                    for (channel, &b) in block.chunks_mut(p).zip(biases) {
+                        channel.fill(b);
+                    }
+                }
+                let product = (oc, p, k);
+                gemm_on_thread(
+                    product,
+                    (ws, (k, 1)),
+                    (cols_t, (p, 1)),
+                    (block, (p, 1)),
+                    biases.is_some(),
+                );
+            }
+        });
+}
+
+/// One convolution group, backward, one sample per step of each task:
+/// the sample's columns are rebuilt in cache (cheaper than reading a
+/// batch-sized copy back from memory), `∂W += δ·cols_tᵀ` and `∂b += Σ δ`
+/// into the task's partial sums, then `cols_t = Wᵀ·δ` (in place) is added
+/// back into the sample's input gradient. The partial sums add up in task
+/// order.
+pub(crate) fn conv2d_backward<T: Float + Send + Sync + 'static>(
+    x: &CpuTensor<T>,
+    w: &CpuTensor<T>,
+    grad_out: &CpuTensor<T>,
+    g: &ConvGroup,
+    cols: &mut CpuTensor<T>,
+    grads: ConvGrads<'_, CpuTensor<T>>,
+) {
+    let (spans, p, (oc, k)) = (
+        Spans::new(&g.window),
+        g.window.positions(),
+        g.weight_shape(),
+    );
+    let n = x.rows;
+    let per_task = samples_per_task(n);
+    let (xs, ws, deltas) = (
+        x.data.as_slice(),
+        w.data.as_slice(),
+        grad_out.data.as_slice(),
+    );
+    let (in_len, out_len) = (x.cols, grad_out.cols);
+    let input_grads: Vec<Option<&mut [T]>> = match grads.input {
+        Some(gi) => gi.data.chunks_mut(per_task * in_len).map(Some).collect(),
+        None => (0..n.div_ceil(per_task)).map(|_| None).collect(),
+    };
+    let partials: Vec<(Vec<T>, Vec<T>)> = input_grads
+        .into_par_iter()
+        .zip(cols.data.par_chunks_mut(p * k))
+        .enumerate()
+        .map(|(task, (mut input_grad, cols_t))| {
+            let (mut gw, mut gb) = (vec![T::zero(); oc * k], vec![T::zero(); oc]);
+            for sample in task * per_task..((task + 1) * per_task).min(n) {
+                let at = sample * out_len + g.output.first * p;
+                let delta = &deltas[at..at + oc * p];
+                for (b, channel) in gb.iter_mut().zip(delta.chunks(p)) {
+                    *b = channel.iter().fold(*b, |s, &v| s + v);
+                }
+                let image = &xs[sample * in_len..(sample + 1) * in_len];
+                columns_of_sample(image, &g.window, &g.input, &spans, cols_t);
+                gemm_on_thread(
+                    (oc, k, p),
+                    (delta, (p, 1)),
+                    (cols_t, (1, p)),
+                    (&mut gw, (k, 1)),
+                    true,
+                );
+                if let Some(grad_rows) = input_grad.as_deref_mut() {
+                    let i = sample - task * per_task;
+                    let image_grad = &mut grad_rows[i * in_len..(i + 1) * in_len];
+                    gemm_on_thread(
+                        (k, p, oc),
+                        (ws, (1, k)),
+                        (delta, (p, 1)),
+                        (cols_t, (p, 1)),
+                        false,
+                    );
+                    add_columns_to_sample(cols_t, &g.window, &g.input, &spans, image_grad);
+                }
+            }
+            (gw, gb)
+        })
+        .collect();
+    let mut tasks = partials.into_iter();
+    let (mut gw, mut gb) = tasks.next().expect("at least one sample");
+    for (w_part, b_part) in tasks {
+        gw.iter_mut().zip(w_part).for_each(|(s, v)| *s = *s + v);
+        gb.iter_mut().zip(b_part).for_each(|(s, v)| *s = *s + v);
+    }
+    grads.weight.data.copy_from_slice(&gw);
+    if let Some(bias) = grads.bias {
+        bias.data.copy_from_slice(&gb);
+    }
 }

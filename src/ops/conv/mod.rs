@@ -11,7 +11,14 @@
 //! - `channels_last` / `channels_first`: between NCHW rows and the
 //!   `(N·H·W) × C` layout the products and batch norm work in;
 //! - `pool2d` / `pool2d_backward`: max (saving each window's winner) and
-//!   average pooling, and their gradients, again as gathers.
+//!   average pooling, and their gradients, again as gathers;
+//! - `conv2d` / `conv2d_backward`: one group of a convolution, forward and
+//!   backward. Their default (`lowered.rs`, what the GPU runs) is the
+//!   composite of the primitives above and the matmul; the CPU backend
+//!   runs its own (`cpu.rs`): one sample per task, its columns built
+//!   transposed in cache and multiplied there, the output written straight
+//!   into NCHW (no `channels_first`/`channels_last` pass, no batch-sized
+//!   columns travelling through memory).
 //!
 //! The checks are here, the CPU kernels in `cpu.rs`, the GPU dispatch in
 //! `gpu.rs` (shaders/conv/conv.wgsl); parity in `tests.rs`. The layers
@@ -19,6 +26,7 @@
 
 pub(crate) mod cpu;
 pub(crate) mod gpu;
+pub(crate) mod lowered;
 #[cfg(test)]
 mod tests;
 
@@ -191,6 +199,89 @@ impl ChannelBlock {
             count: channels,
         }
     }
+}
+
+/// One group of a 2-D convolution: the window over the input images, and
+/// the group's block of input and of output channels. The group's weight
+/// is `output.count × (input.count·KH·KW)` (its rows of `nn.Conv2d`'s
+/// `[out, in/groups, kh, kw]` weight), its bias `1 × output.count`.
+///
+/// ```
+/// use wgtrain::ops::conv::{ChannelBlock, ConvGroup, Window2d};
+/// // The second of two groups of a 4 → 6 channel 3×3 convolution.
+/// let g = ConvGroup {
+///     window: Window2d::new([4, 8, 8], [3, 3]).padding([1, 1]),
+///     input: ChannelBlock { channels: 4, first: 2, count: 2 },
+///     output: ChannelBlock { channels: 6, first: 3, count: 3 },
+/// };
+/// assert_eq!(g.weight_shape(), (3, 18));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGroup {
+    /// The window over the whole input image.
+    pub window: Window2d,
+    /// The group's input channels.
+    pub input: ChannelBlock,
+    /// The group's output channels.
+    pub output: ChannelBlock,
+}
+
+impl ConvGroup {
+    /// `(rows, cols)` of the group's weight.
+    pub fn weight_shape(&self) -> (usize, usize) {
+        (self.output.count, self.input.count * self.window.taps())
+    }
+}
+
+/// What the backward pass of one convolution group writes: its weight
+/// gradient (shaped as the group's weight), its bias gradient if it has a
+/// bias, and, unless the layer is the first, the input gradient of its
+/// block of input channels (the other channels are left as they are).
+#[derive(Debug)]
+pub struct ConvGrads<'a, T> {
+    /// `∂L/∂W` of the group.
+    pub weight: &'a mut T,
+    /// `∂L/∂b` of the group.
+    pub bias: Option<&'a mut T>,
+    /// `∂L/∂x`, the group's input channels.
+    pub input: Option<&'a mut T>,
+}
+
+/// `x`: `N × (C·H·W)`; `w` the group's weight; `bias`: `1 × count`;
+/// `out` (the output, or its gradient): `N × (O·P)`; `scratch`: the
+/// columns `(N·P) × (count·KH·KW)` and the product `(N·P) × count` of
+/// the lowered form.
+pub(crate) fn check_conv2d(
+    op: &'static str,
+    x: &impl Shaped,
+    w: &impl Shaped,
+    bias: Option<&impl Shaped>,
+    g: &ConvGroup,
+    scratch: &[impl Shaped],
+    out: &impl Shaped,
+) -> Result<()> {
+    check_window(op, &g.window)?;
+    check_block(op, &g.input, g.window.channels)?;
+    check_block(op, &g.output, g.output.channels)?;
+    let (rows, p) = (x.rows(), g.window.positions());
+    expect(op, "the images", x, rows, g.window.image_len())?;
+    let (wr, wc) = g.weight_shape();
+    expect(op, "the weight", w, wr, wc)?;
+    if let Some(bias) = bias {
+        expect(op, "the bias", bias, 1, wr)?;
+    }
+    expect(op, "the output", out, rows, g.output.channels * p)?;
+    let [cols, z] = scratch else {
+        return Err(shape_err(
+            op,
+            format!(
+                "needs 2 scratch tensors (columns, product), got {}",
+                scratch.len()
+            ),
+        ));
+    };
+    expect(op, "the columns", cols, rows * p, wc)?;
+    expect(op, "the product", z, rows * p, wr)
 }
 
 fn check_window(op: &'static str, w: &Window2d) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The convolution and pooling primitives: the GPU against the CPU
 //! backend, and the CPU against a direct loop in f64.
 
-use super::{ChannelBlock, Pool, Window2d};
+use super::{lowered, ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
 use crate::ops::testing::{assert_parity, gpu, random};
 use crate::{Backend, Cpu};
 
@@ -227,4 +227,176 @@ fn bad_windows_and_shapes_are_typed_errors() {
     assert!(cpu
         .pool2d_backward(Pool::Max, &ok, &g, None, &mut gi)
         .is_err());
+}
+
+/// One group of a convolution as [`conv2d`](Backend::conv2d) runs it on
+/// the device, or in its lowered form (the GPU's).
+#[derive(Clone, Copy)]
+enum Form {
+    Device,
+    Lowered,
+}
+
+/// The convolution groups to test at window `w`: all channels into 3
+/// outputs, and the second of two groups (its block of the input into 2
+/// of 4 outputs) where the channels divide.
+fn groups_at(w: &Window2d) -> Vec<ConvGroup> {
+    let mut v = vec![ConvGroup {
+        window: *w,
+        input: ChannelBlock::all(w.channels),
+        output: ChannelBlock::all(3),
+    }];
+    if w.channels.is_multiple_of(2) {
+        let half = w.channels / 2;
+        v.push(ConvGroup {
+            window: *w,
+            input: ChannelBlock {
+                channels: w.channels,
+                first: half,
+                count: half,
+            },
+            output: ChannelBlock {
+                channels: 4,
+                first: 2,
+                count: 2,
+            },
+        });
+    }
+    v
+}
+
+/// Forward and backward of group `g` over `rows` random images on `k`,
+/// with or without a bias and an input gradient: the output, the weight,
+/// bias and input gradients, concatenated. Output and input gradient start
+/// random, so channels outside the group must come back untouched.
+fn convolution<K: crate::backend::Kernels>(
+    k: &K,
+    form: Form,
+    g: &ConvGroup,
+    rows: usize,
+    with_bias: bool,
+    input_grad: bool,
+) -> Vec<f64> {
+    let (p, (o, taps)) = (g.window.positions(), g.weight_shape());
+    let up =
+        |seed: u64, r: usize, c: usize| Backend::upload(k, r, c, &random(seed, r * c)).unwrap();
+    let x = up(11, rows, g.window.image_len());
+    let w = up(12, o, taps);
+    let bias = with_bias.then(|| up(13, 1, o));
+    let mut out = up(14, rows, g.output.channels * p);
+    let mut scratch = vec![
+        Backend::zeros(k, rows * p, taps).unwrap(),
+        Backend::zeros(k, rows * p, o).unwrap(),
+    ];
+    let grad_out = up(15, rows, g.output.channels * p);
+    let mut gw = Backend::zeros(k, o, taps).unwrap();
+    let mut gb = Backend::zeros(k, 1, o).unwrap();
+    let mut grad_in = up(16, rows, g.window.image_len());
+    let grads = ConvGrads {
+        weight: &mut gw,
+        bias: with_bias.then_some(&mut gb),
+        input: input_grad.then_some(&mut grad_in),
+    };
+    match form {
+        Form::Device => {
+            Backend::conv2d(k, &x, &w, bias.as_ref(), g, &mut scratch, &mut out).unwrap();
+            Backend::conv2d_backward(k, &x, &w, &grad_out, g, &mut scratch, true, grads).unwrap();
+        }
+        Form::Lowered => {
+            lowered::conv2d(k, &x, &w, bias.as_ref(), g, &mut scratch, &mut out).unwrap();
+            lowered::conv2d_backward(k, &x, &w, &grad_out, g, &mut scratch, true, grads).unwrap();
+        }
+    }
+    [&out, &gw, &gb, &grad_in]
+        .iter()
+        .flat_map(|t| Backend::download(k, t).unwrap())
+        .collect()
+}
+
+#[test]
+fn cpu_convolution_matches_the_lowered_form() {
+    // The CPU's per-sample form against im2col + matmul + channels_first
+    // on the same backend in f64: only the order of the sums differs.
+    let cpu = Cpu::<f64>::new();
+    for w in windows() {
+        for g in groups_at(&w) {
+            for rows in [1, 3, 7] {
+                for (with_bias, input_grad) in [(true, true), (false, true), (true, false)] {
+                    let got = convolution(&cpu, Form::Device, &g, rows, with_bias, input_grad);
+                    let want = convolution(&cpu, Form::Lowered, &g, rows, with_bias, input_grad);
+                    assert_parity(
+                        &format!(
+                            "{g:?}, {rows} rows, bias {with_bias}, input gradient {input_grad}"
+                        ),
+                        &got,
+                        &want,
+                        1e-12,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gpu_convolution_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = Cpu::<f32>::new();
+    for w in windows() {
+        for g in groups_at(&w) {
+            for rows in [1, 7] {
+                // f32 sums of up to 5·25 = 125 products (weight gradient:
+                // 7·143 = 1,001): each 1e-7-relative; 1e-5 leaves room.
+                assert_parity(
+                    &format!("conv2d {g:?}, {rows} rows"),
+                    &convolution(&gpu, Form::Device, &g, rows, true, true),
+                    &convolution(&cpu, Form::Device, &g, rows, true, true),
+                    1e-5,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn convolution_shapes_are_checked() {
+    let cpu = Cpu::<f32>::new();
+    let g = ConvGroup {
+        window: Window2d::new([2, 5, 5], [3, 3]),
+        input: ChannelBlock::all(2),
+        output: ChannelBlock::all(3),
+    };
+    let x = cpu.zeros(2, 50).unwrap();
+    let w = cpu.zeros(3, 18).unwrap();
+    let mut out = cpu.zeros(2, 27).unwrap();
+    let mut scratch = vec![cpu.zeros(18, 18).unwrap(), cpu.zeros(18, 3).unwrap()];
+    let wrong_weight = cpu.zeros(3, 9).unwrap();
+    let err = cpu
+        .conv2d(&x, &wrong_weight, None, &g, &mut scratch, &mut out)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the weight is 3x9, expected 3x18"),
+        "{err}"
+    );
+    let mut one = vec![cpu.zeros(18, 18).unwrap()];
+    let err = cpu
+        .conv2d(&x, &w, None, &g, &mut one, &mut out)
+        .unwrap_err();
+    assert!(err.to_string().contains("2 scratch tensors"), "{err}");
+    let mut wrong_out = cpu.zeros(2, 26).unwrap();
+    let err = cpu
+        .conv2d(&x, &w, None, &g, &mut scratch, &mut wrong_out)
+        .unwrap_err();
+    assert!(err.to_string().contains("expected 2x27"), "{err}");
+    let mut gw = cpu.zeros(3, 18).unwrap();
+    let mut wrong_input_grad = cpu.zeros(1, 50).unwrap();
+    let grads = ConvGrads {
+        weight: &mut gw,
+        bias: None,
+        input: Some(&mut wrong_input_grad),
+    };
+    let err = cpu
+        .conv2d_backward(&x, &w, &out, &g, &mut scratch, true, grads)
+        .unwrap_err();
+    assert!(err.to_string().contains("input vs its gradient"), "{err}");
 }

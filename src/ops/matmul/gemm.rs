@@ -126,3 +126,68 @@ fn deep<T: Float + 'static>(
     }
     true
 }
+
+/// A matrix operand of [`gemm_on_thread`]: its elements and
+/// `(row stride, column stride)`.
+pub(crate) type Strided<'a, T> = (&'a [T], (usize, usize));
+
+/// Whether a `rows × cols` matrix at `strides` lies inside `len` elements.
+fn fits(len: usize, rows: usize, cols: usize, (rs, cs): (usize, usize)) -> bool {
+    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+}
+
+/// `c = op(A)·op(B)`, or `c += op(A)·op(B)` when `accumulate`, with
+/// `(m, n, k)` and every operand given by its strides, on the calling
+/// thread only: for work already split across the cores (the CPU
+/// convolution runs one sample per task). The `gemm` crate's kernels
+/// (AVX-512 where the CPU has it) for `f32` and `f64`, the textbook loop
+/// for any other `T`.
+pub(crate) fn gemm_on_thread<T: Float + 'static>(
+    (m, n, k): (usize, usize, usize),
+    (a, sa): Strided<'_, T>,
+    (b, sb): Strided<'_, T>,
+    (c, sc): (&mut [T], (usize, usize)),
+    accumulate: bool,
+) {
+    assert!(fits(a.len(), m, k, sa) && fits(b.len(), k, n, sb) && fits(c.len(), m, n, sc));
+    let id = TypeId::of::<T>();
+    if id != TypeId::of::<f32>() && id != TypeId::of::<f64>() {
+        for i in 0..m {
+            for j in 0..n {
+                let dot = (0..k).fold(T::zero(), |s, l| {
+                    s + a[i * sa.0 + l * sa.1] * b[l * sb.0 + j * sb.1]
+                });
+                let at = i * sc.0 + j * sc.1;
+                c[at] = if accumulate { c[at] + dot } else { dot };
+            }
+        }
+        return;
+    }
+    let s = |x: usize| x as isize;
+    // SAFETY: T is f32 or f64, which the crate dispatches on; every
+    // operand's reach was asserted above; `c` is borrowed mutably, so it
+    // aliases neither input; it is read only when accumulating.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            s(sc.1),
+            s(sc.0),
+            accumulate,
+            a.as_ptr(),
+            s(sa.1),
+            s(sa.0),
+            b.as_ptr(),
+            s(sb.1),
+            s(sb.0),
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}

@@ -8,7 +8,7 @@
 //! and `tests/cpu_matmul.rs`; timings: `examples/sgemm.rs`, `benches/`.
 
 pub(crate) mod cpu;
-mod gemm;
+pub(crate) mod gemm;
 pub(crate) mod gpu;
 #[cfg(test)]
 mod tests;
