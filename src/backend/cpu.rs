@@ -106,8 +106,9 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
 
     fn describe(&self) -> String {
         format!(
-            "CPU backend ({}, matmul by matrixmultiply)",
-            type_name::<T>()
+            "CPU backend ({}, matmul by {})",
+            type_name::<T>(),
+            super::cpu_gemm().name()
         )
     }
 
@@ -405,7 +406,10 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         scratch: &mut [CpuTensor<T>],
         out: &mut CpuTensor<T>,
     ) -> Result<()> {
-        conv::cpu::conv2d(x, w, bias, g, &mut scratch[0], out);
+        let [cols, z] = scratch else {
+            unreachable!("checked: two scratch tensors")
+        };
+        conv::cpu::conv2d(x, w, bias, g, [cols, z], out);
         Ok(())
     }
 
@@ -419,8 +423,11 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         _columns_kept: bool,
         grads: ConvGrads<'_, CpuTensor<T>>,
     ) -> Result<()> {
-        // The columns are rebuilt per sample in cache, never kept.
-        conv::cpu::conv2d_backward(x, w, grad_out, g, &mut scratch[0], grads);
+        // The columns are rebuilt per chunk in cache, never kept.
+        let [cols, z] = scratch else {
+            unreachable!("checked: two scratch tensors")
+        };
+        conv::cpu::conv2d_backward(x, w, grad_out, g, [cols, z], grads);
         Ok(())
     }
 

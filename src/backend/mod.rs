@@ -25,6 +25,9 @@ pub(crate) mod par;
 pub use crate::ops::augment::WarpSpec;
 pub use crate::ops::conv::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
 pub use crate::ops::dropout::{dropout_keep, DropoutMask};
+pub use crate::ops::matmul::cpu_engine::{
+    cpu_gemm, measure_cpu_gemm, CpuGemm, CpuGemmCache, CpuGemmTuning,
+};
 pub use crate::ops::matmul::reference_matmul;
 pub use crate::ops::optimizer::{GradClip, UpdateMethod, UpdateRule};
 pub use cpu::{Cpu, CpuIndex, CpuTensor};

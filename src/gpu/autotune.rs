@@ -378,6 +378,21 @@ fn kernel_from_name(name: &str) -> Option<MatmulKernel> {
     .find(|&k| kernel_name(k) == name)
 }
 
+/// The library's cache folder: `$WGTRAIN_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/wgtrain`, else `$HOME/.cache/wgtrain`; `None` when none
+/// of these is set (empty counts as unset, and so does a relative
+/// `XDG_CACHE_HOME`, as the XDG specification asks).
+pub(crate) fn cache_dir() -> Option<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    var("WGTRAIN_CACHE_DIR").map(PathBuf::from).or_else(|| {
+        var("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|d| d.is_absolute())
+            .map(|d| d.join("wgtrain"))
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache").join("wgtrain")))
+    })
+}
+
 /// The on-disk record of which matmul kernel each adapter measured fastest:
 /// one small JSON file, `matmul-kernel.json`, in a cache folder.
 ///
@@ -424,17 +439,7 @@ impl MatmulCache {
     /// none of these is set (empty counts as unset, and so does a relative
     /// `XDG_CACHE_HOME`, as the XDG specification asks).
     pub fn from_env() -> Option<MatmulCache> {
-        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-        let dir = var("WGTRAIN_CACHE_DIR")
-            .map(PathBuf::from)
-            .or_else(|| {
-                var("XDG_CACHE_HOME")
-                    .map(PathBuf::from)
-                    .filter(|d| d.is_absolute())
-                    .map(|d| d.join("wgtrain"))
-            })
-            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache").join("wgtrain")))?;
-        Some(MatmulCache::new(dir))
+        cache_dir().map(MatmulCache::new)
     }
 
     /// The cache file.

@@ -1,9 +1,72 @@
-//! The CPU reference of batch normalisation.
+//! The CPU reference of batch normalisation, over `rows × C` (a feature or
+//! a channel per column). Every pass walks whole rows, so it reads memory
+//! in order and vectorises across the columns; the column statistics are
+//! summed by each task over its own run of rows, then across tasks in
+//! order (the runs are fixed by the row count and the thread count, so a
+//! result never depends on scheduling).
 
 use crate::backend::cpu::cast;
 use crate::backend::CpuTensor;
 use crate::Result;
 use num_traits::Float;
+use rayon::prelude::*;
+
+/// Rows per task: one contiguous run per thread.
+fn rows_per_task(rows: usize) -> usize {
+    rows.div_ceil(rayon::current_num_threads().clamp(1, rows.max(1)))
+}
+
+/// Per column, the sum over rows of `f(row, column)` applied to each row
+/// of `a` (and of `b` in step), `c` columns: each task sums its rows in
+/// order, then the tasks' sums add in task order.
+fn column_sums<T: Float + Send + Sync>(
+    a: &[T],
+    b: &[T],
+    c: usize,
+    f: impl Fn(&mut [T], &[T], &[T]) + Sync,
+) -> Vec<T> {
+    let per_task = rows_per_task(a.len() / c) * c;
+    let partials: Vec<Vec<T>> = a
+        .par_chunks(per_task)
+        .zip(b.par_chunks(per_task))
+        .map(|(a, b)| {
+            let mut acc = vec![T::zero(); c];
+            for (ra, rb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
+                f(&mut acc, ra, rb);
+            }
+            acc
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut sum = parts.next().unwrap_or_else(|| vec![T::zero(); c]);
+    for part in parts {
+        sum.iter_mut().zip(part).for_each(|(s, v)| *s = *s + v);
+    }
+    sum
+}
+
+/// `out[i, j] = f(j, a[i, j], b[i, j])` over all cores, a run of rows each.
+fn by_rows<T: Float + Send + Sync>(
+    out: &mut [T],
+    a: &[T],
+    b: &[T],
+    c: usize,
+    f: impl Fn(usize, T, T) -> T + Sync,
+) {
+    let per_task = rows_per_task(a.len() / c) * c;
+    out.par_chunks_mut(per_task)
+        .zip(a.par_chunks(per_task).zip(b.par_chunks(per_task)))
+        .for_each(|(o, (a, b))| {
+            for (ro, (ra, rb)) in o
+                .chunks_exact_mut(c)
+                .zip(a.chunks_exact(c).zip(b.chunks_exact(c)))
+            {
+                for (j, (v, (&x, &y))) in ro.iter_mut().zip(ra.iter().zip(rb)).enumerate() {
+                    *v = f(j, x, y);
+                }
+            }
+        });
+}
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn batch_norm_train<T: Float + std::fmt::Debug + Send + Sync + 'static>(
@@ -19,20 +82,30 @@ pub(crate) fn batch_norm_train<T: Float + std::fmt::Debug + Send + Sync + 'stati
 ) -> Result<()> {
     let (n, c) = (x.rows, x.cols);
     let (nt, m, e) = (cast::<T>(n as f64), cast::<T>(momentum), cast::<T>(eps));
+    let xs = x.data.as_slice();
+    let sums = column_sums(xs, xs, c, |acc, row, _| {
+        acc.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v)
+    });
+    let mean: Vec<T> = sums.iter().map(|&s| s / nt).collect();
+    let squares = column_sums(xs, xs, c, |acc, row, _| {
+        for ((s, &v), &mu) in acc.iter_mut().zip(row).zip(&mean) {
+            *s = *s + (v - mu) * (v - mu);
+        }
+    });
+    let mut inv_stds = vec![T::zero(); c];
     for j in 0..c {
-        let col = || (0..n).map(|i| x.data[i * c + j]);
-        let mean = col().fold(T::zero(), |s, v| s + v) / nt;
-        let ss = col().fold(T::zero(), |s, v| s + (v - mean) * (v - mean));
+        let (mean, ss) = (mean[j], squares[j]);
         let inv_std = T::one() / (ss / nt + e).sqrt();
         saved.data[j] = mean;
         saved.data[c + j] = inv_std;
         running_mean.data[j] = (T::one() - m) * running_mean.data[j] + m * mean;
         running_var.data[j] = (T::one() - m) * running_var.data[j] + m * ss / cast(n as f64 - 1.0);
-        for i in 0..n {
-            out.data[i * c + j] =
-                gamma.data[j] * (x.data[i * c + j] - mean) * inv_std + beta.data[j];
-        }
+        inv_stds[j] = inv_std;
     }
+    let (gamma, beta, mean) = (gamma.data.as_slice(), beta.data.as_slice(), mean.as_slice());
+    by_rows(&mut out.data, xs, xs, c, |j, v, _| {
+        gamma[j] * (v - mean[j]) * inv_stds[j] + beta[j]
+    });
     Ok(())
 }
 
@@ -47,11 +120,11 @@ pub(crate) fn batch_norm_eval<T: Float + std::fmt::Debug + Send + Sync + 'static
     eps: f64,
 ) -> Result<()> {
     let c = x.cols;
-    for (i, (o, &v)) in out.data.iter_mut().zip(&x.data).enumerate() {
-        let j = i % c;
-        *o = gamma.data[j] * (v - running_mean.data[j]) / (running_var.data[j] + cast(eps)).sqrt()
-            + beta.data[j];
-    }
+    let (g, b) = (gamma.data.as_slice(), beta.data.as_slice());
+    let (mean, var) = (running_mean.data.as_slice(), running_var.data.as_slice());
+    by_rows(&mut out.data, &x.data, &x.data, c, |j, v, _| {
+        g[j] * (v - mean[j]) / (var[j] + cast(eps)).sqrt() + b[j]
+    });
     Ok(())
 }
 
@@ -67,17 +140,22 @@ pub(crate) fn batch_norm_backward<T: Float + std::fmt::Debug + Send + Sync + 'st
 ) -> Result<()> {
     let (n, c) = (x.rows, x.cols);
     let nt = cast::<T>(n as f64);
-    for j in 0..c {
-        let (mean, inv_std) = (saved.data[j], saved.data[c + j]);
-        let xhat = |i: usize| (x.data[i * c + j] - mean) * inv_std;
-        let sg = (0..n).fold(T::zero(), |s, i| s + grad_out.data[i * c + j]);
-        let sgx = (0..n).fold(T::zero(), |s, i| s + grad_out.data[i * c + j] * xhat(i));
-        grad_gamma.data[j] = sgx;
-        grad_beta.data[j] = sg;
-        let k = gamma.data[j] * inv_std / nt;
-        for i in 0..n {
-            grad_in.data[i * c + j] = k * (nt * grad_out.data[i * c + j] - sg - xhat(i) * sgx);
+    let (mean, inv_std) = saved.data.split_at(c);
+    let (xs, gs) = (x.data.as_slice(), grad_out.data.as_slice());
+    let sg = column_sums(gs, gs, c, |acc, row, _| {
+        acc.iter_mut().zip(row).for_each(|(s, &g)| *s = *s + g)
+    });
+    let sgx = column_sums(gs, xs, c, |acc, grads, row| {
+        for (j, (s, (&g, &v))) in acc.iter_mut().zip(grads.iter().zip(row)).enumerate() {
+            *s = *s + g * ((v - mean[j]) * inv_std[j]);
         }
-    }
+    });
+    grad_gamma.data.copy_from_slice(&sgx);
+    grad_beta.data.copy_from_slice(&sg);
+    let k: Vec<T> = (0..c).map(|j| gamma.data[j] * inv_std[j] / nt).collect();
+    by_rows(&mut grad_in.data, gs, xs, c, |j, g, v| {
+        let xhat = (v - mean[j]) * inv_std[j];
+        k[j] * (nt * g - sg[j] - xhat * sgx[j])
+    });
     Ok(())
 }

@@ -164,32 +164,70 @@ pub(crate) fn col2im<T: Float + Send + Sync>(
         });
 }
 
-pub(crate) fn channels_last<T: Float>(
+/// `dst[q·rows + r] = src[r·cols + q]`: a `rows × cols` block transposed,
+/// in tiles that stay in the L1 cache on both sides.
+fn transpose<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T], dst_pitch: usize) {
+    const TILE: usize = 16;
+    for r0 in (0..rows).step_by(TILE) {
+        for q0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for q in q0..(q0 + TILE).min(cols) {
+                    dst[q * dst_pitch + r] = src[r * cols + q];
+                }
+            }
+        }
+    }
+}
+
+/// The inverse of [`transpose`]: `dst[r·cols + q] = src[q·src_pitch + r]`.
+fn transpose_back<T: Copy>(src: &[T], src_pitch: usize, rows: usize, cols: usize, dst: &mut [T]) {
+    const TILE: usize = 16;
+    for r0 in (0..rows).step_by(TILE) {
+        for q0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for q in q0..(q0 + TILE).min(cols) {
+                    dst[r * cols + q] = src[q * src_pitch + r];
+                }
+            }
+        }
+    }
+}
+
+/// Each sample's block of channels (`count × P`) transposed into its `P`
+/// rows of `out`, one sample per task.
+pub(crate) fn channels_last<T: Float + Send + Sync>(
     x: &CpuTensor<T>,
     block: &ChannelBlock,
     out: &mut CpuTensor<T>,
 ) {
     let positions = x.cols / block.channels;
-    for (r, row) in out.data.chunks_mut(block.count).enumerate() {
-        let (sample, p) = (r / positions, r % positions);
-        for (c, v) in row.iter_mut().enumerate() {
-            *v = x.data[sample * x.cols + (block.first + c) * positions + p];
-        }
-    }
+    let (xs, cols, block) = (x.data.as_slice(), x.cols, *block);
+    out.data
+        .par_chunks_mut(positions * block.count)
+        .enumerate()
+        .for_each(|(sample, rows)| {
+            let channels =
+                &xs[sample * cols + block.first * positions..][..block.count * positions];
+            transpose(channels, block.count, positions, rows, block.count);
+        });
 }
 
-pub(crate) fn channels_first<T: Float>(
+/// The inverse of [`channels_last`], one sample per task.
+pub(crate) fn channels_first<T: Float + Send + Sync>(
     z: &CpuTensor<T>,
     block: &ChannelBlock,
     out: &mut CpuTensor<T>,
 ) {
     let positions = out.cols / block.channels;
-    for (r, row) in z.data.chunks(block.count).enumerate() {
-        let (sample, p) = (r / positions, r % positions);
-        for (c, &v) in row.iter().enumerate() {
-            out.data[sample * out.cols + (block.first + c) * positions + p] = v;
-        }
-    }
+    let (zs, block) = (z.data.as_slice(), *block);
+    out.data
+        .par_chunks_mut(out.cols)
+        .enumerate()
+        .for_each(|(sample, image)| {
+            let rows = &zs[sample * positions * block.count..][..positions * block.count];
+            let channels = &mut image[block.first * positions..][..block.count * positions];
+            transpose_back(rows, block.count, block.count, positions, channels);
+        });
 }
 
 /// One output plane of a pooling: `out` (and the winners) from `input`'s plane.
@@ -351,24 +389,26 @@ impl Spans {
 }
 
 /// One sample's columns, transposed: row `(c·KH + ty)·KW + tx` of
-/// `cols_t` (`(count·KH·KW) × P`) holds what that tap of channel `c` of
-/// the block reads at every output position, zero in the padding. Each row
-/// is a shifted copy of the image's rows.
+/// `cols_t` (`(count·KH·KW)` rows, `pitch` apart, of `P` values) holds what
+/// that tap of channel `c` of the block reads at every output position,
+/// zero in the padding. Each row is a shifted copy of the image's rows.
 fn columns_of_sample<T: Float>(
     image: &[T],
-    w: &Window2d,
-    block: &ChannelBlock,
+    g: &ConvGroup,
     spans: &Spans,
     cols_t: &mut [T],
+    pitch: usize,
 ) {
-    let ow = w.output_size().expect("checked window")[1];
+    let (w, block) = (&g.window, &g.input);
+    let [oh, ow] = w.output_size().expect("checked window");
     let (plane, [sy, sx]) = (w.height * w.width, w.stride);
-    let mut rows = cols_t.chunks_exact_mut(cols_t.len() / (block.count * w.taps()));
+    let mut row_at = 0;
     for c in block.first..block.first + block.count {
         let source_plane = &image[c * plane..(c + 1) * plane];
         for ty in &spans.rows {
             for tx in &spans.cols {
-                let row = rows.next().expect("one row per tap");
+                let row = &mut cols_t[row_at..row_at + oh * ow];
+                row_at += pitch;
                 for (y, line) in row.chunks_exact_mut(ow).enumerate() {
                     if !(ty.lo..ty.hi).contains(&y) {
                         line.fill(T::zero());
@@ -398,20 +438,22 @@ fn columns_of_sample<T: Float>(
 /// `col2im`).
 fn add_columns_to_sample<T: Float>(
     cols_t: &[T],
-    w: &Window2d,
-    block: &ChannelBlock,
+    pitch: usize,
+    g: &ConvGroup,
     spans: &Spans,
     image: &mut [T],
 ) {
+    let (w, block) = (&g.window, &g.input);
     let ow = w.output_size().expect("checked window")[1];
     let (plane, [sy, sx]) = (w.height * w.width, w.stride);
-    let mut rows = cols_t.chunks_exact(cols_t.len() / (block.count * w.taps()));
+    let mut row_at = 0;
     let channels = &mut image[block.first * plane..(block.first + block.count) * plane];
     for pixels in channels.chunks_exact_mut(plane) {
         pixels.fill(T::zero());
         for ty in &spans.rows {
             for tx in &spans.cols {
-                let row = rows.next().expect("one row per tap");
+                let row = &cols_t[row_at..];
+                row_at += pitch;
                 for y in ty.lo..ty.hi {
                     let iy = ty.first + (y - ty.lo) * sy;
                     let dst = &mut pixels[iy * w.width..(iy + 1) * w.width];
@@ -433,23 +475,49 @@ fn add_columns_to_sample<T: Float>(
     }
 }
 
-/// Samples per task when `n` samples are split over the pool's threads:
-/// one contiguous run per thread, fixed by `n` and the thread count, so
-/// the sums across tasks always add in the same order.
-fn samples_per_task(n: usize) -> usize {
-    n.div_ceil(rayon::current_num_threads().clamp(1, n.max(1)))
+/// How the samples are cut: one contiguous run per thread (fixed by the
+/// batch size and the thread count, so the sums across tasks always add
+/// in the same order), each worked through `chunk` samples at a time.
+#[derive(Clone, Copy, Debug)]
+struct Cut {
+    per_task: usize,
+    chunk: usize,
 }
 
-/// One convolution group, forward, one sample per step of each task: the
-/// sample's transposed columns are built in the task's share of `cols`
-/// (`K × P`, in cache), then `out_block = W·cols_t + b` is written
-/// straight into the sample's NCHW output.
+/// Columns of a chunk (`K × chunk·P` values) are kept near this many
+/// values: one product then has `chunk·P` columns, which the `gemm`
+/// kernels run faster than one sample's (PERFORMANCE.md, "Convolutions"),
+/// while the chunk still stays in the core's cache.
+const CHUNK_VALUES: usize = 1 << 18;
+
+impl Cut {
+    fn new(n: usize, sample_values: usize) -> Cut {
+        let per_task = n.div_ceil(rayon::current_num_threads().clamp(1, n.max(1)));
+        let chunk = (CHUNK_VALUES / sample_values.max(1)).clamp(1, per_task);
+        Cut { per_task, chunk }
+    }
+
+    /// The samples of task `task`, chunk by chunk.
+    fn chunks(&self, task: usize, n: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+        let (start, end) = (task * self.per_task, ((task + 1) * self.per_task).min(n));
+        let chunk = self.chunk;
+        (start..end)
+            .step_by(chunk)
+            .map(move |s| s..(s + chunk).min(end))
+    }
+}
+
+/// One convolution group, forward, a chunk of samples at a time in each
+/// task: the chunk's transposed columns are built in the task's share of
+/// `cols` (`K × chunk·P`, in cache), one product `W·cols_t` goes to the
+/// task's share of `z`, and each sample's part of it (plus the bias) to
+/// the sample's NCHW output.
 pub(crate) fn conv2d<T: Float + Send + Sync + 'static>(
     x: &CpuTensor<T>,
     w: &CpuTensor<T>,
     bias: Option<&CpuTensor<T>>,
     g: &ConvGroup,
-    cols: &mut CpuTensor<T>,
+    [cols, z]: [&mut CpuTensor<T>; 2],
     out: &mut CpuTensor<T>,
 ) {
     let (spans, p, (oc, k)) = (
@@ -457,49 +525,54 @@ pub(crate) fn conv2d<T: Float + Send + Sync + 'static>(
         g.window.positions(),
         g.weight_shape(),
     );
-    let per_task = samples_per_task(x.rows);
+    let cut = Cut::new(x.rows, p * k);
     let (xs, ws) = (x.data.as_slice(), w.data.as_slice());
     let biases = bias.map(|b| b.data.as_slice());
     let (in_len, out_len) = (x.cols, out.cols);
     out.data
-        .par_chunks_mut(per_task * out_len)
-        .zip(cols.data.par_chunks_mut(p * k))
+        .par_chunks_mut(cut.per_task * out_len)
+        .zip(cols.data.par_chunks_mut(cut.per_task * p * k))
+        .zip(z.data.par_chunks_mut(cut.per_task * p * oc))
         .enumerate()
-        .for_each(|(task, (outs, cols_t))| {
-            for (i, row) in outs.chunks_mut(out_len).enumerate() {
-                let sample = task * per_task + i;
-                let image = &xs[sample * in_len..(sample + 1) * in_len];
-                columns_of_sample(image, &g.window, &g.input, &spans, cols_t);
-                let block = &mut row[g.output.first * p..(g.output.first + oc) * p];
-                if let Some(biases) = biases {
-                    for (channel, &b) in block.chunks_mut(p).zip(biases) {
-                        channel.fill(b);
+        .for_each(|(task, ((outs, cols_t), product))| {
+            let first = task * cut.per_task;
+            for samples in cut.chunks(task, x.rows) {
+                let pitch = samples.len() * p;
+                for (i, sample) in samples.clone().enumerate() {
+                    let image = &xs[sample * in_len..(sample + 1) * in_len];
+                    columns_of_sample(image, g, &spans, &mut cols_t[i * p..], pitch);
+                }
+                let product = &mut product[..oc * pitch];
+                let (a, b) = ((ws, (k, 1)), (&cols_t[..k * pitch], (pitch, 1)));
+                gemm_on_thread((oc, pitch, k), a, b, (product, (pitch, 1)), false);
+                for (i, sample) in samples.enumerate() {
+                    let row = &mut outs[(sample - first) * out_len..][..out_len];
+                    let block = &mut row[g.output.first * p..(g.output.first + oc) * p];
+                    for (o, channel) in block.chunks_exact_mut(p).enumerate() {
+                        let b = biases.map_or(T::zero(), |b| b[o]);
+                        let part = &product[o * pitch + i * p..o * pitch + (i + 1) * p];
+                        for (v, &z) in channel.iter_mut().zip(part) {
+                            *v = z + b;
+                        }
                     }
                 }
-                let product = (oc, p, k);
-                gemm_on_thread(
-                    product,
-                    (ws, (k, 1)),
-                    (cols_t, (p, 1)),
-                    (block, (p, 1)),
-                    biases.is_some(),
-                );
             }
         });
 }
 
-/// One convolution group, backward, one sample per step of each task:
-/// the sample's columns are rebuilt in cache (cheaper than reading a
-/// batch-sized copy back from memory), `∂W += δ·cols_tᵀ` and `∂b += Σ δ`
-/// into the task's partial sums, then `cols_t = Wᵀ·δ` (in place) is added
-/// back into the sample's input gradient. The partial sums add up in task
-/// order.
+/// One convolution group, backward, a chunk of samples at a time in each
+/// task: the chunk's output gradient is gathered into `δ` (`O × chunk·P`,
+/// the task's share of `z`) and its columns rebuilt in cache (cheaper than
+/// reading a batch-sized copy back from memory); `∂W += δ·cols_tᵀ` and
+/// `∂b += Σ δ` go into the task's partial sums, then `cols_t = Wᵀ·δ` (in
+/// place) is added back into each sample's input gradient. The partial
+/// sums add up in task order.
 pub(crate) fn conv2d_backward<T: Float + Send + Sync + 'static>(
     x: &CpuTensor<T>,
     w: &CpuTensor<T>,
     grad_out: &CpuTensor<T>,
     g: &ConvGroup,
-    cols: &mut CpuTensor<T>,
+    [cols, z]: [&mut CpuTensor<T>; 2],
     grads: ConvGrads<'_, CpuTensor<T>>,
 ) {
     let (spans, p, (oc, k)) = (
@@ -508,7 +581,7 @@ pub(crate) fn conv2d_backward<T: Float + Send + Sync + 'static>(
         g.weight_shape(),
     );
     let n = x.rows;
-    let per_task = samples_per_task(n);
+    let cut = Cut::new(n, p * k);
     let (xs, ws, deltas) = (
         x.data.as_slice(),
         w.data.as_slice(),
@@ -516,41 +589,45 @@ pub(crate) fn conv2d_backward<T: Float + Send + Sync + 'static>(
     );
     let (in_len, out_len) = (x.cols, grad_out.cols);
     let input_grads: Vec<Option<&mut [T]>> = match grads.input {
-        Some(gi) => gi.data.chunks_mut(per_task * in_len).map(Some).collect(),
-        None => (0..n.div_ceil(per_task)).map(|_| None).collect(),
+        Some(gi) => gi
+            .data
+            .chunks_mut(cut.per_task * in_len)
+            .map(Some)
+            .collect(),
+        None => (0..n.div_ceil(cut.per_task)).map(|_| None).collect(),
     };
     let partials: Vec<(Vec<T>, Vec<T>)> = input_grads
         .into_par_iter()
-        .zip(cols.data.par_chunks_mut(p * k))
+        .zip(cols.data.par_chunks_mut(cut.per_task * p * k))
+        .zip(z.data.par_chunks_mut(cut.per_task * p * oc))
         .enumerate()
-        .map(|(task, (mut input_grad, cols_t))| {
+        .map(|(task, ((mut input_grad, cols_t), delta))| {
             let (mut gw, mut gb) = (vec![T::zero(); oc * k], vec![T::zero(); oc]);
-            for sample in task * per_task..((task + 1) * per_task).min(n) {
-                let at = sample * out_len + g.output.first * p;
-                let delta = &deltas[at..at + oc * p];
-                for (b, channel) in gb.iter_mut().zip(delta.chunks(p)) {
+            let first = task * cut.per_task;
+            for samples in cut.chunks(task, n) {
+                let pitch = samples.len() * p;
+                let delta = &mut delta[..oc * pitch];
+                for (i, sample) in samples.clone().enumerate() {
+                    let at = sample * out_len + g.output.first * p;
+                    for (o, channel) in deltas[at..at + oc * p].chunks_exact(p).enumerate() {
+                        delta[o * pitch + i * p..o * pitch + (i + 1) * p].copy_from_slice(channel);
+                    }
+                    let image = &xs[sample * in_len..(sample + 1) * in_len];
+                    columns_of_sample(image, g, &spans, &mut cols_t[i * p..], pitch);
+                }
+                for (b, channel) in gb.iter_mut().zip(delta.chunks_exact(pitch)) {
                     *b = channel.iter().fold(*b, |s, &v| s + v);
                 }
-                let image = &xs[sample * in_len..(sample + 1) * in_len];
-                columns_of_sample(image, &g.window, &g.input, &spans, cols_t);
-                gemm_on_thread(
-                    (oc, k, p),
-                    (delta, (p, 1)),
-                    (cols_t, (1, p)),
-                    (&mut gw, (k, 1)),
-                    true,
-                );
+                let cols_t = &mut cols_t[..k * pitch];
+                let (d, c) = ((&delta[..], (pitch, 1)), (&cols_t[..], (1, pitch)));
+                gemm_on_thread((oc, k, pitch), d, c, (&mut gw, (k, 1)), true);
                 if let Some(grad_rows) = input_grad.as_deref_mut() {
-                    let i = sample - task * per_task;
-                    let image_grad = &mut grad_rows[i * in_len..(i + 1) * in_len];
-                    gemm_on_thread(
-                        (k, p, oc),
-                        (ws, (1, k)),
-                        (delta, (p, 1)),
-                        (cols_t, (p, 1)),
-                        false,
-                    );
-                    add_columns_to_sample(cols_t, &g.window, &g.input, &spans, image_grad);
+                    let (wt, d) = ((ws, (1, k)), (&delta[..], (pitch, 1)));
+                    gemm_on_thread((k, pitch, oc), wt, d, (&mut cols_t[..], (pitch, 1)), false);
+                    for (i, sample) in samples.enumerate() {
+                        let image_grad = &mut grad_rows[(sample - first) * in_len..][..in_len];
+                        add_columns_to_sample(&cols_t[i * p..], pitch, g, &spans, image_grad);
+                    }
                 }
             }
             (gw, gb)

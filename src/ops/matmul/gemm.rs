@@ -1,10 +1,12 @@
 //! The fast CPU matrix product: `matrixmultiply`'s blocked, vectorised
-//! sgemm/dgemm, or, for a product whose output is tiny beside its depth, the
-//! `gemm` crate's, which also splits the depth across threads. Row and
-//! column strides describe every transpose form, so nothing is copied; the
-//! CPU backend adds bias and activation afterwards. The choice is by shape
-//! alone, so the same product always sums in the same order.
+//! sgemm/dgemm, or the `gemm` crate's (AVX-512 kernels, and the depth split
+//! across threads), as [`cpu_gemm`] chose for this machine; a product whose
+//! output is tiny beside its depth always goes to `gemm`. Row and column
+//! strides describe every transpose form, so nothing is copied; the CPU
+//! backend adds bias and activation afterwards. The choice is fixed for the
+//! process, so the same product always sums in the same order.
 
+use super::cpu_engine::{cpu_gemm, CpuGemm};
 use num_traits::Float;
 use std::any::TypeId;
 
@@ -19,13 +21,26 @@ fn strides(rows: usize, cols: usize, transposed: bool) -> (isize, isize) {
 }
 
 /// `c = op(A)·op(B)` with `op(A)` of shape `m × k` and `op(B)` of shape
-/// `k × n`, for `T` = `f32` or `f64`. Returns false, touching nothing, for
-/// any other `T`, which then needs the reference loop.
+/// `k × n`, for `T` = `f32` or `f64`, by this machine's library
+/// ([`cpu_gemm`]). Returns false, touching nothing, for any other `T`,
+/// which then needs the reference loop.
 ///
 /// The slices must hold `m·k`, `k·n` and `m·n` elements (checked by the
 /// caller's shape check; asserted here because the product reads raw pointers).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm<T: Float + 'static>(
+    mnk: (usize, usize, usize),
+    a: &[T],
+    transpose_a: bool,
+    b: &[T],
+    transpose_b: bool,
+    c: &mut [T],
+) -> bool {
+    gemm_with(cpu_gemm(), mnk, a, transpose_a, b, transpose_b, c)
+}
+
+/// [`gemm`] by the library `engine` (the tuner measures both).
+pub(crate) fn gemm_with<T: Float + 'static>(
+    engine: CpuGemm,
     (m, n, k): (usize, usize, usize),
     a: &[T],
     transpose_a: bool,
@@ -36,8 +51,8 @@ pub(crate) fn gemm<T: Float + 'static>(
     assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
     let (rsa, csa) = strides(m, k, transpose_a);
     let (rsb, csb) = strides(k, n, transpose_b);
-    if k >= DEEP * m * n {
-        return deep(m, n, k, a, (rsa, csa), b, (rsb, csb), c);
+    if engine == CpuGemm::Gemm || k >= DEEP * m * n {
+        return by_gemm_crate(m, n, k, a, (rsa, csa), b, (rsb, csb), c);
     }
     // A short, wide product runs 1.5–1.6× faster in matrixmultiply as its
     // transpose, Cᵀ = op(B)ᵀ·op(A)ᵀ, written through C's strides swapped
@@ -78,12 +93,14 @@ pub(crate) fn gemm<T: Float + 'static>(
 /// A product counts as deep when `k ≥ DEEP·m·n`: matrixmultiply runs it on
 /// one thread at 1.7 GFLOP/s (6×25 outputs, k = 50,176: LeNet's first
 /// weight gradient at batch 64), `gemm` at 20.5 on two; at 2,400 outputs
-/// over k = 6,400 matrixmultiply is ahead again (PERFORMANCE.md).
+/// over k = 6,400 matrixmultiply is ahead again (PERFORMANCE.md). Deep
+/// products go to `gemm` whichever library the machine chose.
 const DEEP: usize = 16;
 
-/// `c = op(A)·op(B)` by the `gemm` crate, for `T` = f32 or f64.
+/// `c = op(A)·op(B)` by the `gemm` crate on all the pool's threads, for
+/// `T` = f32 or f64.
 #[allow(clippy::too_many_arguments)]
-fn deep<T: Float + 'static>(
+fn by_gemm_crate<T: Float + 'static>(
     m: usize,
     n: usize,
     k: usize,

@@ -8,6 +8,7 @@
 //! and `tests/cpu_matmul.rs`; timings: `examples/sgemm.rs`, `benches/`.
 
 pub(crate) mod cpu;
+pub(crate) mod cpu_engine;
 pub(crate) mod gemm;
 pub(crate) mod gpu;
 #[cfg(test)]
