@@ -49,6 +49,11 @@ impl<B: Backend> Conv<B> {
         pad: usize,
     ) -> wgtrain::Result<Self> {
         let window = Window2d::new(image, [k, k]).padding([pad, pad]);
+        let group = ConvGroup {
+            window,
+            input: ChannelBlock::all(image[0]),
+            output: ChannelBlock::all(outs),
+        };
         let p = window.output_size()?.iter().product::<usize>();
         let taps = image[0] * k * k;
         let fill = |len: usize| -> Vec<f32> {
@@ -60,23 +65,20 @@ impl<B: Backend> Conv<B> {
             x: b.upload(n, window.image_len(), &fill(n * window.image_len()))?,
             w: b.upload(outs, taps, &fill(outs * taps))?,
             bias: b.zeros(1, outs)?,
-            scratch: vec![b.zeros(n * p, taps)?, b.zeros(n * p, outs)?],
+            scratch: b.conv2d_scratch(n, &group)?,
             out: b.upload(n, outs * p, &fill(n * outs * p))?,
             gw: b.zeros(outs, taps)?,
             gb: b.zeros(1, outs)?,
             grad_in: b.zeros(n, window.image_len())?,
-            group: ConvGroup {
-                window,
-                input: ChannelBlock::all(image[0]),
-                output: ChannelBlock::all(outs),
-            },
+            group,
         })
     }
 
     /// FLOPs of one of the three products.
     fn product_flops(&self) -> f64 {
-        let cols = &self.scratch[0];
-        2.0 * (cols.rows() * cols.cols() * self.w.rows()) as f64
+        let [oh, ow] = self.group.window.output_size().expect("a valid window");
+        let positions = oh * ow * self.x.rows();
+        2.0 * (positions * self.w.cols() * self.w.rows()) as f64
     }
 
     fn forward(&mut self, b: &B) -> wgtrain::Result<()> {

@@ -397,6 +397,10 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         Ok(())
     }
 
+    fn conv2d_scratch_shapes(&self, rows: usize, g: &ConvGroup) -> [(usize, usize); 2] {
+        conv::cpu::scratch_shapes(rows, g)
+    }
+
     fn conv2d(
         &self,
         x: &CpuTensor<T>,

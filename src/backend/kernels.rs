@@ -277,6 +277,12 @@ pub trait Kernels: Clone + Send + Sync + 'static {
         argmax: Option<&Self::Tensor>,
         grad_in: &mut Self::Tensor,
     ) -> Result<()>;
+    /// The shapes of the two scratch tensors a convolution group over
+    /// `rows` images needs; the default is the lowered form's columns and
+    /// product.
+    fn conv2d_scratch_shapes(&self, rows: usize, g: &ConvGroup) -> [(usize, usize); 2] {
+        crate::ops::conv::lowered::scratch_shapes(rows, g)
+    }
     /// One convolution group's forward pass into `out`'s block of
     /// channels; the default lowers it onto [`Kernels::im2col`],
     /// [`Kernels::matmul`] and [`Kernels::channels_first`] through

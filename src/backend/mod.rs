@@ -469,14 +469,25 @@ pub trait Backend: Clone + Send + Sync + 'static {
         argmax: Option<&Self::Tensor>,
         grad_in: &mut Self::Tensor,
     ) -> Result<()>;
+    /// The shapes of the scratch tensors [`Backend::conv2d`] needs for a
+    /// group over `rows` images (the same for every group of a layer): on
+    /// the GPU the lowered form's columns and product, on the CPU one
+    /// chunk of them per thread.
+    fn conv2d_scratch_shapes(&self, rows: usize, g: &ConvGroup) -> [(usize, usize); 2];
+    /// Zero scratch tensors of [`Backend::conv2d_scratch_shapes`].
+    fn conv2d_scratch(&self, rows: usize, g: &ConvGroup) -> Result<Vec<Self::Tensor>> {
+        self.conv2d_scratch_shapes(rows, g)
+            .iter()
+            .map(|&(r, c)| self.zeros(r, c))
+            .collect()
+    }
     /// One group of a 2-D convolution (`nn.Conv2d` over the group's
     /// channels): `out`'s block of output channels (`N × (O·OH·OW)`, NCHW)
     /// becomes the convolution of `x`'s block of input channels with the
     /// group's weight `w` (`count_out × (count_in·KH·KW)`), plus the bias.
-    /// `scratch` is `[cols, z]`, `(N·P) × (count_in·KH·KW)` and
-    /// `(N·P) × count_out`: the lowered form's columns and product, which
-    /// the GPU keeps for the backward pass and the CPU uses as its
-    /// per-task space.
+    /// `scratch` comes from [`Backend::conv2d_scratch`]: the lowered form's
+    /// columns and product, which the GPU keeps for the backward pass, or
+    /// the CPU's space for one chunk of samples per thread.
     ///
     /// ```
     /// use wgtrain::ops::conv::{ChannelBlock, ConvGroup, Window2d};
@@ -490,7 +501,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ///     input: ChannelBlock::all(1),
     ///     output: ChannelBlock::all(1),
     /// };
-    /// let mut scratch = vec![cpu.zeros(4, 4).unwrap(), cpu.zeros(4, 1).unwrap()];
+    /// let mut scratch = cpu.conv2d_scratch(1, &g).unwrap();
     /// let mut out = cpu.zeros(1, 4).unwrap();
     /// cpu.conv2d(&x, &w, None, &g, &mut scratch, &mut out).unwrap();
     /// assert_eq!(cpu.download(&out).unwrap(), vec![12., 16., 24., 28.]);
@@ -1030,6 +1041,9 @@ impl<K: Kernels> Backend for K {
         }
         Kernels::pool2d_backward(self, kind, w, grad_out, argmax, grad_in)
     }
+    fn conv2d_scratch_shapes(&self, rows: usize, g: &ConvGroup) -> [(usize, usize); 2] {
+        Kernels::conv2d_scratch_shapes(self, rows, g)
+    }
     fn conv2d(
         &self,
         x: &Self::Tensor,
@@ -1039,7 +1053,8 @@ impl<K: Kernels> Backend for K {
         scratch: &mut [Self::Tensor],
         out: &mut Self::Tensor,
     ) -> Result<()> {
-        crate::ops::conv::check_conv2d("conv2d", x, w, bias, g, scratch, out)?;
+        let shapes = Kernels::conv2d_scratch_shapes(self, x.rows(), g);
+        crate::ops::conv::check_conv2d("conv2d", x, w, bias, g, scratch, shapes, out)?;
         Kernels::conv2d(self, x, w, bias, g, scratch, out)
     }
     fn conv2d_backward(
@@ -1054,7 +1069,8 @@ impl<K: Kernels> Backend for K {
     ) -> Result<()> {
         let op = "conv2d_backward";
         let bias = grads.bias.as_deref();
-        crate::ops::conv::check_conv2d(op, x, w, bias, g, scratch, grad_out)?;
+        let shapes = Kernels::conv2d_scratch_shapes(self, x.rows(), g);
+        crate::ops::conv::check_conv2d(op, x, w, bias, g, scratch, shapes, grad_out)?;
         checks::check_same(op, "weight vs its gradient", w, &*grads.weight)?;
         if let Some(grad_in) = grads.input.as_deref() {
             checks::check_same(op, "input vs its gradient", x, grad_in)?;

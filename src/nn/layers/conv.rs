@@ -303,13 +303,11 @@ impl<B: Backend> Module<B> for Conv2dModule<B> {
             self.window.image_len(),
             self.out_channels() * positions,
         )?;
-        let k = self.w.cols();
-        // The columns (in the backward pass also their gradient) and the
-        // product in channels-last order (its gradient there).
-        stage.kept.scratch = vec![
-            b.zeros(rows * positions, k)?,
-            b.zeros(rows * positions, self.out_channels() / self.groups)?,
-        ];
+        // The device's working space: on the GPU the columns (in the
+        // backward pass also their gradient) and the product in
+        // channels-last order (its gradient there); on the CPU a chunk of
+        // them per thread.
+        stage.kept.scratch = b.conv2d_scratch(rows, &self.group(0))?;
         Ok(stage)
     }
 

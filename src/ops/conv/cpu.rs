@@ -230,10 +230,12 @@ pub(crate) fn channels_first<T: Float + Send + Sync>(
         });
 }
 
-/// One output plane of a pooling: `out` (and the winners) from `input`'s plane.
+/// One output plane of a pooling: `out` (and the winners) from `input`'s
+/// plane; `rows_of` / `cols_of` are the window's [`sources`] tables.
 fn pool_plane<T: Float>(
     kind: Pool,
     w: &Window2d,
+    (rows_of, cols_of): (&[Option<usize>], &[Option<usize>]),
     input: &[T],
     out: &mut [T],
     mut winners: Option<&mut [T]>,
@@ -241,35 +243,42 @@ fn pool_plane<T: Float>(
     let [_, ow] = w.output_size().expect("checked window");
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
     let divisor = cast::<T>((kh * kw) as f64);
-    for (e, v) in out.iter_mut().enumerate() {
-        let (y, xo) = (e / ow, e % ow);
-        let mut best = T::neg_infinity();
-        let mut at = -1.0;
-        let mut sum = T::zero();
-        for ty in 0..kh {
-            let Some(iy) = source(y, ty, w.stride[0], w.padding[0], w.dilation[0], w.height) else {
-                continue;
-            };
-            for tx in 0..kw {
-                let Some(ix) = source(xo, tx, w.stride[1], w.padding[1], w.dilation[1], w.width)
-                else {
-                    continue;
-                };
-                let value = input[iy * w.width + ix];
-                sum = sum + value;
-                // PyTorch's rule: a larger value or a NaN takes the place.
-                if value > best || value.is_nan() {
-                    best = value;
-                    at = (iy * w.width + ix) as f64;
+    for (y, (line_out, rows)) in out
+        .chunks_exact_mut(ow)
+        .zip(rows_of.chunks_exact(kh))
+        .enumerate()
+    {
+        for (xo, (v, cols)) in line_out
+            .iter_mut()
+            .zip(cols_of.chunks_exact(kw))
+            .enumerate()
+        {
+            let mut best = T::neg_infinity();
+            let mut at = usize::MAX;
+            let mut sum = T::zero();
+            for &iy in rows.iter().flatten() {
+                let line = &input[iy * w.width..(iy + 1) * w.width];
+                for &ix in cols.iter().flatten() {
+                    let value = line[ix];
+                    sum = sum + value;
+                    // PyTorch's rule: a larger value or a NaN takes the place.
+                    if value > best || value.is_nan() {
+                        best = value;
+                        at = iy * w.width + ix;
+                    }
                 }
             }
-        }
-        *v = match kind {
-            Pool::Max => best,
-            Pool::Average => sum / divisor,
-        };
-        if let Some(a) = winners.as_deref_mut() {
-            a[e] = cast(at);
+            *v = match kind {
+                Pool::Max => best,
+                Pool::Average => sum / divisor,
+            };
+            if let Some(a) = winners.as_deref_mut() {
+                a[y * ow + xo] = if at == usize::MAX {
+                    -T::one()
+                } else {
+                    cast(at as f64)
+                };
+            }
         }
     }
 }
@@ -281,7 +290,10 @@ pub(crate) fn pool2d<T: Float + Send + Sync>(
     out: &mut CpuTensor<T>,
     argmax: Option<&mut CpuTensor<T>>,
 ) {
-    let (plane, out_plane, w) = (w.height * w.width, w.positions(), *w);
+    let [oh, ow] = w.output_size().expect("checked window");
+    let (rows_of, cols_of) = (sources(w, 0, oh), sources(w, 1, ow));
+    let tables = (rows_of.as_slice(), cols_of.as_slice());
+    let (plane, out_plane, w) = (w.height * w.width, oh * ow, *w);
     let planes = out
         .data
         .par_chunks_mut(out_plane)
@@ -289,8 +301,8 @@ pub(crate) fn pool2d<T: Float + Send + Sync>(
     match argmax {
         Some(a) => planes
             .zip(a.data.par_chunks_mut(out_plane))
-            .for_each(|((o, i), a)| pool_plane(kind, &w, i, o, Some(a))),
-        None => planes.for_each(|(o, i)| pool_plane(kind, &w, i, o, None)),
+            .for_each(|((o, i), a)| pool_plane(kind, &w, tables, i, o, Some(a))),
+        None => planes.for_each(|(o, i)| pool_plane(kind, &w, tables, i, o, None)),
     }
 }
 
@@ -304,6 +316,7 @@ pub(crate) fn pool2d_backward<T: Float + Send + Sync>(
     let [oh, ow] = w.output_size().expect("checked window");
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
     let divisor = cast::<T>((kh * kw) as f64);
+    let (by_row, by_col) = (readers(w, 0, oh), readers(w, 1, ow));
     let (plane, out_plane, w) = (w.height * w.width, oh * ow, *w);
     grad_in
         .data
@@ -316,17 +329,8 @@ pub(crate) fn pool2d_backward<T: Float + Send + Sync>(
                 let (iy, ix) = (e / w.width, e % w.width);
                 let me = cast::<T>(e as f64);
                 let mut s = T::zero();
-                for ty in 0..kh {
-                    let Some(y) = window_of(iy, ty, w.stride[0], w.padding[0], w.dilation[0], oh)
-                    else {
-                        continue;
-                    };
-                    for tx in 0..kw {
-                        let Some(xo) =
-                            window_of(ix, tx, w.stride[1], w.padding[1], w.dilation[1], ow)
-                        else {
-                            continue;
-                        };
+                for y in by_row[iy * kh..(iy + 1) * kh].iter().flatten() {
+                    for xo in by_col[ix * kw..(ix + 1) * kw].iter().flatten() {
                         let o = y * ow + xo;
                         match kind {
                             Pool::Max => {
@@ -507,6 +511,15 @@ impl Cut {
     }
 }
 
+/// One chunk's columns (`chunk·P × K`) and product (`chunk·P × O`) per
+/// task: what the CPU's convolution works in.
+pub(crate) fn scratch_shapes(rows: usize, g: &ConvGroup) -> [(usize, usize); 2] {
+    let (p, (o, k)) = (g.window.positions(), g.weight_shape());
+    let cut = Cut::new(rows, p * k);
+    let room = rows.div_ceil(cut.per_task) * cut.chunk * p;
+    [(room, k), (room, o)]
+}
+
 /// One convolution group, forward, a chunk of samples at a time in each
 /// task: the chunk's transposed columns are built in the task's share of
 /// `cols` (`K × chunk·P`, in cache), one product `W·cols_t` goes to the
@@ -531,8 +544,8 @@ pub(crate) fn conv2d<T: Float + Send + Sync + 'static>(
     let (in_len, out_len) = (x.cols, out.cols);
     out.data
         .par_chunks_mut(cut.per_task * out_len)
-        .zip(cols.data.par_chunks_mut(cut.per_task * p * k))
-        .zip(z.data.par_chunks_mut(cut.per_task * p * oc))
+        .zip(cols.data.par_chunks_mut(cut.chunk * p * k))
+        .zip(z.data.par_chunks_mut(cut.chunk * p * oc))
         .enumerate()
         .for_each(|(task, ((outs, cols_t), product))| {
             let first = task * cut.per_task;
@@ -598,8 +611,8 @@ pub(crate) fn conv2d_backward<T: Float + Send + Sync + 'static>(
     };
     let partials: Vec<(Vec<T>, Vec<T>)> = input_grads
         .into_par_iter()
-        .zip(cols.data.par_chunks_mut(cut.per_task * p * k))
-        .zip(z.data.par_chunks_mut(cut.per_task * p * oc))
+        .zip(cols.data.par_chunks_mut(cut.chunk * p * k))
+        .zip(z.data.par_chunks_mut(cut.chunk * p * oc))
         .enumerate()
         .map(|(task, ((mut input_grad, cols_t), delta))| {
             let (mut gw, mut gb) = (vec![T::zero(); oc * k], vec![T::zero(); oc]);

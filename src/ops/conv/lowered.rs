@@ -13,6 +13,12 @@ use super::{ConvGrads, ConvGroup};
 use crate::backend::{Kernels, MatmulSpec};
 use crate::Result;
 
+/// The columns `(N·P) × (count_in·KH·KW)` and the product `(N·P) × count_out`.
+pub(crate) fn scratch_shapes(rows: usize, g: &ConvGroup) -> [(usize, usize); 2] {
+    let (p, (o, k)) = (g.window.positions(), g.weight_shape());
+    [(rows * p, k), (rows * p, o)]
+}
+
 /// `out`'s block of channels = the group's convolution of `x`; `scratch`
 /// is `[cols, z]`, and the columns stay there for the backward pass.
 pub(crate) fn conv2d<K: Kernels>(

@@ -248,9 +248,10 @@ pub struct ConvGrads<'a, T> {
 }
 
 /// `x`: `N × (C·H·W)`; `w` the group's weight; `bias`: `1 × count`;
-/// `out` (the output, or its gradient): `N × (O·P)`; `scratch`: the
-/// columns `(N·P) × (count·KH·KW)` and the product `(N·P) × count` of
-/// the lowered form.
+/// `out` (the output, or its gradient): `N × (O·P)`; `scratch`: the two
+/// tensors of `scratch_shapes` (the device's
+/// [`conv2d_scratch_shapes`](crate::Backend::conv2d_scratch_shapes)).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn check_conv2d(
     op: &'static str,
     x: &impl Shaped,
@@ -258,6 +259,7 @@ pub(crate) fn check_conv2d(
     bias: Option<&impl Shaped>,
     g: &ConvGroup,
     scratch: &[impl Shaped],
+    scratch_shapes: [(usize, usize); 2],
     out: &impl Shaped,
 ) -> Result<()> {
     check_window(op, &g.window)?;
@@ -271,17 +273,19 @@ pub(crate) fn check_conv2d(
         expect(op, "the bias", bias, 1, wr)?;
     }
     expect(op, "the output", out, rows, g.output.channels * p)?;
-    let [cols, z] = scratch else {
+    if scratch.len() != 2 {
         return Err(shape_err(
             op,
             format!(
-                "needs 2 scratch tensors (columns, product), got {}",
+                "needs 2 scratch tensors (made by conv2d_scratch), got {}",
                 scratch.len()
             ),
         ));
-    };
-    expect(op, "the columns", cols, rows * p, wc)?;
-    expect(op, "the product", z, rows * p, wr)
+    }
+    for (t, (r, c)) in scratch.iter().zip(scratch_shapes) {
+        expect(op, "a scratch tensor (made by conv2d_scratch)", t, r, c)?;
+    }
+    Ok(())
 }
 
 fn check_window(op: &'static str, w: &Window2d) -> Result<()> {

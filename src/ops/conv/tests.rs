@@ -284,10 +284,14 @@ fn convolution<K: crate::backend::Kernels>(
     let w = up(12, o, taps);
     let bias = with_bias.then(|| up(13, 1, o));
     let mut out = up(14, rows, g.output.channels * p);
-    let mut scratch = vec![
-        Backend::zeros(k, rows * p, taps).unwrap(),
-        Backend::zeros(k, rows * p, o).unwrap(),
-    ];
+    let shapes = match form {
+        Form::Device => Backend::conv2d_scratch_shapes(k, rows, g),
+        Form::Lowered => lowered::scratch_shapes(rows, g),
+    };
+    let mut scratch: Vec<K::Tensor> = shapes
+        .iter()
+        .map(|&(r, c)| Backend::zeros(k, r, c).unwrap())
+        .collect();
     let grad_out = up(15, rows, g.output.channels * p);
     let mut gw = Backend::zeros(k, o, taps).unwrap();
     let mut gb = Backend::zeros(k, 1, o).unwrap();
@@ -369,7 +373,7 @@ fn convolution_shapes_are_checked() {
     let x = cpu.zeros(2, 50).unwrap();
     let w = cpu.zeros(3, 18).unwrap();
     let mut out = cpu.zeros(2, 27).unwrap();
-    let mut scratch = vec![cpu.zeros(18, 18).unwrap(), cpu.zeros(18, 3).unwrap()];
+    let mut scratch = cpu.conv2d_scratch(2, &g).unwrap();
     let wrong_weight = cpu.zeros(3, 9).unwrap();
     let err = cpu
         .conv2d(&x, &wrong_weight, None, &g, &mut scratch, &mut out)
