@@ -7,6 +7,11 @@
 //! `scripts/conv_torch_bench.py` times PyTorch's CPU convolutions on the
 //! same shapes; `scripts/bench_conv.sh` runs both in one go.
 //!
+//! Then whole training steps (forward, backward, Adam lr 2e-3) of LeNet-5
+//! and of the cnn-bn network on one random batch, in samples/s, with the
+//! protocol of `scripts/lenet_torch.py` (10 warm-up steps, median of 5
+//! repeats of 50), which times PyTorch's.
+//!
 //! ```text
 //! cargo run --release --example conv_bench -- [--backend cpu|gpu|both] [--batch 64]
 //! ```
@@ -14,8 +19,11 @@
 //! A lavapipe figure is a CPU figure (lavapipe is a software adapter).
 
 use std::time::Instant;
+use wgtrain::nn::{Conv2d, Shape};
 use wgtrain::ops::conv::{ChannelBlock, ConvGrads, ConvGroup, Window2d};
-use wgtrain::{Backend, Cpu, Gpu, Shaped};
+use wgtrain::optim::{Adam, Optim};
+use wgtrain::train::{LocalSync, StepOptions};
+use wgtrain::{Backend, Cpu, Gpu, Init, Loss, Sequential, Shaped, Target};
 
 /// `(name, [in channels, height, width], out channels, kernel, padding)`.
 const SHAPES: [(&str, [usize; 3], usize, usize, usize); 4] = [
@@ -181,6 +189,92 @@ fn bench<B: Backend>(b: &B, n: usize) -> wgtrain::Result<()> {
     Ok(())
 }
 
+/// The networks of `scripts/lenet_torch.py`.
+fn network(name: &str) -> Sequential {
+    let image = Sequential::with_input_shape(Shape::new(&[1, 28, 28]));
+    match name {
+        "lenet5" => image
+            .conv2d(Conv2d::new(6, 5).padding(2))
+            .relu()
+            .max_pool2d(2)
+            .conv2d(Conv2d::new(16, 5))
+            .relu()
+            .max_pool2d(2)
+            .flatten()
+            .dense(120, Init::TorchDefault)
+            .relu()
+            .dense(84, Init::TorchDefault)
+            .relu()
+            .dense(10, Init::TorchDefault),
+        _ => image
+            .conv2d(Conv2d::new(32, 5).padding(2).no_bias())
+            .batch_norm()
+            .relu()
+            .max_pool2d(2)
+            .conv2d(Conv2d::new(64, 5).padding(2).no_bias())
+            .batch_norm()
+            .relu()
+            .max_pool2d(2)
+            .flatten()
+            .dense(256, Init::TorchDefault)
+            .relu()
+            .dropout(0.3)
+            .dense(10, Init::TorchDefault),
+    }
+}
+
+/// Training steps per second of each network on one random batch of `n`.
+fn training_steps<B: Backend>(b: &B, n: usize) -> wgtrain::Result<()> {
+    let x = b.upload(
+        n,
+        784,
+        &(0..n * 784)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect::<Vec<_>>(),
+    )?;
+    let y = b.indices(&(0..n as u32).map(|i| i % 10).collect::<Vec<_>>(), 10)?;
+    let options = StepOptions {
+        loss: Loss::SoftmaxCrossEntropy,
+        ..StepOptions::default()
+    };
+    for name in ["lenet5", "cnn-bn"] {
+        let mut model = network(name).build(b, 0)?;
+        let mut opt = Optim::new(Adam {
+            lr: 2e-3,
+            ..Adam::default()
+        })?;
+        let mut step = || {
+            wgtrain::train::train_step(
+                &mut model,
+                &mut opt,
+                &x,
+                Target::Labels(&y),
+                &options,
+                &mut LocalSync,
+            )
+        };
+        for _ in 0..10 {
+            step()?;
+        }
+        b.synchronize()?;
+        let mut rates = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            for _ in 0..50 {
+                step()?;
+            }
+            b.synchronize()?;
+            rates.push(50.0 * n as f64 / t.elapsed().as_secs_f64());
+        }
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "  training step {name:<7} batch {n}: {:.0} samples/s [{:.0}-{:.0}]",
+            rates[2], rates[0], rates[4]
+        );
+    }
+    Ok(())
+}
+
 fn main() -> wgtrain::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut which, mut n) = ("both".to_string(), 64);
@@ -202,12 +296,15 @@ fn main() -> wgtrain::Result<()> {
     }
     println!("conv2d at batch {n}: forward with bias; backward = weight, bias and input gradients");
     if which != "gpu" {
-        bench(&Cpu::<f32>::new(), n)?;
+        let cpu = Cpu::<f32>::new();
+        bench(&cpu, n)?;
+        training_steps(&cpu, n)?;
     }
     if which != "cpu" {
         let gpu = Gpu::new()?;
         bench(&gpu, n)?;
         kernel_times(&gpu, n)?;
+        training_steps(&gpu, n)?;
     }
     Ok(())
 }

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Convolutions and the LeNet step, ours beside PyTorch CPU, in one run:
-#   bash scripts/bench_conv.sh            # torch from the venv in $TORCH_VENV (default /tmp/torchvenv), made if missing
+# Convolutions and the LeNet and cnn-bn training steps, ours beside PyTorch
+# CPU, in one run:
+#   bash scripts/bench_conv.sh --backend cpu   # torch from the venv in $TORCH_VENV (default /tmp/peers-venv), made if missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${TORCH_VENV:-/tmp/torchvenv}
-if [ ! -x "$venv/bin/python" ]; then
+venv=${TORCH_VENV:-/tmp/peers-venv}
+if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  # The peers' version, from the package index (about 5.4 GB with its CUDA wheels).
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet torch --index-url "$(pip config get global.index-url 2>/dev/null || echo https://download.pytorch.org/whl/cpu)"
+  "$venv/bin/pip" install --quiet torch==2.15.0
 fi
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs"
 cargo run --release --quiet --example conv_bench -- "$@"
 "$venv/bin/python" scripts/conv_torch_bench.py
 "$venv/bin/python" scripts/lenet_torch.py --model lenet5
+"$venv/bin/python" scripts/lenet_torch.py --model cnn-bn

@@ -7,7 +7,13 @@
 #
 # Environment: PEERS (default ../shared/peers, where CI puts shared/), STEPS
 # (steps per timed repeat, default the peers' 50), PY (a python with numpy
-# and/or torch), BURN (a built peers/burn_mlp binary).
+# and/or torch; without one, torch 2.15.0 and numpy 2.4.6, the peers'
+# versions, are installed into /tmp/peers-venv: about 5.4 GB with torch's
+# CUDA dependencies), BURN (a built peers/burn_mlp binary).
+#
+# Besides the peer case it times batch 64 (width 512) and width 4096 (batch
+# 256) on our CPU backend and PyTorch's (fused and default Adam), and prints
+# every ratio from this one run with the CPU's model name and vector width.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=${PEERS:-../shared/peers}
@@ -29,6 +35,12 @@ measure() {
   shift
   python3 "$PEERS/measure.py" "$out/$log" -- "$@"
 }
+
+# Which CPU the ratios come from: its model name and widest vectors.
+model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+if grep -qw avx512f /proc/cpuinfo; then width="AVX-512 (512-bit)"; elif grep -qw avx2 /proc/cpuinfo; then width="AVX2 (256-bit)"; else width="no AVX2"; fi
+echo "machine: $model, $(nproc) CPUs, widest vectors $width"
+echo
 
 cargo build -q --release --example throughput
 echo "== wgtrain (examples/throughput.rs, peer case, 10 warm-up steps, 5 repeats of $STEPS steps)"
@@ -65,13 +77,25 @@ fi
 
 echo
 echo "== PyTorch CPU peer ($PEERS/torch_mlp.py)"
-if torch_py=$(find_python torch); then
+if ! torch_py=$(find_python torch); then
+  echo "no python with torch: installing torch==2.15.0 (the peers' version, about 5.4 GB with its CUDA wheels) into /tmp/peers-venv"
+  if { [[ -x /tmp/peers-venv/bin/python ]] || python3 -m venv /tmp/peers-venv; } &&
+    timeout 1800 /tmp/peers-venv/bin/pip install -q torch==2.15.0 numpy==2.4.6; then
+    torch_py=/tmp/peers-venv/bin/python
+  else
+    echo "torch could not be installed: PyTorch peer skipped"
+    torch_py=
+  fi
+fi
+if [[ -n $torch_py ]]; then
   for variant in default fused; do
     measure torch.txt "$torch_py" "$PEERS/torch_mlp.py" mlp 5 "$variant"
   done
-else
-  echo "skipped: no python here imports torch, and the wheel with its CUDA dependencies is"
-  echo "about 5.4 GB (peers README), so this script does not install it. Set PY to a python with torch."
+  echo
+  echo "== batch 64 and width 4096: ours (CPU backend), then PyTorch CPU (scripts/torch_cpu_mlp.py)"
+  measure ours_sweep.txt cargo run -q --release --example throughput -- --backend cpu --no-phases \
+    --steps "$STEPS" --batches 64 --widths 4096
+  measure torch_sweep.txt "$torch_py" scripts/torch_cpu_mlp.py 64x512 256x4096
 fi
 
 echo
@@ -144,4 +168,25 @@ print(f"{'peer':<28} {'samples/s':>10} " + " ".join(f"{'ours ' + c + '/peer':>14
 for label, v, source in rows:
     ratios = " ".join(f"{ours[c] / v:>14.3f}" for c in cols)
     print(f"{label:<28} {v:>10.0f} {ratios}  {source}")
+
+# Batch 64 and width 4096, both sides measured in this run.
+ours_sweep = {}
+for line in read("ours_sweep.txt").splitlines():
+    if line.startswith("RESULT "):
+        for b in json.loads(line[len("RESULT "):])["backends"]:
+            for case in b["sweep"]:
+                ours_sweep[(case["batch"], case["width"])] = case["samples_per_s"]
+torch_sweep = {}
+pat = re.compile(r"^RESULT torch-cpu mlp\[(\w+)\] batch (\d+) width (\d+): .* samples/s median (\d+)")
+for line in read("torch_sweep.txt").splitlines():
+    m = pat.match(line)
+    if m:
+        torch_sweep[(int(m.group(2)), int(m.group(3)), m.group(1))] = float(m.group(4))
+if ours_sweep and torch_sweep:
+    print()
+    print("== batch 64 and width 4096 (both measured now): ours CPU / PyTorch CPU, samples/s")
+    for (batch, width), v in sorted(ours_sweep.items()):
+        peers = [(var, torch_sweep.get((batch, width, var))) for var in ("fused", "default")]
+        text = ", ".join(f"{var} Adam {p:.0f} ({v / p:.3f}x)" for var, p in peers if p)
+        print(f"   batch {batch:>4} width {width:>4}: ours {v:.0f}; PyTorch {text}")
 EOF

@@ -61,7 +61,7 @@ def bench_mlp(dev, batch, width, variant):
     flops = 2 * batch * (2 * IN * width + 3 * width * width + 3 * width * OUT)
     flops += 2 * batch * (2 * width + OUT) + 2 * 2 * batch * width + 4 * batch * OUT
     print(
-        f"RESULT torch-cuda mlp[{variant}] batch {batch} width {width}: {batch / sps * 1e3:.3f} ms/step, "
+        f"RESULT torch-{dev.type} mlp[{variant}] batch {batch} width {width}: {batch / sps * 1e3:.3f} ms/step, "
         f"samples/s median {sps:.0f} min {min(rates):.0f} max {max(rates):.0f}, "
         f"{flops * sps / batch / 1e9:.1f} GFLOP/s"
     )
