@@ -555,9 +555,12 @@ pub(crate) fn conv2d<T: Float + Send + Sync + 'static>(
                     let image = &xs[sample * in_len..(sample + 1) * in_len];
                     columns_of_sample(image, g, &spans, &mut cols_t[i * p..], pitch);
                 }
+                // `product = W·cols_t`, written as its transpose
+                // `cols_tᵀ·Wᵀ` so that every operand is column-major,
+                // the layout `gemm`'s kernels run fastest.
                 let product = &mut product[..oc * pitch];
-                let (a, b) = ((ws, (k, 1)), (&cols_t[..k * pitch], (pitch, 1)));
-                gemm_on_thread((oc, pitch, k), a, b, (product, (pitch, 1)), false);
+                let (a, b) = ((&cols_t[..k * pitch], (1, pitch)), (ws, (1, k)));
+                gemm_on_thread((pitch, oc, k), a, b, (product, (1, pitch)), false);
                 for (i, sample) in samples.enumerate() {
                     let row = &mut outs[(sample - first) * out_len..][..out_len];
                     let block = &mut row[g.output.first * p..(g.output.first + oc) * p];
@@ -631,12 +634,15 @@ pub(crate) fn conv2d_backward<T: Float + Send + Sync + 'static>(
                 for (b, channel) in gb.iter_mut().zip(delta.chunks_exact(pitch)) {
                     *b = channel.iter().fold(*b, |s, &v| s + v);
                 }
+                // Both products as their transposes, the output column-major
+                // (as in the forward pass): `∂Wᵀ += cols_t·δᵀ`, then
+                // `cols_tᵀ = δᵀ·W`.
                 let cols_t = &mut cols_t[..k * pitch];
-                let (d, c) = ((&delta[..], (pitch, 1)), (&cols_t[..], (1, pitch)));
-                gemm_on_thread((oc, k, pitch), d, c, (&mut gw, (k, 1)), true);
+                let (c, d) = ((&cols_t[..], (pitch, 1)), (&delta[..], (1, pitch)));
+                gemm_on_thread((k, oc, pitch), c, d, (&mut gw, (1, k)), true);
                 if let Some(grad_rows) = input_grad.as_deref_mut() {
-                    let (wt, d) = ((ws, (1, k)), (&delta[..], (pitch, 1)));
-                    gemm_on_thread((k, pitch, oc), wt, d, (&mut cols_t[..], (pitch, 1)), false);
+                    let (d, w) = ((&delta[..], (1, pitch)), (ws, (k, 1)));
+                    gemm_on_thread((pitch, k, oc), d, w, (&mut cols_t[..], (1, pitch)), false);
                     for (i, sample) in samples.enumerate() {
                         let image_grad = &mut grad_rows[(sample - first) * in_len..][..in_len];
                         add_columns_to_sample(&cols_t[i * p..], pitch, g, &spans, image_grad);

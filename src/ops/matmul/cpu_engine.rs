@@ -128,8 +128,9 @@ const PRODUCTS: [(usize, usize, usize, bool, bool); 5] = [
     (512, 512, 512, false, false),
 ];
 /// Timed runs of each product; the fastest counts (on a shared machine the
-/// slower runs measure the other load).
-const REPS: usize = 5;
+/// slower runs measure the other load, which varies by ±20% from one
+/// second to the next here).
+const REPS: usize = 20;
 /// Largest parity error accepted against the reference loop, in f32 at
 /// k = 257: about k·2⁻²⁴ of the dot products' magnitude, with room.
 const TOLERANCE: f64 = 1e-4;
@@ -145,14 +146,26 @@ const TOLERANCE: f64 = 1e-4;
 /// ```
 pub fn measure_cpu_gemm() -> Result<CpuGemmTuning> {
     let cpu = Cpu::<f32>::new();
-    let mut candidates = Vec::new();
-    for engine in CpuGemm::ALL {
-        let err = parity_error(&cpu, engine)?;
-        let time = (err <= TOLERANCE)
-            .then(|| time_products(engine))
-            .transpose()?;
-        candidates.push((engine, err, time));
-    }
+    let checked: Vec<(CpuGemm, f64)> = CpuGemm::ALL
+        .into_iter()
+        .map(|g| Ok((g, parity_error(&cpu, g)?)))
+        .collect::<Result<_>>()?;
+    let passed: Vec<CpuGemm> = checked
+        .iter()
+        .filter(|&&(_, err)| err <= TOLERANCE)
+        .map(|&(g, _)| g)
+        .collect();
+    let times = time_products(&passed);
+    let candidates: Vec<(CpuGemm, f64, Option<Duration>)> = checked
+        .iter()
+        .map(|&(g, err)| {
+            (
+                g,
+                err,
+                passed.iter().position(|&p| p == g).map(|i| times[i]),
+            )
+        })
+        .collect();
     let choice = candidates
         .iter()
         .filter_map(|&(g, _, t)| Some((g, t?)))
@@ -197,24 +210,30 @@ fn parity_error(cpu: &Cpu<f32>, engine: CpuGemm) -> Result<f64> {
     Ok(worst)
 }
 
-fn time_products(engine: CpuGemm) -> Result<Duration> {
-    let mut total = Duration::ZERO;
-    for (m, n, k, ta, tb) in PRODUCTS {
-        let (a, b) = (random(3, m * k), random(4, k * n));
-        let mut c = vec![0.0f32; m * n];
-        let mut run = || super::gemm::gemm_with(engine, (m, n, k), &a, ta, &b, tb, &mut c);
-        run();
-        let best = (0..REPS)
-            .map(|_| {
+/// For each library, the sum over [`PRODUCTS`] of the fastest of
+/// [`REPS`] runs. The libraries take turns run by run, so that a slow
+/// spell of a shared machine falls on both rather than on one.
+fn time_products(engines: &[CpuGemm]) -> Vec<Duration> {
+    let mut operands: Vec<_> = PRODUCTS
+        .iter()
+        .map(|&(m, n, k, _, _)| (random(3, m * k), random(4, k * n), vec![0.0f32; m * n]))
+        .collect();
+    let mut best = vec![[Duration::MAX; PRODUCTS.len()]; engines.len()];
+    // The first round warms the caches and the thread pool, untimed.
+    for round in 0..=REPS {
+        for (e, &engine) in engines.iter().enumerate() {
+            for (i, (&(m, n, k, ta, tb), (a, b, c))) in
+                PRODUCTS.iter().zip(operands.iter_mut()).enumerate()
+            {
                 let t = Instant::now();
-                run();
-                t.elapsed()
-            })
-            .min()
-            .expect("REPS > 0");
-        total += best;
+                super::gemm::gemm_with(engine, (m, n, k), a, ta, b, tb, c);
+                if round > 0 {
+                    best[e][i] = best[e][i].min(t.elapsed());
+                }
+            }
+        }
     }
-    Ok(total)
+    best.iter().map(|times| times.iter().sum()).collect()
 }
 
 /// Where the choice is remembered: `cpu-matmul.json` in the folder of the
