@@ -489,9 +489,11 @@ struct Cut {
 }
 
 /// Columns of a chunk (`K × chunk·P` values) are kept near this many
-/// values: one product then has `chunk·P` columns, which the `gemm`
-/// kernels run faster than one sample's (PERFORMANCE.md, "Convolutions"),
-/// while the chunk still stays in the core's cache.
+/// values (1 MiB in f32, within a core's L2): small layers (LeNet's first,
+/// 25 × 784 values a sample) then make one product of several samples,
+/// large ones (cnn-bn's second, 800 × 196) one of a single sample. Chunks
+/// of up to 2²⁶ values were no faster on cnn-bn in the one comparison made,
+/// within the machine's noise.
 const CHUNK_VALUES: usize = 1 << 18;
 
 impl Cut {
