@@ -50,8 +50,8 @@ impl CpuGemm {
     }
 
     /// The rule, when nothing was measured: `gemm` on a CPU with AVX-512
-    /// (on an Intel Xeon with AVX-512 its kernels ran the training step's
-    /// products 1.2–2.6× faster than matrixmultiply's AVX2 ones),
+    /// (on an Intel Xeon with AVX-512 its kernels beat matrixmultiply's
+    /// AVX2 ones on 8 of 10 of the training step's products, by 1.2–2.2×),
     /// matrixmultiply elsewhere (where `gemm`'s AVX2 kernels were the
     /// slower on most of them; PERFORMANCE.md).
     pub fn by_instruction_set() -> CpuGemm {
@@ -138,7 +138,7 @@ const TOLERANCE: f64 = 1e-4;
 /// Checks both libraries against [`reference_matmul`] on a product that
 /// fills no kernel tile (33×65, k = 257, all four transpose forms), times
 /// the ones that pass on the step's products, and picks the faster. Takes
-/// about a second.
+/// about a quarter of a second on a 2-core machine.
 ///
 /// ```no_run
 /// let tuning = wgtrain::backend::measure_cpu_gemm().unwrap();
