@@ -1,9 +1,9 @@
 //! The CPU reference of batch normalisation, over `rows × C` (a feature or
 //! a channel per column). Every pass walks whole rows, so it reads memory
-//! in order and vectorises across the columns; the column statistics are
-//! summed by each task over its own run of rows, then across tasks in
-//! order (the runs are fixed by the row count and the thread count, so a
-//! result never depends on scheduling).
+//! in order and vectorises across the columns. The column statistics are
+//! split by columns across the cores, each column summed over the rows in
+//! order: the same order as a loop down each column (and as the GPU's
+//! kernels), whatever the thread count.
 
 use crate::backend::cpu::cast;
 use crate::backend::CpuTensor;
@@ -11,38 +11,33 @@ use crate::Result;
 use num_traits::Float;
 use rayon::prelude::*;
 
-/// Rows per task: one contiguous run per thread.
+/// Rows per task of the elementwise passes: one contiguous run per thread.
 fn rows_per_task(rows: usize) -> usize {
     rows.div_ceil(rayon::current_num_threads().clamp(1, rows.max(1)))
 }
 
-/// Per column, the sum over rows of `f(row, column)` applied to each row
-/// of `a` (and of `b` in step), `c` columns: each task sums its rows in
-/// order, then the tasks' sums add in task order.
+/// Per column, the sum over rows (in row order) that `f` accumulates from
+/// each row of `a` (and of `b` in step), `c` columns. `f` gets the
+/// accumulators of a run of columns starting at `first`, and that run of
+/// the row; the runs go to the cores.
 fn column_sums<T: Float + Send + Sync>(
     a: &[T],
     b: &[T],
     c: usize,
-    f: impl Fn(&mut [T], &[T], &[T]) + Sync,
+    f: impl Fn(&mut [T], &[T], &[T], usize) + Sync,
 ) -> Vec<T> {
-    let per_task = rows_per_task(a.len() / c) * c;
-    let partials: Vec<Vec<T>> = a
-        .par_chunks(per_task)
-        .zip(b.par_chunks(per_task))
-        .map(|(a, b)| {
-            let mut acc = vec![T::zero(); c];
+    let per_task = c.div_ceil(rayon::current_num_threads().clamp(1, c.max(1)));
+    let mut sums = vec![T::zero(); c];
+    sums.par_chunks_mut(per_task)
+        .enumerate()
+        .for_each(|(task, acc)| {
+            let first = task * per_task;
+            let cols = first..first + acc.len();
             for (ra, rb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
-                f(&mut acc, ra, rb);
+                f(acc, &ra[cols.clone()], &rb[cols.clone()], first);
             }
-            acc
-        })
-        .collect();
-    let mut parts = partials.into_iter();
-    let mut sum = parts.next().unwrap_or_else(|| vec![T::zero(); c]);
-    for part in parts {
-        sum.iter_mut().zip(part).for_each(|(s, v)| *s = *s + v);
-    }
-    sum
+        });
+    sums
 }
 
 /// `out[i, j] = f(j, a[i, j], b[i, j])` over all cores, a run of rows each.
@@ -83,12 +78,12 @@ pub(crate) fn batch_norm_train<T: Float + std::fmt::Debug + Send + Sync + 'stati
     let (n, c) = (x.rows, x.cols);
     let (nt, m, e) = (cast::<T>(n as f64), cast::<T>(momentum), cast::<T>(eps));
     let xs = x.data.as_slice();
-    let sums = column_sums(xs, xs, c, |acc, row, _| {
+    let sums = column_sums(xs, xs, c, |acc, row, _, _| {
         acc.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v)
     });
     let mean: Vec<T> = sums.iter().map(|&s| s / nt).collect();
-    let squares = column_sums(xs, xs, c, |acc, row, _| {
-        for ((s, &v), &mu) in acc.iter_mut().zip(row).zip(&mean) {
+    let squares = column_sums(xs, xs, c, |acc, row, _, first| {
+        for ((s, &v), &mu) in acc.iter_mut().zip(row).zip(&mean[first..]) {
             *s = *s + (v - mu) * (v - mu);
         }
     });
@@ -142,11 +137,12 @@ pub(crate) fn batch_norm_backward<T: Float + std::fmt::Debug + Send + Sync + 'st
     let nt = cast::<T>(n as f64);
     let (mean, inv_std) = saved.data.split_at(c);
     let (xs, gs) = (x.data.as_slice(), grad_out.data.as_slice());
-    let sg = column_sums(gs, gs, c, |acc, row, _| {
+    let sg = column_sums(gs, gs, c, |acc, row, _, _| {
         acc.iter_mut().zip(row).for_each(|(s, &g)| *s = *s + g)
     });
-    let sgx = column_sums(gs, xs, c, |acc, grads, row| {
-        for (j, (s, (&g, &v))) in acc.iter_mut().zip(grads.iter().zip(row)).enumerate() {
+    let sgx = column_sums(gs, xs, c, |acc, grads, row, first| {
+        for (i, (s, (&g, &v))) in acc.iter_mut().zip(grads.iter().zip(row)).enumerate() {
+            let j = first + i;
             *s = *s + g * ((v - mean[j]) * inv_std[j]);
         }
     });
