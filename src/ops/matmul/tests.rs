@@ -326,3 +326,54 @@ fn a_gated_product_equals_the_product_then_the_activation_backward() {
         Err(Error::Shape { .. })
     ));
 }
+
+#[test]
+fn both_cpu_libraries_match_the_reference_loop() {
+    // Whichever library this machine chose, the other is checked too: every
+    // transpose form, shapes that flip matrixmultiply's operands (2m ≤ n),
+    // deep ones that go to `gemm` either way, in f32 and f64.
+    use super::cpu_engine::CpuGemm;
+    use super::gemm::gemm_with;
+    use crate::backend::reference_matmul;
+    let cpu = Cpu::<f64>::new();
+    for (m, n, k) in [
+        (1, 1, 1),
+        (7, 33, 257),
+        (33, 7, 65),
+        (3, 5, 400),
+        (64, 130, 31),
+    ] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (a, b) = (random(1, m * k), random(2, k * n));
+            let (ar, ac) = if ta { (k, m) } else { (m, k) };
+            let (br, bc) = if tb { (n, k) } else { (k, n) };
+            let spec = MatmulSpec {
+                transpose_a: ta,
+                transpose_b: tb,
+                ..Default::default()
+            };
+            let mut want = cpu.zeros(m, n).unwrap();
+            let (at, bt) = (
+                cpu.upload(ar, ac, &a).unwrap(),
+                cpu.upload(br, bc, &b).unwrap(),
+            );
+            reference_matmul(&at, &bt, &mut want, spec).unwrap();
+            let want = cpu.download(&want).unwrap();
+            for engine in CpuGemm::ALL {
+                let what = format!("{engine:?} {m}x{n}x{k} ta {ta} tb {tb}");
+                let mut got32 = vec![0f32; m * n];
+                assert!(gemm_with(engine, (m, n, k), &a, ta, &b, tb, &mut got32));
+                let got32: Vec<f64> = got32.iter().map(|&v| v as f64).collect();
+                // f32 sums of k ≤ 400 products of values in [-1, 1].
+                assert_parity(&format!("{what} f32"), &got32, &want, 1e-4);
+                let (a64, b64): (Vec<f64>, Vec<f64>) = (
+                    a.iter().map(|&v| v as f64).collect(),
+                    b.iter().map(|&v| v as f64).collect(),
+                );
+                let mut got64 = vec![0f64; m * n];
+                assert!(gemm_with(engine, (m, n, k), &a64, ta, &b64, tb, &mut got64));
+                assert_parity(&format!("{what} f64"), &got64, &want, 1e-12);
+            }
+        }
+    }
+}
