@@ -2,7 +2,8 @@
 //! progress, curves, checkpoints, the cost model, the shipped model, the
 //! published rows) with `--model lenet5` and this network's defaults. Every
 //! option of the main job applies and overrides them; `--model cnn-bn` is
-//! the modern variant with batch norm.
+//! the modern variant with batch norm (LeNet-5's `--no-batch-norm` default
+//! is left out for it).
 //!
 //! ```text
 //! cargo run --release --example lenet -- --device cpu
@@ -45,8 +46,15 @@ const DEFAULTS: [&str; 17] = [
 
 fn main() {
     let mut argv: Vec<String> = std::env::args().take(1).collect();
-    argv.extend(DEFAULTS.iter().map(|s| s.to_string()));
+    let user: Vec<String> = std::env::args().skip(1).collect();
+    // cnn-bn is defined by its batch norm: LeNet-5's `--no-batch-norm`
+    // default does not apply to it (a flag cannot be turned back on).
+    let modern = user.iter().any(|a| a == "cnn-bn" || a == "--model=cnn-bn");
+    let defaults = DEFAULTS
+        .iter()
+        .filter(|d| !(modern && **d == "--no-batch-norm"));
+    argv.extend(defaults.map(|s| s.to_string()));
     argv.extend(["--out".to_string(), RUN_DIR.to_string()]);
-    argv.extend(std::env::args().skip(1));
+    argv.extend(user);
     job::run_job(job::Args::parse_from(argv));
 }
