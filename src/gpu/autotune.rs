@@ -173,7 +173,7 @@ impl Gpu {
 }
 
 /// Uniform values in [-1, 1), the same for every kernel and the CPU.
-fn random(seed: u64, n: usize) -> Vec<f32> {
+pub(crate) fn random(seed: u64, n: usize) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }

@@ -7,7 +7,7 @@ mod device;
 pub(crate) mod runtime;
 pub(crate) mod shaders;
 
-pub(crate) use autotune::cache_dir;
+pub(crate) use autotune::{cache_dir, random};
 pub use autotune::{MatmulCache, MatmulCandidate, MatmulTuning};
 pub use device::{list_adapters, list_adapters_async, AdapterEntry};
 

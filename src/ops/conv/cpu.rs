@@ -164,29 +164,22 @@ pub(crate) fn col2im<T: Float + Send + Sync>(
         });
 }
 
-/// `dst[q·rows + r] = src[r·cols + q]`: a `rows × cols` block transposed,
-/// in tiles that stay in the L1 cache on both sides.
-fn transpose<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T], dst_pitch: usize) {
+/// `dst[q·dst_pitch + r] = src[r·src_pitch + q]` for the `rows × cols`
+/// block of `src`: a transpose, in tiles that stay in the L1 cache on both
+/// sides.
+fn transpose<T: Copy>(
+    src: &[T],
+    (rows, cols): (usize, usize),
+    src_pitch: usize,
+    dst: &mut [T],
+    dst_pitch: usize,
+) {
     const TILE: usize = 16;
     for r0 in (0..rows).step_by(TILE) {
         for q0 in (0..cols).step_by(TILE) {
             for r in r0..(r0 + TILE).min(rows) {
                 for q in q0..(q0 + TILE).min(cols) {
-                    dst[q * dst_pitch + r] = src[r * cols + q];
-                }
-            }
-        }
-    }
-}
-
-/// The inverse of [`transpose`]: `dst[r·cols + q] = src[q·src_pitch + r]`.
-fn transpose_back<T: Copy>(src: &[T], src_pitch: usize, rows: usize, cols: usize, dst: &mut [T]) {
-    const TILE: usize = 16;
-    for r0 in (0..rows).step_by(TILE) {
-        for q0 in (0..cols).step_by(TILE) {
-            for r in r0..(r0 + TILE).min(rows) {
-                for q in q0..(q0 + TILE).min(cols) {
-                    dst[r * cols + q] = src[q * src_pitch + r];
+                    dst[q * dst_pitch + r] = src[r * src_pitch + q];
                 }
             }
         }
@@ -208,7 +201,13 @@ pub(crate) fn channels_last<T: Float + Send + Sync>(
         .for_each(|(sample, rows)| {
             let channels =
                 &xs[sample * cols + block.first * positions..][..block.count * positions];
-            transpose(channels, block.count, positions, rows, block.count);
+            transpose(
+                channels,
+                (block.count, positions),
+                positions,
+                rows,
+                block.count,
+            );
         });
 }
 
@@ -226,7 +225,13 @@ pub(crate) fn channels_first<T: Float + Send + Sync>(
         .for_each(|(sample, image)| {
             let rows = &zs[sample * positions * block.count..][..positions * block.count];
             let channels = &mut image[block.first * positions..][..block.count * positions];
-            transpose_back(rows, block.count, block.count, positions, channels);
+            transpose(
+                rows,
+                (positions, block.count),
+                block.count,
+                channels,
+                positions,
+            );
         });
 }
 

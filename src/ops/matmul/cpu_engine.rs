@@ -8,6 +8,7 @@
 //! product always sums in the same order and runs stay bit-identical.
 
 use super::reference_matmul;
+use crate::gpu::random;
 use crate::{Backend, Cpu, Error, MatmulSpec, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -173,12 +174,6 @@ pub fn measure_cpu_gemm() -> Result<CpuGemmTuning> {
         .map(|(g, _)| g)
         .ok_or_else(|| Error::Model("no CPU matmul library passed its parity check".into()))?;
     Ok(CpuGemmTuning { choice, candidates })
-}
-
-fn random(seed: u64, n: usize) -> Vec<f32> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
 }
 
 fn parity_error(cpu: &Cpu<f32>, engine: CpuGemm) -> Result<f64> {
