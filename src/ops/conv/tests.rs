@@ -22,6 +22,11 @@ fn windows() -> Vec<Window2d> {
             .padding([3, 3])
             .stride([3, 2]),
         Window2d::new([4, 5, 5], [2, 2]).stride([2, 2]),
+        // Output lines of 21 and 38 values: the CPU form copies lines of
+        // up to two blocks of 16 inline, past their end, and longer ones
+        // with memcpy.
+        Window2d::new([2, 5, 21], [3, 3]).padding([1, 1]),
+        Window2d::new([1, 4, 40], [2, 3]),
     ]
 }
 
