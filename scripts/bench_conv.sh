@@ -2,6 +2,8 @@
 # Convolutions and the LeNet and cnn-bn training steps, ours beside PyTorch
 # CPU, in one run:
 #   bash scripts/bench_conv.sh --backend cpu   # torch from the venv in $TORCH_VENV (default /tmp/peers-venv), made if missing
+#   bash scripts/bench_conv.sh --backend gpu   # also Burn's wgpu convolutions on the same adapter,
+#                                              # if scripts/burn_conv is built (its Cargo.toml says how)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${TORCH_VENV:-/tmp/peers-venv}
@@ -13,6 +15,14 @@ fi
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs"
 cargo run --release --quiet --example conv_bench -- "$@"
+burn=${BURN_CONV:-/tmp/burn_target/release/burn_conv}
+if [[ " $* " != *" cpu "* ]]; then
+  if [[ -x $burn ]]; then
+    "$burn"
+  else
+    echo "Burn's convolutions not built ($burn): cd scripts/burn_conv && CARGO_TARGET_DIR=/tmp/burn_target cargo build --release"
+  fi
+fi
 "$venv/bin/python" scripts/conv_torch_bench.py
 "$venv/bin/python" scripts/lenet_torch.py --model lenet5
 "$venv/bin/python" scripts/lenet_torch.py --model cnn-bn

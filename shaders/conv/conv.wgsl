@@ -24,7 +24,11 @@ struct Params {
     positions: u32,  // channels_last / channels_first: values per channel
     average: u32,    // pool: 0 max, 1 average
     winners: u32,    // pool: 1 when the max's winners are saved / read
-    _pad: u32,
+    columns: u32,    // im2col, col2im, channel rows: N·P, the columns of a row
+    bias: u32,       // from_channel_rows: 1 when a bias is added
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,7 +44,7 @@ override OW: u32 = 1u;        // output width
 override OHW: u32 = 1u;       // output positions per plane
 override COUNT: u32 = 1u;     // channels in the block
 override IW: u32 = 1u;        // input width
-override PLANE: u32 = 1u;     // values per channel: the input's height·width (the positions, for channels_last/first)
+override PLANE: u32 = 1u;     // values per channel: the input's height·width (the positions, for the layout passes)
 override STRIDE_Y: u32 = 1u;
 
 const WG: u32 = 256u;
@@ -66,7 +70,10 @@ fn window_of(i: u32, t: u32, stride: u32, pad: u32, dil: u32, outs: u32) -> i32 
     return select(-1, i32(o), o < outs);
 }
 
-// ---- im2col: cols[(n·OH + y)·OW + x, (c·KH + ty)·KW + tx] = x[n, first + c, iy, ix]
+// ---- im2col: cols[(c·KH + ty)·KW + tx, (n·OH + y)·OW + x] = x[n, first + c, iy, ix]
+// The columns transposed, one row per tap: e runs over (sample, row,
+// position), positions fastest, so that neighbouring invocations read
+// neighbouring pixels and write neighbouring columns.
 @group(0) @binding(1) var<storage, read> images: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cols: array<f32>;
 
@@ -77,20 +84,19 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     let taps = KH * KW;
-    let width = COUNT * taps;
-    let row = e / width;
-    let j = e % width;
-    let sample = row / OHW;
-    let pos = row % OHW;
-    let c = p.first + j / taps;
-    let tap = j % taps;
+    let per_sample = COUNT * taps * OHW;
+    let sample = e / per_sample;
+    let row = (e % per_sample) / OHW;
+    let pos = e % OHW;
+    let c = p.first + row / taps;
+    let tap = row % taps;
     let iy = source(pos / OW, tap / KW, p.sh, p.ph, p.dh, p.height);
     let ix = source(pos % OW, tap % KW, p.sw, p.pw, p.dw, p.width);
     var v = 0.0;
     if (iy >= 0 && ix >= 0) {
         v = images[((sample * p.channels + c) * p.height + u32(iy)) * p.width + u32(ix)];
     }
-    cols[e] = v;
+    cols[row * p.columns + sample * OHW + pos] = v;
 }
 
 // ---- col2im: grad[n, first + c, iy, ix] = Σ over the windows reading it -------
@@ -110,7 +116,6 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let c = (e % block) / plane;
     let iy = (e % plane) / IW;
     let ix = e % IW;
-    let width = COUNT * KH * KW;
     var s = 0.0;
     for (var ty = 0u; ty < KH; ty++) {
         let y = window_of(iy, ty, STRIDE_Y, p.ph, p.dh, p.oh);
@@ -122,8 +127,8 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             if (x < 0) {
                 continue;
             }
-            let row = (sample * p.oh + u32(y)) * OW + u32(x);
-            s += cols_in[row * width + (c * KH + ty) * KW + tx];
+            let column = (sample * p.oh + u32(y)) * OW + u32(x);
+            s += cols_in[((c * KH + ty) * KW + tx) * p.columns + column];
         }
     }
     grad_images[(sample * p.channels + p.first + c) * plane + iy * p.width + ix] = s;
@@ -162,6 +167,47 @@ fn channels_first(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let sample = e / (PLANE * COUNT);
     planar_out[(sample * p.channels + p.first + c) * PLANE + q] =
         interleaved_in[(sample * PLANE + q) * COUNT + c];
+}
+
+// ---- channel_rows: rows[c, n·P + q] = x[n, (first + c)·P + q] -------------
+// The block's channels as rows, every sample's positions side by side: the
+// layout of a convolution's product W·cols.
+@group(0) @binding(1) var<storage, read> channel_planes: array<f32>;
+@group(0) @binding(2) var<storage, read_write> channel_rows_out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn channel_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = index(gid, groups);
+    if (e >= p.n) {
+        return;
+    }
+    // e runs over the block: (sample · count + c) · P + q.
+    let q = e % PLANE;
+    let c = (e / PLANE) % COUNT;
+    let sample = e / (PLANE * COUNT);
+    channel_rows_out[c * p.columns + sample * PLANE + q] =
+        channel_planes[(sample * p.channels + p.first + c) * PLANE + q];
+}
+
+// ---- from_channel_rows: out[n, (first + c)·P + q] = rows[c, n·P + q] + b[c] -
+@group(0) @binding(1) var<storage, read> channel_rows_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> channel_planes_out: array<f32>;
+@group(0) @binding(3) var<storage, read> row_bias: array<f32>;
+
+@compute @workgroup_size(WG)
+fn from_channel_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = index(gid, groups);
+    if (e >= p.n) {
+        return;
+    }
+    let q = e % PLANE;
+    let c = (e / PLANE) % COUNT;
+    let sample = e / (PLANE * COUNT);
+    var v = channel_rows_in[c * p.columns + sample * PLANE + q];
+    if (p.bias != 0u) {
+        v += row_bias[c];
+    }
+    channel_planes_out[(sample * p.channels + p.first + c) * PLANE + q] = v;
 }
 
 // ---- pool: max (and its winner, an index in the plane) or average ----------

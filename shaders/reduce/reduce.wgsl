@@ -64,6 +64,25 @@ fn sum_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id)
     }
 }
 
+// ---- sum_cols: out[i] = Σ_j x[i, j] -------------------------------------
+// One workgroup per row (rows spill into y past 65,535), its invocations
+// striding along the row, then the workgroup's tree (common/workgroup_sum).
+@compute @workgroup_size(WG)
+fn sum_cols(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = wid.x + wid.y * groups.x;
+    if (i >= p.rows) {
+        return;
+    }
+    var s = 0.0;
+    for (var j = lid.x; j < p.cols; j += WG) {
+        s += x[i * p.cols + j];
+    }
+    let r = workgroup_reduce(lid.x, s);
+    if (lid.x == 0u) {
+        out[i] = r;
+    }
+}
+
 // ---- partial: out[g] = reduce of x[g·WG + t + s·stride] ------------------
 @compute @workgroup_size(WG)
 fn partial(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {

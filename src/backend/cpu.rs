@@ -258,6 +258,10 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         reduce::cpu::sum_rows(x, out)
     }
 
+    fn sum_cols(&self, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
+        reduce::cpu::sum_cols(x, out)
+    }
+
     fn reduce(&self, op: Reduce, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {
         reduce::cpu::reduce(op, x, out)
     }
@@ -394,6 +398,27 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         out: &mut CpuTensor<T>,
     ) -> Result<()> {
         conv::cpu::channels_first(z, block, out);
+        Ok(())
+    }
+
+    fn channel_rows(
+        &self,
+        x: &CpuTensor<T>,
+        block: &ChannelBlock,
+        rows: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        conv::cpu::channel_rows(x, block, rows);
+        Ok(())
+    }
+
+    fn from_channel_rows(
+        &self,
+        rows: &CpuTensor<T>,
+        block: &ChannelBlock,
+        bias: Option<&CpuTensor<T>>,
+        out: &mut CpuTensor<T>,
+    ) -> Result<()> {
+        conv::cpu::from_channel_rows(rows, block, bias, out);
         Ok(())
     }
 

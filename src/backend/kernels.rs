@@ -123,6 +123,8 @@ pub trait Kernels: Clone + Send + Sync + 'static {
     fn max_norm_rows(&self, w: &mut Self::Tensor, max_norm: f64) -> Result<()>;
     /// Column sums into a `1 × cols` tensor.
     fn sum_rows(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
+    /// Row sums into a `1 × rows` tensor.
+    fn sum_cols(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
     /// All elements reduced into a `1 × 1` tensor.
     fn reduce(&self, op: Reduce, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
     /// Mean loss into `loss`, its gradient into `grad`.
@@ -229,7 +231,7 @@ pub trait Kernels: Clone + Send + Sync + 'static {
         grad_gamma: &mut Self::Tensor,
         grad_beta: &mut Self::Tensor,
     ) -> Result<()>;
-    /// Receptive fields of a block of channels as rows.
+    /// Receptive fields of a block of channels as columns, one row per tap.
     fn im2col(
         &self,
         x: &Self::Tensor,
@@ -257,6 +259,22 @@ pub trait Kernels: Clone + Send + Sync + 'static {
         &self,
         z: &Self::Tensor,
         block: &ChannelBlock,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// NCHW rows to `count × (N·P)`.
+    fn channel_rows(
+        &self,
+        x: &Self::Tensor,
+        block: &ChannelBlock,
+        rows: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// `count × (N·P)` (plus a bias per row) into the block's channels of
+    /// NCHW rows.
+    fn from_channel_rows(
+        &self,
+        rows: &Self::Tensor,
+        block: &ChannelBlock,
+        bias: Option<&Self::Tensor>,
         out: &mut Self::Tensor,
     ) -> Result<()>;
     /// Pooling, with the max's winners when `argmax` is given.

@@ -207,6 +207,19 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn max_norm_rows(&self, w: &mut Self::Tensor, max_norm: f64) -> Result<()>;
     /// Column sums over the rows: `out[0, j] = Σᵢ x[i, j]` (bias gradients).
     fn sum_rows(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
+    /// Row sums over the columns, as a row: `out[0, i] = Σⱼ x[i, j]` (a
+    /// convolution's bias gradient, from its output gradient in
+    /// [`Backend::channel_rows`] layout).
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu};
+    /// let cpu = Cpu::<f64>::new();
+    /// let x = cpu.upload_f64(2, 3, &[1., 2., 3., 4., 5., 6.]).unwrap();
+    /// let mut sums = cpu.zeros(1, 2).unwrap();
+    /// cpu.sum_cols(&x, &mut sums).unwrap();
+    /// assert_eq!(cpu.download(&sums).unwrap(), vec![6., 15.]);
+    /// ```
+    fn sum_cols(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
     /// Reduces all elements to `out` of shape `1×1`.
     fn reduce(&self, op: Reduce, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
     /// The mean loss over the batch into `loss` (`1×1`) and its gradient with
@@ -385,20 +398,23 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> Result<()>;
 
     /// The receptive fields of channels `block` of every image of `x`
-    /// (`N × (C·H·W)`, NCHW rows) under window `w`, as the rows of `cols`
-    /// (`(N·OH·OW) × (count·KH·KW)`, zeros where a tap falls in the
-    /// padding): a convolution is then `cols · Wᵀ`, and its weight gradient
-    /// `δᵀ · cols`. See [`crate::ops::conv`].
+    /// (`N × (C·H·W)`, NCHW rows) under window `w`, as the columns of
+    /// `cols` (`(count·KH·KW) × (N·OH·OW)`: one row per tap, one column per
+    /// output position of every sample, zeros where a tap falls in the
+    /// padding): a convolution is then `W · cols` (in
+    /// [`Backend::channel_rows`] layout), and its weight gradient
+    /// `δ · colsᵀ`. See [`crate::ops::conv`].
     ///
     /// ```
     /// use wgtrain::{Backend, Cpu};
     /// use wgtrain::ops::conv::{ChannelBlock, Window2d};
     /// let cpu = Cpu::<f64>::new();
-    /// // One 1x3x3 image, 2x2 windows: four positions of four taps.
+    /// // One 1x3x3 image, 2x2 windows: four taps at four positions.
     /// let x = cpu.upload_f64(1, 9, &[1., 2., 3., 4., 5., 6., 7., 8., 9.]).unwrap();
     /// let w = Window2d::new([1, 3, 3], [2, 2]);
     /// let mut cols = cpu.zeros(4, 4).unwrap();
     /// cpu.im2col(&x, &w, &ChannelBlock::all(1), &mut cols).unwrap();
+    /// // The first tap reads each window's top left, the second its top right.
     /// assert_eq!(&cpu.download(&cols).unwrap()[..8], &[1., 2., 4., 5., 2., 3., 5., 6.]);
     /// ```
     fn im2col(
@@ -410,7 +426,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     ) -> Result<()>;
     /// The adjoint of [`Backend::im2col`]: each pixel of the block's
     /// channels of `x` becomes the sum of the entries of `cols` that read it
-    /// (the input gradient of a convolution from `δ · W`); other channels
+    /// (the input gradient of a convolution from `Wᵀ · δ`); other channels
     /// are left as they are.
     fn col2im(
         &self,
@@ -444,6 +460,37 @@ pub trait Backend: Clone + Send + Sync + 'static {
         &self,
         z: &Self::Tensor,
         block: &ChannelBlock,
+        out: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// The block's channels of NCHW rows `x` (`N × (C·P)`) as the rows of
+    /// `rows` (`count × (N·P)`): row `c` holds channel `first + c` of every
+    /// sample, one sample's positions after another. The layout of a
+    /// convolution's product `W · cols` ([`Backend::im2col`]).
+    ///
+    /// ```
+    /// use wgtrain::{Backend, Cpu};
+    /// use wgtrain::ops::conv::ChannelBlock;
+    /// let cpu = Cpu::<f64>::new();
+    /// // Two samples of 2 channels of 2 positions.
+    /// let x = cpu.upload_f64(2, 4, &[1., 2., 3., 4., 5., 6., 7., 8.]).unwrap();
+    /// let mut rows = cpu.zeros(2, 4).unwrap();
+    /// cpu.channel_rows(&x, &ChannelBlock::all(2), &mut rows).unwrap();
+    /// assert_eq!(cpu.download(&rows).unwrap(), vec![1., 2., 5., 6., 3., 4., 7., 8.]);
+    /// ```
+    fn channel_rows(
+        &self,
+        x: &Self::Tensor,
+        block: &ChannelBlock,
+        rows: &mut Self::Tensor,
+    ) -> Result<()>;
+    /// The inverse of [`Backend::channel_rows`], adding `bias` (`1 × count`,
+    /// one value per row) when given: `rows` into the block's channels of
+    /// the NCHW rows `out`.
+    fn from_channel_rows(
+        &self,
+        rows: &Self::Tensor,
+        block: &ChannelBlock,
+        bias: Option<&Self::Tensor>,
         out: &mut Self::Tensor,
     ) -> Result<()>;
     /// Max or average pooling of `x` (`N × (C·H·W)`) under `w` into `out`
@@ -762,6 +809,10 @@ impl<K: Kernels> Backend for K {
         crate::ops::reduce::check_sum_rows(x, out)?;
         Kernels::sum_rows(self, x, out)
     }
+    fn sum_cols(&self, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()> {
+        crate::ops::reduce::check_sum_cols(x, out)?;
+        Kernels::sum_cols(self, x, out)
+    }
     fn reduce(&self, op: Reduce, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()> {
         checks::check_scalar("reduce", "output", out)?;
         Kernels::reduce(self, op, x, out)
@@ -1005,6 +1056,29 @@ impl<K: Kernels> Backend for K {
     ) -> Result<()> {
         crate::ops::conv::check_channels_last("channels_first", out, block, z)?;
         Kernels::channels_first(self, z, block, out)
+    }
+    fn channel_rows(
+        &self,
+        x: &Self::Tensor,
+        block: &ChannelBlock,
+        rows: &mut Self::Tensor,
+    ) -> Result<()> {
+        crate::ops::conv::check_channel_rows("channel_rows", x, block, rows)?;
+        Kernels::channel_rows(self, x, block, rows)
+    }
+    fn from_channel_rows(
+        &self,
+        rows: &Self::Tensor,
+        block: &ChannelBlock,
+        bias: Option<&Self::Tensor>,
+        out: &mut Self::Tensor,
+    ) -> Result<()> {
+        let op = "from_channel_rows";
+        crate::ops::conv::check_channel_rows(op, out, block, rows)?;
+        if let Some(b) = bias {
+            crate::ops::conv::check_bias(op, b, block.count)?;
+        }
+        Kernels::from_channel_rows(self, rows, block, bias, out)
     }
     fn pool2d(
         &self,

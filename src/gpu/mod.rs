@@ -531,6 +531,10 @@ impl Kernels for Gpu {
         reduce::gpu::sum_rows(self, x, out)
     }
 
+    fn sum_cols(&self, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
+        reduce::gpu::sum_cols(self, x, out)
+    }
+
     fn reduce(&self, op: Reduce, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
         reduce::gpu::reduce(self, op, x, out)
     }
@@ -664,6 +668,25 @@ impl Kernels for Gpu {
         out: &mut GpuTensor,
     ) -> Result<()> {
         conv::gpu::channels_first(self, z, block, out)
+    }
+
+    fn channel_rows(
+        &self,
+        x: &GpuTensor,
+        block: &ChannelBlock,
+        rows: &mut GpuTensor,
+    ) -> Result<()> {
+        conv::gpu::channel_rows(self, x, block, rows)
+    }
+
+    fn from_channel_rows(
+        &self,
+        rows: &GpuTensor,
+        block: &ChannelBlock,
+        bias: Option<&GpuTensor>,
+        out: &mut GpuTensor,
+    ) -> Result<()> {
+        conv::gpu::from_channel_rows(self, rows, block, bias, out)
     }
 
     fn pool2d(

@@ -91,34 +91,25 @@ pub(crate) fn im2col<T: Float + Send + Sync>(
     cols: &mut CpuTensor<T>,
 ) {
     let [oh, ow] = w.output_size().expect("checked window");
-    let (kh, kw) = (w.kernel[0], w.kernel[1]);
-    let width = block.count * kh * kw;
+    let (kh, kw, p) = (w.kernel[0], w.kernel[1], oh * ow);
     let (rows_of, cols_of) = (sources(w, 0, oh), sources(w, 1, ow));
     let (xs, w, block) = (x.data.as_slice(), *w, *block);
-    // One sample's rows per task: its positions, each a row of taps.
+    let plane = w.height * w.width;
+    // One tap's row per task: that tap at every position of every sample.
     cols.data
-        .par_chunks_mut(oh * ow * width)
+        .par_chunks_mut(cols.cols)
         .enumerate()
-        .for_each(|(sample, rows)| {
-            let image = &xs[sample * w.image_len()..(sample + 1) * w.image_len()];
-            for (pos, row) in rows.chunks_mut(width).enumerate() {
-                let (y, xo) = (pos / ow, pos % ow);
-                let xs_of = &cols_of[xo * kw..(xo + 1) * kw];
-                for (c, taps) in (block.first..).zip(row.chunks_mut(kh * kw)) {
-                    let plane = &image[c * w.height * w.width..(c + 1) * w.height * w.width];
-                    for (iy, line) in rows_of[y * kh..(y + 1) * kh]
-                        .iter()
-                        .zip(taps.chunks_mut(kw))
-                    {
-                        match iy {
-                            Some(iy) => {
-                                let src = &plane[iy * w.width..(iy + 1) * w.width];
-                                for (v, ix) in line.iter_mut().zip(xs_of) {
-                                    *v = ix.map_or(T::zero(), |ix| src[ix]);
-                                }
-                            }
-                            None => line.iter_mut().for_each(|v| *v = T::zero()),
-                        }
+        .for_each(|(r, row)| {
+            let (c, ty, tx) = (block.first + r / (kh * kw), (r / kw) % kh, r % kw);
+            for (sample, positions) in row.chunks_mut(p).enumerate() {
+                let source = &xs[sample * w.image_len() + c * plane..][..plane];
+                for (y, line) in positions.chunks_mut(ow).enumerate() {
+                    let iy = rows_of[y * kh + ty];
+                    for (xo, v) in line.iter_mut().enumerate() {
+                        *v = match (iy, cols_of[xo * kw + tx]) {
+                            (Some(iy), Some(ix)) => source[iy * w.width + ix],
+                            _ => T::zero(),
+                        };
                     }
                 }
             }
@@ -133,16 +124,14 @@ pub(crate) fn col2im<T: Float + Send + Sync>(
 ) {
     let [oh, ow] = w.output_size().expect("checked window");
     let (kh, kw) = (w.kernel[0], w.kernel[1]);
-    let width = block.count * kh * kw;
     let plane = w.height * w.width;
     let (by_row, by_col) = (readers(w, 0, oh), readers(w, 1, ow));
-    let (cs, w, block) = (cols.data.as_slice(), *w, *block);
+    let (cs, columns, w, block) = (cols.data.as_slice(), cols.cols, *w, *block);
     x.data
         .par_chunks_mut(w.image_len())
         .enumerate()
         .for_each(|(sample, image)| {
             let channels = &mut image[block.first * plane..(block.first + block.count) * plane];
-            let sample_rows = &cs[sample * oh * ow * width..(sample + 1) * oh * ow * width];
             for (c, grads) in channels.chunks_mut(plane).enumerate() {
                 for (iy, line) in grads.chunks_mut(w.width).enumerate() {
                     for (ix, v) in line.iter_mut().enumerate() {
@@ -153,8 +142,8 @@ pub(crate) fn col2im<T: Float + Send + Sync>(
                             let Some(y) = y else { continue };
                             for (tx, xo) in cols_of.iter().enumerate() {
                                 let Some(xo) = xo else { continue };
-                                s = s + sample_rows
-                                    [(y * ow + xo) * width + (c * kh + ty) * kw + tx];
+                                let row = (c * kh + ty) * kw + tx;
+                                s = s + cs[row * columns + (sample * oh + y) * ow + xo];
                             }
                         }
                         *v = s;
@@ -232,6 +221,51 @@ pub(crate) fn channels_first<T: Float + Send + Sync>(
                 channels,
                 positions,
             );
+        });
+}
+
+/// Row `c` of `rows` (`count × (N·P)`) gathers channel `first + c` of
+/// every sample of `x`, one row per task.
+pub(crate) fn channel_rows<T: Float + Send + Sync>(
+    x: &CpuTensor<T>,
+    block: &ChannelBlock,
+    rows: &mut CpuTensor<T>,
+) {
+    let positions = x.cols / block.channels;
+    let (xs, cols, first) = (x.data.as_slice(), x.cols, block.first);
+    rows.data
+        .par_chunks_mut(rows.cols)
+        .enumerate()
+        .for_each(|(c, row)| {
+            for (sample, part) in row.chunks_mut(positions).enumerate() {
+                part.copy_from_slice(&xs[sample * cols + (first + c) * positions..][..positions]);
+            }
+        });
+}
+
+/// The inverse of [`channel_rows`] (plus a bias per row), one sample per
+/// task.
+pub(crate) fn from_channel_rows<T: Float + Send + Sync>(
+    rows: &CpuTensor<T>,
+    block: &ChannelBlock,
+    bias: Option<&CpuTensor<T>>,
+    out: &mut CpuTensor<T>,
+) {
+    let positions = out.cols / block.channels;
+    let (zs, columns, block) = (rows.data.as_slice(), rows.cols, *block);
+    let biases = bias.map(|b| b.data.as_slice());
+    out.data
+        .par_chunks_mut(out.cols)
+        .enumerate()
+        .for_each(|(sample, image)| {
+            let channels = &mut image[block.first * positions..][..block.count * positions];
+            for (c, plane) in channels.chunks_exact_mut(positions).enumerate() {
+                let row = &zs[c * columns + sample * positions..][..positions];
+                match biases {
+                    Some(b) => plane.iter_mut().zip(row).for_each(|(v, &z)| *v = z + b[c]),
+                    None => plane.copy_from_slice(row),
+                }
+            }
         });
 }
 

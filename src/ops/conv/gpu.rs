@@ -29,7 +29,9 @@ struct ConvParams {
     positions: u32,
     average: u32,
     winners: u32,
-    _pad: u32,
+    columns: u32,
+    bias: u32,
+    _pad: [u32; 3],
 }
 
 impl ConvParams {
@@ -104,7 +106,10 @@ pub(crate) fn im2col(
     block: &ChannelBlock,
     cols: &mut GpuTensor,
 ) -> Result<()> {
-    let params = ConvParams::window(cols.len(), w).block(block);
+    let params = ConvParams {
+        columns: cols.cols() as u32,
+        ..ConvParams::window(cols.len(), w).block(block)
+    };
     run(
         gpu,
         "im2col",
@@ -121,7 +126,10 @@ pub(crate) fn col2im(
     x: &mut GpuTensor,
 ) -> Result<()> {
     let n = x.rows() * block.count * w.height * w.width;
-    let params = ConvParams::window(n, w).block(block);
+    let params = ConvParams {
+        columns: cols.cols() as u32,
+        ..ConvParams::window(n, w).block(block)
+    };
     run(
         gpu,
         "col2im",
@@ -167,6 +175,49 @@ pub(crate) fn channels_first(
         "channels_first",
         params,
         &[Bind::read(&z.buf), Bind::write(&out.buf)],
+    )
+}
+
+pub(crate) fn channel_rows(
+    gpu: &Gpu,
+    x: &GpuTensor,
+    block: &ChannelBlock,
+    out: &mut GpuTensor,
+) -> Result<()> {
+    let params = ConvParams {
+        columns: out.cols() as u32,
+        ..layout(out.len(), x.cols() / block.channels, block)
+    };
+    run(
+        gpu,
+        "channel_rows",
+        params,
+        &[Bind::read(&x.buf), Bind::write(&out.buf)],
+    )
+}
+
+pub(crate) fn from_channel_rows(
+    gpu: &Gpu,
+    rows: &GpuTensor,
+    block: &ChannelBlock,
+    bias: Option<&GpuTensor>,
+    out: &mut GpuTensor,
+) -> Result<()> {
+    let params = ConvParams {
+        columns: rows.cols() as u32,
+        bias: bias.is_some() as u32,
+        ..layout(rows.len(), out.cols() / block.channels, block)
+    };
+    let bias = bias.map_or(&*gpu.dummy, |b| &b.buf);
+    run(
+        gpu,
+        "from_channel_rows",
+        params,
+        &[
+            Bind::read(&rows.buf),
+            Bind::write(&out.buf),
+            Bind::read(bias),
+        ],
     )
 }
 

@@ -1,11 +1,14 @@
 //! One convolution group lowered onto the matmul: the default of
 //! [`Kernels::conv2d`] and [`Kernels::conv2d_backward`], what the GPU
-//! runs. Per group:
+//! runs. The columns are kept transposed, one row per tap
+//! (`K × N·P`), and the product one row per output channel, so that every
+//! layout pass walks whole image lines and the three products take the
+//! forms the tuned matmul runs fastest. Per group:
 //!
-//! - forward: `cols = im2col(x)` (`(N·P) × K`), `z = cols·Wᵀ + b`, then
-//!   `z`'s columns become the output block's channels (`channels_first`);
-//! - backward: `δz = channels_last(δ)`, `∂W = δzᵀ·cols`, `∂b = Σ δz`,
-//!   `δx = col2im(δz·W)`.
+//! - forward: `cols = im2col(x)`, `z = W·cols`, then `z`'s rows (plus the
+//!   bias) become the output block's channels (`from_channel_rows`);
+//! - backward: `δz = channel_rows(δ)`, `∂W = δz·colsᵀ`, `∂b` = the row sums
+//!   of `δz`, `δx = col2im(Wᵀ·δz)`.
 //!
 //! The CPU backend's own form (`cpu.rs`) is tested against this one.
 
@@ -13,10 +16,10 @@ use super::{ConvGrads, ConvGroup};
 use crate::backend::{Kernels, MatmulSpec};
 use crate::Result;
 
-/// The columns `(N·P) × (count_in·KH·KW)` and the product `(N·P) × count_out`.
+/// The columns `(count_in·KH·KW) × (N·P)` and the product `count_out × (N·P)`.
 pub(crate) fn scratch_shapes(rows: usize, g: &ConvGroup) -> [(usize, usize); 2] {
     let (p, (o, k)) = (g.window.positions(), g.weight_shape());
-    [(rows * p, k), (rows * p, o)]
+    [(k, rows * p), (o, rows * p)]
 }
 
 /// `out`'s block of channels = the group's convolution of `x`; `scratch`
@@ -34,13 +37,8 @@ pub(crate) fn conv2d<K: Kernels>(
         unreachable!("checked: two scratch tensors")
     };
     k.im2col(x, &g.window, &g.input, cols)?;
-    let spec = MatmulSpec {
-        transpose_b: true,
-        bias,
-        ..Default::default()
-    };
-    k.matmul(cols, w, z, spec)?;
-    k.channels_first(z, &g.output, out)
+    k.matmul(w, cols, z, MatmulSpec::default())?;
+    k.from_channel_rows(z, &g.output, bias, out)
 }
 
 /// The group's gradients from `grad_out` (`N × (O·P)`); `columns_kept`
@@ -60,21 +58,25 @@ pub(crate) fn conv2d_backward<K: Kernels>(
     let [cols, dz] = scratch else {
         unreachable!("checked: two scratch tensors")
     };
-    k.channels_last(grad_out, &g.output, dz)?;
+    k.channel_rows(grad_out, &g.output, dz)?;
     if !columns_kept {
         k.im2col(x, &g.window, &g.input, cols)?;
     }
     let weight_grad = MatmulSpec {
-        transpose_a: true,
+        transpose_b: true,
         ..Default::default()
     };
     k.matmul(dz, cols, grads.weight, weight_grad)?;
     if let Some(gb) = grads.bias {
-        k.sum_rows(dz, gb)?;
+        k.sum_cols(dz, gb)?;
     }
     if let Some(grad_in) = grads.input {
         // The columns' gradient overwrites the columns, read above.
-        k.matmul(dz, w, cols, MatmulSpec::default())?;
+        let input_grad = MatmulSpec {
+            transpose_a: true,
+            ..Default::default()
+        };
+        k.matmul(w, dz, cols, input_grad)?;
         k.col2im(cols, &g.window, &g.input, grad_in)?;
     }
     Ok(())

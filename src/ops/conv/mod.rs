@@ -320,7 +320,7 @@ fn expect(op: &'static str, what: &str, t: &impl Shaped, rows: usize, cols: usiz
     Ok(())
 }
 
-/// `x`: `N × (C·H·W)`; `cols`: `(N·OH·OW) × (count·KH·KW)`.
+/// `x`: `N × (C·H·W)`; `cols`: `(count·KH·KW) × (N·OH·OW)`.
 pub(crate) fn check_im2col(
     op: &'static str,
     x: &impl Shaped,
@@ -335,8 +335,8 @@ pub(crate) fn check_im2col(
         op,
         "the columns",
         cols,
-        x.rows() * w.positions(),
         block.count * w.taps(),
+        x.rows() * w.positions(),
     )
 }
 
@@ -360,6 +360,39 @@ pub(crate) fn check_channels_last(
     }
     let positions = x.cols() / block.channels;
     expect(op, "the output", out, x.rows() * positions, block.count)
+}
+
+/// A bias of one value per channel: `1 × count`.
+pub(crate) fn check_bias(op: &'static str, bias: &impl Shaped, count: usize) -> Result<()> {
+    expect(op, "the bias", bias, 1, count)
+}
+
+/// `x`: `N × (C·P)`; `rows`: `count × (N·P)`.
+pub(crate) fn check_channel_rows(
+    op: &'static str,
+    x: &impl Shaped,
+    block: &ChannelBlock,
+    rows: &impl Shaped,
+) -> Result<()> {
+    check_block(op, block, block.channels)?;
+    if !x.cols().is_multiple_of(block.channels) {
+        return Err(shape_err(
+            op,
+            format!(
+                "rows of {} values are not {} channels",
+                x.cols(),
+                block.channels
+            ),
+        ));
+    }
+    let positions = x.cols() / block.channels;
+    expect(
+        op,
+        "the channel rows",
+        rows,
+        block.count,
+        x.rows() * positions,
+    )
 }
 
 /// `x`: `N × (C·H·W)`; `out` (and `argmax`): `N × (C·OH·OW)`.

@@ -45,7 +45,7 @@ fn primitives<B: Backend>(b: &B, w: &Window2d, rows: usize) -> Vec<f64> {
         ..ChannelBlock::all(w.channels)
     };
     for block in [ChannelBlock::all(w.channels), last] {
-        let mut cols = b.zeros(rows * p, block.count * w.taps()).unwrap();
+        let mut cols = b.zeros(block.count * w.taps(), rows * p).unwrap();
         b.im2col(&x, w, &block, &mut cols).unwrap();
         v.extend(b.download(&cols).unwrap());
         let grad = b
@@ -62,6 +62,18 @@ fn primitives<B: Backend>(b: &B, w: &Window2d, rows: usize) -> Vec<f64> {
         let mut first = b.zeros(rows, w.image_len()).unwrap();
         b.channels_first(&last, &block, &mut first).unwrap();
         v.extend(b.download(&first).unwrap());
+        let mut channel_rows = b.zeros(block.count, rows * w.height * w.width).unwrap();
+        b.channel_rows(&x, &block, &mut channel_rows).unwrap();
+        v.extend(b.download(&channel_rows).unwrap());
+        let bias = b.upload(1, block.count, &random(9, block.count)).unwrap();
+        for bias in [None, Some(&bias)] {
+            let mut back = b
+                .upload(rows, w.image_len(), &random(10, rows * w.image_len()))
+                .unwrap();
+            b.from_channel_rows(&channel_rows, &block, bias, &mut back)
+                .unwrap();
+            v.extend(b.download(&back).unwrap());
+        }
     }
     for kind in [Pool::Max, Pool::Average] {
         let mut out = b.zeros(rows, w.channels * p).unwrap();
@@ -86,8 +98,9 @@ fn gpu_matches_cpu() {
     let cpu = Cpu::<f32>::new();
     for w in windows() {
         for rows in [1, 3] {
-            // Copies are exact; col2im and pooling add the same terms in the
-            // same order on both; the average's division is one rounding.
+            // Copies are exact; col2im, pooling and the bias add the same
+            // terms in the same order on both; the average's division is
+            // one rounding.
             assert_parity(
                 &format!("conv primitives {w}, {rows} rows"),
                 &primitives(&g, &w, rows),
@@ -142,20 +155,17 @@ fn im2col_then_matmul_is_the_convolution() {
             .collect();
         let p = w.positions();
         let xt = cpu.upload_f64(1, w.image_len(), &x).unwrap();
-        let mut cols = cpu.zeros(p, w.channels * w.taps()).unwrap();
+        let mut cols = cpu.zeros(w.channels * w.taps(), p).unwrap();
         cpu.im2col(&xt, &w, &ChannelBlock::all(w.channels), &mut cols)
             .unwrap();
         let wt = cpu
             .upload_f64(outs, w.channels * w.taps(), &weight)
             .unwrap();
-        let mut z = cpu.zeros(p, outs).unwrap();
-        let spec = crate::MatmulSpec {
-            transpose_b: true,
-            ..Default::default()
-        };
-        cpu.matmul(&cols, &wt, &mut z, spec).unwrap();
+        let mut z = cpu.zeros(outs, p).unwrap();
+        cpu.matmul(&wt, &cols, &mut z, crate::MatmulSpec::default())
+            .unwrap();
         let mut out = cpu.zeros(1, outs * p).unwrap();
-        cpu.channels_first(&z, &ChannelBlock::all(outs), &mut out)
+        cpu.from_channel_rows(&z, &ChannelBlock::all(outs), None, &mut out)
             .unwrap();
         let got = cpu.download(&out).unwrap();
         let want = direct_conv(&x, &weight, &w, outs);
@@ -177,7 +187,7 @@ fn col2im_is_the_adjoint_of_im2col() {
             .collect();
         let xt = cpu.upload_f64(rows, w.image_len(), &x).unwrap();
         let mut cols = cpu
-            .zeros(rows * w.positions(), w.channels * w.taps())
+            .zeros(w.channels * w.taps(), rows * w.positions())
             .unwrap();
         cpu.im2col(&xt, &w, &block, &mut cols).unwrap();
         let c: Vec<f64> = random(8, cols.len()).iter().map(|&v| v as f64).collect();
@@ -209,7 +219,7 @@ fn col2im_is_the_adjoint_of_im2col() {
 fn bad_windows_and_shapes_are_typed_errors() {
     let cpu = Cpu::<f32>::new();
     let x = cpu.zeros(2, 9).unwrap();
-    let mut cols = cpu.zeros(2 * 4, 4).unwrap();
+    let mut cols = cpu.zeros(4, 2 * 4).unwrap();
     let too_big = Window2d::new([1, 3, 3], [5, 5]);
     let err = cpu
         .im2col(&x, &too_big, &ChannelBlock::all(1), &mut cols)
@@ -224,7 +234,22 @@ fn bad_windows_and_shapes_are_typed_errors() {
     let err = cpu
         .im2col(&x, &ok, &ChannelBlock::all(1), &mut wrong)
         .unwrap_err();
-    assert!(err.to_string().contains("expected 8x4"), "{err}");
+    assert!(err.to_string().contains("expected 4x8"), "{err}");
+    // The channel rows of 2 images of 1 channel of 9 positions: 1x18.
+    let mut rows = cpu.zeros(18, 1).unwrap();
+    let err = cpu
+        .channel_rows(&x, &ChannelBlock::all(1), &mut rows)
+        .unwrap_err();
+    assert!(err.to_string().contains("expected 1x18"), "{err}");
+    let (rows, mut out) = (cpu.zeros(1, 18).unwrap(), cpu.zeros(2, 9).unwrap());
+    let two = cpu.zeros(1, 2).unwrap();
+    let err = cpu
+        .from_channel_rows(&rows, &ChannelBlock::all(1), Some(&two), &mut out)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the bias is 1x2, expected 1x1"),
+        "{err}"
+    );
     let mut pooled = cpu.zeros(2, 4).unwrap();
     let g = cpu.zeros(2, 4).unwrap();
     let mut gi = cpu.zeros(2, 9).unwrap();

@@ -19,6 +19,16 @@ pub(crate) fn sum_rows<T: Float + std::fmt::Debug + Send + Sync + 'static>(
     Ok(())
 }
 
+pub(crate) fn sum_cols<T: Float + std::fmt::Debug + Send + Sync + 'static>(
+    x: &CpuTensor<T>,
+    out: &mut CpuTensor<T>,
+) -> Result<()> {
+    for (o, row) in out.data.iter_mut().zip(x.data.chunks(x.cols)) {
+        *o = row.iter().fold(T::zero(), |s, &v| s + v);
+    }
+    Ok(())
+}
+
 pub(crate) fn reduce<T: Float + std::fmt::Debug + Send + Sync + 'static>(
     op: Reduce,
     x: &CpuTensor<T>,

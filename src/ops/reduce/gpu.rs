@@ -36,6 +36,26 @@ pub(crate) fn sum_rows(gpu: &Gpu, x: &GpuTensor, out: &mut GpuTensor) -> Result<
     )
 }
 
+pub(crate) fn sum_cols(gpu: &Gpu, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
+    let kernel = Kernel {
+        shader: &REDUCE,
+        entry: "sum_cols",
+        constants: &[],
+    };
+    gpu.ctx.dispatch(
+        &kernel,
+        &ReduceParams {
+            rows: x.rows as u32,
+            cols: x.cols as u32,
+            n: 0,
+            divisor: 1.0,
+        },
+        &[Bind::read(&x.buf), Bind::write(&out.buf)],
+        // One workgroup per row.
+        gpu.ctx.linear_groups(x.rows, 1),
+    )
+}
+
 pub(crate) fn reduce(gpu: &Gpu, op: Reduce, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
     // A mean is the sum divided once at the end.
     let max = matches!(op, Reduce::Max | Reduce::AbsMax);

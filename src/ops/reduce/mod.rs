@@ -44,6 +44,22 @@ pub(crate) fn check_sum_rows(x: &impl Shaped, out: &impl Shaped) -> Result<()> {
     Ok(())
 }
 
+/// `out` is `1 × x.rows()`, for row sums.
+pub(crate) fn check_sum_cols(x: &impl Shaped, out: &impl Shaped) -> Result<()> {
+    if out.rows() != 1 || out.cols() != x.rows() {
+        return Err(shape_err(
+            "sum_cols",
+            format!(
+                "input {} needs output 1x{}, got {}",
+                x.shape_str(),
+                x.rows(),
+                out.shape_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_top_k(
     pred: &impl Shaped,
     labels: &impl IndexVector,

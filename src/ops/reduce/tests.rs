@@ -14,6 +14,9 @@ fn reductions<B: Backend>(b: &B, rows: usize, cols: usize) -> Vec<f64> {
     let mut col_sums = b.zeros(1, cols).unwrap();
     b.sum_rows(&x, &mut col_sums).unwrap();
     let mut out = b.download(&col_sums).unwrap();
+    let mut row_sums = b.zeros(1, rows).unwrap();
+    b.sum_cols(&x, &mut row_sums).unwrap();
+    out.extend(b.download(&row_sums).unwrap());
     for op in [
         Reduce::Sum,
         Reduce::Mean,
@@ -58,10 +61,18 @@ fn norms_and_dot_products_are_their_definitions() {
     assert!((cpu.download(&acc).unwrap()[0] - want).abs() < 1e-12);
     let short = cpu.zeros(1, 3).unwrap();
     assert!(cpu.accumulate_dot(&x, &short, &mut acc).is_err());
+    // Row sums of a 3×2 matrix, and a wrongly shaped output named.
+    let m = cpu.upload_f64(3, 2, &[1., 2., 3., 4., 5., 6.]).unwrap();
+    let mut sums = cpu.zeros(1, 3).unwrap();
+    cpu.sum_cols(&m, &mut sums).unwrap();
+    assert_eq!(cpu.download(&sums).unwrap(), vec![3., 7., 11.]);
+    let mut column = cpu.zeros(3, 1).unwrap();
+    let err = cpu.sum_cols(&m, &mut column).unwrap_err();
+    assert!(err.to_string().contains("needs output 1x3"), "{err}");
 }
 
 #[test]
-fn reductions_column_sums_sum_mean_max() {
+fn reductions_column_and_row_sums_sum_mean_max() {
     let Some(g) = gpu() else { return };
     let cpu = Cpu::<f32>::new();
     for &rows in &AWKWARD {
