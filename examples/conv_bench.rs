@@ -1,19 +1,21 @@
 //! Convolution GFLOP/s, forward and backward, on each backend, on the
 //! layer shapes of examples/lenet.rs and a 3×3 one: exactly the work a
 //! `Conv2d` layer does ([`Backend::conv2d`] and
-//! [`Backend::conv2d_backward`]; on the GPU: im2col, `cols·Wᵀ + b`, back to
-//! NCHW, then to channels-last, `δᵀ·cols` and the bias sums, `δ·W`,
-//! col2im; on the CPU: the same products one sample per task, in cache).
+//! [`Backend::conv2d_backward`]; on the GPU: im2col into one row per tap,
+//! `W·cols`, back to NCHW with the bias, then `δ` to one row per channel,
+//! `δ·colsᵀ` and the bias sums, `Wᵀ·δ`, col2im; on the CPU: the same
+//! products a chunk of samples per task, in cache).
 //! `scripts/conv_torch_bench.py` times PyTorch's CPU convolutions on the
 //! same shapes; `scripts/bench_conv.sh` runs both in one go.
 //!
 //! Then whole training steps (forward, backward, Adam lr 2e-3) of LeNet-5
 //! and of the cnn-bn network on one random batch, in samples/s, with the
 //! protocol of `scripts/lenet_torch.py` (10 warm-up steps, median of 5
-//! repeats of 50), which times PyTorch's.
+//! repeats of 50; `--steps` sets the 50, for a slow adapter), which times
+//! PyTorch's.
 //!
 //! ```text
-//! cargo run --release --example conv_bench -- [--backend cpu|gpu|both] [--batch 64]
+//! cargo run --release --example conv_bench -- [--backend cpu|gpu|both] [--batch 64] [--steps 50]
 //! ```
 //!
 //! A lavapipe figure is a CPU figure (lavapipe is a software adapter).
@@ -224,7 +226,7 @@ fn network(name: &str) -> Sequential {
 }
 
 /// Training steps per second of each network on one random batch of `n`.
-fn training_steps<B: Backend>(b: &B, n: usize) -> wgtrain::Result<()> {
+fn training_steps<B: Backend>(b: &B, n: usize, steps: usize) -> wgtrain::Result<()> {
     let x = b.upload(
         n,
         784,
@@ -260,11 +262,11 @@ fn training_steps<B: Backend>(b: &B, n: usize) -> wgtrain::Result<()> {
         let mut rates = Vec::new();
         for _ in 0..5 {
             let t = Instant::now();
-            for _ in 0..50 {
+            for _ in 0..steps {
                 step()?;
             }
             b.synchronize()?;
-            rates.push(50.0 * n as f64 / t.elapsed().as_secs_f64());
+            rates.push((steps * n) as f64 / t.elapsed().as_secs_f64());
         }
         rates.sort_by(f64::total_cmp);
         println!(
@@ -277,19 +279,25 @@ fn training_steps<B: Backend>(b: &B, n: usize) -> wgtrain::Result<()> {
 
 fn main() -> wgtrain::Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut which, mut n) = ("both".to_string(), 64);
+    let (mut which, mut n, mut steps) = ("both".to_string(), 64, 50);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_default();
+        let number = || {
+            value
+                .parse::<usize>()
+                .ok()
+                .filter(|&v| v > 0)
+                .ok_or_else(|| {
+                    wgtrain::Error::Model(format!("{flag} {value}: not a positive number"))
+                })
+        };
         match flag.as_str() {
-            "--backend" => which = value,
-            "--batch" => {
-                n = value
-                    .parse()
-                    .map_err(|_| wgtrain::Error::Model(format!("--batch {value}: not a number")))?
-            }
+            "--backend" => which = value.clone(),
+            "--batch" => n = number()?,
+            "--steps" => steps = number()?,
             _ => {
                 return Err(wgtrain::Error::Model(format!(
-                    "unknown option {flag} (--backend, --batch)"
+                    "unknown option {flag} (--backend, --batch, --steps)"
                 )))
             }
         }
@@ -298,13 +306,13 @@ fn main() -> wgtrain::Result<()> {
     if which != "gpu" {
         let cpu = Cpu::<f32>::new();
         bench(&cpu, n)?;
-        training_steps(&cpu, n)?;
+        training_steps(&cpu, n, steps)?;
     }
     if which != "cpu" {
         let gpu = Gpu::new()?;
         bench(&gpu, n)?;
         kernel_times(&gpu, n)?;
-        training_steps(&gpu, n)?;
+        training_steps(&gpu, n, steps)?;
     }
     Ok(())
 }

@@ -46,6 +46,7 @@ override COUNT: u32 = 1u;     // channels in the block
 override IW: u32 = 1u;        // input width
 override PLANE: u32 = 1u;     // values per channel: the input's height·width (the positions, for the layout passes)
 override STRIDE_Y: u32 = 1u;
+override STRIDE_X: u32 = 1u;  // window_of divides by the strides
 
 const WG: u32 = 256u;
 
@@ -71,9 +72,11 @@ fn window_of(i: u32, t: u32, stride: u32, pad: u32, dil: u32, outs: u32) -> i32 
 }
 
 // ---- im2col: cols[(c·KH + ty)·KW + tx, (n·OH + y)·OW + x] = x[n, first + c, iy, ix]
-// The columns transposed, one row per tap: e runs over (sample, row,
-// position), positions fastest, so that neighbouring invocations read
-// neighbouring pixels and write neighbouring columns.
+// The columns transposed, one row per tap. Each invocation writes one
+// output line (OW values) of one tap of one sample: e runs over (sample,
+// row, output line), so the index arithmetic is paid once per line, not
+// per value (on a CPU adapter that arithmetic, not the memory traffic,
+// was the cost).
 @group(0) @binding(1) var<storage, read> images: array<f32>;
 @group(0) @binding(2) var<storage, read_write> cols: array<f32>;
 
@@ -84,19 +87,32 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         return;
     }
     let taps = KH * KW;
-    let per_sample = COUNT * taps * OHW;
+    let oh = OHW / OW;
+    let per_sample = COUNT * taps * oh;
     let sample = e / per_sample;
-    let row = (e % per_sample) / OHW;
-    let pos = e % OHW;
+    let row = (e % per_sample) / oh;
+    let y = e % oh;
     let c = p.first + row / taps;
     let tap = row % taps;
-    let iy = source(pos / OW, tap / KW, p.sh, p.ph, p.dh, p.height);
-    let ix = source(pos % OW, tap % KW, p.sw, p.pw, p.dw, p.width);
-    var v = 0.0;
-    if (iy >= 0 && ix >= 0) {
-        v = images[((sample * p.channels + c) * p.height + u32(iy)) * p.width + u32(ix)];
+    let at = row * p.columns + (sample * oh + y) * OW;
+    let iy = source(y, tap / KW, p.sh, p.ph, p.dh, p.height);
+    if (iy < 0) {
+        for (var x = 0u; x < OW; x++) {
+            cols[at + x] = 0.0;
+        }
+        return;
     }
-    cols[row * p.columns + sample * OHW + pos] = v;
+    let line = ((sample * p.channels + c) * p.height + u32(iy)) * p.width;
+    // The tap reads ix = x·sw + tx·dw − pw, zero outside the image.
+    let shift = i32((tap % KW) * p.dw) - i32(p.pw);
+    for (var x = 0u; x < OW; x++) {
+        let ix = i32(x * p.sw) + shift;
+        var v = 0.0;
+        if (ix >= 0 && ix < i32(p.width)) {
+            v = images[line + u32(ix)];
+        }
+        cols[at + x] = v;
+    }
 }
 
 // ---- col2im: grad[n, first + c, iy, ix] = Σ over the windows reading it -------
@@ -123,7 +139,7 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             continue;
         }
         for (var tx = 0u; tx < KW; tx++) {
-            let x = window_of(ix, tx, p.sw, p.pw, p.dw, OW);
+            let x = window_of(ix, tx, STRIDE_X, p.pw, p.dw, OW);
             if (x < 0) {
                 continue;
             }
@@ -280,7 +296,7 @@ fn pool_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
             continue;
         }
         for (var tx = 0u; tx < p.kw; tx++) {
-            let x = window_of(ix, tx, p.sw, p.pw, p.dw, OW);
+            let x = window_of(ix, tx, STRIDE_X, p.pw, p.dw, OW);
             if (x < 0) {
                 continue;
             }

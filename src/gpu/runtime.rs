@@ -115,11 +115,15 @@ impl Buf {
     }
 }
 
+/// Override constants a kernel may set (the convolution's index
+/// arithmetic sets 9).
+const MAX_CONSTANTS: usize = 12;
+
 #[derive(Hash, PartialEq, Eq, Clone, Copy)]
 struct PipelineKey {
     shader: &'static str,
     entry: &'static str,
-    constants: [u64; 8],
+    constants: [u64; MAX_CONSTANTS],
 }
 
 #[derive(Hash, PartialEq, Eq, Clone, Copy)]
@@ -624,7 +628,7 @@ impl Context {
         kernel: &Kernel<'_>,
         layout: LayoutKey,
     ) -> Result<Arc<Pipeline>> {
-        let mut constants = [0u64; 8];
+        let mut constants = [0u64; MAX_CONSTANTS];
         for (slot, (_, v)) in constants.iter_mut().zip(kernel.constants) {
             *slot = v.to_bits();
         }
@@ -714,7 +718,7 @@ impl Context {
         assert!(
             binds.len() <= MAX_BINDINGS
                 && std::mem::size_of::<P>() <= PARAM_SLOT as usize
-                && kernel.constants.len() <= 8
+                && kernel.constants.len() <= MAX_CONSTANTS
         );
         let max = self.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {

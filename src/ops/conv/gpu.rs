@@ -66,7 +66,7 @@ impl ConvParams {
 
     /// The pipeline constants of shaders/conv/conv.wgsl: the divisors of
     /// the index arithmetic, from these parameters.
-    fn constants(&self) -> [(&'static str, f64); 8] {
+    fn constants(&self) -> [(&'static str, f64); 9] {
         let c = |v: u32| v.max(1) as f64;
         [
             ("KH", c(self.kh)),
@@ -84,6 +84,7 @@ impl ConvParams {
                 }),
             ),
             ("STRIDE_Y", c(self.sh)),
+            ("STRIDE_X", c(self.sw)),
         ]
     }
 }
@@ -106,9 +107,11 @@ pub(crate) fn im2col(
     block: &ChannelBlock,
     cols: &mut GpuTensor,
 ) -> Result<()> {
+    // One invocation per output line of each tap of each sample.
+    let lines = cols.len() / w.output_size()?[1];
     let params = ConvParams {
         columns: cols.cols() as u32,
-        ..ConvParams::window(cols.len(), w).block(block)
+        ..ConvParams::window(lines, w).block(block)
     };
     run(
         gpu,
