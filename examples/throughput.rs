@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use wgtrain::optim::{Adam, Optim, Optimizer, ParamRef};
 use wgtrain::train::{LocalSync, StepOptions};
-use wgtrain::{Activation, Backend, Cpu, Gpu, Init, Loss, MatmulSpec, Model, Sequential, Target};
+use wgtrain::{
+    Activation, Backend, Cpu, Gpu, Init, Loss, MatmulSpec, Model, Sequential, Shaped, Target,
+};
 
 /// The peers' batch, width and step count.
 const PEER: (usize, usize) = (256, 512);
@@ -376,6 +378,20 @@ fn run_backend<B: Backend>(bench: &Bench<'_, B>, o: &Opts) -> wgtrain::Result<Va
          {elementwise:.1} by an elementwise kernel (Backend::scale)",
         bench.name
     );
+    if let Some(p) = &phases {
+        // What the step's least traffic would take at the copy's rate.
+        let (bytes, ms) = (p["bytes_per_step"].as_f64(), p["ms_per_step"].as_f64());
+        if let (Some(bytes), Some(ms)) = (bytes, ms) {
+            let floor = bytes / (copy * 1e9) * 1e3;
+            println!(
+                "{} step moves at least {:.1} MB: {floor:.2} ms at Backend::copy's rate, \
+                 {:.0}% of the {ms:.2} ms step",
+                bench.name,
+                bytes / 1e6,
+                100.0 * floor / ms
+            );
+        }
+    }
     Ok(json!({
         "backend": bench.name,
         "describe": bench.backend.describe(),
@@ -421,7 +437,10 @@ fn memory_bandwidth<B: Backend>(b: &B) -> wgtrain::Result<(f64, f64, usize)> {
 }
 
 /// Host time per phase and per kernel family, synchronising after every
-/// operation so that each one's device time lands on its own label.
+/// operation so that each one's device time lands on its own label, and
+/// the bytes each operation must move at the least: its inputs read once
+/// and its outputs written once (a matmul re-reads its operands from cache;
+/// those reads are not counted).
 struct Clock<'a, B: Backend> {
     backend: &'a B,
     entries: Vec<Entry>,
@@ -430,40 +449,63 @@ struct Clock<'a, B: Backend> {
 impl<B: Backend> Clock<'_, B> {
     fn time(
         &mut self,
-        phase: &'static str,
-        family: &'static str,
+        (phase, family): (&'static str, &'static str),
+        floats: usize,
         op: impl FnOnce() -> wgtrain::Result<()>,
     ) -> wgtrain::Result<()> {
         let t = Instant::now();
         op()?;
         self.backend.synchronize()?;
         let d = t.elapsed();
+        let bytes = 4 * floats as u64;
         match self
             .entries
             .iter_mut()
-            .find(|e| e.0 == phase && e.1 == family)
+            .find(|e| e.phase == phase && e.family == family)
         {
-            Some(e) => e.2 += d,
-            None => self.entries.push((phase, family, d)),
+            Some(e) => {
+                e.time += d;
+                e.bytes += bytes;
+            }
+            None => self.entries.push(Entry {
+                phase,
+                family,
+                time: d,
+                bytes,
+            }),
         }
         Ok(())
     }
 }
 
-/// (phase, kernel family, time spent).
-type Entry = (&'static str, &'static str, Duration);
+/// What one (phase, kernel family) took over the timed steps.
+struct Entry {
+    phase: &'static str,
+    family: &'static str,
+    time: Duration,
+    /// Bytes read plus written at the least (see [`Clock`]).
+    bytes: u64,
+}
 
-/// Total seconds per key, in first-seen order.
-fn group(entries: &[Entry], key: fn(&Entry) -> &'static str) -> Vec<(&'static str, f64)> {
-    let mut acc: Vec<(&'static str, f64)> = Vec::new();
+/// Total seconds and bytes per key, in first-seen order.
+fn group(entries: &[Entry], key: fn(&Entry) -> &'static str) -> Vec<(&'static str, f64, u64)> {
+    let mut acc: Vec<(&'static str, f64, u64)> = Vec::new();
     for e in entries {
-        let s = e.2.as_secs_f64();
+        let s = e.time.as_secs_f64();
         match acc.iter_mut().find(|a| a.0 == key(e)) {
-            Some(a) => a.1 += s,
-            None => acc.push((key(e), s)),
+            Some(a) => {
+                a.1 += s;
+                a.2 += e.bytes;
+            }
+            None => acc.push((key(e), s, e.bytes)),
         }
     }
     acc
+}
+
+/// Floats in all of `tensors`.
+fn floats<T: Shaped>(tensors: &[&T]) -> usize {
+    tensors.iter().map(|t| t.len()).sum()
 }
 
 /// One dense layer of the phase run, with its buffers for one batch.
@@ -522,7 +564,8 @@ fn phases<B: Backend>(bench: &Bench<'_, B>, steps: usize) -> wgtrain::Result<Val
         phase_step(&mut clock, &mut layers, &x, &y, &mut loss, &mut opt)?;
     }
     let last_loss = b.download(&loss)?[0];
-    let total: f64 = clock.entries.iter().map(|e| e.2.as_secs_f64()).sum();
+    let total: f64 = clock.entries.iter().map(|e| e.time.as_secs_f64()).sum();
+    let bytes: u64 = clock.entries.iter().map(|e| e.bytes).sum();
     let label = if (bench.counters)().is_some() {
         "host-timed, synchronized per phase (after every operation)"
     } else {
@@ -533,13 +576,13 @@ fn phases<B: Backend>(bench: &Bench<'_, B>, steps: usize) -> wgtrain::Result<Val
         bench.name,
         total * 1e3 / steps as f64
     );
-    let by_phase = group(&clock.entries, |e| e.0);
-    let by_family = group(&clock.entries, |e| e.1);
+    let by_phase = group(&clock.entries, |e| e.phase);
+    let by_family = group(&clock.entries, |e| e.family);
     let mut out = serde_json::Map::new();
     for (title, groups) in [("phase", &by_phase), ("kernel family", &by_family)] {
         let cells: Vec<String> = groups
             .iter()
-            .map(|(k, s)| {
+            .map(|(k, s, _)| {
                 format!(
                     "{k} {:.2} ms ({:.0}%)",
                     s * 1e3 / steps as f64,
@@ -550,13 +593,31 @@ fn phases<B: Backend>(bench: &Bench<'_, B>, steps: usize) -> wgtrain::Result<Val
         println!("  by {title:<14} {}", cells.join(" | "));
         let record: serde_json::Map<String, Value> = groups
             .iter()
-            .map(|(k, s)| (k.to_string(), json!(s * 1e3 / steps as f64)))
+            .map(|(k, s, _)| (k.to_string(), json!(s * 1e3 / steps as f64)))
             .collect();
         out.insert(
             format!("ms_per_step_by_{}", title.replace(' ', "_")),
             record.into(),
         );
     }
+    // Each family's least bytes per step, and the rate it moved them at.
+    let cells: Vec<String> = by_family
+        .iter()
+        .map(|(k, s, b)| {
+            format!(
+                "{k} {:.2} MB at {:.1} GB/s",
+                *b as f64 / steps as f64 / 1e6,
+                *b as f64 / s / 1e9
+            )
+        })
+        .collect();
+    println!("  bytes moved      {}", cells.join(" | "));
+    let record: serde_json::Map<String, Value> = by_family
+        .iter()
+        .map(|(k, _, b)| (k.to_string(), json!(*b as f64 / steps as f64)))
+        .collect();
+    out.insert("bytes_per_step_by_kernel_family".into(), record.into());
+    out.insert("bytes_per_step".into(), json!(bytes as f64 / steps as f64));
     out.insert("timing".into(), json!(label));
     out.insert("steps".into(), json!(steps));
     out.insert("ms_per_step".into(), json!(total * 1e3 / steps as f64));
@@ -582,17 +643,21 @@ fn phase_step<B: Backend>(
             bias: Some(&l.b),
             ..Default::default()
         };
-        clock.time("forward", "matmul", || {
+        let moved = floats(&[input, &l.w, &l.b, &l.z]);
+        clock.time(("forward", "matmul"), moved, || {
             b.matmul(input, &l.w, &mut l.z, spec)
         })?;
         if let Some((h, _)) = &mut l.h {
-            clock.time("forward", "activation", || {
+            let moved = 2 * l.z.len();
+            clock.time(("forward", "activation"), moved, || {
                 b.activation(Activation::Relu, &l.z, h)
             })?;
         }
     }
     let last = layers.last_mut().expect("three layers");
-    clock.time("loss", "loss", || {
+    // The logits read, their gradient written (the labels: one word a row).
+    let moved = 2 * last.z.len() + last.z.rows() + 1;
+    clock.time(("loss", "loss"), moved, || {
         b.loss(
             Loss::SoftmaxCrossEntropy,
             &last.z,
@@ -611,21 +676,30 @@ fn phase_step<B: Backend>(
             transpose_a: true,
             ..Default::default()
         };
-        clock.time("backward", "matmul", || {
+        let moved = floats(&[&l.gz, input, &l.gw]);
+        clock.time(("backward", "matmul"), moved, || {
             b.matmul(&l.gz, input, &mut l.gw, weight_grad)
         })?;
-        clock.time("backward", "bias reduce", || b.sum_rows(&l.gz, &mut l.gb))?;
+        let moved = floats(&[&l.gz, &l.gb]);
+        clock.time(("backward", "bias reduce"), moved, || {
+            b.sum_rows(&l.gz, &mut l.gb)
+        })?;
         if let Some(p) = before.last_mut() {
             let (_, gh) = p.h.as_mut().expect("hidden");
-            clock.time("backward", "matmul", || {
+            let moved = floats(&[&l.gz, &l.w, gh]);
+            clock.time(("backward", "matmul"), moved, || {
                 b.matmul(&l.gz, &l.w, gh, MatmulSpec::default())
             })?;
-            clock.time("backward", "activation", || {
+            let moved = 3 * p.z.len();
+            clock.time(("backward", "activation"), moved, || {
                 b.activation_backward(Activation::Relu, &p.z, gh, &mut p.gz)
             })?;
         }
     }
-    clock.time("optimizer", "optimizer", || {
+    // Adam reads each parameter, its gradient and both moments, and writes
+    // the parameter and the moments back: 7 floats per parameter.
+    let parameters: usize = layers.iter().map(|l| l.w.len() + l.b.len()).sum();
+    clock.time(("optimizer", "optimizer"), 7 * parameters, || {
         let mut params: Vec<ParamRef<'_, B>> = layers
             .iter_mut()
             .enumerate()

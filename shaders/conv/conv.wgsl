@@ -25,7 +25,7 @@ struct Params {
     average: u32,    // pool: 0 max, 1 average
     winners: u32,    // pool: 1 when the max's winners are saved / read
     columns: u32,    // im2col, col2im, channel rows: N·P, the columns of a row
-    bias: u32,       // from_channel_rows: 1 when a bias is added
+    bias: u32,       // channel_planes: 1 when a bias is added
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -188,7 +188,7 @@ fn channels_first(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 // ---- channel_rows: rows[c, n·P + q] = x[n, (first + c)·P + q] -------------
 // The block's channels as rows, every sample's positions side by side: the
 // layout of a convolution's product W·cols.
-@group(0) @binding(1) var<storage, read> channel_planes: array<f32>;
+@group(0) @binding(1) var<storage, read> planes_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> channel_rows_out: array<f32>;
 
 @compute @workgroup_size(WG)
@@ -202,16 +202,16 @@ fn channel_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let c = (e / PLANE) % COUNT;
     let sample = e / (PLANE * COUNT);
     channel_rows_out[c * p.columns + sample * PLANE + q] =
-        channel_planes[(sample * p.channels + p.first + c) * PLANE + q];
+        planes_in[(sample * p.channels + p.first + c) * PLANE + q];
 }
 
-// ---- from_channel_rows: out[n, (first + c)·P + q] = rows[c, n·P + q] + b[c] -
+// ---- channel_planes: out[n, (first + c)·P + q] = rows[c, n·P + q] + b[c] -
 @group(0) @binding(1) var<storage, read> channel_rows_in: array<f32>;
-@group(0) @binding(2) var<storage, read_write> channel_planes_out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> planes_out: array<f32>;
 @group(0) @binding(3) var<storage, read> row_bias: array<f32>;
 
 @compute @workgroup_size(WG)
-fn from_channel_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+fn channel_planes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let e = index(gid, groups);
     if (e >= p.n) {
         return;
@@ -223,7 +223,7 @@ fn from_channel_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     if (p.bias != 0u) {
         v += row_bias[c];
     }
-    channel_planes_out[(sample * p.channels + p.first + c) * PLANE + q] = v;
+    planes_out[(sample * p.channels + p.first + c) * PLANE + q] = v;
 }
 
 // ---- pool: max (and its winner, an index in the plane) or average ----------

@@ -411,14 +411,14 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         Ok(())
     }
 
-    fn from_channel_rows(
+    fn channel_planes(
         &self,
         rows: &CpuTensor<T>,
         block: &ChannelBlock,
         bias: Option<&CpuTensor<T>>,
         out: &mut CpuTensor<T>,
     ) -> Result<()> {
-        conv::cpu::from_channel_rows(rows, block, bias, out);
+        conv::cpu::channel_planes(rows, block, bias, out);
         Ok(())
     }
 

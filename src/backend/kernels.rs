@@ -270,7 +270,7 @@ pub trait Kernels: Clone + Send + Sync + 'static {
     ) -> Result<()>;
     /// `count × (N·P)` (plus a bias per row) into the block's channels of
     /// NCHW rows.
-    fn from_channel_rows(
+    fn channel_planes(
         &self,
         rows: &Self::Tensor,
         block: &ChannelBlock,

@@ -486,7 +486,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The inverse of [`Backend::channel_rows`], adding `bias` (`1 × count`,
     /// one value per row) when given: `rows` into the block's channels of
     /// the NCHW rows `out`.
-    fn from_channel_rows(
+    fn channel_planes(
         &self,
         rows: &Self::Tensor,
         block: &ChannelBlock,
@@ -1066,19 +1066,19 @@ impl<K: Kernels> Backend for K {
         crate::ops::conv::check_channel_rows("channel_rows", x, block, rows)?;
         Kernels::channel_rows(self, x, block, rows)
     }
-    fn from_channel_rows(
+    fn channel_planes(
         &self,
         rows: &Self::Tensor,
         block: &ChannelBlock,
         bias: Option<&Self::Tensor>,
         out: &mut Self::Tensor,
     ) -> Result<()> {
-        let op = "from_channel_rows";
+        let op = "channel_planes";
         crate::ops::conv::check_channel_rows(op, out, block, rows)?;
         if let Some(b) = bias {
             crate::ops::conv::check_bias(op, b, block.count)?;
         }
-        Kernels::from_channel_rows(self, rows, block, bias, out)
+        Kernels::channel_planes(self, rows, block, bias, out)
     }
     fn pool2d(
         &self,

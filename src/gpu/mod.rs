@@ -679,14 +679,14 @@ impl Kernels for Gpu {
         conv::gpu::channel_rows(self, x, block, rows)
     }
 
-    fn from_channel_rows(
+    fn channel_planes(
         &self,
         rows: &GpuTensor,
         block: &ChannelBlock,
         bias: Option<&GpuTensor>,
         out: &mut GpuTensor,
     ) -> Result<()> {
-        conv::gpu::from_channel_rows(self, rows, block, bias, out)
+        conv::gpu::channel_planes(self, rows, block, bias, out)
     }
 
     fn pool2d(

@@ -245,7 +245,7 @@ pub(crate) fn channel_rows<T: Float + Send + Sync>(
 
 /// The inverse of [`channel_rows`] (plus a bias per row), one sample per
 /// task.
-pub(crate) fn from_channel_rows<T: Float + Send + Sync>(
+pub(crate) fn channel_planes<T: Float + Send + Sync>(
     rows: &CpuTensor<T>,
     block: &ChannelBlock,
     bias: Option<&CpuTensor<T>>,

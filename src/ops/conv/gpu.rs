@@ -199,7 +199,7 @@ pub(crate) fn channel_rows(
     )
 }
 
-pub(crate) fn from_channel_rows(
+pub(crate) fn channel_planes(
     gpu: &Gpu,
     rows: &GpuTensor,
     block: &ChannelBlock,
@@ -214,7 +214,7 @@ pub(crate) fn from_channel_rows(
     let bias = bias.map_or(&*gpu.dummy, |b| &b.buf);
     run(
         gpu,
-        "from_channel_rows",
+        "channel_planes",
         params,
         &[
             Bind::read(&rows.buf),

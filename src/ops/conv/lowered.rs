@@ -6,7 +6,7 @@
 //! forms the tuned matmul runs fastest. Per group:
 //!
 //! - forward: `cols = im2col(x)`, `z = W·cols`, then `z`'s rows (plus the
-//!   bias) become the output block's channels (`from_channel_rows`);
+//!   bias) become the output block's channels (`channel_planes`);
 //! - backward: `δz = channel_rows(δ)`, `∂W = δz·colsᵀ`, `∂b` = the row sums
 //!   of `δz`, `δx = col2im(Wᵀ·δz)`.
 //!
@@ -38,7 +38,7 @@ pub(crate) fn conv2d<K: Kernels>(
     };
     k.im2col(x, &g.window, &g.input, cols)?;
     k.matmul(w, cols, z, MatmulSpec::default())?;
-    k.from_channel_rows(z, &g.output, bias, out)
+    k.channel_planes(z, &g.output, bias, out)
 }
 
 /// The group's gradients from `grad_out` (`N × (O·P)`); `columns_kept`

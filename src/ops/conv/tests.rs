@@ -70,7 +70,7 @@ fn primitives<B: Backend>(b: &B, w: &Window2d, rows: usize) -> Vec<f64> {
             let mut back = b
                 .upload(rows, w.image_len(), &random(10, rows * w.image_len()))
                 .unwrap();
-            b.from_channel_rows(&channel_rows, &block, bias, &mut back)
+            b.channel_planes(&channel_rows, &block, bias, &mut back)
                 .unwrap();
             v.extend(b.download(&back).unwrap());
         }
@@ -165,7 +165,7 @@ fn im2col_then_matmul_is_the_convolution() {
         cpu.matmul(&wt, &cols, &mut z, crate::MatmulSpec::default())
             .unwrap();
         let mut out = cpu.zeros(1, outs * p).unwrap();
-        cpu.from_channel_rows(&z, &ChannelBlock::all(outs), None, &mut out)
+        cpu.channel_planes(&z, &ChannelBlock::all(outs), None, &mut out)
             .unwrap();
         let got = cpu.download(&out).unwrap();
         let want = direct_conv(&x, &weight, &w, outs);
@@ -244,7 +244,7 @@ fn bad_windows_and_shapes_are_typed_errors() {
     let (rows, mut out) = (cpu.zeros(1, 18).unwrap(), cpu.zeros(2, 9).unwrap());
     let two = cpu.zeros(1, 2).unwrap();
     let err = cpu
-        .from_channel_rows(&rows, &ChannelBlock::all(1), Some(&two), &mut out)
+        .channel_planes(&rows, &ChannelBlock::all(1), Some(&two), &mut out)
         .unwrap_err();
     assert!(
         err.to_string().contains("the bias is 1x2, expected 1x1"),
