@@ -167,6 +167,17 @@ fn channels_last(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     interleaved[e] = planar[(sample * p.channels + p.first + c) * PLANE + q];
 }
 
+// Element e of a block of channels in NCHW order, (sample · count + c) · P + q,
+// as (sample, c, q).
+fn block_element(e: u32) -> vec3<u32> {
+    return vec3<u32>(e / (PLANE * COUNT), (e / PLANE) % COUNT, e % PLANE);
+}
+
+// Where channel `first + c` of a sample holds position q in NCHW rows.
+fn nchw(sample: u32, c: u32, q: u32) -> u32 {
+    return (sample * p.channels + p.first + c) * PLANE + q;
+}
+
 // ---- channels_first: out[n, (first + c)·P + q] = z[n·P + q, c] --------------
 @group(0) @binding(1) var<storage, read> interleaved_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> planar_out: array<f32>;
@@ -177,12 +188,8 @@ fn channels_first(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     if (e >= p.n) {
         return;
     }
-    // e runs over the block: (sample · count + c) · P + q.
-    let q = e % PLANE;
-    let c = (e / PLANE) % COUNT;
-    let sample = e / (PLANE * COUNT);
-    planar_out[(sample * p.channels + p.first + c) * PLANE + q] =
-        interleaved_in[(sample * PLANE + q) * COUNT + c];
+    let at = block_element(e);
+    planar_out[nchw(at.x, at.y, at.z)] = interleaved_in[(at.x * PLANE + at.z) * COUNT + at.y];
 }
 
 // ---- channel_rows: rows[c, n·P + q] = x[n, (first + c)·P + q] -------------
@@ -197,12 +204,8 @@ fn channel_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if (e >= p.n) {
         return;
     }
-    // e runs over the block: (sample · count + c) · P + q.
-    let q = e % PLANE;
-    let c = (e / PLANE) % COUNT;
-    let sample = e / (PLANE * COUNT);
-    channel_rows_out[c * p.columns + sample * PLANE + q] =
-        planes_in[(sample * p.channels + p.first + c) * PLANE + q];
+    let at = block_element(e);
+    channel_rows_out[at.y * p.columns + at.x * PLANE + at.z] = planes_in[nchw(at.x, at.y, at.z)];
 }
 
 // ---- channel_planes: out[n, (first + c)·P + q] = rows[c, n·P + q] + b[c] -
@@ -216,14 +219,12 @@ fn channel_planes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     if (e >= p.n) {
         return;
     }
-    let q = e % PLANE;
-    let c = (e / PLANE) % COUNT;
-    let sample = e / (PLANE * COUNT);
-    var v = channel_rows_in[c * p.columns + sample * PLANE + q];
+    let at = block_element(e);
+    var v = channel_rows_in[at.y * p.columns + at.x * PLANE + at.z];
     if (p.bias != 0u) {
-        v += row_bias[c];
+        v += row_bias[at.y];
     }
-    planes_out[(sample * p.channels + p.first + c) * PLANE + q] = v;
+    planes_out[nchw(at.x, at.y, at.z)] = v;
 }
 
 // ---- pool: max (and its winner, an index in the plane) or average ----------

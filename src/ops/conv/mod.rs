@@ -340,13 +340,9 @@ pub(crate) fn check_im2col(
     )
 }
 
-/// `x`: `N × (C·P)`; `out`: `(N·P) × count`.
-pub(crate) fn check_channels_last(
-    op: &'static str,
-    x: &impl Shaped,
-    block: &ChannelBlock,
-    out: &impl Shaped,
-) -> Result<()> {
+/// The positions per channel of NCHW rows `x` (`N × (C·P)`) holding
+/// `block`'s channels.
+fn channel_positions(op: &'static str, x: &impl Shaped, block: &ChannelBlock) -> Result<usize> {
     check_block(op, block, block.channels)?;
     if !x.cols().is_multiple_of(block.channels) {
         return Err(shape_err(
@@ -358,7 +354,17 @@ pub(crate) fn check_channels_last(
             ),
         ));
     }
-    let positions = x.cols() / block.channels;
+    Ok(x.cols() / block.channels)
+}
+
+/// `x`: `N × (C·P)`; `out`: `(N·P) × count`.
+pub(crate) fn check_channels_last(
+    op: &'static str,
+    x: &impl Shaped,
+    block: &ChannelBlock,
+    out: &impl Shaped,
+) -> Result<()> {
+    let positions = channel_positions(op, x, block)?;
     expect(op, "the output", out, x.rows() * positions, block.count)
 }
 
@@ -374,18 +380,7 @@ pub(crate) fn check_channel_rows(
     block: &ChannelBlock,
     rows: &impl Shaped,
 ) -> Result<()> {
-    check_block(op, block, block.channels)?;
-    if !x.cols().is_multiple_of(block.channels) {
-        return Err(shape_err(
-            op,
-            format!(
-                "rows of {} values are not {} channels",
-                x.cols(),
-                block.channels
-            ),
-        ));
-    }
-    let positions = x.cols() / block.channels;
+    let positions = channel_positions(op, x, block)?;
     expect(
         op,
         "the channel rows",

@@ -17,10 +17,18 @@ struct ReduceParams {
     divisor: f32,
 }
 
-pub(crate) fn sum_rows(gpu: &Gpu, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
+/// One pass of a sum along one axis of `x` into `out`: `entry` of
+/// shaders/reduce/reduce.wgsl over `groups` workgroups.
+fn sum_along(
+    gpu: &Gpu,
+    entry: &'static str,
+    x: &GpuTensor,
+    out: &mut GpuTensor,
+    groups: [u32; 3],
+) -> Result<()> {
     let kernel = Kernel {
         shader: &REDUCE,
-        entry: "sum_rows",
+        entry,
         constants: &[],
     };
     gpu.ctx.dispatch(
@@ -32,28 +40,19 @@ pub(crate) fn sum_rows(gpu: &Gpu, x: &GpuTensor, out: &mut GpuTensor) -> Result<
             divisor: 1.0,
         },
         &[Bind::read(&x.buf), Bind::write(&out.buf)],
-        [(x.cols as u32).div_ceil(SUM_COLS), 1, 1],
+        groups,
     )
 }
 
+pub(crate) fn sum_rows(gpu: &Gpu, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
+    let groups = [(x.cols as u32).div_ceil(SUM_COLS), 1, 1];
+    sum_along(gpu, "sum_rows", x, out, groups)
+}
+
 pub(crate) fn sum_cols(gpu: &Gpu, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
-    let kernel = Kernel {
-        shader: &REDUCE,
-        entry: "sum_cols",
-        constants: &[],
-    };
-    gpu.ctx.dispatch(
-        &kernel,
-        &ReduceParams {
-            rows: x.rows as u32,
-            cols: x.cols as u32,
-            n: 0,
-            divisor: 1.0,
-        },
-        &[Bind::read(&x.buf), Bind::write(&out.buf)],
-        // One workgroup per row.
-        gpu.ctx.linear_groups(x.rows, 1),
-    )
+    // One workgroup per row.
+    let groups = gpu.ctx.linear_groups(x.rows, 1);
+    sum_along(gpu, "sum_cols", x, out, groups)
 }
 
 pub(crate) fn reduce(gpu: &Gpu, op: Reduce, x: &GpuTensor, out: &mut GpuTensor) -> Result<()> {
