@@ -2,7 +2,9 @@
 // matmul kernels share (parameters, overrides, tile shape, epilogue).
 // matmul.wgsl reads A and B as scalars and takes any shape; matmul/vec4.wgsl
 // reads them as vec4 and needs the contiguous dimensions to be multiples of 4;
-// matmul/tiled.wgsl stages them in workgroup memory, for real GPUs.
+// matmul/tiled.wgsl stages them in workgroup memory, for real GPUs. Each of
+// them can split k into slices (workgroup z: k_range(z)) summed by
+// split_k_sum, so that a small output with a long k still fills the device.
 //
 // Each invocation accumulates a TM × TN block in registers. The register
 // kernels use no workgroup memory: on lavapipe (a CPU) barriers and
@@ -22,7 +24,7 @@ struct Params {
     n: u32,
     k: u32,
     act_param: f32,
-    // matmul/tiled.wgsl with split k: the k range of each z slice (k otherwise).
+    // With split k: the k range of each z slice (k otherwise).
     k_chunk: u32,
     gate_param: f32,
 }
@@ -65,8 +67,17 @@ fn epilogue(z: f32, i: u32, j: u32) -> f32 {
     return v;
 }
 
-// Applies bias and activation to `acc` and stores the rows and columns that exist.
-fn store_tile(row0: u32, col0: u32) {
+// The k range [x, y) of split-k slice z: all of k when the product is not
+// split (k_chunk = k, one slice).
+fn k_range(z: u32) -> vec2<u32> {
+    let begin = z * p.k_chunk;
+    return vec2(begin, min(p.k, begin + p.k_chunk));
+}
+
+// Applies the epilogue to `acc` and stores the rows and columns that exist in
+// slice z of `out` (z > 0 only for the raw partial sums of a split product).
+fn store_tile(z: u32, row0: u32, col0: u32) {
+    let slice = z * p.m * p.n;
     for (var r = 0u; r < TM; r++) {
         let i = row0 + r;
         if (i >= p.m) {
@@ -75,8 +86,29 @@ fn store_tile(row0: u32, col0: u32) {
         for (var c = 0u; c < TN; c++) {
             let j = col0 + c;
             if (j < p.n) {
-                out[i * p.n + j] = epilogue(acc[r * TN4 + c / 4u][c % 4u], i, j);
+                out[slice + i * p.n + j] = epilogue(acc[r * TN4 + c / 4u][c % 4u], i, j);
             }
         }
     }
+}
+
+// Split k: slice z of a split product covers k_range(z) and writes its raw
+// partial sums (HAS_BIAS off, the identity activation) to slice z of a
+// scratch buffer bound as `out`. This pass, with the scratch bound as `a`
+// (read through the operand piece's partial()), adds the slices in order and
+// applies the epilogue: out[i] = epilogue(Σ_z partials[z·m·n + i]). In
+// order, so the result depends on the sizes alone.
+@compute @workgroup_size(256)
+fn split_k_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = gid.x + gid.y * groups.x * 256u;
+    let mn = p.m * p.n;
+    if (i >= mn) {
+        return;
+    }
+    let slices = (p.k + p.k_chunk - 1u) / p.k_chunk;
+    var s = 0.0;
+    for (var z = 0u; z < slices; z++) {
+        s += partial(z * mn + i);
+    }
+    out[i] = epilogue(s, i / p.n, i % p.n);
 }

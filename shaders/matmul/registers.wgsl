@@ -1,7 +1,5 @@
-// The scalar matmul kernel: any shape (see matmul/common.wgsl).
-
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+// The scalar matmul kernel: any shape (see matmul/common.wgsl), after
+// matmul/operands_scalar.wgsl.
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -25,7 +23,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         b_off[c] = min(col0 + c, p.n - 1u) * b_col;
     }
 
-    for (var kk = 0u; kk < p.k; kk++) {
+    let ks = k_range(gid.z);
+    for (var kk = ks.x; kk < ks.y; kk++) {
         let ak = kk * a_k;
         let bk = kk * b_k;
         var bv: array<vec4<f32>, TN4>;
@@ -39,5 +38,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
         }
     }
-    store_tile(row0, col0);
+    store_tile(gid.z, row0, col0);
 }

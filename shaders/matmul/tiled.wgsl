@@ -14,7 +14,8 @@
 // Split k: workgroup z covers k in [z·k_chunk, (z + 1)·k_chunk) and, when
 // there are several, writes its raw partial sums to slice z of a scratch
 // buffer (bound as `out`, with HAS_BIAS off and the identity activation);
-// split_k_sum then adds the slices in order and applies the epilogue.
+// split_k_sum (matmul/common.wgsl) then adds the slices in order and
+// applies the epilogue.
 //
 // Preceded by a load piece (matmul/tiled_load_scalar.wgsl or
 // matmul/tiled_load_vec4.wgsl) that reads A and B and fills the tiles.
@@ -86,22 +87,4 @@ fn main(
             }
         }
     }
-}
-
-// out[i] = epilogue(Σ_z partials[z·m·n + i]), with the scratch buffer of the
-// split-k passes bound as `a` (read through the load piece's partial()). The slices are added in order, so the result
-// depends on the sizes alone.
-@compute @workgroup_size(256)
-fn split_k_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = gid.x + gid.y * groups.x * 256u;
-    let mn = p.m * p.n;
-    if (i >= mn) {
-        return;
-    }
-    let slices = (p.k + p.k_chunk - 1u) / p.k_chunk;
-    var s = 0.0;
-    for (var z = 0u; z < slices; z++) {
-        s += partial(z * mn + i);
-    }
-    out[i] = epilogue(s, i / p.n, i % p.n);
 }

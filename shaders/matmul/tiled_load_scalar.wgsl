@@ -1,9 +1,7 @@
 // Load piece of matmul/tiled.wgsl for any shape: op(A) and op(B) are read
-// one float at a time. Defines the bindings of A and B, fetch() (the next
-// slice into registers) and stage() (registers into workgroup memory).
-
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+// one float at a time (after matmul/operands_scalar.wgsl). Defines fetch()
+// (the next slice into registers) and stage() (registers into workgroup
+// memory).
 
 const A_LOADS: u32 = BK * BM / THREADS; // elements of A each invocation stages per slice
 const B_LOADS: u32 = BK * BN / THREADS;
@@ -56,9 +54,4 @@ fn stage(li: u32) {
         let s = b_slot(e, li);
         b_tile[s.y * BS + s.x / 4u][s.x % 4u] = b_next[e];
     }
-}
-
-// Element i of the split-k scratch buffer, bound as `a`.
-fn partial(i: u32) -> f32 {
-    return a[i];
 }

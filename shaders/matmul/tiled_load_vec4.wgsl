@@ -3,10 +3,7 @@
 // columns for B. Needs k % 4 == 0, m % 4 == 0 for Aᵀ and n % 4 == 0 for B
 // (the host checks), and k_chunk a multiple of 4 (it is one of BK). Then a
 // vec4 never straddles the edge of k or of the matrix, and one load replaces
-// four, with their index arithmetic.
-
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+// four, with their index arithmetic. After matmul/operands_vec4.wgsl.
 
 const A_LOADS: u32 = BK * BM / 4u / THREADS; // vec4 of A each invocation stages per slice
 const B_LOADS: u32 = BK * BN / 4u / THREADS;
@@ -76,10 +73,4 @@ fn stage(li: u32) {
             b_tile[s.y * BS + s.x / 4u] = b_next[e];
         }
     }
-}
-
-// Element i of the split-k scratch buffer, bound as `a` (the host rounds its
-// size up to whole vec4).
-fn partial(i: u32) -> f32 {
-    return a[i / 4u][i % 4u];
 }

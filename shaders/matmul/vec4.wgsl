@@ -3,10 +3,8 @@
 // about as much as one scalar read. Needs k % 4 == 0, m % 4 == 0 when TA and
 // n % 4 == 0 unless TB (the host checks); m and n need not fill the tile.
 // Preceded by matmul/share_subgroup.wgsl or matmul/share_none.wgsl, which
-// decide whether the lanes of a subgroup share their reads of A (SHARE_A).
-
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+// decide whether the lanes of a subgroup share their reads of A (SHARE_A),
+// and matmul/operands_vec4.wgsl. With split k, k_chunk is a multiple of 4.
 
 const TM4: u32 = TM / 4u;
 
@@ -18,9 +16,12 @@ fn main(
 ) {
     let row0 = gid.y * TM;
     let col0 = gid.x * TN;
-    // Lanes sharing A must all stay; past the edges they compute clamped
-    // values that store_tile does not store.
-    if (!SHARE_A && (row0 >= p.m || col0 >= p.n)) {
+    // Lanes sharing A must all stay while their subgroup does; past the
+    // right edge they compute clamped values that store_tile does not store.
+    // The subgroup is one row of WG_X lanes, all with this row0: below the
+    // bottom edge it leaves whole (for a short output such as a convolution's
+    // weight gradient, 6 rows, that is 3 rows of lanes of the 4 doing nothing).
+    if (row0 >= p.m || (!SHARE_A && col0 >= p.n)) {
         return;
     }
     let lane = li % WG_X;
@@ -60,8 +61,9 @@ fn main(
     // 2048³ A·B (PERFORMANCE.md). Bᵀ's panel is k-contiguous and does not alias;
     // there the backward walk cost 2–5%, so it is left out.
     let backwards = !TB && (lid.y & 1u) == 1u;
-    for (var step = 0u; step < k4; step++) {
-        let kq = select(step, k4 - 1u - step, backwards);
+    let ks = k_range(gid.z) / 4u;
+    for (var step = ks.x; step < ks.y; step++) {
+        let kq = select(step, ks.y - 1u - (step - ks.x), backwards);
         // at[r][s] = op(A)[row0 + r, 4kq + s]; bt[s·TN4 + c][q] = op(B)[4kq + s, col0 + 4c + q].
         var at: array<vec4<f32>, TM>;
         if (TA) {
@@ -118,5 +120,5 @@ fn main(
             }
         }
     }
-    store_tile(row0, col0);
+    store_tile(gid.z, row0, col0);
 }

@@ -24,14 +24,19 @@ const TILE_SMALL: Piece = Piece::File(include_str!("../../shaders/matmul/tile_sm
 const MATMUL_COMMON: Piece = Piece::File(include_str!("../../shaders/matmul/common.wgsl"));
 const SHARE_NONE: Piece = Piece::File(include_str!("../../shaders/matmul/share_none.wgsl"));
 const SHARE_SUBGROUP: Piece = Piece::File(include_str!("../../shaders/matmul/share_subgroup.wgsl"));
+const OPERANDS_SCALAR: Piece =
+    Piece::File(include_str!("../../shaders/matmul/operands_scalar.wgsl"));
+const OPERANDS_VEC4: Piece = Piece::File(include_str!("../../shaders/matmul/operands_vec4.wgsl"));
 const LOAD_SCALAR: Piece = Piece::File(include_str!("../../shaders/matmul/tiled_load_scalar.wgsl"));
 const LOAD_VEC4: Piece = Piece::File(include_str!("../../shaders/matmul/tiled_load_vec4.wgsl"));
 const REGISTERS: Piece = Piece::File(include_str!("../../shaders/matmul/registers.wgsl"));
 const VEC4: Piece = Piece::File(include_str!("../../shaders/matmul/vec4.wgsl"));
+const VEC4_B: Piece = Piece::File(include_str!("../../shaders/matmul/vec4_b.wgsl"));
 const TILED: Piece = Piece::File(include_str!("../../shaders/matmul/tiled.wgsl"));
 
 /// A matmul shader: the activations, a tile piece, the shared parameters
-/// and epilogue, then a kernel (with its load or share piece). Trusted:
+/// and epilogue, then a kernel (with its operand piece, and its load or
+/// share piece). Trusted:
 /// every load is clamped and every store guarded (see `Shader::trusted`).
 macro_rules! matmul {
     ($name:literal: $tile:expr, $($kernel:expr),+) => {
@@ -43,18 +48,20 @@ macro_rules! matmul {
     };
 }
 
-pub(crate) static MATMUL: Shader = matmul!("matmul": TILE_REGISTERS, REGISTERS);
-pub(crate) static MATMUL_VEC4: Shader = matmul!("matmul_vec4": TILE_REGISTERS, SHARE_NONE, VEC4);
+pub(crate) static MATMUL: Shader = matmul!("matmul": TILE_REGISTERS, OPERANDS_SCALAR, REGISTERS);
+pub(crate) static MATMUL_VEC4_B: Shader = matmul!("matmul_vec4_b": TILE_REGISTERS, VEC4_B);
+pub(crate) static MATMUL_VEC4: Shader =
+    matmul!("matmul_vec4": TILE_REGISTERS, OPERANDS_VEC4, SHARE_NONE, VEC4);
 pub(crate) static MATMUL_VEC4_SHARED: Shader =
-    matmul!("matmul_vec4_shared": TILE_REGISTERS, SHARE_SUBGROUP, VEC4);
+    matmul!("matmul_vec4_shared": TILE_REGISTERS, OPERANDS_VEC4, SHARE_SUBGROUP, VEC4);
 pub(crate) static MATMUL_TILED_LARGE: Shader =
-    matmul!("matmul_tiled_large": TILE_LARGE, LOAD_SCALAR, TILED);
+    matmul!("matmul_tiled_large": TILE_LARGE, OPERANDS_SCALAR, LOAD_SCALAR, TILED);
 pub(crate) static MATMUL_TILED_LARGE_VEC4: Shader =
-    matmul!("matmul_tiled_large_vec4": TILE_LARGE, LOAD_VEC4, TILED);
+    matmul!("matmul_tiled_large_vec4": TILE_LARGE, OPERANDS_VEC4, LOAD_VEC4, TILED);
 pub(crate) static MATMUL_TILED_SMALL: Shader =
-    matmul!("matmul_tiled_small": TILE_SMALL, LOAD_SCALAR, TILED);
+    matmul!("matmul_tiled_small": TILE_SMALL, OPERANDS_SCALAR, LOAD_SCALAR, TILED);
 pub(crate) static MATMUL_TILED_SMALL_VEC4: Shader =
-    matmul!("matmul_tiled_small_vec4": TILE_SMALL, LOAD_VEC4, TILED);
+    matmul!("matmul_tiled_small_vec4": TILE_SMALL, OPERANDS_VEC4, LOAD_VEC4, TILED);
 
 pub(crate) static ACTIVATION: Shader = Shader {
     name: "activation",
@@ -158,8 +165,9 @@ pub(crate) static OPTIMIZER: Shader = Shader {
 };
 
 /// Every matmul shader: what the autotune cache's shader hash covers.
-pub(crate) static MATMUL_SHADERS: [&Shader; 7] = [
+pub(crate) static MATMUL_SHADERS: [&Shader; 8] = [
     &MATMUL,
+    &MATMUL_VEC4_B,
     &MATMUL_VEC4,
     &MATMUL_VEC4_SHARED,
     &MATMUL_TILED_LARGE,

@@ -5,7 +5,7 @@
 use super::MatmulSpec;
 use crate::backend::Activation;
 use crate::gpu::runtime::{Bind, Kernel, Shader};
-use crate::gpu::shaders::{self, MATMUL, MATMUL_VEC4, MATMUL_VEC4_SHARED};
+use crate::gpu::shaders::{self, MATMUL, MATMUL_VEC4, MATMUL_VEC4_B, MATMUL_VEC4_SHARED};
 use crate::gpu::{Gpu, GpuTensor, WG};
 use crate::Result;
 
@@ -44,6 +44,13 @@ pub(crate) const MIN_K_CHUNK: u32 = 64;
 pub(crate) const MAX_K_CHUNK: u32 = 2048;
 /// Most k slices of one product.
 pub(crate) const MAX_SPLIT_K: u32 = 16;
+/// Workgroups a product on the register kernels should have: fewer, and k
+/// is split into as many slices as bring it up to this. lavapipe runs one
+/// workgroup per thread at a time, one thread per core.
+pub(crate) const REGISTER_SPLIT_TARGET_GROUPS: u32 = 16;
+/// Fewest k per slice of a split product on the register kernels: shorter,
+/// and the partial sums cost more than the threads gain.
+pub(crate) const REGISTER_MIN_K_CHUNK: u32 = 1024;
 
 /// Which family of WGSL kernels [`Gpu`]'s matmul runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,15 +162,6 @@ impl TiledPlan {
             vec4: true,
         }
     }
-
-    /// k per slice, a whole number of the tile's staged depth, and the
-    /// number of slices that covers k.
-    pub(crate) fn chunks(self, k: usize) -> (u32, u32) {
-        let depth = self.tile.tile().depth;
-        let k = k as u32;
-        let chunk = k.div_ceil(self.split_k.max(1)).div_ceil(depth) * depth;
-        (chunk, k.div_ceil(chunk))
-    }
 }
 
 /// The matmul kernels' uniform parameters: `Params` of
@@ -232,82 +230,101 @@ pub(crate) fn matmul(
     let vec4 = k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
 
     let settings = *gpu.settings();
-    if settings.matmul_kernel == MatmulKernel::Workgroup {
+    let (shader, tile, split_k) = if settings.matmul_kernel == MatmulKernel::Workgroup {
         let plan = settings
             .tiled_plan
             .unwrap_or_else(|| TiledPlan::for_shape(m, n, k));
-        let (chunk, slices) = plan.chunks(k);
-        let shader = plan.tile.shader(vec4 && plan.vec4);
-        if slices == 1 {
-            let kernel = Kernel {
-                shader,
-                entry: "main",
-                constants: &constants,
-            };
-            return gpu.ctx.dispatch(
-                &kernel,
-                &params(chunk),
-                &operands(Bind::write(&out.buf)),
-                groups(plan.tile.tile(), 1),
-            );
-        }
-        // Pass 1 writes raw partial sums, one m×n slice per k chunk. Whole
-        // vec4, so that the vec4 kernel's second pass can bind it as such.
-        let floats = (slices as usize * m * n).next_multiple_of(4);
-        let scratch = gpu.ctx.alloc((floats * 4) as u64, "split-k partial sums")?;
-        let partial = Kernel {
+        (
+            plan.tile.shader(vec4 && plan.vec4),
+            plan.tile.tile(),
+            plan.split_k,
+        )
+    } else {
+        // Where k is not a multiple of 4 but B's rows are whole vec4, B
+        // alone is read four floats at a time.
+        let vec4_b = !spec.transpose_b && n % 4 == 0;
+        let shader = match (vec4, gpu.shares_subgroups(), settings.matmul_kernel) {
+            (true, true, MatmulKernel::RegistersShared) => &MATMUL_VEC4_SHARED,
+            (true, _, _) => &MATMUL_VEC4,
+            (false, _, _) if vec4_b => &MATMUL_VEC4_B,
+            (false, _, _) => &MATMUL,
+        };
+        (shader, MATMUL_TILE, register_split_k(m, n, k))
+    };
+    // Whole vec4 per slice, for the vec4 kernels.
+    let (chunk, slices) = k_chunks(k, split_k, tile.depth.max(4));
+    if slices == 1 {
+        let kernel = Kernel {
             shader,
             entry: "main",
-            constants: &[flags[0], flags[1]],
-        };
-        gpu.ctx.dispatch(
-            &partial,
-            &params(chunk),
-            &[
-                Bind::read(&a.buf),
-                Bind::read(&b.buf),
-                Bind::read(&gpu.dummy),
-                Bind::write(&scratch),
-                Bind::read(&gpu.dummy),
-            ],
-            groups(plan.tile.tile(), slices),
-        )?;
-        // Pass 2 adds them and applies the epilogue.
-        let sum = Kernel {
-            shader,
-            entry: "split_k_sum",
             constants: &constants,
         };
         return gpu.ctx.dispatch(
-            &sum,
+            &kernel,
             &params(chunk),
-            &[
-                Bind::read(&scratch),
-                Bind::read(&gpu.dummy),
-                Bind::read(bias),
-                Bind::write(&out.buf),
-                Bind::read(gate),
-            ],
-            gpu.ctx.linear_groups(m * n, WG),
+            &operands(Bind::write(&out.buf)),
+            groups(tile, 1),
         );
     }
-
-    let shader = match (vec4, gpu.shares_subgroups(), settings.matmul_kernel) {
-        (true, true, MatmulKernel::RegistersShared) => &MATMUL_VEC4_SHARED,
-        (true, _, _) => &MATMUL_VEC4,
-        (false, _, _) => &MATMUL,
-    };
-    let kernel = Kernel {
+    // Pass 1 writes raw partial sums, one m×n slice per k chunk. Whole
+    // vec4, so that the vec4 kernels' second pass can bind it as such.
+    let floats = (slices as usize * m * n).next_multiple_of(4);
+    let scratch = gpu.ctx.alloc((floats * 4) as u64, "split-k partial sums")?;
+    let partial = Kernel {
         shader,
         entry: "main",
+        constants: &[flags[0], flags[1]],
+    };
+    gpu.ctx.dispatch(
+        &partial,
+        &params(chunk),
+        &[
+            Bind::read(&a.buf),
+            Bind::read(&b.buf),
+            Bind::read(&gpu.dummy),
+            Bind::write(&scratch),
+            Bind::read(&gpu.dummy),
+        ],
+        groups(tile, slices),
+    )?;
+    // Pass 2 adds them and applies the epilogue.
+    let sum = Kernel {
+        shader,
+        entry: "split_k_sum",
         constants: &constants,
     };
     gpu.ctx.dispatch(
-        &kernel,
-        &params(k as u32),
-        &operands(Bind::write(&out.buf)),
-        groups(MATMUL_TILE, 1),
+        &sum,
+        &params(chunk),
+        &[
+            Bind::read(&scratch),
+            Bind::read(&gpu.dummy),
+            Bind::read(bias),
+            Bind::write(&out.buf),
+            Bind::read(gate),
+        ],
+        gpu.ctx.linear_groups(m * n, WG),
     )
+}
+
+/// Into how many k slices the register kernels split `m×k · k×n`: as many
+/// as bring an output of fewer than [`REGISTER_SPLIT_TARGET_GROUPS`]
+/// workgroups up to it, in slices of at least [`REGISTER_MIN_K_CHUNK`].
+/// Without it, a convolution's weight gradient (LeNet's first: 6×25 outputs
+/// over k = 50,176) runs as one workgroup on one core of lavapipe.
+pub(crate) fn register_split_k(m: usize, n: usize, k: usize) -> u32 {
+    let groups = (n as u32).div_ceil(MATMUL_TILE.cols) * (m as u32).div_ceil(MATMUL_TILE.rows);
+    let wanted = REGISTER_SPLIT_TARGET_GROUPS / groups;
+    let most = (k as u32 / REGISTER_MIN_K_CHUNK).min(MAX_SPLIT_K);
+    wanted.min(most).max(1)
+}
+
+/// k per slice when k is split `split_k` ways in whole multiples of
+/// `depth`, and the number of slices that covers k.
+fn k_chunks(k: usize, split_k: u32, depth: u32) -> (u32, u32) {
+    let k = k as u32;
+    let chunk = k.div_ceil(split_k.max(1)).div_ceil(depth).max(1) * depth;
+    (chunk, k.div_ceil(chunk).max(1))
 }
 
 #[cfg(test)]
@@ -337,7 +354,7 @@ mod tests {
             cols: 4 * constant(shader, "TN4") * constant(shader, "WG_X"),
             depth: constant(shader, "BK"),
         };
-        for shader in [&MATMUL, &MATMUL_VEC4, &MATMUL_VEC4_SHARED] {
+        for shader in [&MATMUL, &MATMUL_VEC4_B, &MATMUL_VEC4, &MATMUL_VEC4_SHARED] {
             assert_eq!(MATMUL_TILE, tile_of(shader), "{}", shader.name);
         }
         for tile in [TiledTile::Large, TiledTile::Small] {
@@ -350,16 +367,14 @@ mod tests {
 
     #[test]
     fn split_k_chunks_cover_k_in_whole_staged_depths() {
-        for tile in [TiledTile::Large, TiledTile::Small] {
-            let depth = tile.tile().depth;
-            for k in [1, 7, 16, 33, 257, 784, 4096] {
+        for depth in [
+            TiledTile::Large.tile().depth,
+            TiledTile::Small.tile().depth,
+            4,
+        ] {
+            for k in [1, 7, 16, 33, 257, 784, 4096, 50176] {
                 for split_k in 1..=MAX_SPLIT_K {
-                    let plan = TiledPlan {
-                        tile,
-                        split_k,
-                        vec4: true,
-                    };
-                    let (chunk, slices) = plan.chunks(k);
+                    let (chunk, slices) = k_chunks(k, split_k, depth);
                     assert_eq!(chunk % depth, 0);
                     assert!(slices >= 1 && slices <= split_k);
                     assert!((slices - 1) * chunk < k as u32 && slices * chunk >= k as u32);

@@ -193,6 +193,49 @@ fn matmul_workgroup_tiles_and_split_k() {
     }
 }
 
+/// The register kernels split a long k over workgroups when the output has
+/// few (a convolution's weight gradient), each slice's partial sums added in
+/// a second pass: scalar and vec4 kernels, with and without shared reads,
+/// every transpose form. The tolerance grows with k as MATMUL_TOL's bound does.
+#[test]
+fn matmul_register_kernels_split_long_k() {
+    let Some(g) = gpu() else { return };
+    let shapes = [
+        (6, 25, 50176), // LeNet conv1's weight gradient at batch 64
+        (7, 33, 4099),
+        (7, 32, 4099), // B alone read as vec4
+        (1, 1, 20000),
+        (36, 68, 8192),
+    ];
+    for kernel in [MatmulKernel::Registers, MatmulKernel::RegistersShared] {
+        g.set_matmul_kernel(kernel);
+        for (i, &(m, n, k)) in shapes.iter().enumerate() {
+            assert!(
+                super::gpu::register_split_k(m, n, k) > 1,
+                "{m}x{k}·{k}x{n} splits"
+            );
+            let tol = MATMUL_TOL * (k as f64 / 2048.0).max(1.0);
+            for (ta, tb) in FORMS {
+                let (bias, act) = (i % 2 == 1, Activation::Tanh);
+                let gv = matmul(&g, m, n, k, ta, tb, bias, act, 90 + i as u64);
+                let cv = matmul(
+                    &Cpu::<f32>::new(),
+                    m,
+                    n,
+                    k,
+                    ta,
+                    tb,
+                    bias,
+                    act,
+                    90 + i as u64,
+                );
+                let label = format!("{kernel:?} ta={ta} tb={tb} {m}x{k}·{k}x{n}");
+                assert_parity(&label, &gv, &cv, tol);
+            }
+        }
+    }
+}
+
 /// The vec4 kernel runs when k % 4 == 0, m % 4 == 0 for Aᵀ and n % 4 == 0
 /// for B: shapes that qualify but do not fill its 32×64 workgroup tile.
 #[test]
@@ -213,6 +256,29 @@ fn matmul_vec4_kernel_edges() {
     ] {
         let tanh = (true, Activation::Tanh);
         assert_matmul(&g, "vec4 matmul", (m, n, k), (ta, tb), tanh, 4);
+    }
+}
+
+/// The kernel that reads only B as vec4 runs when B is not transposed, n % 4
+/// == 0 and k is not a multiple of 4 (or m is not, for Aᵀ): a convolution's
+/// `W·cols` and `Wᵀ·δ` with 25 or 150 taps. Shapes that do not fill its tile.
+#[test]
+fn matmul_vec4_b_kernel_edges() {
+    let Some(g) = gpu() else { return };
+    for kernel in [MatmulKernel::Registers, MatmulKernel::RegistersShared] {
+        g.set_matmul_kernel(kernel);
+        for (m, n, k) in [
+            (1, 4, 1),
+            (6, 784, 25),
+            (25, 1568, 6),
+            (16, 100, 150),
+            (33, 68, 7),
+        ] {
+            for ta in [false, true] {
+                let relu = (ta, Activation::Relu);
+                assert_matmul(&g, "vec4_b matmul", (m, n, k), (ta, false), relu, 5);
+            }
+        }
     }
 }
 

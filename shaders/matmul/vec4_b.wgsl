@@ -1,0 +1,52 @@
+// The register matmul kernel for op(B) = B with n % 4 == 0 and any k or m
+// (see matmul/common.wgsl): A is read one float at a time, as in
+// matmul/registers.wgsl, B four columns at a time, as in matmul/vec4.wgsl.
+// It runs the lowered convolution's forward W·cols and input gradient Wᵀ·δ
+// when the taps per group are not a multiple of 4 (5×5 over one channel:
+// 25), where matmul/vec4.wgsl cannot: 2-3× the scalar kernel there on
+// lavapipe, whose cost is the eight scalar loads of B per k.
+
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
+
+// Element i of the split-k scratch buffer, bound as `a` (see split_k_sum).
+fn partial(i: u32) -> f32 {
+    return a[i];
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * TM;
+    let col0 = gid.x * TN;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    // Element (i, kk) of op(A) lives at i·a_row + kk·a_k.
+    let a_row = select(p.k, 1u, TA);
+    let a_k = select(1u, p.m, TA);
+    var a_off: array<u32, TM>;
+    for (var r = 0u; r < TM; r++) {
+        a_off[r] = min(row0 + r, p.m - 1u) * a_row;
+    }
+    let n4 = p.n / 4u;
+    var b_off: array<u32, TN4>;
+    for (var c = 0u; c < TN4; c++) {
+        b_off[c] = min(col0 / 4u + c, n4 - 1u);
+    }
+
+    let ks = k_range(gid.z);
+    for (var kk = ks.x; kk < ks.y; kk++) {
+        var bv: array<vec4<f32>, TN4>;
+        for (var c = 0u; c < TN4; c++) {
+            bv[c] = b[kk * n4 + b_off[c]];
+        }
+        let ak = kk * a_k;
+        for (var r = 0u; r < TM; r++) {
+            let av = a[a_off[r] + ak];
+            for (var c = 0u; c < TN4; c++) {
+                acc[r * TN4 + c] += av * bv[c];
+            }
+        }
+    }
+    store_tile(gid.z, row0, col0);
+}
