@@ -331,16 +331,9 @@ pub trait Kernels: Clone + Send + Sync + 'static {
         columns_kept: bool,
         grads: ConvGrads<'_, Self::Tensor>,
     ) -> Result<()> {
-        crate::ops::conv::lowered::conv2d_backward(
-            self,
-            x,
-            w,
-            grad_out,
-            g,
-            scratch,
-            columns_kept,
-            grads,
-        )
+        use crate::ops::conv::lowered::{self, Columns};
+        let columns = Columns::kept(columns_kept);
+        lowered::conv2d_backward(self, x, w, grad_out, g, scratch, columns, grads)
     }
     /// `dst[dst_at..dst_at + len] = src[src_at..src_at + len]` (flat, row-major).
     fn copy_range(

@@ -15,7 +15,7 @@ use crate::backend::{
     Activation, DropoutMask, FlatTensors, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped,
     Target, UpdateRule,
 };
-use crate::ops::conv::{ChannelBlock, Pool, Window2d};
+use crate::ops::conv::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
 use crate::ops::matmul::gpu::MATMUL_SHARE_LANES;
 pub use crate::ops::matmul::gpu::{MatmulKernel, TiledPlan, TiledTile};
 use crate::ops::{
@@ -630,6 +630,31 @@ impl Kernels for Gpu {
         out: &mut GpuTensor,
     ) -> Result<()> {
         crate::ops::augment::gpu::augment(self, x, transforms, keys, taps, spec, out)
+    }
+
+    fn conv2d(
+        &self,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        bias: Option<&GpuTensor>,
+        g: &ConvGroup,
+        scratch: &mut [GpuTensor],
+        out: &mut GpuTensor,
+    ) -> Result<()> {
+        conv::gpu::conv2d(self, x, w, bias, g, scratch, out)
+    }
+
+    fn conv2d_backward(
+        &self,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        grad_out: &GpuTensor,
+        g: &ConvGroup,
+        scratch: &mut [GpuTensor],
+        columns_kept: bool,
+        grads: ConvGrads<'_, GpuTensor>,
+    ) -> Result<()> {
+        conv::gpu::conv2d_backward(self, x, w, grad_out, g, scratch, columns_kept, grads)
     }
 
     fn im2col(

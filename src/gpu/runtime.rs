@@ -115,9 +115,9 @@ impl Buf {
     }
 }
 
-/// Override constants a kernel may set (the convolution's index
-/// arithmetic sets 9).
-const MAX_CONSTANTS: usize = 12;
+/// Override constants a kernel may set (the implicit convolution's
+/// geometry and transpose flag set 16).
+const MAX_CONSTANTS: usize = 16;
 
 #[derive(Hash, PartialEq, Eq, Clone, Copy)]
 struct PipelineKey {

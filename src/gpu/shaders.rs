@@ -31,6 +31,7 @@ const LOAD_SCALAR: Piece = Piece::File(include_str!("../../shaders/matmul/tiled_
 const LOAD_VEC4: Piece = Piece::File(include_str!("../../shaders/matmul/tiled_load_vec4.wgsl"));
 const REGISTERS: Piece = Piece::File(include_str!("../../shaders/matmul/registers.wgsl"));
 const VEC4: Piece = Piece::File(include_str!("../../shaders/matmul/vec4.wgsl"));
+const CONV_IMPLICIT_PIECE: Piece = Piece::File(include_str!("../../shaders/conv/implicit.wgsl"));
 const VEC4_B: Piece = Piece::File(include_str!("../../shaders/matmul/vec4_b.wgsl"));
 const TILED: Piece = Piece::File(include_str!("../../shaders/matmul/tiled.wgsl"));
 
@@ -50,6 +51,9 @@ macro_rules! matmul {
 
 pub(crate) static MATMUL: Shader = matmul!("matmul": TILE_REGISTERS, OPERANDS_SCALAR, REGISTERS);
 pub(crate) static MATMUL_VEC4_B: Shader = matmul!("matmul_vec4_b": TILE_REGISTERS, VEC4_B);
+/// The convolution's products with the columns gathered as they are read.
+pub(crate) static CONV_IMPLICIT: Shader =
+    matmul!("conv_implicit": TILE_REGISTERS, CONV_IMPLICIT_PIECE);
 pub(crate) static MATMUL_VEC4: Shader =
     matmul!("matmul_vec4": TILE_REGISTERS, OPERANDS_VEC4, SHARE_NONE, VEC4);
 pub(crate) static MATMUL_VEC4_SHARED: Shader =
@@ -191,6 +195,7 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
         &AUGMENT,
         &BATCH_NORM,
         &CONV,
+        &CONV_IMPLICIT,
         &OPTIMIZER,
     ];
     MATMUL_SHADERS

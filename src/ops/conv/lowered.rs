@@ -41,9 +41,31 @@ pub(crate) fn conv2d<K: Kernels>(
     k.channel_planes(z, &g.output, bias, out)
 }
 
-/// The group's gradients from `grad_out` (`N × (O·P)`); `columns_kept`
-/// says whether `scratch`'s columns still hold this group's `im2col(x)`
-/// from the forward pass (they are rebuilt otherwise).
+/// Where the backward pass finds `cols = im2col(x)` for the weight
+/// gradient `δz·colsᵀ`.
+pub(crate) enum Columns<'a, T> {
+    /// In `scratch`, from the forward pass.
+    Kept,
+    /// Nowhere yet: they are rebuilt in `scratch`.
+    Rebuilt,
+    /// Never built: this computes `δz·colsᵀ` from `δz` into the weight
+    /// gradient with the columns gathered as they are read.
+    Implicit(&'a dyn Fn(&T, &mut T) -> Result<()>),
+}
+
+impl<T> Columns<'_, T> {
+    /// [`Columns::Kept`] or [`Columns::Rebuilt`].
+    pub(crate) fn kept(kept: bool) -> Self {
+        if kept {
+            Columns::Kept
+        } else {
+            Columns::Rebuilt
+        }
+    }
+}
+
+/// The group's gradients from `grad_out` (`N × (O·P)`), the columns found
+/// as `columns` says.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv2d_backward<K: Kernels>(
     k: &K,
@@ -52,21 +74,26 @@ pub(crate) fn conv2d_backward<K: Kernels>(
     grad_out: &K::Tensor,
     g: &ConvGroup,
     scratch: &mut [K::Tensor],
-    columns_kept: bool,
+    columns: Columns<'_, K::Tensor>,
     grads: ConvGrads<'_, K::Tensor>,
 ) -> Result<()> {
     let [cols, dz] = scratch else {
         unreachable!("checked: two scratch tensors")
     };
     k.channel_rows(grad_out, &g.output, dz)?;
-    if !columns_kept {
-        k.im2col(x, &g.window, &g.input, cols)?;
+    match columns {
+        Columns::Implicit(weight_grad) => weight_grad(dz, grads.weight)?,
+        Columns::Kept | Columns::Rebuilt => {
+            if let Columns::Rebuilt = columns {
+                k.im2col(x, &g.window, &g.input, cols)?;
+            }
+            let weight_grad = MatmulSpec {
+                transpose_b: true,
+                ..Default::default()
+            };
+            k.matmul(dz, cols, grads.weight, weight_grad)?;
+        }
     }
-    let weight_grad = MatmulSpec {
-        transpose_b: true,
-        ..Default::default()
-    };
-    k.matmul(dz, cols, grads.weight, weight_grad)?;
     if let Some(gb) = grads.bias {
         k.sum_cols(dz, gb)?;
     }

@@ -1,9 +1,10 @@
 //! The convolution and pooling primitives: the GPU against the CPU
 //! backend, and the CPU against a direct loop in f64.
 
-use super::{lowered, ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
+use super::lowered::{self, Columns};
+use super::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
 use crate::ops::testing::{assert_parity, gpu, random};
-use crate::{Backend, Cpu};
+use crate::{Backend, Cpu, MatmulKernel};
 
 /// Windows at awkward sizes: odd images, stride > 1, padding, dilation,
 /// 1x1 to 7x7 kernels, non-square kernels, one channel and many.
@@ -338,7 +339,8 @@ fn convolution<K: crate::backend::Kernels>(
         }
         Form::Lowered => {
             lowered::conv2d(k, &x, &w, bias.as_ref(), g, &mut scratch, &mut out).unwrap();
-            lowered::conv2d_backward(k, &x, &w, &grad_out, g, &mut scratch, true, grads).unwrap();
+            lowered::conv2d_backward(k, &x, &w, &grad_out, g, &mut scratch, Columns::Kept, grads)
+                .unwrap();
         }
     }
     [&out, &gw, &gb, &grad_in]
@@ -372,23 +374,61 @@ fn cpu_convolution_matches_the_lowered_form() {
     }
 }
 
+/// The GPU's convolution against the CPU's: implicit (the columns gathered
+/// as the products read them) on the register kernels, where these groups'
+/// 3 and 2 output channels fit one row of tiles, and lowered onto im2col and
+/// the tiled matmul on the workgroup kernel.
 #[test]
 fn gpu_convolution_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let cpu = Cpu::<f32>::new();
-    for w in windows() {
-        for g in groups_at(&w) {
-            for rows in [1, 7] {
-                // f32 sums of up to 5·25 = 125 products (weight gradient:
-                // 7·143 = 1,001): each 1e-7-relative; 1e-5 leaves room.
-                assert_parity(
-                    &format!("conv2d {g:?}, {rows} rows"),
-                    &convolution(&gpu, Form::Device, &g, rows, true, true),
-                    &convolution(&cpu, Form::Device, &g, rows, true, true),
-                    1e-5,
-                );
+    for (kernel, implicit) in [
+        (MatmulKernel::RegistersShared, true),
+        (MatmulKernel::Workgroup, false),
+    ] {
+        gpu.set_matmul_kernel(kernel);
+        for w in windows() {
+            for g in groups_at(&w) {
+                assert_eq!(super::gpu::runs_implicit(&gpu, &g), implicit);
+                for rows in [1, 7] {
+                    // f32 sums of up to 5·25 = 125 products (weight gradient:
+                    // 7·143 = 1,001): each 1e-7-relative; 1e-5 leaves room.
+                    assert_parity(
+                        &format!("conv2d {kernel:?} {g:?}, {rows} rows"),
+                        &convolution(&gpu, Form::Device, &g, rows, true, true),
+                        &convolution(&cpu, Form::Device, &g, rows, true, true),
+                        1e-5,
+                    );
+                }
             }
         }
+    }
+}
+
+/// LeNet's first layer at batch 64 (6 output channels: implicit), whose
+/// weight gradient sums 50,176 products in 16 k slices, and a 40-channel
+/// layer (two rows of tiles: lowered). The weight gradient's longer sums
+/// round more: 2e-4.
+#[test]
+fn gpu_convolution_at_lenet_sizes_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    gpu.set_matmul_kernel(MatmulKernel::Registers);
+    let cpu = Cpu::<f32>::new();
+    let lenet = Window2d::new([1, 28, 28], [5, 5]).padding([2, 2]);
+    let wide = Window2d::new([3, 10, 10], [3, 3]).padding([1, 1]);
+    for (w, outs, implicit) in [(lenet, 6, true), (wide, 40, false)] {
+        let g = ConvGroup {
+            window: w,
+            input: ChannelBlock::all(w.channels),
+            output: ChannelBlock::all(outs),
+        };
+        assert_eq!(super::gpu::runs_implicit(&gpu, &g), implicit);
+        assert_parity(
+            &format!("conv2d {g:?}, 64 rows"),
+            &convolution(&gpu, Form::Device, &g, 64, true, false),
+            &convolution(&cpu, Form::Device, &g, 64, true, false),
+            2e-4,
+        );
     }
 }
 

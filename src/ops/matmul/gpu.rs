@@ -4,7 +4,7 @@
 
 use super::MatmulSpec;
 use crate::backend::Activation;
-use crate::gpu::runtime::{Bind, Kernel, Shader};
+use crate::gpu::runtime::{Bind, Buf, Kernel, Shader};
 use crate::gpu::shaders::{self, MATMUL, MATMUL_VEC4, MATMUL_VEC4_B, MATMUL_VEC4_SHARED};
 use crate::gpu::{Gpu, GpuTensor, WG};
 use crate::Result;
@@ -201,30 +201,6 @@ pub(crate) fn matmul(
     ];
     let bias = spec.bias.map_or(&*gpu.dummy, |t| &t.buf);
     let gate = spec.gate.map_or(&*gpu.dummy, |(_, t)| &t.buf);
-    let params = |k_chunk: u32| MatmulParams {
-        m: m as u32,
-        n: n as u32,
-        k: k as u32,
-        act_param: spec.act.param(),
-        k_chunk,
-        gate_param: gate_act.param(),
-    };
-    let groups = |tile: MatmulTile, slices: u32| {
-        [
-            (n as u32).div_ceil(tile.cols),
-            (m as u32).div_ceil(tile.rows),
-            slices,
-        ]
-    };
-    let operands = |out| {
-        [
-            Bind::read(&a.buf),
-            Bind::read(&b.buf),
-            Bind::read(bias),
-            out,
-            Bind::read(gate),
-        ]
-    };
     // The vec4 kernels read op(A) and op(B) four floats at a time along
     // their contiguous dimension: k for A and Bᵀ, m for Aᵀ, n for B.
     let vec4 = k % 4 == 0 && (!spec.transpose_a || m % 4 == 0) && (spec.transpose_b || n % 4 == 0);
@@ -251,60 +227,104 @@ pub(crate) fn matmul(
         };
         (shader, MATMUL_TILE, register_split_k(m, n, k))
     };
+    let product = Product {
+        shader,
+        tile,
+        split_k,
+        dims: (m, n, k),
+        constants: &constants,
+        partial_constants: &flags,
+        act_param: spec.act.param(),
+        gate_param: gate_act.param(),
+    };
+    run_product(gpu, &product, [&a.buf, &b.buf, bias, gate], &out.buf)
+}
+
+/// One product `op(A)·op(B)` of `m×k · k×n` on a kernel built from the
+/// matmul pieces: one of [`matmul`]'s, or the convolution's implicit one
+/// (shaders/conv/implicit.wgsl).
+pub(crate) struct Product<'a> {
+    pub(crate) shader: &'static Shader,
+    pub(crate) tile: MatmulTile,
+    /// k slices wanted (1: no split).
+    pub(crate) split_k: u32,
+    /// `(m, n, k)`.
+    pub(crate) dims: (usize, usize, usize),
+    /// The pipeline constants of `main` and `split_k_sum`.
+    pub(crate) constants: &'a [(&'static str, f64)],
+    /// Those of `main` when it writes a slice's raw partial sums: without
+    /// the epilogue's.
+    pub(crate) partial_constants: &'a [(&'static str, f64)],
+    pub(crate) act_param: f32,
+    pub(crate) gate_param: f32,
+}
+
+/// Runs `product` on `[A, B, bias, gate]` into `out`: one dispatch, or,
+/// split, one that writes each k slice's partial sums to a scratch buffer
+/// and one that adds them and applies the epilogue.
+pub(crate) fn run_product(
+    gpu: &Gpu,
+    product: &Product<'_>,
+    [a, b, bias, gate]: [&Buf; 4],
+    out: &Buf,
+) -> Result<()> {
+    let (m, n, k) = product.dims;
     // Whole vec4 per slice, for the vec4 kernels.
-    let (chunk, slices) = k_chunks(k, split_k, tile.depth.max(4));
+    let (chunk, slices) = k_chunks(k, product.split_k, product.tile.depth.max(4));
+    let params = MatmulParams {
+        m: m as u32,
+        n: n as u32,
+        k: k as u32,
+        act_param: product.act_param,
+        k_chunk: chunk,
+        gate_param: product.gate_param,
+    };
+    let groups = [
+        (n as u32).div_ceil(product.tile.cols),
+        (m as u32).div_ceil(product.tile.rows),
+        slices,
+    ];
+    let kernel = |entry, constants| Kernel {
+        shader: product.shader,
+        entry,
+        constants,
+    };
     if slices == 1 {
-        let kernel = Kernel {
-            shader,
-            entry: "main",
-            constants: &constants,
-        };
-        return gpu.ctx.dispatch(
-            &kernel,
-            &params(chunk),
-            &operands(Bind::write(&out.buf)),
-            groups(tile, 1),
-        );
+        let binds = [
+            Bind::read(a),
+            Bind::read(b),
+            Bind::read(bias),
+            Bind::write(out),
+            Bind::read(gate),
+        ];
+        return gpu
+            .ctx
+            .dispatch(&kernel("main", product.constants), &params, &binds, groups);
     }
     // Pass 1 writes raw partial sums, one m×n slice per k chunk. Whole
     // vec4, so that the vec4 kernels' second pass can bind it as such.
     let floats = (slices as usize * m * n).next_multiple_of(4);
     let scratch = gpu.ctx.alloc((floats * 4) as u64, "split-k partial sums")?;
-    let partial = Kernel {
-        shader,
-        entry: "main",
-        constants: &[flags[0], flags[1]],
-    };
-    gpu.ctx.dispatch(
-        &partial,
-        &params(chunk),
-        &[
-            Bind::read(&a.buf),
-            Bind::read(&b.buf),
-            Bind::read(&gpu.dummy),
-            Bind::write(&scratch),
-            Bind::read(&gpu.dummy),
-        ],
-        groups(tile, slices),
-    )?;
+    let binds = [
+        Bind::read(a),
+        Bind::read(b),
+        Bind::read(&gpu.dummy),
+        Bind::write(&scratch),
+        Bind::read(&gpu.dummy),
+    ];
+    let partial = kernel("main", product.partial_constants);
+    gpu.ctx.dispatch(&partial, &params, &binds, groups)?;
     // Pass 2 adds them and applies the epilogue.
-    let sum = Kernel {
-        shader,
-        entry: "split_k_sum",
-        constants: &constants,
-    };
-    gpu.ctx.dispatch(
-        &sum,
-        &params(chunk),
-        &[
-            Bind::read(&scratch),
-            Bind::read(&gpu.dummy),
-            Bind::read(bias),
-            Bind::write(&out.buf),
-            Bind::read(gate),
-        ],
-        gpu.ctx.linear_groups(m * n, WG),
-    )
+    let binds = [
+        Bind::read(&scratch),
+        Bind::read(&gpu.dummy),
+        Bind::read(bias),
+        Bind::write(out),
+        Bind::read(gate),
+    ];
+    let sum = kernel("split_k_sum", product.constants);
+    gpu.ctx
+        .dispatch(&sum, &params, &binds, gpu.ctx.linear_groups(m * n, WG))
 }
 
 /// Into how many k slices the register kernels split `m×k · k×n`: as many

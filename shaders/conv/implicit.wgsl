@@ -1,0 +1,120 @@
+// The lowered convolution's products with the columns never written
+// (implicit GEMM), a register matmul kernel (see matmul/common.wgsl) whose
+// op(B) is gathered from the images as it is read:
+//
+// - forward (TB off): z = W·cols, op(B)[t, q] = cols[t, q];
+// - weight gradient (TB on): ∂W = δz·colsᵀ, op(B)[q, t] = cols[t, q];
+//
+// where cols[t, q] = x[sample, FIRST + c, y, x] (0 in the padding) is what
+// conv.wgsl's im2col would write for tap t = (c, ty, tx) of the block and
+// output position q = (sample, oy, ox). A is read as in
+// matmul/registers.wgsl (not transposed).
+//
+// Each element of cols is the sum of a tap's part and a position's part
+// (`Part`): the invocation computes the part of each of its columns once,
+// the part of each k once per step (the same for all its lanes), and per
+// element adds them and checks the bounds.
+
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> images: array<f32>;
+
+// The geometry, as pipeline constants (one pipeline per layer shape), so
+// that the divisions compile to multiplies.
+override KH: u32 = 1u;     // kernel height and width
+override KW: u32 = 1u;
+override OW: u32 = 1u;     // output width
+override OHW: u32 = 1u;    // output positions per plane
+override IH: u32 = 1u;     // input height and width
+override IW: u32 = 1u;
+override IMAGE: u32 = 1u;  // values per sample: channels·IH·IW
+override FIRST: u32 = 0u;  // first input channel of the block
+override SY: u32 = 1u;     // stride, padding, dilation
+override SX: u32 = 1u;
+override PY: u32 = 0u;
+override PX: u32 = 0u;
+override DY: u32 = 1u;
+override DX: u32 = 1u;
+
+// Element i of the split-k scratch buffer, bound as `a` (see split_k_sum).
+fn partial(i: u32) -> f32 {
+    return a[i];
+}
+
+// A tap's or a position's share of an image address: a base offset and the
+// row and column it moves to (negative: into the top or left padding).
+struct Part {
+    base: u32,
+    y: i32,
+    x: i32,
+}
+
+fn tap(t: u32) -> Part {
+    let c = t / (KH * KW);
+    let r = t % (KH * KW);
+    return Part(c * IH * IW, i32((r / KW) * DY), i32((r % KW) * DX));
+}
+
+fn position(q: u32) -> Part {
+    let s = q / OHW;
+    let r = q % OHW;
+    return Part(s * IMAGE + FIRST * IH * IW, i32((r / OW) * SY) - i32(PY), i32((r % OW) * SX) - i32(PX));
+}
+
+// The part of op(B)'s column j, and of its row kk.
+fn column_part(j: u32) -> Part {
+    if (TB) {
+        return tap(j);
+    }
+    return position(j);
+}
+
+fn k_part(kk: u32) -> Part {
+    if (TB) {
+        return position(kk);
+    }
+    return tap(kk);
+}
+
+// cols at the tap and position whose parts are u and v.
+fn column_value(u: Part, v: Part) -> f32 {
+    let y = u.y + v.y;
+    let x = u.x + v.x;
+    // A negative coordinate wraps to a large u32: one comparison per axis.
+    let inside = u32(y) < IH && u32(x) < IW;
+    let i = select(0u, u.base + v.base + u32(y) * IW + u32(x), inside);
+    return select(0.0, images[i], inside);
+}
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let row0 = gid.y * TM;
+    let col0 = gid.x * TN;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    var a_off: array<u32, TM>;
+    for (var r = 0u; r < TM; r++) {
+        a_off[r] = min(row0 + r, p.m - 1u) * p.k;
+    }
+    // Columns are positions in the forward pass, taps in the weight gradient.
+    var column: array<Part, TN>;
+    for (var c = 0u; c < TN; c++) {
+        column[c] = column_part(min(col0 + c, p.n - 1u));
+    }
+
+    let ks = k_range(gid.z);
+    for (var kk = ks.x; kk < ks.y; kk++) {
+        let part = k_part(kk);
+        var bv: array<vec4<f32>, TN4>;
+        for (var c = 0u; c < TN; c++) {
+            bv[c / 4u][c % 4u] = column_value(part, column[c]);
+        }
+        for (var r = 0u; r < TM; r++) {
+            let av = a[a_off[r] + kk];
+            for (var c = 0u; c < TN4; c++) {
+                acc[r * TN4 + c] += av * bv[c];
+            }
+        }
+    }
+    store_tile(gid.z, row0, col0);
+}
