@@ -3,7 +3,9 @@
 //! `Conv2d` layer does ([`Backend::conv2d`] and
 //! [`Backend::conv2d_backward`]; on the GPU: im2col into one row per tap,
 //! `W·cols`, back to NCHW with the bias, then `δ` to one row per channel,
-//! `δ·colsᵀ` and the bias sums, `Wᵀ·δ`, col2im; on the CPU: the same
+//! `δ·colsᵀ` and the bias sums, `Wᵀ·δ`, col2im, with `W·cols` and
+//! `δ·colsᵀ` an implicit GEMM for up to 32 output channels on the register
+//! kernels (LeNet's layers); on the CPU: the same
 //! products a chunk of samples per task, in cache).
 //! `scripts/conv_torch_bench.py` times PyTorch's CPU convolutions on the
 //! same shapes; `scripts/bench_conv.sh` runs both in one go.
