@@ -8,7 +8,8 @@
 // where cols[t, q] = x[sample, FIRST + c, y, x] (0 in the padding) is what
 // conv.wgsl's im2col would write for tap t = (c, ty, tx) of the block and
 // output position q = (sample, oy, ox). A is read as in
-// matmul/registers.wgsl (not transposed).
+// matmul/vec4_b.wgsl (not transposed), shared across a row of lanes when
+// preceded by matmul/share_subgroup.wgsl (else matmul/share_none.wgsl).
 //
 // Each element of cols is the sum of a tap's part and a position's part
 // (`Part`): the invocation computes the part of each of its columns once,
@@ -86,12 +87,14 @@ fn column_value(u: Part, v: Part) -> f32 {
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row0 = gid.y * TM;
     let col0 = gid.x * TN;
-    if (row0 >= p.m || col0 >= p.n) {
+    // Lanes sharing A stay while their row of lanes (their subgroup) does.
+    if (row0 >= p.m || (!SHARE_A && col0 >= p.n)) {
         return;
     }
+    let lane = li % WG_X;
     var a_off: array<u32, TM>;
     for (var r = 0u; r < TM; r++) {
         a_off[r] = min(row0 + r, p.m - 1u) * p.k;
@@ -109,10 +112,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var c = 0u; c < TN; c++) {
             bv[c / 4u][c % 4u] = column_value(part, column[c]);
         }
+        var at: array<f32, TM>;
+        if (SHARE_A) {
+            let mine = a[a_off[lane] + kk];
+            for (var r = 0u; r < TM; r++) {
+                at[r] = from_lane_scalar(mine, r);
+            }
+        } else {
+            for (var r = 0u; r < TM; r++) {
+                at[r] = a[a_off[r] + kk];
+            }
+        }
         for (var r = 0u; r < TM; r++) {
-            let av = a[a_off[r] + kk];
             for (var c = 0u; c < TN4; c++) {
-                acc[r * TN4 + c] += av * bv[c];
+                acc[r * TN4 + c] += at[r] * bv[c];
             }
         }
     }

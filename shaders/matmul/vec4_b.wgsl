@@ -4,7 +4,10 @@
 // It runs the lowered convolution's forward W·cols and input gradient Wᵀ·δ
 // when the taps per group are not a multiple of 4 (5×5 over one channel:
 // 25), where matmul/vec4.wgsl cannot: 2-3× the scalar kernel there on
-// lavapipe, whose cost is the eight scalar loads of B per k.
+// lavapipe, whose cost is the eight scalar loads of B per k. Preceded by
+// matmul/share_subgroup.wgsl or matmul/share_none.wgsl: with SHARE_A, lane
+// r of each row of lanes reads row r of A and the others take it from its
+// register, as in matmul/vec4.wgsl.
 
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
@@ -15,12 +18,14 @@ fn partial(i: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let row0 = gid.y * TM;
     let col0 = gid.x * TN;
-    if (row0 >= p.m || col0 >= p.n) {
+    // Lanes sharing A stay while their row of lanes (their subgroup) does.
+    if (row0 >= p.m || (!SHARE_A && col0 >= p.n)) {
         return;
     }
+    let lane = li % WG_X;
     // Element (i, kk) of op(A) lives at i·a_row + kk·a_k.
     let a_row = select(p.k, 1u, TA);
     let a_k = select(1u, p.m, TA);
@@ -41,10 +46,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             bv[c] = b[kk * n4 + b_off[c]];
         }
         let ak = kk * a_k;
+        var at: array<f32, TM>;
+        if (SHARE_A) {
+            let mine = a[a_off[lane] + ak];
+            for (var r = 0u; r < TM; r++) {
+                at[r] = from_lane_scalar(mine, r);
+            }
+        } else {
+            for (var r = 0u; r < TM; r++) {
+                at[r] = a[a_off[r] + ak];
+            }
+        }
         for (var r = 0u; r < TM; r++) {
-            let av = a[a_off[r] + ak];
             for (var c = 0u; c < TN4; c++) {
-                acc[r * TN4 + c] += av * bv[c];
+                acc[r * TN4 + c] += at[r] * bv[c];
             }
         }
     }

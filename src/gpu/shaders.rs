@@ -50,10 +50,16 @@ macro_rules! matmul {
 }
 
 pub(crate) static MATMUL: Shader = matmul!("matmul": TILE_REGISTERS, OPERANDS_SCALAR, REGISTERS);
-pub(crate) static MATMUL_VEC4_B: Shader = matmul!("matmul_vec4_b": TILE_REGISTERS, VEC4_B);
-/// The convolution's products with the columns gathered as they are read.
+pub(crate) static MATMUL_VEC4_B: Shader =
+    matmul!("matmul_vec4_b": TILE_REGISTERS, SHARE_NONE, VEC4_B);
+pub(crate) static MATMUL_VEC4_B_SHARED: Shader =
+    matmul!("matmul_vec4_b_shared": TILE_REGISTERS, SHARE_SUBGROUP, VEC4_B);
+/// The convolution's products with the columns gathered as they are read;
+/// with rows of A shared through subgroups, as `MATMUL_VEC4_SHARED`.
 pub(crate) static CONV_IMPLICIT: Shader =
-    matmul!("conv_implicit": TILE_REGISTERS, CONV_IMPLICIT_PIECE);
+    matmul!("conv_implicit": TILE_REGISTERS, SHARE_NONE, CONV_IMPLICIT_PIECE);
+pub(crate) static CONV_IMPLICIT_SHARED: Shader =
+    matmul!("conv_implicit_shared": TILE_REGISTERS, SHARE_SUBGROUP, CONV_IMPLICIT_PIECE);
 pub(crate) static MATMUL_VEC4: Shader =
     matmul!("matmul_vec4": TILE_REGISTERS, OPERANDS_VEC4, SHARE_NONE, VEC4);
 pub(crate) static MATMUL_VEC4_SHARED: Shader =
@@ -169,9 +175,10 @@ pub(crate) static OPTIMIZER: Shader = Shader {
 };
 
 /// Every matmul shader: what the autotune cache's shader hash covers.
-pub(crate) static MATMUL_SHADERS: [&Shader; 8] = [
+pub(crate) static MATMUL_SHADERS: [&Shader; 9] = [
     &MATMUL,
     &MATMUL_VEC4_B,
+    &MATMUL_VEC4_B_SHARED,
     &MATMUL_VEC4,
     &MATMUL_VEC4_SHARED,
     &MATMUL_TILED_LARGE,
@@ -196,6 +203,7 @@ pub fn shader_sources() -> Vec<(&'static str, String)> {
         &BATCH_NORM,
         &CONV,
         &CONV_IMPLICIT,
+        &CONV_IMPLICIT_SHARED,
         &OPTIMIZER,
     ];
     MATMUL_SHADERS

@@ -5,7 +5,7 @@ use super::lowered::{self, Columns};
 use super::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
 use crate::backend::Kernels;
 use crate::gpu::runtime::{Bind, Kernel};
-use crate::gpu::shaders::CONV_IMPLICIT;
+use crate::gpu::shaders::{CONV_IMPLICIT, CONV_IMPLICIT_SHARED};
 use crate::gpu::{Gpu, GpuTensor, CONV, WG};
 use crate::ops::matmul::gpu::{register_split_k, run_product, Product, MATMUL_TILE};
 use crate::{MatmulKernel, Result, Shaped};
@@ -254,8 +254,14 @@ pub(crate) fn implicit_product(
         ("DY", w.dilation[0] as f64),
         ("DX", w.dilation[1] as f64),
     ];
+    let shared =
+        gpu.shares_subgroups() && gpu.settings().matmul_kernel == MatmulKernel::RegistersShared;
     let product = Product {
-        shader: &CONV_IMPLICIT,
+        shader: if shared {
+            &CONV_IMPLICIT_SHARED
+        } else {
+            &CONV_IMPLICIT
+        },
         tile: MATMUL_TILE,
         split_k: register_split_k(dims.0, n, k),
         dims,

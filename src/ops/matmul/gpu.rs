@@ -5,7 +5,9 @@
 use super::MatmulSpec;
 use crate::backend::Activation;
 use crate::gpu::runtime::{Bind, Buf, Kernel, Shader};
-use crate::gpu::shaders::{self, MATMUL, MATMUL_VEC4, MATMUL_VEC4_B, MATMUL_VEC4_SHARED};
+use crate::gpu::shaders::{
+    self, MATMUL, MATMUL_VEC4, MATMUL_VEC4_B, MATMUL_VEC4_B_SHARED, MATMUL_VEC4_SHARED,
+};
 use crate::gpu::{Gpu, GpuTensor, WG};
 use crate::Result;
 
@@ -219,11 +221,14 @@ pub(crate) fn matmul(
         // Where k is not a multiple of 4 but B's rows are whole vec4, B
         // alone is read four floats at a time.
         let vec4_b = !spec.transpose_b && n % 4 == 0;
-        let shader = match (vec4, gpu.shares_subgroups(), settings.matmul_kernel) {
-            (true, true, MatmulKernel::RegistersShared) => &MATMUL_VEC4_SHARED,
-            (true, _, _) => &MATMUL_VEC4,
-            (false, _, _) if vec4_b => &MATMUL_VEC4_B,
-            (false, _, _) => &MATMUL,
+        let shared =
+            gpu.shares_subgroups() && settings.matmul_kernel == MatmulKernel::RegistersShared;
+        let shader = match (vec4, vec4_b, shared) {
+            (true, _, true) => &MATMUL_VEC4_SHARED,
+            (true, _, false) => &MATMUL_VEC4,
+            (false, true, true) => &MATMUL_VEC4_B_SHARED,
+            (false, true, false) => &MATMUL_VEC4_B,
+            (false, false, _) => &MATMUL,
         };
         (shader, MATMUL_TILE, register_split_k(m, n, k))
     };
@@ -374,7 +379,13 @@ mod tests {
             cols: 4 * constant(shader, "TN4") * constant(shader, "WG_X"),
             depth: constant(shader, "BK"),
         };
-        for shader in [&MATMUL, &MATMUL_VEC4_B, &MATMUL_VEC4, &MATMUL_VEC4_SHARED] {
+        for shader in [
+            &MATMUL,
+            &MATMUL_VEC4_B,
+            &MATMUL_VEC4_B_SHARED,
+            &MATMUL_VEC4,
+            &MATMUL_VEC4_SHARED,
+        ] {
             assert_eq!(MATMUL_TILE, tile_of(shader), "{}", shader.name);
         }
         for tile in [TiledTile::Large, TiledTile::Small] {
