@@ -1,5 +1,6 @@
 //! The GPU dispatch of the convolution and pooling primitives
-//! (shaders/conv/conv.wgsl).
+//! (shaders/conv/conv.wgsl), and the GPU's convolution: the lowered form,
+//! or its products as an implicit GEMM (shaders/conv/implicit.wgsl).
 
 use super::lowered::{self, Columns};
 use super::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
@@ -150,10 +151,13 @@ pub(crate) fn col2im(
 /// written by im2col: on the register kernels, when its output channels fit
 /// one row of their workgroup tiles. Then each gathered value feeds one
 /// workgroup; with more channels every row of tiles gathers it again.
-/// Measured on lavapipe (PERFORMANCE.md): LeNet's first layer (6 channels)
-/// forward 8.3 ms implicit against 12.4 ms for im2col and `W·cols`, its
-/// second (16) 7.8 against 13.1; at 64 channels im2col wins, 177 ms to 297.
-/// The tiled kernels of real GPUs have no implicit form.
+/// Measured on lavapipe (PERFORMANCE.md, "Convolutions"): LeNet's first
+/// layer (6 channels) forward 8.3 ms implicit against 12.4 ms for im2col and
+/// `W·cols`, its second (16) 7.8 against 13.1 (4.3 with shared reads of A);
+/// at 64 channels im2col won, 177 ms to 297, before the shared reads, and
+/// after them one probe was split (faster on one layer's forward, slower on
+/// the other layer and on both weight gradients). The tiled kernels of real
+/// GPUs have no implicit form.
 pub(crate) fn runs_implicit(gpu: &Gpu, g: &ConvGroup) -> bool {
     gpu.settings().matmul_kernel != MatmulKernel::Workgroup
         && g.output.count <= MATMUL_TILE.rows as usize

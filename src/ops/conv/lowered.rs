@@ -1,6 +1,7 @@
 //! One convolution group lowered onto the matmul: the default of
 //! [`Kernels::conv2d`] and [`Kernels::conv2d_backward`], what the GPU
-//! runs. The columns are kept transposed, one row per tap
+//! runs (with `z = W·cols` and `∂W` as an implicit GEMM for narrow groups:
+//! `gpu.rs`). The columns are kept transposed, one row per tap
 //! (`K × N·P`), and the product one row per output channel, so that every
 //! layout pass walks whole image lines and the three products take the
 //! forms the tuned matmul runs fastest. Per group:
