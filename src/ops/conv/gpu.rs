@@ -155,9 +155,8 @@ pub(crate) fn col2im(
 /// layer (6 channels) forward 8.3 ms implicit against 12.4 ms for im2col and
 /// `W·cols`, its second (16) 7.8 against 13.1 (4.3 with shared reads of A);
 /// at 64 channels im2col won, 177 ms to 297, before the shared reads, and
-/// after them one probe was split (faster on one layer's forward, slower on
-/// the other layer and on both weight gradients). The tiled kernels of real
-/// GPUs have no implicit form.
+/// after them the two 64-channel layers were no faster implicit in
+/// interleaved runs. The tiled kernels of real GPUs have no implicit form.
 pub(crate) fn runs_implicit(gpu: &Gpu, g: &ConvGroup) -> bool {
     gpu.settings().matmul_kernel != MatmulKernel::Workgroup
         && g.output.count <= MATMUL_TILE.rows as usize
