@@ -7,16 +7,14 @@
 //
 // where cols[t, q] = x[sample, FIRST + c, y, x] (0 in the padding) is what
 // conv.wgsl's im2col would write for tap t = (c, ty, tx) of the block and
-// output position q = (sample, oy, ox). A is read as in
-// matmul/vec4_b.wgsl (not transposed), shared across a row of lanes when
-// preceded by matmul/share_subgroup.wgsl (else matmul/share_none.wgsl).
+// output position q = (sample, oy, ox). A (not transposed) and the k step
+// come from matmul/rows_scalar.wgsl, as for matmul/vec4_b.wgsl.
 //
 // Each element of cols is the sum of a tap's part and a position's part
 // (`Part`): the invocation computes the part of each of its columns once,
 // the part of each k once per step (the same for all its lanes), and per
 // element adds them and checks the bounds.
 
-@group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> images: array<f32>;
 
 // The geometry, as pipeline constants (one pipeline per layer shape), so
@@ -35,11 +33,6 @@ override PY: u32 = 0u;
 override PX: u32 = 0u;
 override DY: u32 = 1u;
 override DX: u32 = 1u;
-
-// Element i of the split-k scratch buffer, bound as `a` (see split_k_sum).
-fn partial(i: u32) -> f32 {
-    return a[i];
-}
 
 // A tap's or a position's share of an image address: a base offset and the
 // row and column it moves to (negative: into the top or left padding).
@@ -95,10 +88,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
         return;
     }
     let lane = li % WG_X;
-    var a_off: array<u32, TM>;
-    for (var r = 0u; r < TM; r++) {
-        a_off[r] = min(row0 + r, p.m - 1u) * p.k;
-    }
+    set_rows(row0, p.k);
     // Columns are positions in the forward pass, taps in the weight gradient.
     var column: array<Part, TN>;
     for (var c = 0u; c < TN; c++) {
@@ -108,26 +98,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
     let ks = k_range(gid.z);
     for (var kk = ks.x; kk < ks.y; kk++) {
         let part = k_part(kk);
-        var bv: array<vec4<f32>, TN4>;
         for (var c = 0u; c < TN; c++) {
             bv[c / 4u][c % 4u] = column_value(part, column[c]);
         }
-        var at: array<f32, TM>;
-        if (SHARE_A) {
-            let mine = a[a_off[lane] + kk];
-            for (var r = 0u; r < TM; r++) {
-                at[r] = from_lane_scalar(mine, r);
-            }
-        } else {
-            for (var r = 0u; r < TM; r++) {
-                at[r] = a[a_off[r] + kk];
-            }
-        }
-        for (var r = 0u; r < TM; r++) {
-            for (var c = 0u; c < TN4; c++) {
-                acc[r * TN4 + c] += at[r] * bv[c];
-            }
-        }
+        multiply_row(kk, lane);
     }
     store_tile(gid.z, row0, col0);
 }

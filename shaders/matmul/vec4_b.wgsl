@@ -4,18 +4,10 @@
 // It runs the lowered convolution's forward W·cols and input gradient Wᵀ·δ
 // when the taps per group are not a multiple of 4 (5×5 over one channel:
 // 25), where matmul/vec4.wgsl cannot: 2-3× the scalar kernel there on
-// lavapipe, whose cost is the eight scalar loads of B per k. Preceded by
-// matmul/share_subgroup.wgsl or matmul/share_none.wgsl: with SHARE_A, lane
-// r of each row of lanes reads row r of A and the others take it from its
-// register, as in matmul/vec4.wgsl.
+// lavapipe, whose cost is the eight scalar loads of B per k. After
+// matmul/rows_scalar.wgsl (A, and the k step).
 
-@group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
-
-// Element i of the split-k scratch buffer, bound as `a` (see split_k_sum).
-fn partial(i: u32) -> f32 {
-    return a[i];
-}
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -27,12 +19,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
     }
     let lane = li % WG_X;
     // Element (i, kk) of op(A) lives at i·a_row + kk·a_k.
-    let a_row = select(p.k, 1u, TA);
+    set_rows(row0, select(p.k, 1u, TA));
     let a_k = select(1u, p.m, TA);
-    var a_off: array<u32, TM>;
-    for (var r = 0u; r < TM; r++) {
-        a_off[r] = min(row0 + r, p.m - 1u) * a_row;
-    }
     let n4 = p.n / 4u;
     var b_off: array<u32, TN4>;
     for (var c = 0u; c < TN4; c++) {
@@ -41,27 +29,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
 
     let ks = k_range(gid.z);
     for (var kk = ks.x; kk < ks.y; kk++) {
-        var bv: array<vec4<f32>, TN4>;
         for (var c = 0u; c < TN4; c++) {
             bv[c] = b[kk * n4 + b_off[c]];
         }
-        let ak = kk * a_k;
-        var at: array<f32, TM>;
-        if (SHARE_A) {
-            let mine = a[a_off[lane] + ak];
-            for (var r = 0u; r < TM; r++) {
-                at[r] = from_lane_scalar(mine, r);
-            }
-        } else {
-            for (var r = 0u; r < TM; r++) {
-                at[r] = a[a_off[r] + ak];
-            }
-        }
-        for (var r = 0u; r < TM; r++) {
-            for (var c = 0u; c < TN4; c++) {
-                acc[r * TN4 + c] += at[r] * bv[c];
-            }
-        }
+        multiply_row(kk * a_k, lane);
     }
     store_tile(gid.z, row0, col0);
 }

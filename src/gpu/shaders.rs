@@ -32,6 +32,7 @@ const LOAD_VEC4: Piece = Piece::File(include_str!("../../shaders/matmul/tiled_lo
 const REGISTERS: Piece = Piece::File(include_str!("../../shaders/matmul/registers.wgsl"));
 const VEC4: Piece = Piece::File(include_str!("../../shaders/matmul/vec4.wgsl"));
 const CONV_IMPLICIT_PIECE: Piece = Piece::File(include_str!("../../shaders/conv/implicit.wgsl"));
+const ROWS_SCALAR: Piece = Piece::File(include_str!("../../shaders/matmul/rows_scalar.wgsl"));
 const VEC4_B: Piece = Piece::File(include_str!("../../shaders/matmul/vec4_b.wgsl"));
 const TILED: Piece = Piece::File(include_str!("../../shaders/matmul/tiled.wgsl"));
 
@@ -51,15 +52,14 @@ macro_rules! matmul {
 
 pub(crate) static MATMUL: Shader = matmul!("matmul": TILE_REGISTERS, OPERANDS_SCALAR, REGISTERS);
 pub(crate) static MATMUL_VEC4_B: Shader =
-    matmul!("matmul_vec4_b": TILE_REGISTERS, SHARE_NONE, VEC4_B);
+    matmul!("matmul_vec4_b": TILE_REGISTERS, SHARE_NONE, ROWS_SCALAR, VEC4_B);
 pub(crate) static MATMUL_VEC4_B_SHARED: Shader =
-    matmul!("matmul_vec4_b_shared": TILE_REGISTERS, SHARE_SUBGROUP, VEC4_B);
+    matmul!("matmul_vec4_b_shared": TILE_REGISTERS, SHARE_SUBGROUP, ROWS_SCALAR, VEC4_B);
 /// The convolution's products with the columns gathered as they are read;
 /// with rows of A shared through subgroups, as `MATMUL_VEC4_SHARED`.
 pub(crate) static CONV_IMPLICIT: Shader =
-    matmul!("conv_implicit": TILE_REGISTERS, SHARE_NONE, CONV_IMPLICIT_PIECE);
-pub(crate) static CONV_IMPLICIT_SHARED: Shader =
-    matmul!("conv_implicit_shared": TILE_REGISTERS, SHARE_SUBGROUP, CONV_IMPLICIT_PIECE);
+    matmul!("conv_implicit": TILE_REGISTERS, SHARE_NONE, ROWS_SCALAR, CONV_IMPLICIT_PIECE);
+pub(crate) static CONV_IMPLICIT_SHARED: Shader = matmul!("conv_implicit_shared": TILE_REGISTERS, SHARE_SUBGROUP, ROWS_SCALAR, CONV_IMPLICIT_PIECE);
 pub(crate) static MATMUL_VEC4: Shader =
     matmul!("matmul_vec4": TILE_REGISTERS, OPERANDS_VEC4, SHARE_NONE, VEC4);
 pub(crate) static MATMUL_VEC4_SHARED: Shader =
