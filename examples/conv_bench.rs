@@ -1,11 +1,13 @@
 //! Convolution GFLOP/s, forward and backward, on each backend, on the
-//! layer shapes of examples/lenet.rs and a 3×3 one: exactly the work a
+//! layer shapes of examples/lenet.rs, a 3×3 one and a 16-channel 5×5 one: exactly the work a
 //! `Conv2d` layer does ([`Backend::conv2d`] and
 //! [`Backend::conv2d_backward`]; on the GPU: im2col into one row per tap,
 //! `W·cols`, back to NCHW with the bias, then `δ` to one row per channel,
 //! `δ·colsᵀ` and the bias sums, `Wᵀ·δ`, col2im, with `W·cols` and
 //! `δ·colsᵀ` an implicit GEMM for up to 32 output channels on the register
-//! kernels (LeNet's layers); on the CPU: the same
+//! kernels (LeNet's layers), and `Wᵀ·δ` with col2im the implicit GEMM of
+//! the transposed convolution for 8 to 32 input channels at stride 1 (the
+//! 16- and 32-channel layers); on the CPU: the same
 //! products a chunk of samples per task, in cache).
 //! `scripts/conv_torch_bench.py` times PyTorch's CPU convolutions on the
 //! same shapes; `scripts/bench_conv.sh` runs both in one go.
@@ -30,11 +32,12 @@ use wgtrain::train::{LocalSync, StepOptions};
 use wgtrain::{Backend, Cpu, Gpu, Init, Loss, Sequential, Shaped, Target};
 
 /// `(name, [in channels, height, width], out channels, kernel, padding)`.
-const SHAPES: [(&str, [usize; 3], usize, usize, usize); 4] = [
+const SHAPES: [(&str, [usize; 3], usize, usize, usize); 5] = [
     ("lenet5 conv1", [1, 28, 28], 6, 5, 2),
     ("lenet5 conv2", [6, 14, 14], 16, 5, 0),
     ("cnn-bn conv2", [32, 14, 14], 64, 5, 2),
     ("3x3 64->64", [64, 14, 14], 64, 3, 1),
+    ("5x5 16->32", [16, 14, 14], 32, 5, 2),
 ];
 
 /// The tensors of one convolution at batch `n`.

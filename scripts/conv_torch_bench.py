@@ -14,6 +14,7 @@ SHAPES = [
     ("lenet5 conv2", (6, 14, 14), 16, 5, 0),
     ("cnn-bn conv2", (32, 14, 14), 64, 5, 2),
     ("3x3 64->64", (64, 14, 14), 64, 3, 1),
+    ("5x5 16->32", (16, 14, 14), 32, 5, 2),
 ]
 parser = argparse.ArgumentParser()
 parser.add_argument("--batch", type=int, default=64)

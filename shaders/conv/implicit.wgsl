@@ -10,6 +10,12 @@
 // output position q = (sample, oy, ox). A (not transposed) and the k step
 // come from matmul/rows_scalar.wgsl, as for matmul/vec4_b.wgsl.
 //
+// - input gradient of a stride-1 convolution (FLIP_A on): the forward
+//   product of the transposed convolution, δx = W'·cols(δ), where the
+//   images are δ (NCHW), the padding is (K−1)·D − P on each axis (negative
+//   where P is larger), and W'[c, (o, t)] = W[o, c, K·K−1−t]: A is W itself,
+//   each row read with the taps reversed and the output channels strided.
+//
 // Each element of cols is the sum of a tap's part and a position's part
 // (`Part`): the invocation computes the part of each of its columns once,
 // the part of each k once per step (the same for all its lanes), and per
@@ -29,10 +35,11 @@ override IMAGE: u32 = 1u;  // values per sample: channels·IH·IW
 override FIRST: u32 = 0u;  // first input channel of the block
 override SY: u32 = 1u;     // stride, padding, dilation
 override SX: u32 = 1u;
-override PY: u32 = 0u;
-override PX: u32 = 0u;
+override PY: i32 = 0;     // negative in the transposed convolution
+override PX: i32 = 0;
 override DY: u32 = 1u;
 override DX: u32 = 1u;
+override FLIP_A: bool = false; // the input gradient's W' (see above)
 
 // A tap's or a position's share of an image address: a base offset and the
 // row and column it moves to (negative: into the top or left padding).
@@ -51,7 +58,7 @@ fn tap(t: u32) -> Part {
 fn position(q: u32) -> Part {
     let s = q / OHW;
     let r = q % OHW;
-    return Part(s * IMAGE + FIRST * IH * IW, i32((r / OW) * SY) - i32(PY), i32((r % OW) * SX) - i32(PX));
+    return Part(s * IMAGE + FIRST * IH * IW, i32((r / OW) * SY) - PY, i32((r % OW) * SX) - PX);
 }
 
 // The part of op(B)'s column j, and of its row kk.
@@ -67,6 +74,17 @@ fn k_part(kk: u32) -> Part {
         return position(kk);
     }
     return tap(kk);
+}
+
+// Where op(A)'s element kk of a row is, from the row's start: W' row c
+// starts at W[0, c, 0] (a_off = c·KH·KW) and its element (o, t) is
+// W[o, c, KH·KW−1−t], o·p.m·KH·KW + KH·KW−1−t further on.
+fn a_k(kk: u32) -> u32 {
+    if (FLIP_A) {
+        let t = kk % (KH * KW);
+        return (kk - t) * p.m + KH * KW - 1u - t;
+    }
+    return kk;
 }
 
 // cols at the tap and position whose parts are u and v.
@@ -88,7 +106,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
         return;
     }
     let lane = li % WG_X;
-    set_rows(row0, p.k);
+    set_rows(row0, select(p.k, KH * KW, FLIP_A));
     // Columns are positions in the forward pass, taps in the weight gradient.
     var column: array<Part, TN>;
     for (var c = 0u; c < TN; c++) {
@@ -101,7 +119,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
         for (var c = 0u; c < TN; c++) {
             bv[c / 4u][c % 4u] = column_value(part, column[c]);
         }
-        multiply_row(kk, lane);
+        multiply_row(a_k(kk), lane);
     }
     store_tile(gid.z, row0, col0);
 }

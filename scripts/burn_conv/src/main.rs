@@ -11,11 +11,12 @@ use burn::tensor::ops::ConvOptions;
 use std::time::Instant;
 
 /// name, (channels, height, width), outputs, kernel, padding: conv_bench's list.
-const SHAPES: [(&str, [usize; 3], usize, usize, usize); 4] = [
+const SHAPES: [(&str, [usize; 3], usize, usize, usize); 5] = [
     ("lenet5 conv1", [1, 28, 28], 6, 5, 2),
     ("lenet5 conv2", [6, 14, 14], 16, 5, 0),
     ("cnn-bn conv2", [32, 14, 14], 64, 5, 2),
     ("3x3 64->64", [64, 14, 14], 64, 3, 1),
+    ("5x5 16->32", [16, 14, 14], 32, 5, 2),
 ];
 
 /// Median seconds per call of `op`, over `repeats` timed runs of `reps` calls

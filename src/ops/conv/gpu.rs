@@ -5,6 +5,7 @@
 use super::lowered::{self, Columns};
 use super::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
 use crate::backend::Kernels;
+use crate::gpu::runtime::Buf;
 use crate::gpu::runtime::{Bind, Kernel};
 use crate::gpu::shaders::{CONV_IMPLICIT, CONV_IMPLICIT_SHARED};
 use crate::gpu::{Gpu, GpuTensor, CONV, WG};
@@ -183,9 +184,36 @@ pub(crate) fn conv2d(
     gpu.channel_planes(z, &g.output, bias, out)
 }
 
+/// Whether group `g`'s input gradient, for `samples` images, runs as the
+/// implicit forward product of its transposed convolution
+/// ([`ImplicitProduct::InputGrad`]) into the columns' scratch `cols`
+/// rather than as `Wᵀ·δz` and col2im: at stride 1, on the register kernels,
+/// when the group's input channels (the product's rows) fill at least a
+/// quarter of a tile's rows and at most one, and its rows fit in `cols`.
+/// Measured on lavapipe (PERFORMANCE.md, "Convolutions"), four interleaved
+/// rounds at batch 64: 16 input channels (5×5) 37–48 ms against 35–63
+/// lowered, 32 (cnn-bn's conv2) 145–183 against 134–186; even at 6 and 64;
+/// at 1 (LeNet's conv1, whose input gradient training never asks for)
+/// 12–34 against 10–22, as each row of lanes gathers its `δ` values for
+/// one useful row.
+pub(crate) fn runs_implicit_input_grad(
+    gpu: &Gpu,
+    g: &ConvGroup,
+    samples: usize,
+    cols: &GpuTensor,
+) -> bool {
+    let w = &g.window;
+    let tile_rows = MATMUL_TILE.rows as usize;
+    gpu.settings().matmul_kernel != MatmulKernel::Workgroup
+        && w.stride == [1, 1]
+        && (tile_rows / 4..=tile_rows).contains(&g.input.count)
+        && cols.len() >= g.input.count * samples * w.height * w.width
+}
+
 /// [`Kernels::conv2d_backward`] on the GPU: the lowered form, with the
 /// weight gradient implicit where [`runs_implicit`] says (the forward pass
-/// then kept no columns, whatever `columns_kept` says).
+/// then kept no columns, whatever `columns_kept` says) and the input
+/// gradient where [`runs_implicit_input_grad`] says.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv2d_backward(
     gpu: &Gpu,
@@ -205,7 +233,31 @@ pub(crate) fn conv2d_backward(
     } else {
         Columns::kept(columns_kept)
     };
-    lowered::conv2d_backward(gpu, x, w, grad_out, g, scratch, columns, grads)
+    let implicit_input = runs_implicit_input_grad(gpu, g, x.rows(), &scratch[0]);
+    let (grads, grad_in) = match grads.input {
+        Some(grad_in) if implicit_input => {
+            let lowered = ConvGrads {
+                input: None,
+                ..grads
+            };
+            (lowered, grad_in)
+        }
+        _ => return lowered::conv2d_backward(gpu, x, w, grad_out, g, scratch, columns, grads),
+    };
+    lowered::conv2d_backward(gpu, x, w, grad_out, g, scratch, columns, grads)?;
+    // The columns' scratch, read by the weight gradient above, takes the
+    // input gradient's rows.
+    let rows = &mut scratch[0];
+    implicit_product(gpu, w, grad_out, g, ImplicitProduct::InputGrad, rows)?;
+    let positions = g.window.height * g.window.width;
+    planes(
+        gpu,
+        &rows.buf,
+        x.rows() * positions,
+        &g.input,
+        None,
+        grad_in,
+    )
 }
 
 /// Which of the lowered convolution's products [`implicit_product`] runs.
@@ -215,45 +267,64 @@ pub(crate) enum ImplicitProduct {
     Forward,
     /// `∂W = δz·colsᵀ`.
     WeightGrad,
+    /// `δx` of a stride-1 convolution, one row per input channel of the
+    /// group: the forward product of the transposed convolution,
+    /// `W'·cols(δ)` (shaders/conv/implicit.wgsl), in place of `Wᵀ·δz`
+    /// and col2im.
+    InputGrad,
 }
 
 /// `out = lhs·cols` ([`ImplicitProduct::Forward`], `lhs` = W) or
 /// `lhs·colsᵀ` ([`ImplicitProduct::WeightGrad`], `lhs` = δz) for group
-/// `g`, with `cols = im2col(x)` gathered as it is read
-/// (shaders/conv/implicit.wgsl) instead of written and read back.
+/// `g`, with `cols = im2col(images)` gathered as it is read
+/// (shaders/conv/implicit.wgsl) instead of written and read back; or
+/// ([`ImplicitProduct::InputGrad`], `lhs` = W, `images` = δ in NCHW)
+/// the input gradient's rows, `g.input.count × (N·H·W)`.
 pub(crate) fn implicit_product(
     gpu: &Gpu,
     lhs: &GpuTensor,
-    x: &GpuTensor,
+    images: &GpuTensor,
     g: &ConvGroup,
     which: ImplicitProduct,
     out: &mut GpuTensor,
 ) -> Result<()> {
     let w = &g.window;
     let [oh, ow] = w.output_size()?;
-    let positions = x.rows() * oh * ow;
-    let taps = g.input.count * w.kernel[0] * w.kernel[1];
-    let weight_grad = which == ImplicitProduct::WeightGrad;
-    let (n, k) = if weight_grad {
-        (taps, positions)
-    } else {
-        (positions, taps)
+    let [kh, kw] = w.kernel;
+    let (dims, gather) = match which {
+        ImplicitProduct::Forward | ImplicitProduct::WeightGrad => {
+            let positions = images.rows() * oh * ow;
+            let taps = g.input.count * kh * kw;
+            let dims = if which == ImplicitProduct::WeightGrad {
+                (lhs.rows(), taps, positions)
+            } else {
+                (lhs.rows(), positions, taps)
+            };
+            (dims, Gather::forward(w, g.input.first))
+        }
+        ImplicitProduct::InputGrad => {
+            let positions = images.rows() * w.height * w.width;
+            let dims = (g.input.count, positions, g.output.count * kh * kw);
+            (dims, Gather::transposed(w, [oh, ow], g.output.first))
+        }
     };
-    let dims = (lhs.rows(), n, k);
+    let (_, n, k) = dims;
+    let flag = |on: bool| on as u32 as f64;
     let constants = [
-        ("TB", weight_grad as u32 as f64),
-        ("KH", w.kernel[0] as f64),
-        ("KW", w.kernel[1] as f64),
-        ("OW", ow as f64),
-        ("OHW", (oh * ow) as f64),
-        ("IH", w.height as f64),
-        ("IW", w.width as f64),
-        ("IMAGE", x.cols() as f64),
-        ("FIRST", g.input.first as f64),
-        ("SY", w.stride[0] as f64),
-        ("SX", w.stride[1] as f64),
-        ("PY", w.padding[0] as f64),
-        ("PX", w.padding[1] as f64),
+        ("TB", flag(which == ImplicitProduct::WeightGrad)),
+        ("FLIP_A", flag(which == ImplicitProduct::InputGrad)),
+        ("KH", kh as f64),
+        ("KW", kw as f64),
+        ("OW", gather.output[1] as f64),
+        ("OHW", (gather.output[0] * gather.output[1]) as f64),
+        ("IH", gather.image[0] as f64),
+        ("IW", gather.image[1] as f64),
+        ("IMAGE", images.cols() as f64),
+        ("FIRST", gather.first as f64),
+        ("SY", gather.stride[0] as f64),
+        ("SX", gather.stride[1] as f64),
+        ("PY", gather.padding[0] as f64),
+        ("PX", gather.padding[1] as f64),
         ("DY", w.dilation[0] as f64),
         ("DX", w.dilation[1] as f64),
     ];
@@ -273,8 +344,45 @@ pub(crate) fn implicit_product(
         act_param: 0.0,
         gate_param: 0.0,
     };
-    let operands = [&lhs.buf, &x.buf, &*gpu.dummy, &*gpu.dummy];
+    let operands = [&lhs.buf, &images.buf, &*gpu.dummy, &*gpu.dummy];
     run_product(gpu, &product, operands, &out.buf)
+}
+
+/// What shaders/conv/implicit.wgsl gathers its columns from: images of
+/// `image` (height, width) whose channels start at `first`, windows over
+/// them at `output` positions, `stride` apart, from `-padding`.
+struct Gather {
+    image: [usize; 2],
+    output: [usize; 2],
+    first: usize,
+    stride: [usize; 2],
+    padding: [i64; 2],
+}
+
+impl Gather {
+    /// The convolution's own columns, over its input.
+    fn forward(w: &Window2d, first: usize) -> Gather {
+        Gather {
+            image: [w.height, w.width],
+            output: w.output_size().expect("checked window"),
+            first,
+            stride: w.stride,
+            padding: w.padding.map(|p| p as i64),
+        }
+    }
+
+    /// The columns of its transposed convolution (stride 1 only), over
+    /// `δ` of `[oh, ow]`, back to the input's size: padding `(K−1)·D − P`.
+    fn transposed(w: &Window2d, output: [usize; 2], first: usize) -> Gather {
+        let reach = |axis: usize| ((w.kernel[axis] - 1) * w.dilation[axis]) as i64;
+        Gather {
+            image: output,
+            output: [w.height, w.width],
+            first,
+            stride: [1, 1],
+            padding: [0, 1].map(|axis| reach(axis) - w.padding[axis] as i64),
+        }
+    }
 }
 
 fn layout(n: usize, positions: usize, block: &ChannelBlock) -> ConvParams {
@@ -342,21 +450,30 @@ pub(crate) fn channel_planes(
     bias: Option<&GpuTensor>,
     out: &mut GpuTensor,
 ) -> Result<()> {
+    planes(gpu, &rows.buf, rows.cols(), block, bias, out)
+}
+
+/// [`channel_planes`] from the first `block.count` rows of `columns`
+/// values in `rows`.
+fn planes(
+    gpu: &Gpu,
+    rows: &Buf,
+    columns: usize,
+    block: &ChannelBlock,
+    bias: Option<&GpuTensor>,
+    out: &mut GpuTensor,
+) -> Result<()> {
     let params = ConvParams {
-        columns: rows.cols() as u32,
+        columns: columns as u32,
         bias: bias.is_some() as u32,
-        ..layout(rows.len(), out.cols() / block.channels, block)
+        ..layout(block.count * columns, out.cols() / block.channels, block)
     };
     let bias = bias.map_or(&*gpu.dummy, |b| &b.buf);
     run(
         gpu,
         "channel_planes",
         params,
-        &[
-            Bind::read(&rows.buf),
-            Bind::write(&out.buf),
-            Bind::read(bias),
-        ],
+        &[Bind::read(rows), Bind::write(&out.buf), Bind::read(bias)],
     )
 }
 

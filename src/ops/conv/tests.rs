@@ -28,6 +28,16 @@ fn windows() -> Vec<Window2d> {
         // with memcpy.
         Window2d::new([2, 5, 21], [3, 3]).padding([1, 1]),
         Window2d::new([1, 4, 40], [2, 3]),
+        // The GPU's input gradient as a transposed convolution (stride 1
+        // and 8 to 32 input channels per group): padded by 1 and 2, and
+        // (padding wider than the kernel's reach) by −1.
+        Window2d::new([16, 7, 6], [3, 3])
+            .dilation([1, 2])
+            .padding([1, 2]),
+        Window2d::new([8, 6, 5], [1, 2]).padding([1, 2]),
+        // Stride 1 whose input gradient (8·9·9 per image) does not fit in
+        // its columns (8·4·3·3).
+        Window2d::new([8, 9, 9], [2, 2]).dilation([6, 6]),
     ]
 }
 
@@ -76,7 +86,10 @@ fn primitives<B: Backend>(b: &B, w: &Window2d, rows: usize) -> Vec<f64> {
             v.extend(b.download(&back).unwrap());
         }
     }
-    for kind in [Pool::Max, Pool::Average] {
+    // Pooling's padding is at most half its window (as `MaxPool2d` checks):
+    // wider, a max pool's window can lie all in the −∞ border.
+    let pools = (0..2).all(|axis| w.padding[axis] <= w.kernel[axis] / 2);
+    for kind in [Pool::Max, Pool::Average].into_iter().filter(|_| pools) {
         let mut out = b.zeros(rows, w.channels * p).unwrap();
         let mut winners = b.zeros(rows, w.channels * p).unwrap();
         b.pool2d(kind, &x, w, &mut out, Some(&mut winners)).unwrap();
@@ -377,20 +390,28 @@ fn cpu_convolution_matches_the_lowered_form() {
 /// The GPU's convolution against the CPU's: implicit (the columns gathered
 /// as the products read them) on the register kernels, where these groups'
 /// 3 and 2 output channels fit one row of tiles, and lowered onto im2col and
-/// the tiled matmul on the workgroup kernel.
+/// the tiled matmul on the workgroup kernel; the input gradient implicit
+/// (the transposed convolution) at stride 1 on the register kernels, where
+/// it fits the columns' scratch, and lowered elsewhere.
 #[test]
 fn gpu_convolution_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let cpu = Cpu::<f32>::new();
-    for (kernel, implicit) in [
+    // Per kernel, the input gradients run lowered and implicit.
+    let mut input_grads = [[0, 0], [0, 0]];
+    for (input_grads, (kernel, implicit)) in input_grads.iter_mut().zip([
         (MatmulKernel::RegistersShared, true),
         (MatmulKernel::Workgroup, false),
-    ] {
+    ]) {
         gpu.set_matmul_kernel(kernel);
         for w in windows() {
             for g in groups_at(&w) {
                 assert_eq!(super::gpu::runs_implicit(&gpu, &g), implicit);
                 for rows in [1, 7] {
+                    let scratch = gpu.conv2d_scratch(rows, &g).unwrap();
+                    let input_implicit =
+                        super::gpu::runs_implicit_input_grad(&gpu, &g, rows, &scratch[0]);
+                    input_grads[input_implicit as usize] += 1;
                     // f32 sums of up to 5·25 = 125 products (weight gradient:
                     // 7·143 = 1,001): each 1e-7-relative; 1e-5 leaves room.
                     assert_parity(
@@ -403,6 +424,11 @@ fn gpu_convolution_matches_cpu() {
             }
         }
     }
+    let [[lowered, implicit], [_, workgroup_implicit]] = input_grads;
+    assert!(
+        lowered > 0 && implicit > 0 && workgroup_implicit == 0,
+        "input gradients {input_grads:?}"
+    );
 }
 
 /// LeNet's first layer at batch 64 (6 output channels: implicit), whose
