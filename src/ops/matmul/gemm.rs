@@ -97,51 +97,152 @@ pub(crate) fn gemm_with<T: Float + 'static>(
 /// products go to `gemm` whichever library the machine chose.
 const DEEP: usize = 16;
 
+/// Products of fewer multiply-adds than this run on the calling thread
+/// (about 10 µs of work: handing a piece to a pool thread costs a few).
+const MIN_SPLIT_MACS: usize = 1 << 20;
+
 /// `c = op(A)·op(B)` by the `gemm` crate on all the pool's threads, for
 /// `T` = f32 or f64.
+///
+/// C is cut along its longer side into one piece per thread, each a
+/// single-threaded product: on the training step's shapes that ran
+/// 1.1–1.3× the crate's own split (`Parallelism::Rayon`) at batch 256 and
+/// 1.4–2.2× at batch 64 (PERFORMANCE.md, "The CPU backend"). Deep
+/// products, whose output is too small to cut, keep the crate's split,
+/// which cuts k.
 #[allow(clippy::too_many_arguments)]
 fn by_gemm_crate<T: Float + 'static>(
     m: usize,
     n: usize,
     k: usize,
     a: &[T],
-    (rsa, csa): (isize, isize),
+    sa: (isize, isize),
     b: &[T],
-    (rsb, csb): (isize, isize),
+    sb: (isize, isize),
     c: &mut [T],
 ) -> bool {
     let id = TypeId::of::<T>();
     if id != TypeId::of::<f32>() && id != TypeId::of::<f64>() {
         return false;
     }
-    let threads = gemm::Parallelism::Rayon(rayon::current_num_threads());
-    // SAFETY: T is f32 or f64, which the crate dispatches on; the strides
-    // stay inside the asserted slices, `c` aliases neither input, and with
-    // `read_dst` false the product (c = 1·op(A)·op(B)) never reads `c`.
+    let threads = rayon::current_num_threads();
+    let deep = k >= DEEP * m * n;
+    let (a, b, c) = (
+        Shared(a.as_ptr()),
+        Shared(b.as_ptr()),
+        Shared(c.as_mut_ptr()),
+    );
+    let sc = (n as isize, 1);
+    if deep || threads == 1 || m * n * k < MIN_SPLIT_MACS {
+        let par = if deep && threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: as for the pieces below, with the whole of C.
+        unsafe { gemm_raw((m, n, k), (a.0, sa), (b.0, sb), (c.0, sc), false, par) };
+        return true;
+    }
+    // Pieces in whole 16-float vectors (one AVX-512 register).
+    let along_n = n >= m;
+    let len = if along_n { n } else { m };
+    let piece = len.div_ceil(threads).next_multiple_of(16);
+    rayon::iter::ParallelIterator::for_each(
+        rayon::iter::IntoParallelIterator::into_par_iter(0..len.div_ceil(piece)),
+        |p| {
+            let (start, width) = (p * piece, piece.min(len - p * piece));
+            let at = start as isize;
+            // SAFETY: T is f32 or f64, which the crate dispatches on; the
+            // caller asserted that the slices hold op(A), op(B) and C, and
+            // each piece reads a block of rows of op(A) (or columns of
+            // op(B)) and writes the same block of C, which no other piece
+            // writes and neither input aliases (`c` was borrowed mutably).
+            unsafe {
+                let (a, b, c) = (a.get(), b.get(), c.get());
+                if along_n {
+                    let b = b.offset(at * sb.1);
+                    gemm_raw(
+                        (m, width, k),
+                        (a, sa),
+                        (b, sb),
+                        (c.offset(at), sc),
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                } else {
+                    let a = a.offset(at * sa.0);
+                    let c = c.offset(at * sc.0);
+                    gemm_raw(
+                        (width, n, k),
+                        (a, sa),
+                        (b, sb),
+                        (c, sc),
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        },
+    );
+    true
+}
+
+/// A pointer that [`by_gemm_crate`]'s pieces share across threads: each
+/// piece touches its own block of C, and A and B are only read.
+#[derive(Clone, Copy)]
+struct Shared<P>(P);
+impl<P: Copy> Shared<P> {
+    /// The pointer (a method, so that a closure captures the whole
+    /// `Shared` rather than the bare pointer field).
+    fn get(self) -> P {
+        self.0
+    }
+}
+
+// SAFETY: see `Shared`: the pieces' accesses do not overlap in writes.
+unsafe impl<P> Send for Shared<P> {}
+// SAFETY: as above.
+unsafe impl<P> Sync for Shared<P> {}
+
+/// The `gemm` crate's `c = op(A)·op(B)` (`c += …` when `accumulate`), every
+/// operand a pointer and its `(row stride, column stride)`.
+///
+/// # Safety
+/// `T` is f32 or f64; each operand's `m × k`, `k × n` and `m × n` elements
+/// at its strides lie inside one allocation; `c` aliases neither input, and
+/// no other thread touches its elements meanwhile.
+unsafe fn gemm_raw<T: Float + 'static>(
+    (m, n, k): (usize, usize, usize),
+    (a, (rsa, csa)): (*const T, (isize, isize)),
+    (b, (rsb, csb)): (*const T, (isize, isize)),
+    (c, (rsc, csc)): (*mut T, (isize, isize)),
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: the caller's contract.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
+            c,
+            csc,
+            rsc,
+            accumulate,
+            a,
             csa,
             rsa,
-            b.as_ptr(),
+            b,
             csb,
             rsb,
-            T::zero(),
+            T::one(),
             T::one(),
             false,
             false,
             false,
-            threads,
+            parallelism,
         );
     }
-    true
 }
 
 /// A matrix operand of [`gemm_on_thread`]: its elements and
@@ -180,30 +281,17 @@ pub(crate) fn gemm_on_thread<T: Float + 'static>(
         }
         return;
     }
-    let s = |x: usize| x as isize;
+    let s = |(r, c): (usize, usize)| (r as isize, c as isize);
     // SAFETY: T is f32 or f64, which the crate dispatches on; every
     // operand's reach was asserted above; `c` is borrowed mutably, so it
     // aliases neither input; it is read only when accumulating.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            s(sc.1),
-            s(sc.0),
+        gemm_raw(
+            (m, n, k),
+            (a.as_ptr(), s(sa)),
+            (b.as_ptr(), s(sb)),
+            (c.as_mut_ptr(), s(sc)),
             accumulate,
-            a.as_ptr(),
-            s(sa.1),
-            s(sa.0),
-            b.as_ptr(),
-            s(sb.1),
-            s(sb.0),
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
             gemm::Parallelism::None,
         );
     }

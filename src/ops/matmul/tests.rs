@@ -397,7 +397,9 @@ fn a_gated_product_equals_the_product_then_the_activation_backward() {
 fn both_cpu_libraries_match_the_reference_loop() {
     // Whichever library this machine chose, the other is checked too: every
     // transpose form, shapes that flip matrixmultiply's operands (2m ≤ n),
-    // deep ones that go to `gemm` either way, in f32 and f64.
+    // deep ones that go to `gemm` either way, and (over 2^20 multiply-adds)
+    // ones `gemm` cuts into a piece per thread, along m (257 rows: pieces of
+    // 144 and 113 on two threads) and along n, in f32 and f64.
     use super::cpu_engine::CpuGemm;
     use super::gemm::gemm_with;
     use crate::backend::reference_matmul;
@@ -408,6 +410,8 @@ fn both_cpu_libraries_match_the_reference_loop() {
         (33, 7, 65),
         (3, 5, 400),
         (64, 130, 31),
+        (257, 65, 129),
+        (33, 400, 100),
     ] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let (a, b) = (random(1, m * k), random(2, k * n));
