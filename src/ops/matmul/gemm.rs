@@ -1,6 +1,7 @@
 //! The fast CPU matrix product: `matrixmultiply`'s blocked, vectorised
-//! sgemm/dgemm, or the `gemm` crate's (AVX-512 kernels, and the depth split
-//! across threads), as [`cpu_gemm`] chose for this machine; a product whose
+//! sgemm/dgemm, or the `gemm` crate's (AVX-512 kernels; C cut into a piece
+//! per thread, or for a deep product the depth split across threads), as
+//! [`cpu_gemm`] chose for this machine; a product whose
 //! output is tiny beside its depth always goes to `gemm`. Row and column
 //! strides describe every transpose form, so nothing is copied; the CPU
 //! backend adds bias and activation afterwards. The choice is fixed for the
