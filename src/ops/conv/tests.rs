@@ -388,19 +388,21 @@ fn cpu_convolution_matches_the_lowered_form() {
 }
 
 /// The GPU's convolution against the CPU's: implicit (the columns gathered
-/// as the products read them) on the register kernels, where these groups'
-/// 3 and 2 output channels fit one row of tiles, and lowered onto im2col and
-/// the tiled matmul on the workgroup kernel; the input gradient implicit
-/// (the transposed convolution) at stride 1 on the register kernels, where
-/// it fits the columns' scratch, and lowered elsewhere.
+/// as the products read them) on the register kernels, with and without
+/// shared reads, where these groups' 3 and 2 output channels fit one row of
+/// tiles, and lowered onto im2col and the tiled matmul on the workgroup
+/// kernel; the input gradient implicit (the transposed convolution) on the
+/// register kernels for the stride-1 groups of 8 and 16 input channels
+/// whose rows fit the columns' scratch, and lowered elsewhere.
 #[test]
 fn gpu_convolution_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let cpu = Cpu::<f32>::new();
     // Per kernel, the input gradients run lowered and implicit.
-    let mut input_grads = [[0, 0], [0, 0]];
+    let mut input_grads = [[0, 0]; 3];
     for (input_grads, (kernel, implicit)) in input_grads.iter_mut().zip([
         (MatmulKernel::RegistersShared, true),
+        (MatmulKernel::Registers, true),
         (MatmulKernel::Workgroup, false),
     ]) {
         gpu.set_matmul_kernel(kernel);
@@ -424,10 +426,10 @@ fn gpu_convolution_matches_cpu() {
             }
         }
     }
-    let [[lowered, implicit], [_, workgroup_implicit]] = input_grads;
+    let [shared, registers, [_, workgroup_implicit]] = input_grads;
     assert!(
-        lowered > 0 && implicit > 0 && workgroup_implicit == 0,
-        "input gradients {input_grads:?}"
+        shared.iter().chain(&registers).all(|&runs| runs > 0) && workgroup_implicit == 0,
+        "input gradients (lowered, implicit) per kernel: {input_grads:?}"
     );
 }
 
