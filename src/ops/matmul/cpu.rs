@@ -1,9 +1,9 @@
-//! The CPU matmul: the product through `gemm` (matrixmultiply), then the
-//! epilogue over all cores; and the textbook loop it is tested against.
+//! The CPU matmul: the product through `gemm`, with the epilogue (bias,
+//! activation, gate) on each row of C while it is in cache; and the
+//! textbook loop it is tested against.
 
-use super::gemm::gemm;
+use super::gemm::{gemm, Epilogue};
 use super::{check_matmul, MatmulSpec};
-use crate::backend::par::split;
 use crate::backend::{Activation, CpuTensor};
 use crate::ops::activation::{with_act, Act};
 use crate::Result;
@@ -16,42 +16,35 @@ pub(crate) fn matmul<T: Float + std::fmt::Debug + Send + Sync + 'static>(
     spec: MatmulSpec<'_, CpuTensor<T>>,
 ) -> Result<()> {
     let mnk = spec.dims(a, b);
-    if !gemm(
-        mnk,
-        &a.data,
-        spec.transpose_a,
-        &b.data,
-        spec.transpose_b,
-        &mut out.data,
-    ) {
-        return reference_matmul(a, b, out, spec);
-    }
-    let (len, n) = (out.data.len(), mnk.1);
-    let plain = spec.bias.is_none() && spec.act == Activation::Identity;
-    with_act!(spec.act, |act| match spec.bias {
-        _ if plain => {}
-        // Cut at row boundaries: each row adds the whole bias.
-        Some(bias) => split(len, n, out.data.as_mut_slice(), &move |rows: &mut [T]| {
-            for row in rows.chunks_mut(n) {
-                for (v, &b) in row.iter_mut().zip(&bias.data) {
-                    *v = act.apply(*v + b);
+    let n = mnk.1;
+    let (bias, act, gate) = (spec.bias, spec.act, spec.gate);
+    // On each row of C while it is in cache: act(· + bias), then ⊙ act'(z).
+    let epilogue = move |i: usize, j0: usize, row: &mut [T]| {
+        if bias.is_some() || act != Activation::Identity {
+            with_act!(act, |act| match bias {
+                Some(bias) => {
+                    for (v, &b) in row.iter_mut().zip(&bias.data[j0..]) {
+                        *v = act.apply(*v + b);
+                    }
                 }
-            }
-        }),
-        None => split(len, 1, out.data.as_mut_slice(), &move |o: &mut [T]| {
-            o.iter_mut().for_each(|v| *v = act.apply(*v));
-        }),
-    });
-    if let Some((gate, z)) = spec.gate {
-        let lanes = (out.data.as_mut_slice(), z.data.as_slice());
-        with_act!(gate, |gate| split(len, 1, lanes, &move |(o, z): (
-            &mut [T],
-            &[T]
-        )| {
-            for (o, &zv) in o.iter_mut().zip(z) {
-                *o = *o * gate.derivative(zv);
-            }
-        }));
+                None => row.iter_mut().for_each(|v| *v = act.apply(*v)),
+            });
+        }
+        if let Some((gate, z)) = gate {
+            let z = &z.data[i * n + j0..][..row.len()];
+            with_act!(gate, |gate| for (v, &zv) in row.iter_mut().zip(z) {
+                *v = *v * gate.derivative(zv);
+            });
+        }
+    };
+    let plain = bias.is_none() && act == Activation::Identity && gate.is_none();
+    let epilogue = (!plain).then_some(&epilogue as Epilogue<'_, T>);
+    let (a_op, b_op) = (
+        (&a.data[..], spec.transpose_a),
+        (&b.data[..], spec.transpose_b),
+    );
+    if !gemm(mnk, a_op, b_op, &mut out.data, epilogue) {
+        return reference_matmul(a, b, out, spec);
     }
     Ok(())
 }

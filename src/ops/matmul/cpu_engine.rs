@@ -192,7 +192,14 @@ fn parity_error(cpu: &Cpu<f32>, engine: CpuGemm) -> Result<f64> {
         let mut want = cpu.zeros(m, n)?;
         reference_matmul(&a, &b, &mut want, spec())?;
         let mut got = vec![0.0f32; m * n];
-        super::gemm::gemm_with(engine, (m, n, k), a.data(), ta, b.data(), tb, &mut got);
+        super::gemm::gemm_with(
+            engine,
+            (m, n, k),
+            (a.data(), ta),
+            (b.data(), tb),
+            &mut got,
+            None,
+        );
         for (g, w) in got.iter().zip(want.data()) {
             let e = if g.is_finite() {
                 (g - w).abs() as f64 / (w.abs() as f64).max(1.0)
@@ -221,7 +228,7 @@ fn time_products(engines: &[CpuGemm]) -> Vec<Duration> {
                 PRODUCTS.iter().zip(operands.iter_mut()).enumerate()
             {
                 let t = Instant::now();
-                super::gemm::gemm_with(engine, (m, n, k), a, ta, b, tb, c);
+                super::gemm::gemm_with(engine, (m, n, k), (a, ta), (b, tb), c, None);
                 if round > 0 {
                     best[e][i] = best[e][i].min(t.elapsed());
                 }

@@ -8,8 +8,10 @@
 //! process, so the same product always sums in the same order.
 
 use super::cpu_engine::{cpu_gemm, CpuGemm};
+use crate::backend::par::split;
 use num_traits::Float;
 use std::any::TypeId;
+use std::ops::Range;
 
 /// Where `op(X)` lives in a row-major buffer: `(row stride, column stride)`
 /// of the `rows × cols` matrix op(X), stored transposed when `transposed`.
@@ -21,40 +23,84 @@ fn strides(rows: usize, cols: usize, transposed: bool) -> (isize, isize) {
     }
 }
 
+/// Work on one row segment of C once the product has written it: the
+/// row, its first column, and the segment's values. [`gemm`] runs it while
+/// the segment is in cache, on the thread that wrote it where C was cut
+/// into pieces (the CPU matmul's bias, activation and gate).
+pub(crate) type Epilogue<'a, T> = &'a (dyn Fn(usize, usize, &mut [T]) + Sync);
+
 /// `c = op(A)·op(B)` with `op(A)` of shape `m × k` and `op(B)` of shape
 /// `k × n`, for `T` = `f32` or `f64`, by this machine's library
-/// ([`cpu_gemm`]). Returns false, touching nothing, for any other `T`,
-/// which then needs the reference loop.
+/// ([`cpu_gemm`]), then `epilogue` over every row of C. Returns false,
+/// touching nothing, for any other `T`, which then needs the reference loop.
 ///
 /// The slices must hold `m·k`, `k·n` and `m·n` elements (checked by the
 /// caller's shape check; asserted here because the product reads raw pointers).
-pub(crate) fn gemm<T: Float + 'static>(
+pub(crate) fn gemm<T: Float + Send + Sync + 'static>(
     mnk: (usize, usize, usize),
-    a: &[T],
-    transpose_a: bool,
-    b: &[T],
-    transpose_b: bool,
+    (a, transpose_a): (&[T], bool),
+    (b, transpose_b): (&[T], bool),
     c: &mut [T],
+    epilogue: Option<Epilogue<'_, T>>,
 ) -> bool {
-    gemm_with(cpu_gemm(), mnk, a, transpose_a, b, transpose_b, c)
+    gemm_with(
+        cpu_gemm(),
+        mnk,
+        (a, transpose_a),
+        (b, transpose_b),
+        c,
+        epilogue,
+    )
 }
 
 /// [`gemm`] by the library `engine` (the tuner measures both).
-pub(crate) fn gemm_with<T: Float + 'static>(
+pub(crate) fn gemm_with<T: Float + Send + Sync + 'static>(
     engine: CpuGemm,
     (m, n, k): (usize, usize, usize),
-    a: &[T],
-    transpose_a: bool,
-    b: &[T],
-    transpose_b: bool,
+    (a, transpose_a): (&[T], bool),
+    (b, transpose_b): (&[T], bool),
     c: &mut [T],
+    epilogue: Option<Epilogue<'_, T>>,
 ) -> bool {
     assert!(a.len() == m * k && b.len() == k * n && c.len() == m * n);
     let (rsa, csa) = strides(m, k, transpose_a);
     let (rsb, csb) = strides(k, n, transpose_b);
     if engine == CpuGemm::Gemm || k >= DEEP * m * n {
-        return by_gemm_crate(m, n, k, a, (rsa, csa), b, (rsb, csb), c);
+        return by_gemm_crate(m, n, k, (a, (rsa, csa)), (b, (rsb, csb)), c, epilogue);
     }
+    if !by_matrixmultiply(m, n, k, (a, (rsa, csa)), (b, (rsb, csb)), c) {
+        return false;
+    }
+    if let Some(epilogue) = epilogue {
+        each_row(n, c, epilogue);
+    }
+    true
+}
+
+/// `epilogue` on every row of the `· × n` matrix `c`, the rows split over
+/// the cores (`par::split`).
+fn each_row<T: Send>(n: usize, c: &mut [T], epilogue: Epilogue<'_, T>) {
+    let rows = 0..c.len();
+    split(c.len(), n, (c, rows), &move |(c, at): (
+        &mut [T],
+        Range<usize>,
+    )| {
+        for (r, row) in c.chunks_mut(n).enumerate() {
+            epilogue(at.start / n + r, 0, row);
+        }
+    });
+}
+
+/// `c = op(A)·op(B)` by matrixmultiply (its own threads); false for a `T`
+/// other than f32 and f64.
+fn by_matrixmultiply<T: Float + 'static>(
+    m: usize,
+    n: usize,
+    k: usize,
+    (a, (rsa, csa)): (&[T], (isize, isize)),
+    (b, (rsb, csb)): (&[T], (isize, isize)),
+    c: &mut [T],
+) -> bool {
     // A short, wide product runs 1.5–1.6× faster in matrixmultiply as its
     // transpose, Cᵀ = op(B)ᵀ·op(A)ᵀ, written through C's strides swapped
     // (64×512 outputs at k = 512 and 784: the CPU training step at batch 64;
@@ -66,8 +112,8 @@ pub(crate) fn gemm_with<T: Float + 'static>(
     };
     let id = TypeId::of::<T>();
     // SAFETY: T is exactly f32 (or f64) in its branch, so the casts are
-    // identities; the strides stay inside the slices, whose lengths were
-    // asserted above; `c` is borrowed mutably and does not alias `a` or `b`;
+    // identities; the strides stay inside the slices, whose lengths
+    // `gemm_with` asserted; `c` is borrowed mutably and does not alias `a` or `b`;
     // with beta = 0 the product never reads `c`.
     unsafe {
         if id == TypeId::of::<f32>() {
@@ -111,16 +157,14 @@ const MIN_SPLIT_MACS: usize = 1 << 20;
 /// 1.4–2.2× at batch 64 (PERFORMANCE.md, "The CPU backend"). Deep
 /// products, whose output is too small to cut, keep the crate's split,
 /// which cuts k.
-#[allow(clippy::too_many_arguments)]
-fn by_gemm_crate<T: Float + 'static>(
+fn by_gemm_crate<T: Float + Send + Sync + 'static>(
     m: usize,
     n: usize,
     k: usize,
-    a: &[T],
-    sa: (isize, isize),
-    b: &[T],
-    sb: (isize, isize),
+    (a, sa): (&[T], (isize, isize)),
+    (b, sb): (&[T], (isize, isize)),
     c: &mut [T],
+    epilogue: Option<Epilogue<'_, T>>,
 ) -> bool {
     let id = TypeId::of::<T>();
     if id != TypeId::of::<f32>() && id != TypeId::of::<f64>() {
@@ -142,6 +186,14 @@ fn by_gemm_crate<T: Float + 'static>(
         };
         // SAFETY: as for the pieces below, with the whole of C.
         unsafe { gemm_raw((m, n, k), (a.0, sa), (b.0, sb), (c.0, sc), false, par) };
+        if let Some(epilogue) = epilogue {
+            // SAFETY: `c` is the caller's whole slice, borrowed mutably here.
+            each_row(
+                n,
+                unsafe { std::slice::from_raw_parts_mut(c.0, m * n) },
+                epilogue,
+            );
+        }
         return true;
     }
     // Pieces in whole 16-float vectors (one AVX-512 register).
@@ -152,7 +204,6 @@ fn by_gemm_crate<T: Float + 'static>(
         rayon::iter::IntoParallelIterator::into_par_iter(0..len.div_ceil(piece)),
         |p| {
             let (start, width) = (p * piece, piece.min(len - p * piece));
-            let at = start as isize;
             // SAFETY: T is f32 or f64, which the crate dispatches on; the
             // caller asserted that the slices hold op(A), op(B) and C, and
             // each piece reads a block of rows of op(A) (or columns of
@@ -160,27 +211,27 @@ fn by_gemm_crate<T: Float + 'static>(
             // writes and neither input aliases (`c` was borrowed mutably).
             unsafe {
                 let (a, b, c) = (a.get(), b.get(), c.get());
-                if along_n {
-                    let b = b.offset(at * sb.1);
-                    gemm_raw(
-                        (m, width, k),
-                        (a, sa),
-                        (b, sb),
-                        (c.offset(at), sc),
-                        false,
-                        gemm::Parallelism::None,
-                    );
+                let (rows, cols) = if along_n {
+                    (0..m, start..start + width)
                 } else {
-                    let a = a.offset(at * sa.0);
-                    let c = c.offset(at * sc.0);
-                    gemm_raw(
-                        (width, n, k),
-                        (a, sa),
-                        (b, sb),
-                        (c, sc),
-                        false,
-                        gemm::Parallelism::None,
-                    );
+                    (start..start + width, 0..n)
+                };
+                let a = a.offset(rows.start as isize * sa.0);
+                let b = b.offset(cols.start as isize * sb.1);
+                let corner = c.add(rows.start * n + cols.start);
+                let block = (rows.len(), cols.len(), k);
+                let none = gemm::Parallelism::None;
+                gemm_raw(block, (a, sa), (b, sb), (corner, sc), false, none);
+                // The piece's rows of C, still in this core's cache.
+                if let Some(epilogue) = epilogue {
+                    for (r, i) in rows.enumerate() {
+                        let row = corner.add(r * n);
+                        epilogue(
+                            i,
+                            cols.start,
+                            std::slice::from_raw_parts_mut(row, cols.len()),
+                        );
+                    }
                 }
             }
         },

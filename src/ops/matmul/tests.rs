@@ -286,7 +286,15 @@ fn matmul_vec4_b_kernel_edges() {
 fn matmul_fused_bias_and_every_activation() {
     let Some(g) = gpu() else { return };
     for act in Activation::all() {
-        for &(m, n, k) in &[(1, 1, 1), (33, 65, 7), (257, 10, 33)] {
+        // The last two are cut into a piece per thread on the CPU, along n
+        // and along m, each piece's rows finished in cache.
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (33, 65, 7),
+            (257, 10, 33),
+            (257, 300, 20),
+            (300, 129, 40),
+        ] {
             assert_matmul(&g, "matmul", (m, n, k), (false, true), (true, act), 99);
         }
     }
@@ -432,7 +440,14 @@ fn both_cpu_libraries_match_the_reference_loop() {
             for engine in CpuGemm::ALL {
                 let what = format!("{engine:?} {m}x{n}x{k} ta {ta} tb {tb}");
                 let mut got32 = vec![0f32; m * n];
-                assert!(gemm_with(engine, (m, n, k), &a, ta, &b, tb, &mut got32));
+                assert!(gemm_with(
+                    engine,
+                    (m, n, k),
+                    (&a, ta),
+                    (&b, tb),
+                    &mut got32,
+                    None
+                ));
                 let got32: Vec<f64> = got32.iter().map(|&v| v as f64).collect();
                 // f32 sums of k ≤ 400 products of values in [-1, 1].
                 assert_parity(&format!("{what} f32"), &got32, &want, 1e-4);
@@ -441,7 +456,14 @@ fn both_cpu_libraries_match_the_reference_loop() {
                     b.iter().map(|&v| v as f64).collect(),
                 );
                 let mut got64 = vec![0f64; m * n];
-                assert!(gemm_with(engine, (m, n, k), &a64, ta, &b64, tb, &mut got64));
+                assert!(gemm_with(
+                    engine,
+                    (m, n, k),
+                    (&a64, ta),
+                    (&b64, tb),
+                    &mut got64,
+                    None
+                ));
                 assert_parity(&format!("{what} f64"), &got64, &want, 1e-12);
             }
         }
