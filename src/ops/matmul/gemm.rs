@@ -3,8 +3,9 @@
 //! per thread, or for a deep product the depth split across threads), as
 //! [`cpu_gemm`] chose for this machine; a product whose
 //! output is tiny beside its depth always goes to `gemm`. Row and column
-//! strides describe every transpose form, so nothing is copied; the CPU
-//! backend adds bias and activation afterwards. The choice is fixed for the
+//! strides describe every transpose form, so nothing is copied; an
+//! epilogue (the CPU matmul's bias, activation and gate) runs on each row
+//! of C once it is written. The choice is fixed for the
 //! process, so the same product always sums in the same order.
 
 use super::cpu_engine::{cpu_gemm, CpuGemm};
@@ -152,9 +153,9 @@ const MIN_SPLIT_MACS: usize = 1 << 20;
 /// `T` = f32 or f64.
 ///
 /// C is cut along its longer side into one piece per thread, each a
-/// single-threaded product: on the training step's shapes that ran
+/// single-threaded product: on the training step's shapes that ran mostly
 /// 1.1–1.3× the crate's own split (`Parallelism::Rayon`) at batch 256 and
-/// 1.4–2.2× at batch 64 (PERFORMANCE.md, "The CPU backend"). Deep
+/// 1.4–2.1× at batch 64 (PERFORMANCE.md, "The CPU backend"). Deep
 /// products, whose output is too small to cut, keep the crate's split,
 /// which cuts k.
 fn by_gemm_crate<T: Float + Send + Sync + 'static>(
@@ -172,11 +173,6 @@ fn by_gemm_crate<T: Float + Send + Sync + 'static>(
     }
     let threads = rayon::current_num_threads();
     let deep = k >= DEEP * m * n;
-    let (a, b, c) = (
-        Shared(a.as_ptr()),
-        Shared(b.as_ptr()),
-        Shared(c.as_mut_ptr()),
-    );
     let sc = (n as isize, 1);
     if deep || threads == 1 || m * n * k < MIN_SPLIT_MACS {
         let par = if deep && threads > 1 {
@@ -184,18 +180,19 @@ fn by_gemm_crate<T: Float + Send + Sync + 'static>(
         } else {
             gemm::Parallelism::None
         };
+        let (a_at, b_at, c_at) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
         // SAFETY: as for the pieces below, with the whole of C.
-        unsafe { gemm_raw((m, n, k), (a.0, sa), (b.0, sb), (c.0, sc), false, par) };
+        unsafe { gemm_raw((m, n, k), (a_at, sa), (b_at, sb), (c_at, sc), false, par) };
         if let Some(epilogue) = epilogue {
-            // SAFETY: `c` is the caller's whole slice, borrowed mutably here.
-            each_row(
-                n,
-                unsafe { std::slice::from_raw_parts_mut(c.0, m * n) },
-                epilogue,
-            );
+            each_row(n, c, epilogue);
         }
         return true;
     }
+    let (a, b, c) = (
+        Shared(a.as_ptr()),
+        Shared(b.as_ptr()),
+        Shared(c.as_mut_ptr()),
+    );
     // Pieces in whole 16-float vectors (one AVX-512 register).
     let along_n = n >= m;
     let len = if along_n { n } else { m };
