@@ -401,6 +401,22 @@ fn a_gated_product_equals_the_product_then_the_activation_backward() {
     ));
 }
 
+/// `op(A)·op(B)` by `engine` with the f32 operands `a` and `b` taken as
+/// `T`, as f64.
+fn product_in<T: num_traits::Float + Send + Sync + 'static>(
+    engine: super::cpu_engine::CpuGemm,
+    (m, n, k): (usize, usize, usize),
+    (a, ta): (&[f32], bool),
+    (b, tb): (&[f32], bool),
+) -> Vec<f64> {
+    let to_t = |v: &[f32]| -> Vec<T> { v.iter().map(|&x| T::from(x).unwrap()).collect() };
+    let mut c = vec![T::zero(); m * n];
+    let (a, b) = (to_t(a), to_t(b));
+    let done = super::gemm::gemm_with(engine, (m, n, k), (&a, ta), (&b, tb), &mut c, None);
+    assert!(done, "gemm_with declined f32/f64");
+    c.iter().map(|v| v.to_f64().unwrap()).collect()
+}
+
 #[test]
 fn both_cpu_libraries_match_the_reference_loop() {
     // Whichever library this machine chose, the other is checked too: every
@@ -409,7 +425,6 @@ fn both_cpu_libraries_match_the_reference_loop() {
     // ones `gemm` cuts into a piece per thread, along m (257 rows: pieces of
     // 144 and 113 on two threads) and along n, in f32 and f64.
     use super::cpu_engine::CpuGemm;
-    use super::gemm::gemm_with;
     use crate::backend::reference_matmul;
     let cpu = Cpu::<f64>::new();
     for (m, n, k) in [
@@ -439,31 +454,10 @@ fn both_cpu_libraries_match_the_reference_loop() {
             let want = cpu.download(&want).unwrap();
             for engine in CpuGemm::ALL {
                 let what = format!("{engine:?} {m}x{n}x{k} ta {ta} tb {tb}");
-                let mut got32 = vec![0f32; m * n];
-                assert!(gemm_with(
-                    engine,
-                    (m, n, k),
-                    (&a, ta),
-                    (&b, tb),
-                    &mut got32,
-                    None
-                ));
-                let got32: Vec<f64> = got32.iter().map(|&v| v as f64).collect();
+                let got32 = product_in::<f32>(engine, (m, n, k), (&a, ta), (&b, tb));
                 // f32 sums of k ≤ 400 products of values in [-1, 1].
                 assert_parity(&format!("{what} f32"), &got32, &want, 1e-4);
-                let (a64, b64): (Vec<f64>, Vec<f64>) = (
-                    a.iter().map(|&v| v as f64).collect(),
-                    b.iter().map(|&v| v as f64).collect(),
-                );
-                let mut got64 = vec![0f64; m * n];
-                assert!(gemm_with(
-                    engine,
-                    (m, n, k),
-                    (&a64, ta),
-                    (&b64, tb),
-                    &mut got64,
-                    None
-                ));
+                let got64 = product_in::<f64>(engine, (m, n, k), (&a, ta), (&b, tb));
                 assert_parity(&format!("{what} f64"), &got64, &want, 1e-12);
             }
         }
