@@ -4,6 +4,7 @@
 //! so splitting changes no result: only work with no reduction across the
 //! cut (elementwise maps, per-row epilogues) goes through here.
 
+use super::simd::widest;
 use std::ops::Range;
 
 /// The fewest elements a piece is cut down to. Handing a piece to a pool
@@ -70,16 +71,30 @@ tuple_lanes!(A, B, C, D, E);
 /// Runs `f` on `lanes` (each operand `len` elements long), halving them onto
 /// the pool while both halves keep at least [`MIN_PIECE`] elements. Cuts fall
 /// on multiples of `unit` (the row length, for work that indexes by column).
+/// Each piece runs compiled for the widest vectors the CPU has
+/// ([`widest`]).
+///
 /// Pass a `move` closure: scalars it borrowed instead would be reloaded per
 /// element, as the compiler cannot tell that the loop's stores miss them, and
-/// the loop would not vectorise.
-pub(crate) fn split<L: Lanes>(len: usize, unit: usize, lanes: L, f: &(impl Fn(L) + Sync)) {
+/// the loop would not vectorise. Mark it `#[inline(always)]`: it must be
+/// inlined into each width's copy to be compiled at that width.
+pub(crate) fn split<L: Lanes>(len: usize, unit: usize, lanes: L, f: impl Fn(L) + Sync) {
+    split_with(len, unit, lanes, &f)
+}
+
+fn split_with<L: Lanes>(len: usize, unit: usize, lanes: L, f: &(impl Fn(L) + Sync)) {
     let mid = len / 2 / unit * unit;
     if mid < MIN_PIECE || len - mid < MIN_PIECE {
-        return f(lanes);
+        return widest(
+            #[inline(always)]
+            || f(lanes),
+        );
     }
     let (a, b) = lanes.split_at(mid);
-    rayon::join(|| split(mid, unit, a, f), || split(len - mid, unit, b, f));
+    rayon::join(
+        || split_with(mid, unit, a, f),
+        || split_with(len - mid, unit, b, f),
+    );
 }
 
 #[cfg(test)]
@@ -94,10 +109,7 @@ mod tests {
         let mut seen = vec![usize::MAX; len];
         let pieces = AtomicUsize::new(0);
         let lanes = (seen.as_mut_slice(), 0..len);
-        split(len, unit, lanes, &|(s, at): (
-            &mut [usize],
-            Range<usize>,
-        )| {
+        split(len, unit, lanes, |(s, at): (&mut [usize], Range<usize>)| {
             assert_eq!(at.start % unit, 0, "a cut inside a row");
             assert_eq!(s.len(), at.len());
             pieces.fetch_add(1, Ordering::Relaxed);

@@ -87,14 +87,17 @@ pub(crate) fn forward<T: Float + Send + Sync>(
 ) {
     let n = x.len();
     let lanes = (out.data_mut(), x.data());
-    with_act!(act, |act| split(n, 1, lanes, &move |(o, x): (
-        &mut [T],
-        &[T]
-    )| {
-        for (o, &v) in o.iter_mut().zip(x) {
-            *o = act.apply(v);
+    with_act!(act, |act| split(
+        n,
+        1,
+        lanes,
+        #[inline(always)]
+        move |(o, x): (&mut [T], &[T])| {
+            for (o, &v) in o.iter_mut().zip(x) {
+                *o = act.apply(v);
+            }
         }
-    }));
+    ));
 }
 
 /// `grad_in = grad_out ⊙ σ'(z)`.
@@ -106,13 +109,15 @@ pub(crate) fn backward<T: Float + Send + Sync>(
 ) {
     let n = z.len();
     let lanes = (grad_in.data_mut(), grad_out.data(), z.data());
-    with_act!(act, |act| split(n, 1, lanes, &move |(gi, g, z): (
-        &mut [T],
-        &[T],
-        &[T]
-    )| {
-        for ((gi, &g), &zv) in gi.iter_mut().zip(g).zip(z) {
-            *gi = g * act.derivative(zv);
+    with_act!(act, |act| split(
+        n,
+        1,
+        lanes,
+        #[inline(always)]
+        move |(gi, g, z): (&mut [T], &[T], &[T])| {
+            for ((gi, &g), &zv) in gi.iter_mut().zip(g).zip(z) {
+                *gi = g * act.derivative(zv);
+            }
         }
-    }));
+    ));
 }

@@ -22,17 +22,23 @@ pub(crate) fn dropout<T: Float + std::fmt::Debug + Send + Sync + 'static>(
     );
     let first = mask.first as u32;
     let lanes = (out.data.as_mut_slice(), x.data.as_slice(), 0..n);
-    split(n, 1, lanes, &move |(o, x, at): (&mut [T], &[T], _)| {
-        for ((o, &v), i) in o.iter_mut().zip(x).zip(at) {
-            // Scaled whether kept or not, so that the mask picks by a
-            // select: a branch on a random mask is often mispredicted.
-            let scaled = v * scale;
-            *o = if keep_keyed(key, first.wrapping_add(i as u32), p) {
-                scaled
-            } else {
-                T::zero()
-            };
-        }
-    });
+    split(
+        n,
+        1,
+        lanes,
+        #[inline(always)]
+        move |(o, x, at): (&mut [T], &[T], _)| {
+            for ((o, &v), i) in o.iter_mut().zip(x).zip(at) {
+                // Scaled whether kept or not, so that the mask picks by a
+                // select: a branch on a random mask is often mispredicted.
+                let scaled = v * scale;
+                *o = if keep_keyed(key, first.wrapping_add(i as u32), p) {
+                    scaled
+                } else {
+                    T::zero()
+                };
+            }
+        },
+    );
     Ok(())
 }

@@ -30,10 +30,16 @@ pub(crate) fn axpy<T: Float + std::fmt::Debug + Send + Sync + 'static>(
 ) -> Result<()> {
     let a: T = cast(alpha);
     let lanes = (y.data.as_mut_slice(), x.data.as_slice());
-    split(x.data.len(), 1, lanes, &move |(y, x): (&mut [T], &[T])| {
-        for (yv, &xv) in y.iter_mut().zip(x) {
-            *yv = a * xv + *yv;
-        }
-    });
+    split(
+        x.data.len(),
+        1,
+        lanes,
+        #[inline(always)]
+        move |(y, x): (&mut [T], &[T])| {
+            for (yv, &xv) in y.iter_mut().zip(x) {
+                *yv = a * xv + *yv;
+            }
+        },
+    );
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use super::gemm::{gemm, Epilogue};
 use super::{check_matmul, MatmulSpec};
+use crate::backend::simd::widest;
 use crate::backend::{Activation, CpuTensor};
 use crate::ops::activation::{with_act, Act};
 use crate::Result;
@@ -19,23 +20,29 @@ pub(crate) fn matmul<T: Float + std::fmt::Debug + Send + Sync + 'static>(
     let n = mnk.1;
     let (bias, act, gate) = (spec.bias, spec.act, spec.gate);
     // On each row of C while it is in cache: act(· + bias), then ⊙ act'(z).
+    // (Compiled for the widest vectors: it is called through a `dyn Fn`.)
     let epilogue = move |i: usize, j0: usize, row: &mut [T]| {
-        if bias.is_some() || act != Activation::Identity {
-            with_act!(act, |act| match bias {
-                Some(bias) => {
-                    for (v, &b) in row.iter_mut().zip(&bias.data[j0..]) {
-                        *v = act.apply(*v + b);
-                    }
+        widest(
+            #[inline(always)]
+            || {
+                if bias.is_some() || act != Activation::Identity {
+                    with_act!(act, |act| match bias {
+                        Some(bias) => {
+                            for (v, &b) in row.iter_mut().zip(&bias.data[j0..]) {
+                                *v = act.apply(*v + b);
+                            }
+                        }
+                        None => row.iter_mut().for_each(|v| *v = act.apply(*v)),
+                    });
                 }
-                None => row.iter_mut().for_each(|v| *v = act.apply(*v)),
-            });
-        }
-        if let Some((gate, z)) = gate {
-            let z = &z.data[i * n + j0..][..row.len()];
-            with_act!(gate, |gate| for (v, &zv) in row.iter_mut().zip(z) {
-                *v = *v * gate.derivative(zv);
-            });
-        }
+                if let Some((gate, z)) = gate {
+                    let z = &z.data[i * n + j0..][..row.len()];
+                    with_act!(gate, |gate| for (v, &zv) in row.iter_mut().zip(z) {
+                        *v = *v * gate.derivative(zv);
+                    });
+                }
+            },
+        )
     };
     let plain = bias.is_none() && act == Activation::Identity && gate.is_none();
     let epilogue = (!plain).then_some(&epilogue as Epilogue<'_, T>);

@@ -82,14 +82,17 @@ pub(crate) fn gemm_with<T: Float + Send + Sync + 'static>(
 /// the cores (`par::split`).
 fn each_row<T: Send>(n: usize, c: &mut [T], epilogue: Epilogue<'_, T>) {
     let rows = 0..c.len();
-    split(c.len(), n, (c, rows), &move |(c, at): (
-        &mut [T],
-        Range<usize>,
-    )| {
-        for (r, row) in c.chunks_mut(n).enumerate() {
-            epilogue(at.start / n + r, 0, row);
-        }
-    });
+    split(
+        c.len(),
+        n,
+        (c, rows),
+        #[inline(always)]
+        move |(c, at): (&mut [T], Range<usize>)| {
+            for (r, row) in c.chunks_mut(n).enumerate() {
+                epilogue(at.start / n + r, 0, row);
+            }
+        },
+    );
 }
 
 /// `c = op(A)·op(B)` by matrixmultiply (its own threads); false for a `T`

@@ -20,10 +20,16 @@ pub(crate) fn add_noise<T: Float + Send + Sync + 'static>(
     // σ rounded to f32 once, as the GPU receives it.
     let std: T = cast(draw.std as f32 as f64);
     let lanes = (out.data.as_mut_slice(), x.data.as_slice(), 0..n);
-    split(n, 1, lanes, &move |(o, x, at): (&mut [T], &[T], _)| {
-        for ((o, &v), i) in o.iter_mut().zip(x).zip(at) {
-            let z: T = cast(normal(key, first.wrapping_add(i as u32)) as f64);
-            *o = v + std * z;
-        }
-    });
+    split(
+        n,
+        1,
+        lanes,
+        #[inline(always)]
+        move |(o, x, at): (&mut [T], &[T], _)| {
+            for ((o, &v), i) in o.iter_mut().zip(x).zip(at) {
+                let z: T = cast(normal(key, first.wrapping_add(i as u32)) as f64);
+                *o = v + std * z;
+            }
+        },
+    );
 }

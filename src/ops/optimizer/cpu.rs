@@ -151,23 +151,91 @@ fn by_method<T: Float + Send + Sync, const CLIP: u8>(
     c: &Consts<T>,
     piece: Piece<'_, T>,
 ) {
-    let kernel: fn(&Consts<T>, Piece<'_, T>) = match method {
-        UpdateMethod::Sgd { momentum, .. } if momentum != 0.0 => sgd::<T, CLIP, true>,
-        UpdateMethod::Sgd { .. } => sgd::<T, CLIP, false>,
-        UpdateMethod::EmaMomentum { .. } => ema::<T, CLIP>,
-        UpdateMethod::Adagrad { .. } => adagrad::<T, CLIP>,
+    // Each arm calls its loop from an inlined closure (not through a
+    // function pointer or a function item's call shim, which the compiler
+    // keeps out of line), so that `par::split` inlines it into its
+    // widest-vector copy.
+    match method {
+        UpdateMethod::Sgd { momentum, .. } if momentum != 0.0 => over_cores(
+            c,
+            piece,
+            #[inline(always)]
+            |c, p| sgd::<T, CLIP, true>(c, p),
+        ),
+        UpdateMethod::Sgd { .. } => over_cores(
+            c,
+            piece,
+            #[inline(always)]
+            |c, p| sgd::<T, CLIP, false>(c, p),
+        ),
+        UpdateMethod::EmaMomentum { .. } => over_cores(
+            c,
+            piece,
+            #[inline(always)]
+            |c, p| ema::<T, CLIP>(c, p),
+        ),
+        UpdateMethod::Adagrad { .. } => over_cores(
+            c,
+            piece,
+            #[inline(always)]
+            |c, p| adagrad::<T, CLIP>(c, p),
+        ),
         UpdateMethod::RmsProp {
             centered, momentum, ..
         } => match (centered, momentum > 0.0) {
-            (false, false) => rmsprop::<T, CLIP, false, false>,
-            (false, true) => rmsprop::<T, CLIP, false, true>,
-            (true, false) => rmsprop::<T, CLIP, true, false>,
-            (true, true) => rmsprop::<T, CLIP, true, true>,
+            (false, false) => over_cores(
+                c,
+                piece,
+                #[inline(always)]
+                |c, p| rmsprop::<T, CLIP, false, false>(c, p),
+            ),
+            (false, true) => over_cores(
+                c,
+                piece,
+                #[inline(always)]
+                |c, p| rmsprop::<T, CLIP, false, true>(c, p),
+            ),
+            (true, false) => over_cores(
+                c,
+                piece,
+                #[inline(always)]
+                |c, p| rmsprop::<T, CLIP, true, false>(c, p),
+            ),
+            (true, true) => over_cores(
+                c,
+                piece,
+                #[inline(always)]
+                |c, p| rmsprop::<T, CLIP, true, true>(c, p),
+            ),
         },
-        UpdateMethod::Adam { amsgrad: false, .. } => adam::<T, CLIP, false>,
-        UpdateMethod::Adam { amsgrad: true, .. } => adam::<T, CLIP, true>,
-    };
-    split(piece.p.len(), 1, piece, &|piece| kernel(c, piece));
+        UpdateMethod::Adam { amsgrad: false, .. } => over_cores(
+            c,
+            piece,
+            #[inline(always)]
+            |c, p| adam::<T, CLIP, false>(c, p),
+        ),
+        UpdateMethod::Adam { amsgrad: true, .. } => over_cores(
+            c,
+            piece,
+            #[inline(always)]
+            |c, p| adam::<T, CLIP, true>(c, p),
+        ),
+    }
+}
+
+/// `kernel` over `piece`, split across the cores.
+fn over_cores<T: Send + Sync>(
+    c: &Consts<T>,
+    piece: Piece<'_, T>,
+    kernel: impl Fn(&Consts<T>, Piece<'_, T>) + Sync,
+) {
+    split(
+        piece.p.len(),
+        1,
+        piece,
+        #[inline(always)]
+        |piece| kernel(c, piece),
+    );
 }
 
 /// The clipped, regularised gradient and the decayed parameter of one element.
@@ -189,6 +257,7 @@ fn prepare<T: Float, const CLIP: u8>(c: &Consts<T>, g: T, w: T) -> (T, T) {
     (g + c.l1 * sign + c.weight_decay * w, w * c.decay)
 }
 
+#[inline(always)]
 fn sgd<T: Float, const CLIP: u8, const MOMENTUM: bool>(c: &Consts<T>, mut x: Piece<'_, T>) {
     let n = x.p.len();
     let (p, gr) = (x.p, &x.g[..n]);
@@ -204,6 +273,7 @@ fn sgd<T: Float, const CLIP: u8, const MOMENTUM: bool>(c: &Consts<T>, mut x: Pie
     }
 }
 
+#[inline(always)]
 fn ema<T: Float, const CLIP: u8>(c: &Consts<T>, mut x: Piece<'_, T>) {
     let n = x.p.len();
     let (p, gr) = (x.p, &x.g[..n]);
@@ -215,6 +285,7 @@ fn ema<T: Float, const CLIP: u8>(c: &Consts<T>, mut x: Piece<'_, T>) {
     }
 }
 
+#[inline(always)]
 fn adagrad<T: Float, const CLIP: u8>(c: &Consts<T>, mut x: Piece<'_, T>) {
     let n = x.p.len();
     let (p, gr) = (x.p, &x.g[..n]);
@@ -226,6 +297,7 @@ fn adagrad<T: Float, const CLIP: u8>(c: &Consts<T>, mut x: Piece<'_, T>) {
     }
 }
 
+#[inline(always)]
 fn rmsprop<T: Float, const CLIP: u8, const CENTERED: bool, const MOMENTUM: bool>(
     c: &Consts<T>,
     mut x: Piece<'_, T>,
@@ -254,6 +326,7 @@ fn rmsprop<T: Float, const CLIP: u8, const CENTERED: bool, const MOMENTUM: bool>
     }
 }
 
+#[inline(always)]
 fn adam<T: Float, const CLIP: u8, const AMSGRAD: bool>(c: &Consts<T>, mut x: Piece<'_, T>) {
     let n = x.p.len();
     let (p, gr) = (x.p, &x.g[..n]);
