@@ -514,11 +514,12 @@ struct Layer<B: Backend> {
     b: B::Tensor,
     gw: B::Tensor,
     gb: B::Tensor,
-    /// Pre-activation and its gradient.
+    /// Pre-activation (written on the output layer only: a hidden layer's
+    /// product writes `h`) and its gradient.
     z: B::Tensor,
     gz: B::Tensor,
-    /// Post-activation (absent on the output layer) and its gradient.
-    h: Option<(B::Tensor, B::Tensor)>,
+    /// Post-activation (absent on the output layer).
+    h: Option<B::Tensor>,
 }
 
 /// The peer case's step written out operation by operation (the same
@@ -546,7 +547,7 @@ fn phases<B: Backend>(bench: &Bench<'_, B>, steps: usize) -> wgtrain::Result<Val
             h: if out == CLASSES {
                 None
             } else {
-                Some((b.zeros(n, out)?, b.zeros(n, out)?))
+                Some(b.zeros(n, out)?)
             },
         });
     }
@@ -636,23 +637,25 @@ fn phase_step<B: Backend>(
     let b = clock.backend;
     for i in 0..layers.len() {
         let (done, rest) = layers.split_at_mut(i);
-        let input = done.last().map_or(x, |l| &l.h.as_ref().expect("hidden").0);
+        let input = done.last().map_or(x, |l| l.h.as_ref().expect("hidden"));
         let l = &mut rest[0];
+        // A hidden layer's ReLU runs in the product's epilogue, which
+        // writes only the activation (its derivative reads the output), as
+        // the model's training step does.
+        let (act, out) = match &mut l.h {
+            Some(h) => (Activation::Relu, h),
+            None => (Activation::Identity, &mut l.z),
+        };
         let spec = MatmulSpec {
             transpose_b: true,
             bias: Some(&l.b),
+            act,
             ..Default::default()
         };
-        let moved = floats(&[input, &l.w, &l.b, &l.z]);
+        let moved = floats(&[input, &l.w, &l.b, out]);
         clock.time(("forward", "matmul"), moved, || {
-            b.matmul(input, &l.w, &mut l.z, spec)
+            b.matmul(input, &l.w, out, spec)
         })?;
-        if let Some((h, _)) = &mut l.h {
-            let moved = 2 * l.z.len();
-            clock.time(("forward", "activation"), moved, || {
-                b.activation(Activation::Relu, &l.z, h)
-            })?;
-        }
     }
     let last = layers.last_mut().expect("three layers");
     // The logits read, their gradient written (the labels: one word a row).
@@ -669,9 +672,7 @@ fn phase_step<B: Backend>(
     for i in (0..layers.len()).rev() {
         let (before, from) = layers.split_at_mut(i);
         let l = &mut from[0];
-        let input = before
-            .last()
-            .map_or(x, |p| &p.h.as_ref().expect("hidden").0);
+        let input = before.last().map_or(x, |p| p.h.as_ref().expect("hidden"));
         let weight_grad = MatmulSpec {
             transpose_a: true,
             ..Default::default()
@@ -685,14 +686,16 @@ fn phase_step<B: Backend>(
             b.sum_rows(&l.gz, &mut l.gb)
         })?;
         if let Some(p) = before.last_mut() {
-            let (_, gh) = p.h.as_mut().expect("hidden");
-            let moved = floats(&[&l.gz, &l.w, gh]);
+            // δ·W ⊙ relu'(h) in one product, into the previous layer's
+            // pre-activation gradient.
+            let h = p.h.as_ref().expect("hidden");
+            let moved = floats(&[&l.gz, &l.w, h, &p.gz]);
+            let spec = MatmulSpec {
+                gate: Some((Activation::Relu, h)),
+                ..Default::default()
+            };
             clock.time(("backward", "matmul"), moved, || {
-                b.matmul(&l.gz, &l.w, gh, MatmulSpec::default())
-            })?;
-            let moved = 3 * p.z.len();
-            clock.time(("backward", "activation"), moved, || {
-                b.activation_backward(Activation::Relu, &p.z, gh, &mut p.gz)
+                b.matmul(&l.gz, &l.w, &mut p.gz, spec)
             })?;
         }
     }

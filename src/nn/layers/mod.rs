@@ -250,7 +250,15 @@ pub(crate) fn stages<B: Backend>(b: &B, chain: &Chain<B>, rows: usize) -> Result
     chain.iter().map(|m| m.stage(b, rows)).collect()
 }
 
-/// Runs `chain` on `x`; each stage's `out` holds its module's output.
+/// Whether module `i` is an activation right before a module that takes a
+/// gate: its backward pass then happens inside that module's.
+fn gated<B: Backend>(i: usize, chain: &Chain<B>) -> bool {
+    chain[i].activation().is_some() && chain.get(i + 1).is_some_and(|m| m.takes_gate())
+}
+
+/// Runs `chain` on `x`; each stage's `out` holds its module's output (but
+/// for a module fused with the activation after it, whose output is not
+/// written).
 pub(crate) fn forward_chain<B: Backend>(
     b: &B,
     chain: &mut Chain<B>,
@@ -262,14 +270,18 @@ pub(crate) fn forward_chain<B: Backend>(
     while i < chain.len() {
         let (done, rest) = stages.split_at_mut(i);
         let input = if i == 0 { x } else { &done[i - 1].out };
-        // In inference a module and the activation after it may be one
-        // kernel: the activation's stage receives the fused result.
-        if pass.mode == Mode::Eval {
-            if let Some(act) = chain.get(i + 1).and_then(|m| m.activation()) {
-                if chain[i].forward_fused(b, input, act, &mut rest[1].out)? {
-                    i += 2;
-                    continue;
-                }
+        // A module and the activation after it may be one kernel: the
+        // activation's stage receives the fused result, and the module's
+        // own output (the activation's input) is never written. Training
+        // needs that input for the activation's backward pass, unless the
+        // derivative reads the output instead and the module after the
+        // activation applies it (see `backward_chain`).
+        if let Some(act) = chain.get(i + 1).and_then(|m| m.activation()) {
+            let fuse =
+                pass.mode == Mode::Eval || (act.derivative_reads_output() && gated(i + 1, chain));
+            if fuse && chain[i].forward_fused(b, input, act, &mut rest[1].out)? {
+                i += 2;
+                continue;
             }
         }
         chain[i].forward(b, input, &mut rest[0], pass)?;
@@ -289,11 +301,6 @@ pub(crate) fn backward_chain<B: Backend>(
     input_grad: bool,
     pass: Pass,
 ) -> Result<()> {
-    // An activation right before a module that takes a gate: its backward
-    // pass happens inside that module's.
-    let gated = |i: usize, chain: &Chain<B>| {
-        chain[i].activation().is_some() && chain.get(i + 1).is_some_and(|m| m.takes_gate())
-    };
     // Whether stage i's input gradient is used: by an earlier module, or
     // as the chain's input gradient.
     let wanted = |i: usize| i > 0 || input_grad;
@@ -312,12 +319,20 @@ pub(crate) fn backward_chain<B: Backend>(
             // The input gradient goes past the activation, into its stage.
             let act = chain[i - 1].activation().expect("checked by gated");
             let (earlier, act_stage) = before.split_at_mut(i - 1);
-            let act_input = if i == 1 { x } else { &earlier[i - 2].out };
             let Stage { out, grad_in, .. } = &mut act_stage[0];
+            // σ' at the activation's output where that is σ' at its input:
+            // the forward pass may not have written the input.
+            let gate_at = if act.derivative_reads_output() {
+                &*out
+            } else if i == 1 {
+                x
+            } else {
+                &earlier[i - 2].out
+            };
             let grad_in = GradIn {
                 out: grad_in,
                 needed: wanted(i - 1),
-                gate: Some((act, act_input)),
+                gate: Some((act, gate_at)),
             };
             chain[i].backward(b, out, g, &mut here[0].kept, grad_in, pass)?;
             continue;

@@ -248,6 +248,28 @@ impl Activation {
         }
     }
 
+    /// Whether `σ'(σ(x)) = σ'(x)` for every `x`, so that the backward pass
+    /// can read the activation's output in place of its input: true for
+    /// the identity, ReLU and leaky ReLU with a slope ≥ 0 (the output is
+    /// positive exactly where the input is). Training then writes only the
+    /// output, from the product's epilogue, and never the input.
+    ///
+    /// ```
+    /// use wgtrain::Activation;
+    /// assert!(Activation::Relu.derivative_reads_output());
+    /// assert!(!Activation::Sigmoid.derivative_reads_output());
+    /// let z = -0.5f32;
+    /// let relu = Activation::Relu;
+    /// assert_eq!(relu.derivative(relu.apply(z)), relu.derivative(z));
+    /// ```
+    pub fn derivative_reads_output(self) -> bool {
+        match self {
+            Activation::Identity | Activation::Relu => true,
+            Activation::LeakyRelu { slope } => slope >= 0.0,
+            _ => false,
+        }
+    }
+
     /// All activations with typical parameters, for tests and examples.
     pub fn all() -> [Activation; 8] {
         [

@@ -106,3 +106,53 @@ fn silu_matches_its_closed_form() {
     assert_eq!(silu.apply(800.0_f64), 800.0);
     assert_eq!(silu.apply(-800.0_f64), -0.0);
 }
+
+/// `derivative_reads_output` holds exactly where claimed: σ'(σ(x)) = σ'(x)
+/// bit for bit at random inputs and the edge cases (±0, tiny, ±inf, NaN)
+/// for those that say so, and differs somewhere for the rest, so the
+/// training step's choice to keep only the output is safe.
+#[test]
+fn derivative_reads_output_exactly_where_claimed() {
+    let mut xs: Vec<f32> = inputs(1000);
+    xs.extend([
+        0.0,
+        -0.0,
+        1e-30,
+        -1e-30,
+        f32::MIN_POSITIVE,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ]);
+    let mut acts = Activation::all().to_vec();
+    acts.extend([
+        Activation::LeakyRelu { slope: 0.0 },
+        Activation::LeakyRelu { slope: -0.5 },
+        Activation::LeakyRelu { slope: 2.0 },
+    ]);
+    for act in acts {
+        let differs =
+            |x: f32| act.derivative(act.apply(x)).to_bits() != act.derivative(x).to_bits();
+        let differs_f64 = |x: f32| {
+            let x = x as f64;
+            act.derivative(act.apply(x)).to_bits() != act.derivative(x).to_bits()
+        };
+        let wrong: Vec<f32> = xs
+            .iter()
+            .copied()
+            .filter(|&x| differs(x) || differs_f64(x))
+            .collect();
+        if act.derivative_reads_output() {
+            assert!(
+                wrong.is_empty(),
+                "{act:?}: σ'(σ(x)) ≠ σ'(x) at {:?}",
+                &wrong[..wrong.len().min(5)]
+            );
+        } else {
+            assert!(
+                !wrong.is_empty(),
+                "{act:?} could read its output but says it cannot"
+            );
+        }
+    }
+}
