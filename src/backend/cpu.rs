@@ -108,7 +108,7 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         format!(
             "CPU backend ({}, matmul by {})",
             type_name::<T>(),
-            super::cpu_gemm().name()
+            super::cpu_gemm().describe()
         )
     }
 

@@ -31,23 +31,48 @@ pub enum CpuGemm {
     /// The `gemm` crate: AVX-512 kernels where the CPU has them (its AVX2
     /// ones elsewhere), threads over the output and the depth.
     Gemm,
+    /// The system's OpenBLAS (feature `openblas`; Debian: libopenblas-dev),
+    /// one single-threaded call per piece of the output. Chosen only by
+    /// name or by measurement, never by the rule: an OpenBLAS older than
+    /// the CPU falls back to slow kernels (`Prescott`, SSE3, in Debian's
+    /// 0.3.21 on an Emerald Rapids Xeon, unless `OPENBLAS_CORETYPE=SkylakeX`).
+    #[cfg(feature = "openblas")]
+    OpenBlas,
 }
 
 impl CpuGemm {
-    /// Both, in the order the tuner measures them.
-    pub const ALL: [CpuGemm; 2] = [CpuGemm::MatrixMultiply, CpuGemm::Gemm];
+    /// Every library this build has, in the order the tuner measures them.
+    pub const ALL: &'static [CpuGemm] = &[
+        CpuGemm::MatrixMultiply,
+        CpuGemm::Gemm,
+        #[cfg(feature = "openblas")]
+        CpuGemm::OpenBlas,
+    ];
 
     /// The name used in `WGTRAIN_CPU_GEMM` and in the cache file.
     pub fn name(self) -> &'static str {
         match self {
             CpuGemm::MatrixMultiply => "matrixmultiply",
             CpuGemm::Gemm => "gemm",
+            #[cfg(feature = "openblas")]
+            CpuGemm::OpenBlas => "openblas",
         }
+    }
+
+    /// Its name, and for OpenBLAS the kernels it picked for this CPU
+    /// (`openblas (SkylakeX kernels)`).
+    pub fn describe(self) -> String {
+        #[cfg(feature = "openblas")]
+        if self == CpuGemm::OpenBlas {
+            let core = super::gemm::openblas::core_name();
+            return format!("{} ({core} kernels)", self.name());
+        }
+        self.name().to_string()
     }
 
     /// The library called `name`.
     pub fn from_name(name: &str) -> Option<CpuGemm> {
-        CpuGemm::ALL.into_iter().find(|g| g.name() == name)
+        CpuGemm::ALL.iter().copied().find(|g| g.name() == name)
     }
 
     /// The rule, when nothing was measured: `gemm` on a CPU with AVX-512
@@ -76,7 +101,7 @@ fn has_avx512() -> bool {
 }
 
 /// The library this process's CPU products use: `WGTRAIN_CPU_GEMM`
-/// (`gemm` or `matrixmultiply`) if set; else, with `WGTRAIN_AUTOTUNE=1`,
+/// (`gemm`, `matrixmultiply`, or with the feature `openblas`) if set; else, with `WGTRAIN_AUTOTUNE=1`,
 /// the cached measurement for this CPU, measured now if there is none;
 /// else [`CpuGemm::by_instruction_set`]. Decided at the first call.
 pub fn cpu_gemm() -> CpuGemm {
@@ -136,7 +161,7 @@ const REPS: usize = 20;
 /// k = 257: about k·2⁻²⁴ of the dot products' magnitude, with room.
 const TOLERANCE: f64 = 1e-4;
 
-/// Checks both libraries against [`reference_matmul`] on a product that
+/// Checks every library against [`reference_matmul`] on a product that
 /// fills no kernel tile (33×65, k = 257, all four transpose forms), times
 /// the ones that pass on the step's products, and picks the faster. Takes
 /// about a quarter of a second on a 2-core machine.
@@ -148,7 +173,8 @@ const TOLERANCE: f64 = 1e-4;
 pub fn measure_cpu_gemm() -> Result<CpuGemmTuning> {
     let cpu = Cpu::<f32>::new();
     let checked: Vec<(CpuGemm, f64)> = CpuGemm::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .map(|g| Ok((g, parity_error(&cpu, g)?)))
         .collect::<Result<_>>()?;
     let passed: Vec<CpuGemm> = checked
@@ -363,7 +389,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(cache.path(), "{ not json").unwrap();
         assert_eq!(cache.load(), None);
-        for choice in CpuGemm::ALL {
+        for &choice in CpuGemm::ALL {
             let tuning = CpuGemmTuning {
                 choice,
                 candidates: vec![(choice, 0.0, Some(Duration::from_millis(1)))],

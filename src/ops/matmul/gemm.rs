@@ -69,6 +69,11 @@ pub(crate) fn gemm_with<T: Float + Send + Sync + 'static>(
     if engine == CpuGemm::Gemm || k >= DEEP * m * n {
         return by_gemm_crate(m, n, k, (a, (rsa, csa)), (b, (rsb, csb)), c, epilogue);
     }
+    #[cfg(feature = "openblas")]
+    if engine == CpuGemm::OpenBlas {
+        let ops = ((transpose_a, transpose_b), (rsa, csa), (rsb, csb));
+        return openblas::product(m, n, k, (a, b), ops, c, epilogue);
+    }
     if !by_matrixmultiply(m, n, k, (a, (rsa, csa)), (b, (rsb, csb)), c) {
         return false;
     }
@@ -153,14 +158,9 @@ const DEEP: usize = 16;
 const MIN_SPLIT_MACS: usize = 1 << 20;
 
 /// `c = op(A)·op(B)` by the `gemm` crate on all the pool's threads, for
-/// `T` = f32 or f64.
-///
-/// C is cut along its longer side into one piece per thread, each a
-/// single-threaded product: on the training step's shapes that ran mostly
-/// 1.1–1.3× the crate's own split (`Parallelism::Rayon`) at batch 256 and
-/// 1.4–2.1× at batch 64 (PERFORMANCE.md, "The CPU backend"). Deep
-/// products, whose output is too small to cut, keep the crate's split,
-/// which cuts k.
+/// `T` = f32 or f64: in pieces ([`in_pieces`]), except deep products,
+/// whose output is too small to cut: they keep the crate's split, which
+/// cuts k.
 fn by_gemm_crate<T: Float + Send + Sync + 'static>(
     m: usize,
     n: usize,
@@ -175,21 +175,69 @@ fn by_gemm_crate<T: Float + Send + Sync + 'static>(
         return false;
     }
     let threads = rayon::current_num_threads();
-    let deep = k >= DEEP * m * n;
-    let sc = (n as isize, 1);
-    if deep || threads == 1 || m * n * k < MIN_SPLIT_MACS {
-        let par = if deep && threads > 1 {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
+    if k >= DEEP * m * n && threads > 1 {
         let (a_at, b_at, c_at) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-        // SAFETY: as for the pieces below, with the whole of C.
-        unsafe { gemm_raw((m, n, k), (a_at, sa), (b_at, sb), (c_at, sc), false, par) };
+        let par = gemm::Parallelism::Rayon(threads);
+        // SAFETY: as for a piece in `in_pieces`, with the whole of C.
+        unsafe {
+            gemm_raw(
+                (m, n, k),
+                (a_at, sa),
+                (b_at, sb),
+                (c_at, (n as isize, 1)),
+                false,
+                par,
+            )
+        };
         if let Some(epilogue) = epilogue {
             each_row(n, c, epilogue);
         }
         return true;
+    }
+    // SAFETY: T is f32 or f64, which the crate dispatches on; each block
+    // lies inside the operands (`in_pieces`' contract).
+    let piece =
+        |block, a, b, c| unsafe { gemm_raw(block, a, b, c, false, gemm::Parallelism::None) };
+    in_pieces((m, n, k), (a, sa), (b, sb), c, epilogue, piece);
+    true
+}
+
+/// A block of C and its depth: `(rows, columns, k)`.
+type Block = (usize, usize, usize);
+/// Where a block of an operand starts, and the operand's `(row stride,
+/// column stride)`.
+type At<P> = (P, (isize, isize));
+
+/// `c = op(A)·op(B)` on all the pool's threads: C is cut along its longer
+/// side into one piece per thread, each a single-threaded `product` (of a
+/// block inside the operands, on the calling thread), and
+/// `epilogue` runs on each piece's rows right after it, on the same core.
+/// A product under [`MIN_SPLIT_MACS`] runs whole on the calling thread.
+///
+/// On the training step's shapes the `gemm` crate ran mostly 1.1–1.3×
+/// faster cut this way than by its own split (`Parallelism::Rayon`) at
+/// batch 256, and 1.4–2.1× at batch 64 (PERFORMANCE.md, "The CPU backend").
+fn in_pieces<T: Float + Send + Sync>(
+    (m, n, k): Block,
+    (a, sa): (&[T], (isize, isize)),
+    (b, sb): (&[T], (isize, isize)),
+    c: &mut [T],
+    epilogue: Option<Epilogue<'_, T>>,
+    product: impl Fn(Block, At<*const T>, At<*const T>, At<*mut T>) + Sync,
+) {
+    let threads = rayon::current_num_threads();
+    let sc = (n as isize, 1);
+    if threads == 1 || m * n * k < MIN_SPLIT_MACS {
+        product(
+            (m, n, k),
+            (a.as_ptr(), sa),
+            (b.as_ptr(), sb),
+            (c.as_mut_ptr(), sc),
+        );
+        if let Some(epilogue) = epilogue {
+            each_row(n, c, epilogue);
+        }
+        return;
     }
     let (a, b, c) = (
         Shared(a.as_ptr()),
@@ -204,11 +252,11 @@ fn by_gemm_crate<T: Float + Send + Sync + 'static>(
         rayon::iter::IntoParallelIterator::into_par_iter(0..len.div_ceil(piece)),
         |p| {
             let (start, width) = (p * piece, piece.min(len - p * piece));
-            // SAFETY: T is f32 or f64, which the crate dispatches on; the
-            // caller asserted that the slices hold op(A), op(B) and C, and
-            // each piece reads a block of rows of op(A) (or columns of
-            // op(B)) and writes the same block of C, which no other piece
-            // writes and neither input aliases (`c` was borrowed mutably).
+            // SAFETY: the caller asserted that the slices hold op(A),
+            // op(B) and C, and each piece reads a block of rows of op(A)
+            // (or columns of op(B)) and writes the same block of C, which
+            // no other piece writes and neither input aliases (`c` was
+            // borrowed mutably).
             unsafe {
                 let (a, b, c) = (a.get(), b.get(), c.get());
                 let (rows, cols) = if along_n {
@@ -219,9 +267,7 @@ fn by_gemm_crate<T: Float + Send + Sync + 'static>(
                 let a = a.offset(rows.start as isize * sa.0);
                 let b = b.offset(cols.start as isize * sb.1);
                 let corner = c.add(rows.start * n + cols.start);
-                let block = (rows.len(), cols.len(), k);
-                let none = gemm::Parallelism::None;
-                gemm_raw(block, (a, sa), (b, sb), (corner, sc), false, none);
+                product((rows.len(), cols.len(), k), (a, sa), (b, sb), (corner, sc));
                 // The piece's rows of C, still in this core's cache.
                 if let Some(epilogue) = epilogue {
                     for (r, i) in rows.enumerate() {
@@ -236,10 +282,9 @@ fn by_gemm_crate<T: Float + Send + Sync + 'static>(
             }
         },
     );
-    true
 }
 
-/// A pointer that [`by_gemm_crate`]'s pieces share across threads: each
+/// A pointer that [`in_pieces`]' pieces share across threads: each
 /// piece touches its own block of C, and A and B are only read.
 #[derive(Clone, Copy)]
 struct Shared<P>(P);
@@ -346,5 +391,120 @@ pub(crate) fn gemm_on_thread<T: Float + 'static>(
             accumulate,
             gemm::Parallelism::None,
         );
+    }
+}
+
+/// The products by the system's OpenBLAS (feature `openblas`), through its
+/// CBLAS interface, cut into pieces like the `gemm` crate's.
+#[cfg(feature = "openblas")]
+pub(crate) mod openblas {
+    use super::{in_pieces, At, Block, Epilogue};
+    use cblas_sys::{cblas_dgemm, cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
+    use num_traits::Float;
+    use std::any::TypeId;
+    use std::sync::Once;
+
+    #[link(name = "openblas")]
+    unsafe extern "C" {
+        fn openblas_set_num_threads(threads: std::ffi::c_int);
+        fn openblas_get_corename() -> *const std::ffi::c_char;
+    }
+
+    /// The kernels OpenBLAS picked for this CPU (`SkylakeX`, `Haswell`...;
+    /// `Prescott`, its SSE3 ones, when it does not know the CPU, as
+    /// Debian's 0.3.21 does not know an Emerald Rapids Xeon: set
+    /// `OPENBLAS_CORETYPE` then).
+    pub(crate) fn core_name() -> String {
+        // SAFETY: OpenBLAS returns a static NUL-terminated string.
+        unsafe { std::ffi::CStr::from_ptr(openblas_get_corename()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// `c = op(A)·op(B)` for `T` = f32 or f64 (false, touching nothing,
+    /// otherwise), each piece one single-threaded OpenBLAS call: the pool's
+    /// threads supply the parallelism, as OpenBLAS's own would otherwise
+    /// spin on the same cores after each call.
+    pub(crate) fn product<T: Float + Send + Sync + 'static>(
+        m: usize,
+        n: usize,
+        k: usize,
+        (a, b): (&[T], &[T]),
+        ((ta, tb), sa, sb): ((bool, bool), (isize, isize), (isize, isize)),
+        c: &mut [T],
+        epilogue: Option<Epilogue<'_, T>>,
+    ) -> bool {
+        let id = TypeId::of::<T>();
+        let double = id == TypeId::of::<f64>();
+        if !double && id != TypeId::of::<f32>() {
+            return false;
+        }
+        static ONE_THREAD: Once = Once::new();
+        // SAFETY: sets a global thread count; called before any product.
+        ONE_THREAD.call_once(|| unsafe { openblas_set_num_threads(1) });
+        let op = |t| {
+            if t {
+                CBLAS_TRANSPOSE::CblasTrans
+            } else {
+                CBLAS_TRANSPOSE::CblasNoTrans
+            }
+        };
+        // The leading dimension is the stored matrix's row length, which a
+        // piece's offset does not change.
+        let (lda, ldb) = (if ta { m } else { k }, if tb { k } else { n });
+        let piece = |(rows, cols, k): Block,
+                     (a, _): At<*const T>,
+                     (b, _): At<*const T>,
+                     (c, (ldc, _)): At<*mut T>| {
+            // (BLAS wants every leading dimension ≥ 1, even for an empty matrix.)
+            let [rows, cols, k, lda, ldb, ldc] =
+                [rows, cols, k, lda.max(1), ldb.max(1), (ldc as usize).max(1)]
+                    .map(|v| v.try_into().expect("BLAS dimensions fit in an int"));
+            let layout = CBLAS_LAYOUT::CblasRowMajor;
+            // SAFETY: T is f64 (or f32) in its branch, so the casts are
+            // identities; `in_pieces` passes blocks inside the operands,
+            // at the leading dimensions of the whole.
+            unsafe {
+                if double {
+                    let (a, b, c) = (a.cast::<f64>(), b.cast::<f64>(), c.cast::<f64>());
+                    cblas_dgemm(
+                        layout,
+                        op(ta),
+                        op(tb),
+                        rows,
+                        cols,
+                        k,
+                        1.0,
+                        a,
+                        lda,
+                        b,
+                        ldb,
+                        0.0,
+                        c,
+                        ldc,
+                    );
+                } else {
+                    let (a, b, c) = (a.cast::<f32>(), b.cast::<f32>(), c.cast::<f32>());
+                    cblas_sgemm(
+                        layout,
+                        op(ta),
+                        op(tb),
+                        rows,
+                        cols,
+                        k,
+                        1.0,
+                        a,
+                        lda,
+                        b,
+                        ldb,
+                        0.0,
+                        c,
+                        ldc,
+                    );
+                }
+            }
+        };
+        in_pieces((m, n, k), (a, sa), (b, sb), c, epilogue, piece);
+        true
     }
 }

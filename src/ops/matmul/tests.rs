@@ -452,7 +452,7 @@ fn both_cpu_libraries_match_the_reference_loop() {
             );
             reference_matmul(&at, &bt, &mut want, spec).unwrap();
             let want = cpu.download(&want).unwrap();
-            for engine in CpuGemm::ALL {
+            for &engine in CpuGemm::ALL {
                 let what = format!("{engine:?} {m}x{n}x{k} ta {ta} tb {tb}");
                 let got32 = product_in::<f32>(engine, (m, n, k), (&a, ta), (&b, tb));
                 // f32 sums of k ≤ 400 products of values in [-1, 1].
