@@ -12,7 +12,14 @@ use wgtrain::{Backend, Cpu, GradClip, UpdateMethod, UpdateRule};
 fn main() -> wgtrain::Result<()> {
     let cpu = Cpu::<f32>::new();
     // Weights and biases, PyTorch's `[out, in]`.
-    let shapes = [(512, 784), (1, 512), (512, 512), (1, 512), (10, 512), (1, 10)];
+    let shapes = [
+        (512, 784),
+        (1, 512),
+        (512, 512),
+        (1, 512),
+        (10, 512),
+        (1, 10),
+    ];
     let rule = UpdateRule {
         method: UpdateMethod::Adam {
             beta1: 0.9,
