@@ -461,46 +461,35 @@ pub(crate) mod openblas {
                 [rows, cols, k, lda.max(1), ldb.max(1), (ldc as usize).max(1)]
                     .map(|v| v.try_into().expect("BLAS dimensions fit in an int"));
             let layout = CBLAS_LAYOUT::CblasRowMajor;
+            // One call per scalar type: the same arguments, cast.
+            macro_rules! call {
+                ($gemm:ident, $t:ty) => {
+                    $gemm(
+                        layout,
+                        op(ta),
+                        op(tb),
+                        rows,
+                        cols,
+                        k,
+                        1.0,
+                        a.cast::<$t>(),
+                        lda,
+                        b.cast::<$t>(),
+                        ldb,
+                        0.0,
+                        c.cast::<$t>(),
+                        ldc,
+                    )
+                };
+            }
             // SAFETY: T is f64 (or f32) in its branch, so the casts are
             // identities; `in_pieces` passes blocks inside the operands,
             // at the leading dimensions of the whole.
             unsafe {
                 if double {
-                    let (a, b, c) = (a.cast::<f64>(), b.cast::<f64>(), c.cast::<f64>());
-                    cblas_dgemm(
-                        layout,
-                        op(ta),
-                        op(tb),
-                        rows,
-                        cols,
-                        k,
-                        1.0,
-                        a,
-                        lda,
-                        b,
-                        ldb,
-                        0.0,
-                        c,
-                        ldc,
-                    );
+                    call!(cblas_dgemm, f64)
                 } else {
-                    let (a, b, c) = (a.cast::<f32>(), b.cast::<f32>(), c.cast::<f32>());
-                    cblas_sgemm(
-                        layout,
-                        op(ta),
-                        op(tb),
-                        rows,
-                        cols,
-                        k,
-                        1.0,
-                        a,
-                        lda,
-                        b,
-                        ldb,
-                        0.0,
-                        c,
-                        ldc,
-                    );
+                    call!(cblas_sgemm, f32)
                 }
             }
         };

@@ -133,32 +133,52 @@ fn update<T: Float + Send + Sync>(
         (GradClip::Norm(_), Some(sq)) => (clip_t / (sq.sqrt() + cast(1e-6))).min(T::one()),
         _ => T::one(),
     };
-    let c = Consts {
-        first: k.first,
-        nesterov: matches!(method, UpdateMethod::Sgd { nesterov: true, .. }),
-        step_size: cast(k.step_size),
-        a: cast(k.a),
-        a_c: cast(k.a_c),
-        b: cast(k.b),
-        b_c: cast(k.b_c),
-        eps: cast(k.eps),
-        bc2_sqrt: cast(k.bc2_sqrt),
-        clip: clip_t,
-        norm_coef,
-        l1: cast(k.l1),
-        weight_decay: cast(k.weight_decay),
-        decay: cast(k.decay),
-    };
+    let c = Consts::new(method, k, norm_coef);
     let regularised = k.l1 != 0.0 || k.weight_decay != 0.0 || k.decay != 1.0;
-    match (clip, regularised) {
-        (GradClip::None, false) => by_method::<T, CLIP_NONE>(method, &c, piece),
-        (GradClip::Value(_), false) => by_method::<T, CLIP_VALUE>(method, &c, piece),
-        (GradClip::Norm(_), false) => by_method::<T, CLIP_NORM>(method, &c, piece),
-        (GradClip::None, true) => by_method::<T, { CLIP_NONE | REGULARISED }>(method, &c, piece),
-        (GradClip::Value(_), true) => {
-            by_method::<T, { CLIP_VALUE | REGULARISED }>(method, &c, piece)
+    by_preparation(method, clip, regularised, &c, piece);
+}
+
+impl<T: Float> Consts<T> {
+    /// The step's scalars in `T`, with the clipping-by-norm factor.
+    fn new(method: UpdateMethod, k: &StepScalars, norm_coef: T) -> Consts<T> {
+        let cast = |v: f64| T::from(v).expect("every f64 converts to a float type");
+        Consts {
+            first: k.first,
+            nesterov: matches!(method, UpdateMethod::Sgd { nesterov: true, .. }),
+            step_size: cast(k.step_size),
+            a: cast(k.a),
+            a_c: cast(k.a_c),
+            b: cast(k.b),
+            b_c: cast(k.b_c),
+            eps: cast(k.eps),
+            bc2_sqrt: cast(k.bc2_sqrt),
+            clip: cast(k.clip),
+            norm_coef,
+            l1: cast(k.l1),
+            weight_decay: cast(k.weight_decay),
+            decay: cast(k.decay),
         }
-        (GradClip::Norm(_), true) => by_method::<T, { CLIP_NORM | REGULARISED }>(method, &c, piece),
+    }
+}
+
+/// Picks the loops' `PREP` from the clipping and whether the rule
+/// regularises, then the loop of `method`.
+fn by_preparation<T: Float + Send + Sync>(
+    method: UpdateMethod,
+    clip: GradClip,
+    regularised: bool,
+    c: &Consts<T>,
+    piece: Piece<'_, T>,
+) {
+    match (clip, regularised) {
+        (GradClip::None, false) => by_method::<T, CLIP_NONE>(method, c, piece),
+        (GradClip::Value(_), false) => by_method::<T, CLIP_VALUE>(method, c, piece),
+        (GradClip::Norm(_), false) => by_method::<T, CLIP_NORM>(method, c, piece),
+        (GradClip::None, true) => by_method::<T, { CLIP_NONE | REGULARISED }>(method, c, piece),
+        (GradClip::Value(_), true) => {
+            by_method::<T, { CLIP_VALUE | REGULARISED }>(method, c, piece)
+        }
+        (GradClip::Norm(_), true) => by_method::<T, { CLIP_NORM | REGULARISED }>(method, c, piece),
     }
 }
 
@@ -172,71 +192,31 @@ fn by_method<T: Float + Send + Sync, const PREP: u8>(
     // function pointer or a function item's call shim, which the compiler
     // keeps out of line), so that `par::split` inlines it into its
     // widest-vector copy.
+    macro_rules! run {
+        ($kernel:ident $(, $switch:literal)*) => {
+            over_cores(
+                c,
+                piece,
+                #[inline(always)]
+                |c, p| $kernel::<T, PREP $(, $switch)*>(c, p),
+            )
+        };
+    }
     match method {
-        UpdateMethod::Sgd { momentum, .. } if momentum != 0.0 => over_cores(
-            c,
-            piece,
-            #[inline(always)]
-            |c, p| sgd::<T, PREP, true>(c, p),
-        ),
-        UpdateMethod::Sgd { .. } => over_cores(
-            c,
-            piece,
-            #[inline(always)]
-            |c, p| sgd::<T, PREP, false>(c, p),
-        ),
-        UpdateMethod::EmaMomentum { .. } => over_cores(
-            c,
-            piece,
-            #[inline(always)]
-            |c, p| ema::<T, PREP>(c, p),
-        ),
-        UpdateMethod::Adagrad { .. } => over_cores(
-            c,
-            piece,
-            #[inline(always)]
-            |c, p| adagrad::<T, PREP>(c, p),
-        ),
+        UpdateMethod::Sgd { momentum, .. } if momentum != 0.0 => run!(sgd, true),
+        UpdateMethod::Sgd { .. } => run!(sgd, false),
+        UpdateMethod::EmaMomentum { .. } => run!(ema),
+        UpdateMethod::Adagrad { .. } => run!(adagrad),
         UpdateMethod::RmsProp {
             centered, momentum, ..
         } => match (centered, momentum > 0.0) {
-            (false, false) => over_cores(
-                c,
-                piece,
-                #[inline(always)]
-                |c, p| rmsprop::<T, PREP, false, false>(c, p),
-            ),
-            (false, true) => over_cores(
-                c,
-                piece,
-                #[inline(always)]
-                |c, p| rmsprop::<T, PREP, false, true>(c, p),
-            ),
-            (true, false) => over_cores(
-                c,
-                piece,
-                #[inline(always)]
-                |c, p| rmsprop::<T, PREP, true, false>(c, p),
-            ),
-            (true, true) => over_cores(
-                c,
-                piece,
-                #[inline(always)]
-                |c, p| rmsprop::<T, PREP, true, true>(c, p),
-            ),
+            (false, false) => run!(rmsprop, false, false),
+            (false, true) => run!(rmsprop, false, true),
+            (true, false) => run!(rmsprop, true, false),
+            (true, true) => run!(rmsprop, true, true),
         },
-        UpdateMethod::Adam { amsgrad: false, .. } => over_cores(
-            c,
-            piece,
-            #[inline(always)]
-            |c, p| adam::<T, PREP, false>(c, p),
-        ),
-        UpdateMethod::Adam { amsgrad: true, .. } => over_cores(
-            c,
-            piece,
-            #[inline(always)]
-            |c, p| adam::<T, PREP, true>(c, p),
-        ),
+        UpdateMethod::Adam { amsgrad: false, .. } => run!(adam, false),
+        UpdateMethod::Adam { amsgrad: true, .. } => run!(adam, true),
     }
 }
 
@@ -427,34 +407,19 @@ mod tests {
             },
         ];
         for method in methods {
+            // Clipping by value at 0.5, so the scalars carry a bound.
             let rule = UpdateRule {
                 method,
                 lr: 1e-2,
                 weight_decay: 0.0,
                 decoupled_weight_decay: false,
                 l1: 0.0,
-                clip: GradClip::None,
+                clip: GradClip::Value(0.5),
             };
             let k = rule.scalars(3);
             assert!(k.l1 == 0.0 && k.weight_decay == 0.0 && k.decay == 1.0);
-            let cast = |v: f64| v as f32;
-            let c = Consts {
-                first: k.first,
-                nesterov: matches!(method, UpdateMethod::Sgd { nesterov: true, .. }),
-                step_size: cast(k.step_size),
-                a: cast(k.a),
-                a_c: cast(k.a_c),
-                b: cast(k.b),
-                b_c: cast(k.b_c),
-                eps: cast(k.eps),
-                bc2_sqrt: cast(k.bc2_sqrt),
-                clip: 0.5,
-                norm_coef: 0.75,
-                l1: 0.0,
-                weight_decay: 0.0,
-                decay: 1.0,
-            };
-            let run = |regularised: bool, clip: u8| {
+            let c = Consts::new(method, &k, 0.75f32);
+            let run = |clip: GradClip, regularised: bool| {
                 let (mut p, mut s) = (p0.clone(), s0.clone());
                 let [s_0, s_1, s_2] = &mut s;
                 let piece = Piece {
@@ -462,25 +427,14 @@ mod tests {
                     g: &g,
                     s: [Some(&mut s_0[..]), Some(&mut s_1[..]), Some(&mut s_2[..])],
                 };
-                match (regularised, clip) {
-                    (false, CLIP_NONE) => by_method::<f32, CLIP_NONE>(method, &c, piece),
-                    (false, CLIP_VALUE) => by_method::<f32, CLIP_VALUE>(method, &c, piece),
-                    (false, _) => by_method::<f32, CLIP_NORM>(method, &c, piece),
-                    (true, CLIP_NONE) => {
-                        by_method::<f32, { CLIP_NONE | REGULARISED }>(method, &c, piece)
-                    }
-                    (true, CLIP_VALUE) => {
-                        by_method::<f32, { CLIP_VALUE | REGULARISED }>(method, &c, piece)
-                    }
-                    (true, _) => by_method::<f32, { CLIP_NORM | REGULARISED }>(method, &c, piece),
-                }
+                by_preparation(method, clip, regularised, &c, piece);
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 (bits(&p), s.map(|v| bits(&v)))
             };
-            for clip in [CLIP_NONE, CLIP_VALUE, CLIP_NORM] {
+            for clip in [GradClip::None, GradClip::Value(0.5), GradClip::Norm(0.5)] {
                 assert!(
-                    run(false, clip) == run(true, clip),
-                    "{method:?}, clip mode {clip}: the bits differ"
+                    run(clip, false) == run(clip, true),
+                    "{method:?}, {clip:?}: the bits differ"
                 );
             }
         }
