@@ -21,6 +21,7 @@ pub(crate) mod cpu;
 mod kernels;
 pub(crate) mod ops;
 pub(crate) mod par;
+pub(crate) mod pool;
 pub(crate) mod simd;
 
 pub use crate::ops::augment::WarpSpec;

@@ -1,16 +1,23 @@
-//! Elementwise CPU work split over the cores (rayon's pool).
+//! Elementwise CPU work split over the cores ([`pool`](super::pool)).
 //!
 //! Every piece computes exactly what the whole loop would for its elements,
 //! so splitting changes no result: only work with no reduction across the
 //! cut (elementwise maps, per-row epilogues) goes through here.
 
+use super::pool::for_each_piece;
 use super::simd::widest;
 use std::ops::Range;
+use std::sync::Mutex;
 
-/// The fewest elements a piece is cut down to. Handing a piece to a pool
-/// thread costs a few microseconds, about what a simple vectorised loop
-/// spends on 32k elements, so smaller tensors stay on the calling thread.
+/// The fewest elements a piece is cut down to: a simple vectorised loop
+/// spends a few microseconds on 32k elements, about what a piece costs to
+/// hand over when the other cores are asleep, so smaller tensors stay on
+/// the calling thread.
 const MIN_PIECE: usize = 32 * 1024;
+
+/// Pieces per thread at most: more than one, so that a core slowed by
+/// other load takes fewer of them.
+const PIECES_PER_THREAD: usize = 4;
 
 /// Operands that elementwise work walks in step, cut together at one index.
 pub(crate) trait Lanes: Send + Sized {
@@ -68,10 +75,10 @@ tuple_lanes!(A, B, C);
 tuple_lanes!(A, B, C, D);
 tuple_lanes!(A, B, C, D, E);
 
-/// Runs `f` on `lanes` (each operand `len` elements long), halving them onto
-/// the pool while both halves keep at least [`MIN_PIECE`] elements. Cuts fall
-/// on multiples of `unit` (the row length, for work that indexes by column).
-/// Each piece runs compiled for the widest vectors the CPU has
+/// Runs `f` on `lanes` (each operand `len` elements long), cut into pieces
+/// of at least [`MIN_PIECE`] elements that the pool's threads share.
+/// Cuts fall on multiples of `unit` (the row length, for work that indexes
+/// by column). Each piece runs compiled for the widest vectors the CPU has
 /// ([`widest`]).
 ///
 /// Pass a `move` closure: scalars it borrowed instead would be reloaded per
@@ -79,22 +86,31 @@ tuple_lanes!(A, B, C, D, E);
 /// the loop would not vectorise. Mark it `#[inline(always)]`: it must be
 /// inlined into each width's copy to be compiled at that width.
 pub(crate) fn split<L: Lanes>(len: usize, unit: usize, lanes: L, f: impl Fn(L) + Sync) {
-    split_with(len, unit, lanes, &f)
-}
-
-fn split_with<L: Lanes>(len: usize, unit: usize, lanes: L, f: &(impl Fn(L) + Sync)) {
-    let mid = len / 2 / unit * unit;
-    if mid < MIN_PIECE || len - mid < MIN_PIECE {
+    let count = (len / MIN_PIECE).min(PIECES_PER_THREAD * rayon::current_num_threads());
+    let size = len.div_ceil(count.max(1)).next_multiple_of(unit.max(1));
+    if count <= 1 || size >= len {
         return widest(
             #[inline(always)]
             || f(lanes),
         );
     }
-    let (a, b) = lanes.split_at(mid);
-    rayon::join(
-        || split_with(mid, unit, a, f),
-        || split_with(len - mid, unit, b, f),
-    );
+    let mut pieces = Vec::with_capacity(count);
+    let (mut rest, mut left) = (lanes, len);
+    while left > size {
+        let (piece, tail) = rest.split_at(size);
+        pieces.push(Mutex::new(Some(piece)));
+        (rest, left) = (tail, left - size);
+    }
+    pieces.push(Mutex::new(Some(rest)));
+    for_each_piece(pieces.len(), &|i| {
+        let piece = pieces[i].lock().ok().and_then(|mut p| p.take());
+        if let Some(piece) = piece {
+            widest(
+                #[inline(always)]
+                || f(piece),
+            );
+        }
+    });
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 use super::cpu_engine::{cpu_gemm, CpuGemm};
 use crate::backend::par::split;
+use crate::backend::pool::for_each_piece;
 use num_traits::Float;
 use std::any::TypeId;
 use std::ops::Range;
@@ -248,40 +249,37 @@ fn in_pieces<T: Float + Send + Sync>(
     let along_n = n >= m;
     let len = if along_n { n } else { m };
     let piece = len.div_ceil(threads).next_multiple_of(16);
-    rayon::iter::ParallelIterator::for_each(
-        rayon::iter::IntoParallelIterator::into_par_iter(0..len.div_ceil(piece)),
-        |p| {
-            let (start, width) = (p * piece, piece.min(len - p * piece));
-            // SAFETY: the caller asserted that the slices hold op(A),
-            // op(B) and C, and each piece reads a block of rows of op(A)
-            // (or columns of op(B)) and writes the same block of C, which
-            // no other piece writes and neither input aliases (`c` was
-            // borrowed mutably).
-            unsafe {
-                let (a, b, c) = (a.get(), b.get(), c.get());
-                let (rows, cols) = if along_n {
-                    (0..m, start..start + width)
-                } else {
-                    (start..start + width, 0..n)
-                };
-                let a = a.offset(rows.start as isize * sa.0);
-                let b = b.offset(cols.start as isize * sb.1);
-                let corner = c.add(rows.start * n + cols.start);
-                product((rows.len(), cols.len(), k), (a, sa), (b, sb), (corner, sc));
-                // The piece's rows of C, still in this core's cache.
-                if let Some(epilogue) = epilogue {
-                    for (r, i) in rows.enumerate() {
-                        let row = corner.add(r * n);
-                        epilogue(
-                            i,
-                            cols.start,
-                            std::slice::from_raw_parts_mut(row, cols.len()),
-                        );
-                    }
+    for_each_piece(len.div_ceil(piece), &|p| {
+        let (start, width) = (p * piece, piece.min(len - p * piece));
+        // SAFETY: the caller asserted that the slices hold op(A),
+        // op(B) and C, and each piece reads a block of rows of op(A)
+        // (or columns of op(B)) and writes the same block of C, which
+        // no other piece writes and neither input aliases (`c` was
+        // borrowed mutably).
+        unsafe {
+            let (a, b, c) = (a.get(), b.get(), c.get());
+            let (rows, cols) = if along_n {
+                (0..m, start..start + width)
+            } else {
+                (start..start + width, 0..n)
+            };
+            let a = a.offset(rows.start as isize * sa.0);
+            let b = b.offset(cols.start as isize * sb.1);
+            let corner = c.add(rows.start * n + cols.start);
+            product((rows.len(), cols.len(), k), (a, sa), (b, sb), (corner, sc));
+            // The piece's rows of C, still in this core's cache.
+            if let Some(epilogue) = epilogue {
+                for (r, i) in rows.enumerate() {
+                    let row = corner.add(r * n);
+                    epilogue(
+                        i,
+                        cols.start,
+                        std::slice::from_raw_parts_mut(row, cols.len()),
+                    );
                 }
             }
-        },
-    );
+        }
+    });
 }
 
 /// A pointer that [`in_pieces`]' pieces share across threads: each
