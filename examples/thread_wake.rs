@@ -31,8 +31,7 @@ fn main() {
             .map(|_| {
                 busy(Duration::from_micros(idle_us));
                 let t0 = Instant::now();
-                let ((), start) =
-                    rayon::join(|| busy(Duration::from_micros(30)), || t0.elapsed());
+                let ((), start) = rayon::join(|| busy(Duration::from_micros(30)), || t0.elapsed());
                 start.as_secs_f64() * 1e6
             })
             .collect();
