@@ -29,7 +29,9 @@ pub enum CpuGemm {
     /// the output's blocks.
     MatrixMultiply,
     /// The `gemm` crate: AVX-512 kernels where the CPU has them (its AVX2
-    /// ones elsewhere), threads over the output and the depth.
+    /// ones elsewhere), threads over the output and the depth; on an
+    /// AVX-512 CPU, products with a side of at most 16 (a 10-class output
+    /// layer's) run in wgtrain's own kernel instead.
     Gemm,
     /// The system's OpenBLAS (feature `openblas`; Debian: libopenblas-dev),
     /// one single-threaded call per piece of the output. Chosen only by

@@ -2,7 +2,9 @@
 //! sgemm/dgemm, or the `gemm` crate's (AVX-512 kernels; C cut into a piece
 //! per thread, or for a deep product the depth split across threads), as
 //! [`cpu_gemm`] chose for this machine; a product whose
-//! output is tiny beside its depth always goes to `gemm`. Row and column
+//! output is tiny beside its depth always goes to `gemm`, and under `gemm`
+//! one with a side of at most 16 (the output layer's) to the kernel in
+//! `narrow.rs`. Row and column
 //! strides describe every transpose form, so nothing is copied; an
 //! epilogue (the CPU matmul's bias, activation and gate) runs on each row
 //! of C once it is written. The choice is fixed for the
@@ -195,6 +197,16 @@ fn by_gemm_crate<T: Float + Send + Sync + 'static>(
         }
         return true;
     }
+    if id == TypeId::of::<f32>() && super::narrow::runs((m, n, k), sb) {
+        // SAFETY: T is f32 (checked), so the casts are identities; each
+        // block lies inside the operands, C's rows contiguous (`in_pieces`'
+        // contract).
+        let piece = |block, (a, sa): At<*const T>, (b, sb): At<*const T>, (c, sc): At<*mut T>| unsafe {
+            super::narrow::product(block, (a.cast(), sa), (b.cast(), sb), (c.cast(), sc))
+        };
+        in_pieces((m, n, k), (a, sa), (b, sb), c, epilogue, piece);
+        return true;
+    }
     // SAFETY: T is f32 or f64, which the crate dispatches on; each block
     // lies inside the operands (`in_pieces`' contract).
     let piece =
@@ -204,10 +216,10 @@ fn by_gemm_crate<T: Float + Send + Sync + 'static>(
 }
 
 /// A block of C and its depth: `(rows, columns, k)`.
-type Block = (usize, usize, usize);
+pub(crate) type Block = (usize, usize, usize);
 /// Where a block of an operand starts, and the operand's `(row stride,
 /// column stride)`.
-type At<P> = (P, (isize, isize));
+pub(crate) type At<P> = (P, (isize, isize));
 
 /// `c = op(A)·op(B)` on all the pool's threads: C is cut along its longer
 /// side into one piece per thread, each a single-threaded `product` (of a

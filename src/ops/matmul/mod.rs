@@ -11,6 +11,7 @@ pub(crate) mod cpu;
 pub(crate) mod cpu_engine;
 pub(crate) mod gemm;
 pub(crate) mod gpu;
+pub(crate) mod narrow;
 #[cfg(test)]
 mod tests;
 

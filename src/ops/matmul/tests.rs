@@ -435,6 +435,12 @@ fn both_cpu_libraries_match_the_reference_loop() {
         (64, 130, 31),
         (257, 65, 129),
         (33, 400, 100),
+        // A side of at most 16 (the output layer's products), cut along
+        // m, along n, and along n with m narrow.
+        (257, 10, 513),
+        (300, 520, 10),
+        (10, 700, 300),
+        (16, 17, 64),
     ] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let (a, b) = (random(1, m * k), random(2, k * n));
@@ -461,5 +467,39 @@ fn both_cpu_libraries_match_the_reference_loop() {
                 assert_parity(&format!("{what} f64"), &got64, &want, 1e-12);
             }
         }
+    }
+}
+
+#[test]
+fn narrow_products_do_not_depend_on_the_cut() {
+    // The output layer's three products, cut into a piece per thread by
+    // `gemm_with`, give the same bits as the narrow kernel over the whole.
+    use super::cpu_engine::CpuGemm;
+    use super::narrow;
+    for ((m, n, k), (ta, tb)) in [
+        ((256, 10, 512), (false, true)),
+        ((256, 512, 10), (false, false)),
+        ((10, 512, 256), (true, false)),
+    ] {
+        let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
+        if !narrow::runs((m, n, k), (rsb, csb)) {
+            assert!(!narrow::has_avx512(), "{m}x{n}x{k} not narrow");
+            continue;
+        }
+        let (a, b) = (random(1, m * k), random(2, k * n));
+        let cut = product_in::<f32>(CpuGemm::Gemm, (m, n, k), (&a, ta), (&b, tb));
+        let sa = if ta { (1, m as isize) } else { (k as isize, 1) };
+        let mut whole = vec![0.0f32; m * n];
+        // SAFETY: the operands hold op(A), op(B) and C at these strides.
+        unsafe {
+            narrow::product(
+                (m, n, k),
+                (a.as_ptr(), sa),
+                (b.as_ptr(), (rsb, csb)),
+                (whole.as_mut_ptr(), (n as isize, 1)),
+            )
+        };
+        let whole: Vec<f64> = whole.iter().map(|&v| f64::from(v)).collect();
+        assert_eq!(cut, whole, "{m}x{n}x{k}");
     }
 }
