@@ -38,12 +38,15 @@ pub(crate) fn for_each_piece(count: usize, piece: &(dyn Fn(usize) + Sync)) {
     }
     match pool() {
         Some(pool) => pool.run(count, piece),
+        // One thread: in order, here. Rayon would run them on its one
+        // worker while this thread sleeps, two context switches a job.
+        None if rayon::current_num_threads() <= 1 => (0..count).for_each(piece),
         None => rayon_pieces(count, piece),
     }
 }
 
-/// The pieces on rayon's pool: for a single-threaded process, or a job
-/// that finds the pool busy.
+/// The pieces on rayon's pool: for a job that finds the pool busy, or
+/// where no worker thread could be started.
 fn rayon_pieces(count: usize, piece: &(dyn Fn(usize) + Sync)) {
     use rayon::iter::{IntoParallelIterator, ParallelIterator};
     (0..count).into_par_iter().for_each(piece);
