@@ -521,9 +521,9 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The shapes of the scratch tensors [`Backend::conv2d`] needs for a
     /// group over `rows` images (the same for every group of a layer): on
     /// the GPU the lowered form's columns and product, on the CPU one
-    /// chunk of them per thread of the rayon pool the call runs in (make
-    /// the scratch in the pool that will use it; another pool size is a
-    /// shape error, not a wrong result).
+    /// chunk of them per thread (`rayon::current_num_threads()` where the
+    /// call runs: make the scratch where it will be used; another thread
+    /// count is a shape error, not a wrong result).
     fn conv2d_scratch_shapes(&self, rows: usize, g: &ConvGroup) -> [(usize, usize); 2];
     /// Zero scratch tensors of [`Backend::conv2d_scratch_shapes`].
     fn conv2d_scratch(&self, rows: usize, g: &ConvGroup) -> Result<Vec<Self::Tensor>> {

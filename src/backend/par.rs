@@ -4,10 +4,9 @@
 //! so splitting changes no result: only work with no reduction across the
 //! cut (elementwise maps, per-row epilogues) goes through here.
 
-use super::pool::for_each_piece;
+use super::pool::OnPool;
 use super::simd::widest;
 use std::ops::Range;
-use std::sync::Mutex;
 
 /// The fewest elements a piece is cut down to: a simple vectorised loop
 /// spends a few microseconds on 32k elements, about what a piece costs to
@@ -98,19 +97,19 @@ pub(crate) fn split<L: Lanes>(len: usize, unit: usize, lanes: L, f: impl Fn(L) +
     let (mut rest, mut left) = (lanes, len);
     while left > size {
         let (piece, tail) = rest.split_at(size);
-        pieces.push(Mutex::new(Some(piece)));
+        pieces.push(piece);
         (rest, left) = (tail, left - size);
     }
-    pieces.push(Mutex::new(Some(rest)));
-    for_each_piece(pieces.len(), &|i| {
-        let piece = pieces[i].lock().ok().and_then(|mut p| p.take());
-        if let Some(piece) = piece {
+    pieces.push(rest);
+    pieces.into_iter().for_each_on_pool(
+        #[inline(always)]
+        |piece| {
             widest(
                 #[inline(always)]
                 || f(piece),
-            );
-        }
-    });
+            )
+        },
+    );
 }
 
 #[cfg(test)]

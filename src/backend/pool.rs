@@ -10,6 +10,12 @@
 //! polling for [`SPIN`] after each job before they sleep, so a job that
 //! follows soon after starts on every core within a microsecond or two.
 //!
+//! Every parallel loop of the CPU backend runs here: the products' pieces,
+//! elementwise passes ([`par::split`](super::par::split)), and the
+//! convolution, pooling, batch norm and augmentation loops ([`OnPool`]).
+//! With some of them on rayon, its workers and these, polling, would share
+//! the cores (LeNet-5's CPU step ran 1.5–2× slower that way).
+//!
 //! A job is a count of pieces and a function of the piece's index; the
 //! threads claim pieces one at a time, so a core that runs slower (a busy
 //! neighbour on a shared machine) takes fewer. Which thread runs a piece
@@ -43,6 +49,50 @@ pub(crate) fn for_each_piece(count: usize, piece: &(dyn Fn(usize) + Sync)) {
         None if rayon::current_num_threads() <= 1 => (0..count).for_each(piece),
         None => rayon_pieces(count, piece),
     }
+}
+
+/// `for_each` and `map` over an iterator's items with the items shared
+/// among the pool's threads: the CPU kernels' parallel loops (a chunk of
+/// samples, an image, a row of an im2col matrix each), in place of rayon's
+/// parallel iterators, so that no core is left to rayon's sleeping workers
+/// while this pool's spin.
+///
+/// The items are collected first; each runs exactly once, on one thread.
+pub(crate) trait OnPool: Iterator + Sized
+where
+    Self::Item: Send,
+{
+    /// `f` on every item.
+    fn for_each_on_pool(self, f: impl Fn(Self::Item) + Sync) {
+        let items: Vec<Mutex<Option<Self::Item>>> = self.map(|i| Mutex::new(Some(i))).collect();
+        for_each_piece(items.len(), &|i| {
+            if let Some(item) = take(&items[i]) {
+                f(item)
+            }
+        });
+    }
+
+    /// `f` of every item, in the items' order.
+    fn map_on_pool<R: Send>(self, f: impl Fn(Self::Item) -> R + Sync) -> Vec<R> {
+        let items: Vec<Mutex<Option<Self::Item>>> = self.map(|i| Mutex::new(Some(i))).collect();
+        let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+        for_each_piece(items.len(), &|i| {
+            if let Some(item) = take(&items[i]) {
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(f(item));
+            }
+        });
+        results
+            .into_iter()
+            .map(|r| r.into_inner().ok().flatten().expect("every piece ran"))
+            .collect()
+    }
+}
+
+impl<I: Iterator> OnPool for I where I::Item: Send {}
+
+/// The item in `slot`, taken by the one piece that runs it.
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
 /// The pieces on rayon's pool: for a job that finds the pool busy, or

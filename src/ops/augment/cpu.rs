@@ -3,10 +3,10 @@
 
 use super::{bilinear, noise, WarpSpec, TRANSFORM_FLOATS};
 use crate::backend::cpu::cast;
+use crate::backend::pool::OnPool;
 use crate::backend::{CpuIndex, CpuTensor};
 use crate::Result;
 use num_traits::Float;
-use rayon::prelude::*;
 
 pub(crate) fn augment<T: Float + std::fmt::Debug + Send + Sync + 'static>(
     x: &CpuTensor<T>,
@@ -25,10 +25,10 @@ pub(crate) fn augment<T: Float + std::fmt::Debug + Send + Sync + 'static>(
         .collect();
     let f = |v: T| v.to_f32().expect("a float");
     out.data
-        .par_chunks_mut(len)
-        .zip(x.data.par_chunks(len))
+        .chunks_mut(len)
+        .zip(x.data.chunks(len))
         .enumerate()
-        .for_each(|(row, (o, image))| {
+        .for_each_on_pool(|(row, (o, image))| {
             let t: Vec<f32> = transforms.data[row * TRANSFORM_FLOATS..(row + 1) * TRANSFORM_FLOATS]
                 .iter()
                 .map(|&v| f(v))

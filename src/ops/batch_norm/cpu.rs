@@ -6,10 +6,10 @@
 //! kernels), whatever the thread count.
 
 use crate::backend::cpu::cast;
+use crate::backend::pool::OnPool;
 use crate::backend::CpuTensor;
 use crate::Result;
 use num_traits::Float;
-use rayon::prelude::*;
 
 /// Rows per task of the elementwise passes: one contiguous run per thread.
 fn rows_per_task(rows: usize) -> usize {
@@ -28,9 +28,9 @@ fn column_sums<T: Float + Send + Sync>(
 ) -> Vec<T> {
     let per_task = c.div_ceil(rayon::current_num_threads().clamp(1, c.max(1)));
     let mut sums = vec![T::zero(); c];
-    sums.par_chunks_mut(per_task)
+    sums.chunks_mut(per_task)
         .enumerate()
-        .for_each(|(task, acc)| {
+        .for_each_on_pool(|(task, acc)| {
             let first = task * per_task;
             let cols = first..first + acc.len();
             for (ra, rb) in a.chunks_exact(c).zip(b.chunks_exact(c)) {
@@ -49,9 +49,9 @@ fn by_rows<T: Float + Send + Sync>(
     f: impl Fn(usize, T, T) -> T + Sync,
 ) {
     let per_task = rows_per_task(a.len() / c) * c;
-    out.par_chunks_mut(per_task)
-        .zip(a.par_chunks(per_task).zip(b.par_chunks(per_task)))
-        .for_each(|(o, (a, b))| {
+    out.chunks_mut(per_task)
+        .zip(a.chunks(per_task).zip(b.chunks(per_task)))
+        .for_each_on_pool(|(o, (a, b))| {
             for (ro, (ra, rb)) in o
                 .chunks_exact_mut(c)
                 .zip(a.chunks_exact(c).zip(b.chunks_exact(c)))

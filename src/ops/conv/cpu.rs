@@ -6,10 +6,10 @@
 
 use super::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
 use crate::backend::cpu::cast;
+use crate::backend::pool::OnPool;
 use crate::backend::CpuTensor;
 use crate::ops::matmul::gemm::gemm_on_thread;
 use num_traits::Float;
-use rayon::prelude::*;
 
 /// The input coordinate a tap reads, or `None` in the padding.
 #[inline]
@@ -97,9 +97,9 @@ pub(crate) fn im2col<T: Float + Send + Sync>(
     let plane = w.height * w.width;
     // One tap's row per task: that tap at every position of every sample.
     cols.data
-        .par_chunks_mut(cols.cols)
+        .chunks_mut(cols.cols)
         .enumerate()
-        .for_each(|(r, row)| {
+        .for_each_on_pool(|(r, row)| {
             let (c, ty, tx) = (block.first + r / (kh * kw), (r / kw) % kh, r % kw);
             for (sample, positions) in row.chunks_mut(p).enumerate() {
                 let source = &xs[sample * w.image_len() + c * plane..][..plane];
@@ -128,9 +128,9 @@ pub(crate) fn col2im<T: Float + Send + Sync>(
     let (by_row, by_col) = (readers(w, 0, oh), readers(w, 1, ow));
     let (cs, columns, w, block) = (cols.data.as_slice(), cols.cols, *w, *block);
     x.data
-        .par_chunks_mut(w.image_len())
+        .chunks_mut(w.image_len())
         .enumerate()
-        .for_each(|(sample, image)| {
+        .for_each_on_pool(|(sample, image)| {
             let channels = &mut image[block.first * plane..(block.first + block.count) * plane];
             for (c, grads) in channels.chunks_mut(plane).enumerate() {
                 for (iy, line) in grads.chunks_mut(w.width).enumerate() {
@@ -185,9 +185,9 @@ pub(crate) fn channels_last<T: Float + Send + Sync>(
     let positions = x.cols / block.channels;
     let (xs, cols, block) = (x.data.as_slice(), x.cols, *block);
     out.data
-        .par_chunks_mut(positions * block.count)
+        .chunks_mut(positions * block.count)
         .enumerate()
-        .for_each(|(sample, rows)| {
+        .for_each_on_pool(|(sample, rows)| {
             let channels =
                 &xs[sample * cols + block.first * positions..][..block.count * positions];
             transpose(
@@ -209,9 +209,9 @@ pub(crate) fn channels_first<T: Float + Send + Sync>(
     let positions = out.cols / block.channels;
     let (zs, block) = (z.data.as_slice(), *block);
     out.data
-        .par_chunks_mut(out.cols)
+        .chunks_mut(out.cols)
         .enumerate()
-        .for_each(|(sample, image)| {
+        .for_each_on_pool(|(sample, image)| {
             let rows = &zs[sample * positions * block.count..][..positions * block.count];
             let channels = &mut image[block.first * positions..][..block.count * positions];
             transpose(
@@ -234,9 +234,9 @@ pub(crate) fn channel_rows<T: Float + Send + Sync>(
     let positions = x.cols / block.channels;
     let (xs, cols, first) = (x.data.as_slice(), x.cols, block.first);
     rows.data
-        .par_chunks_mut(rows.cols)
+        .chunks_mut(rows.cols)
         .enumerate()
-        .for_each(|(c, row)| {
+        .for_each_on_pool(|(c, row)| {
             for (sample, part) in row.chunks_mut(positions).enumerate() {
                 part.copy_from_slice(&xs[sample * cols + (first + c) * positions..][..positions]);
             }
@@ -255,9 +255,9 @@ pub(crate) fn channel_planes<T: Float + Send + Sync>(
     let (zs, columns, block) = (rows.data.as_slice(), rows.cols, *block);
     let biases = bias.map(|b| b.data.as_slice());
     out.data
-        .par_chunks_mut(out.cols)
+        .chunks_mut(out.cols)
         .enumerate()
-        .for_each(|(sample, image)| {
+        .for_each_on_pool(|(sample, image)| {
             let channels = &mut image[block.first * positions..][..block.count * positions];
             for (c, plane) in channels.chunks_exact_mut(positions).enumerate() {
                 let row = &zs[c * columns + sample * positions..][..positions];
@@ -333,15 +333,12 @@ pub(crate) fn pool2d<T: Float + Send + Sync>(
     let (rows_of, cols_of) = (sources(w, 0, oh), sources(w, 1, ow));
     let tables = (rows_of.as_slice(), cols_of.as_slice());
     let (plane, out_plane, w) = (w.height * w.width, oh * ow, *w);
-    let planes = out
-        .data
-        .par_chunks_mut(out_plane)
-        .zip(x.data.par_chunks(plane));
+    let planes = out.data.chunks_mut(out_plane).zip(x.data.chunks(plane));
     match argmax {
         Some(a) => planes
-            .zip(a.data.par_chunks_mut(out_plane))
-            .for_each(|((o, i), a)| pool_plane(kind, &w, tables, i, o, Some(a))),
-        None => planes.for_each(|(o, i)| pool_plane(kind, &w, tables, i, o, None)),
+            .zip(a.data.chunks_mut(out_plane))
+            .for_each_on_pool(|((o, i), a)| pool_plane(kind, &w, tables, i, o, Some(a))),
+        None => planes.for_each_on_pool(|(o, i)| pool_plane(kind, &w, tables, i, o, None)),
     }
 }
 
@@ -359,9 +356,9 @@ pub(crate) fn pool2d_backward<T: Float + Send + Sync>(
     let (plane, out_plane, w) = (w.height * w.width, oh * ow, *w);
     grad_in
         .data
-        .par_chunks_mut(plane)
+        .chunks_mut(plane)
         .enumerate()
-        .for_each(|(image, grads)| {
+        .for_each_on_pool(|(image, grads)| {
             let go = &grad_out.data[image * out_plane..(image + 1) * out_plane];
             let winners = argmax.map(|a| &a.data[image * out_plane..(image + 1) * out_plane]);
             for (e, v) in grads.iter_mut().enumerate() {
@@ -626,11 +623,11 @@ pub(crate) fn conv2d<T: Float + Send + Sync + 'static>(
     let biases = bias.map(|b| b.data.as_slice());
     let (in_len, out_len) = (x.cols, out.cols);
     out.data
-        .par_chunks_mut(cut.per_task * out_len)
-        .zip(cols.data.par_chunks_mut(cols.cols))
-        .zip(z.data.par_chunks_mut(cut.chunk * p * oc))
+        .chunks_mut(cut.per_task * out_len)
+        .zip(cols.data.chunks_mut(cols.cols))
+        .zip(z.data.chunks_mut(cut.chunk * p * oc))
         .enumerate()
-        .for_each(|(task, ((outs, room), product))| {
+        .for_each_on_pool(|(task, ((outs, room), product))| {
             let stride = cut.stride(p);
             let (cols_t, padded) = room.split_at_mut(k * stride);
             let mut padded = Padded::zeroed(padded, g);
@@ -695,11 +692,11 @@ pub(crate) fn conv2d_backward<T: Float + Send + Sync + 'static>(
         None => (0..n.div_ceil(cut.per_task)).map(|_| None).collect(),
     };
     let partials: Vec<(Vec<T>, Vec<T>)> = input_grads
-        .into_par_iter()
-        .zip(cols.data.par_chunks_mut(cols.cols))
-        .zip(z.data.par_chunks_mut(cut.chunk * p * oc))
+        .into_iter()
+        .zip(cols.data.chunks_mut(cols.cols))
+        .zip(z.data.chunks_mut(cut.chunk * p * oc))
         .enumerate()
-        .map(|(task, ((mut input_grad, room), delta))| {
+        .map_on_pool(|(task, ((mut input_grad, room), delta))| {
             let stride = cut.stride(p);
             let (cols_t, padded) = room.split_at_mut(k * stride);
             let mut padded = Padded::zeroed(padded, g);
@@ -734,8 +731,7 @@ pub(crate) fn conv2d_backward<T: Float + Send + Sync + 'static>(
                 }
             }
             (gw, gb)
-        })
-        .collect();
+        });
     let mut tasks = partials.into_iter();
     let (mut gw, mut gb) = tasks.next().expect("at least one sample");
     for (w_part, b_part) in tasks {
