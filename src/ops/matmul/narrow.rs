@@ -40,6 +40,7 @@ pub(crate) fn has_avx512() -> bool {
 /// Rows of C a pass computes at most (with two registers of columns, 24
 /// of the 32 AVX-512 registers hold sums), so that a 10-row side is one
 /// pass.
+#[cfg(target_arch = "x86_64")]
 const ROWS: usize = 12;
 
 /// `c = op(A)·op(B)` on the calling thread, for a product that [`runs`]
