@@ -91,7 +91,8 @@ impl CpuGemm {
     }
 }
 
-fn has_avx512() -> bool {
+/// Whether this CPU has AVX-512 (F).
+pub(crate) fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")

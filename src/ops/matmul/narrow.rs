@@ -1,8 +1,9 @@
 //! Products with a side of at most [`NARROW`]: the output layer's, 10
-//! classes wide. The `gemm` crate packs its operands into panels 96 wide
-//! (its f32 AVX-512 tile is 64×6 or 6×64) and ran the peer network's
-//! three 10-wide products at 16–110 GFLOP/s, 0.16 ms of a 4 ms step; the
-//! kernel here reads them straight from the operands, with AVX-512.
+//! classes wide. The `gemm` crate packs its operands for a 64×6 register
+//! tile of f32 (`x4x6`); inside the peer network's step it ran the three
+//! 10-wide products at 16–110 GFLOP/s, 0.16 ms of a 4 ms step. The kernel
+//! here reads them straight from the operands, with AVX-512 (about 20 µs
+//! a step faster; PERFORMANCE.md).
 //!
 //! One kernel serves all three (`X·W₃ᵀ`, `δ·W₃` with k = 10, `δᵀ·H` with
 //! m = 10): up to twelve rows of C at a time, 32 columns a pass (masked at
@@ -12,6 +13,7 @@
 //! over `p` in order, one fused multiply-add per term, whatever its row
 //! block or piece: the result does not depend on how C was cut.
 
+use super::cpu_engine::has_avx512;
 use super::gemm::{At, Block};
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -24,17 +26,6 @@ pub(crate) const NARROW: usize = 16;
 /// `k ≤ NARROW` and op(B)'s rows contiguous.
 pub(crate) fn runs((m, n, k): Block, (_, csb): (isize, isize)) -> bool {
     has_avx512() && (n <= NARROW || (m.min(k) <= NARROW && csb == 1))
-}
-
-pub(crate) fn has_avx512() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// Rows of C a pass computes at most (with two registers of columns, 24

@@ -483,7 +483,7 @@ fn narrow_products_do_not_depend_on_the_cut() {
     ] {
         let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
         if !narrow::runs((m, n, k), (rsb, csb)) {
-            assert!(!narrow::has_avx512(), "{m}x{n}x{k} not narrow");
+            assert!(!super::cpu_engine::has_avx512(), "{m}x{n}x{k} not narrow");
             continue;
         }
         let (a, b) = (random(1, m * k), random(2, k * n));
