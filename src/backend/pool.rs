@@ -3,7 +3,7 @@
 //! A training step hands the cores a dozen or more short jobs (the pieces
 //! of each product, of each elementwise pass), a few microseconds to a
 //! millisecond each. Rayon's workers go to sleep soon after they run out of
-//! work, and waking one took a median 50–80 µs on the 2-vCPU virtual
+//! work, and waking one took a median 50–100 µs on the 2-vCPU virtual
 //! machine this was measured on (`examples/thread_wake.rs`), longer than
 //! many of the step's jobs: the calling thread then ran most pieces
 //! itself. Like OpenMP's (which PyTorch's MKL uses), these workers keep
@@ -54,8 +54,8 @@ pub(crate) fn for_each_piece(count: usize, piece: &(dyn Fn(usize) + Sync)) {
 /// `for_each` and `map` over an iterator's items with the items shared
 /// among the pool's threads: the CPU kernels' parallel loops (a chunk of
 /// samples, an image, a row of an im2col matrix each), in place of rayon's
-/// parallel iterators, so that no core is left to rayon's sleeping workers
-/// while this pool's spin.
+/// parallel iterators, so that rayon's workers and this pool's never
+/// share the cores.
 ///
 /// The items are collected first; each runs exactly once, on one thread.
 pub(crate) trait OnPool: Iterator + Sized
