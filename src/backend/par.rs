@@ -93,15 +93,19 @@ pub(crate) fn split<L: Lanes>(len: usize, unit: usize, lanes: L, f: impl Fn(L) +
             || f(lanes),
         );
     }
-    let mut pieces = Vec::with_capacity(count);
-    let (mut rest, mut left) = (lanes, len);
-    while left > size {
-        let (piece, tail) = rest.split_at(size);
-        pieces.push(piece);
-        (rest, left) = (tail, left - size);
-    }
-    pieces.push(rest);
-    pieces.into_iter().for_each_on_pool(
+    // Pieces of `size` from the front, the rest last: cut as the pool
+    // collects them, so the only allocation is the pool's list.
+    let (mut rest, mut left) = (Some(lanes), len);
+    let pieces = std::iter::from_fn(move || {
+        let lanes = rest.take()?;
+        if left <= size {
+            return Some(lanes);
+        }
+        let (piece, tail) = lanes.split_at(size);
+        (rest, left) = (Some(tail), left - size);
+        Some(piece)
+    });
+    pieces.for_each_on_pool(
         #[inline(always)]
         |piece| {
             widest(

@@ -39,15 +39,13 @@ const SPIN: Duration = Duration::from_millis(2);
 /// raised again here). The pool has as many threads, the caller included,
 /// as rayon's (`RAYON_NUM_THREADS`, else one per core).
 pub(crate) fn for_each_piece(count: usize, piece: &(dyn Fn(usize) + Sync)) {
-    if count <= 1 {
-        return (0..count).for_each(piece);
-    }
     match pool() {
-        Some(pool) => pool.run(count, piece),
-        // One thread: in order, here. Rayon would run them on its one
-        // worker while this thread sleeps, two context switches a job.
-        None if rayon::current_num_threads() <= 1 => (0..count).for_each(piece),
-        None => rayon_pieces(count, piece),
+        Some(pool) if count > 1 => pool.run(count, piece),
+        None if count > 1 && rayon::current_num_threads() > 1 => rayon_pieces(count, piece),
+        // One piece, or one thread: in order, here. (Rayon would run them
+        // on its one worker while this thread sleeps, two context switches
+        // a job.)
+        _ => (0..count).for_each(piece),
     }
 }
 
