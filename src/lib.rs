@@ -36,8 +36,8 @@ pub mod train;
 pub mod web;
 
 pub use backend::{
-    Activation, Backend, Cpu, CpuIndex, CpuTensor, GradClip, IndexVector, Loss, MatmulSpec, Reduce,
-    Shaped, Target, UpdateMethod, UpdateRule,
+    Activation, Backend, Cpu, CpuIndex, CpuTensor, DenseGrads, GradClip, IndexVector, Loss,
+    MatmulSpec, Reduce, Shaped, Target, UpdateMethod, UpdateRule,
 };
 pub use data::{Dataset, Preprocessor, SplitSpec, Splits, Targets, Transform};
 pub use device::Device;

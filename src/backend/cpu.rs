@@ -8,8 +8,8 @@
 //! element, never the arithmetic, so results are the same bit for bit.
 
 use super::{
-    Activation, DropoutMask, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped, Target,
-    UpdateRule,
+    Activation, DenseGrads, DropoutMask, IndexVector, Kernels, Loss, MatmulSpec, Reduce, Shaped,
+    Target, UpdateRule,
 };
 use crate::ops::activation;
 use crate::ops::conv::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
@@ -195,6 +195,16 @@ impl<T: Float + std::fmt::Debug + Send + Sync + 'static> Kernels for Cpu<T> {
         spec: MatmulSpec<'_, CpuTensor<T>>,
     ) -> Result<()> {
         matmul::cpu::matmul(a, b, out, spec)
+    }
+
+    fn dense_backward(
+        &self,
+        g: &CpuTensor<T>,
+        x: &CpuTensor<T>,
+        w: &CpuTensor<T>,
+        grads: DenseGrads<'_, CpuTensor<T>>,
+    ) -> Result<()> {
+        crate::ops::dense_backward::cpu::dense_backward(g, x, w, grads)
     }
 
     fn activation(&self, act: Activation, x: &CpuTensor<T>, out: &mut CpuTensor<T>) -> Result<()> {

@@ -5,7 +5,7 @@
 //! method is documented on the [`Backend`](super::Backend) method of the
 //! same name; here are only what an implementation may rely on.
 
-use super::ops::{Activation, Loss, MatmulSpec, Reduce, Target};
+use super::ops::{Activation, DenseGrads, Loss, MatmulSpec, Reduce, Target};
 use super::UpdateRule;
 use super::{DropoutMask, FlatTensors, IndexVector, Shaped};
 use crate::ops::conv::{ChannelBlock, ConvGrads, ConvGroup, Pool, Window2d};
@@ -87,6 +87,26 @@ pub trait Kernels: Clone + Send + Sync + 'static {
         out: &mut Self::Tensor,
         spec: MatmulSpec<'_, Self::Tensor>,
     ) -> Result<()>;
+    /// A dense layer's gradients; the default is the two products and the
+    /// column sums in turn, which a device that can run them together
+    /// overrides (the same results, to the bit).
+    fn dense_backward(
+        &self,
+        g: &Self::Tensor,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        grads: DenseGrads<'_, Self::Tensor>,
+    ) -> Result<()> {
+        use crate::ops::dense_backward::{input_spec, weight_spec};
+        Kernels::matmul(self, g, x, grads.weight, weight_spec())?;
+        if let Some(bias) = grads.bias {
+            Kernels::sum_rows(self, g, bias)?;
+        }
+        if let Some((input, gate)) = grads.input {
+            Kernels::matmul(self, g, w, input, input_spec(gate))?;
+        }
+        Ok(())
+    }
     /// `out = act(x)`.
     fn activation(&self, act: Activation, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
     /// `grad_in = grad_out ⊙ act'(z)`.

@@ -34,7 +34,7 @@ pub use crate::ops::matmul::reference_matmul;
 pub use crate::ops::optimizer::{GradClip, UpdateMethod, UpdateRule};
 pub use cpu::{Cpu, CpuIndex, CpuTensor};
 pub use kernels::Kernels;
-pub use ops::{Activation, Loss, MatmulSpec, Reduce, Target};
+pub use ops::{Activation, DenseGrads, Loss, MatmulSpec, Reduce, Target};
 
 use crate::Result;
 
@@ -181,6 +181,20 @@ pub trait Backend: Clone + Send + Sync + 'static {
         b: &Self::Tensor,
         out: &mut Self::Tensor,
         spec: MatmulSpec<'_, Self::Tensor>,
+    ) -> Result<()>;
+    /// The gradients of a dense layer `y = x·Wᵀ + b` from `g = ∂L/∂y`
+    /// (`rows × out`), with `x` (`rows × in`) and `W` (`out × in`):
+    /// `∂L/∂W = gᵀ·x`, `∂L/∂b = Σ_rows g`, `∂L/∂x = (g·W) ⊙ gate'(z)`, each
+    /// written where [`DenseGrads`] asks. The same results as those two
+    /// [`Backend::matmul`]s and [`Backend::sum_rows`], to the bit; the CPU
+    /// runs them as one job on its threads. See [`DenseGrads`] for an
+    /// example.
+    fn dense_backward(
+        &self,
+        g: &Self::Tensor,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        grads: DenseGrads<'_, Self::Tensor>,
     ) -> Result<()>;
     /// `out = act(x)` elementwise.
     fn activation(&self, act: Activation, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;
@@ -743,6 +757,16 @@ impl<K: Kernels> Backend for K {
     ) -> Result<()> {
         crate::ops::matmul::check_matmul(a, b, out, &spec)?;
         Kernels::matmul(self, a, b, out, spec)
+    }
+    fn dense_backward(
+        &self,
+        g: &Self::Tensor,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        grads: DenseGrads<'_, Self::Tensor>,
+    ) -> Result<()> {
+        crate::ops::dense_backward::check_dense_backward(g, x, w, &grads)?;
+        Kernels::dense_backward(self, g, x, w, grads)
     }
     fn activation(&self, act: Activation, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()> {
         checks::check_same("activation", "input vs output", x, out)?;

@@ -2,6 +2,7 @@
 //! of a loss. (Each op's own types live in its folder under [`crate::ops`].)
 
 pub use crate::ops::activation::Activation;
+pub use crate::ops::dense_backward::DenseGrads;
 pub use crate::ops::loss::Loss;
 pub use crate::ops::matmul::MatmulSpec;
 pub use crate::ops::reduce::Reduce;

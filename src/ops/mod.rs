@@ -12,6 +12,7 @@ pub mod activation;
 pub mod augment;
 pub mod batch_norm;
 pub mod conv;
+pub mod dense_backward;
 pub mod dropout;
 pub mod elementwise;
 pub mod gather;

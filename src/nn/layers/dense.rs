@@ -7,7 +7,7 @@
 //! same product (`δ_in ⊙ σ'(z)`).
 
 use super::{BuildCtx, GradIn, Kept, LayerUnit, Module, Pass, Shape, Stage};
-use crate::backend::{Activation, Backend, MatmulSpec, Shaped};
+use crate::backend::{Activation, Backend, DenseGrads, MatmulSpec, Shaped};
 use crate::cost::Cost;
 use crate::nn::model::Parameter;
 use crate::{Init, Result};
@@ -144,22 +144,12 @@ impl<B: Backend> Module<B> for DenseModule<B> {
         grad_in: GradIn<'_, B>,
         _: Pass,
     ) -> Result<()> {
-        let weight_grad = MatmulSpec {
-            transpose_a: true,
-            ..Default::default()
+        let grads = DenseGrads {
+            weight: &mut self.gw,
+            bias: self.bias.as_mut().map(|bias| &mut bias.grad),
+            input: grad_in.needed.then_some((grad_in.out, grad_in.gate)),
         };
-        b.matmul(g, x, &mut self.gw, weight_grad)?;
-        if let Some(bias) = &mut self.bias {
-            b.sum_rows(g, &mut bias.grad)?;
-        }
-        if grad_in.needed {
-            let spec = MatmulSpec {
-                gate: grad_in.gate,
-                ..MatmulSpec::default()
-            };
-            b.matmul(g, &self.w, grad_in.out, spec)?;
-        }
-        Ok(())
+        b.dense_backward(g, x, &self.w, grads)
     }
 
     fn takes_gate(&self) -> bool {

@@ -17,11 +17,30 @@ pub(crate) fn matmul<T: Float + std::fmt::Debug + Send + Sync + 'static>(
     spec: MatmulSpec<'_, CpuTensor<T>>,
 ) -> Result<()> {
     let mnk = spec.dims(a, b);
-    let n = mnk.1;
+    let epilogue = epilogue(&spec, mnk.1);
+    let epilogue = epilogue.as_ref().map(|e| e as Epilogue<'_, T>);
+    let (a_op, b_op) = (
+        (&a.data[..], spec.transpose_a),
+        (&b.data[..], spec.transpose_b),
+    );
+    if !gemm(mnk, a_op, b_op, &mut out.data, epilogue) {
+        return reference_matmul(a, b, out, spec);
+    }
+    Ok(())
+}
+
+/// What `spec` does to each row of C (`n` columns) after the product, while
+/// it is in cache: `act(· + bias)`, then `⊙ act'(z)`; `None` when nothing.
+pub(crate) fn epilogue<'a, T: Float + Send + Sync + 'static>(
+    spec: &MatmulSpec<'a, CpuTensor<T>>,
+    n: usize,
+) -> Option<impl Fn(usize, usize, &mut [T]) + Sync + 'a> {
     let (bias, act, gate) = (spec.bias, spec.act, spec.gate);
-    // On each row of C while it is in cache: act(· + bias), then ⊙ act'(z).
+    if bias.is_none() && act == Activation::Identity && gate.is_none() {
+        return None;
+    }
     // (Compiled for the widest vectors: it is called through a `dyn Fn`.)
-    let epilogue = move |i: usize, j0: usize, row: &mut [T]| {
+    Some(move |i: usize, j0: usize, row: &mut [T]| {
         widest(
             #[inline(always)]
             || {
@@ -43,17 +62,7 @@ pub(crate) fn matmul<T: Float + std::fmt::Debug + Send + Sync + 'static>(
                 }
             },
         )
-    };
-    let plain = bias.is_none() && act == Activation::Identity && gate.is_none();
-    let epilogue = (!plain).then_some(&epilogue as Epilogue<'_, T>);
-    let (a_op, b_op) = (
-        (&a.data[..], spec.transpose_a),
-        (&b.data[..], spec.transpose_b),
-    );
-    if !gemm(mnk, a_op, b_op, &mut out.data, epilogue) {
-        return reference_matmul(a, b, out, spec);
-    }
-    Ok(())
+    })
 }
 
 /// `out = act(op(A)·op(B) + bias)` by the textbook triple loop, summing each

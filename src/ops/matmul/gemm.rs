@@ -197,21 +197,14 @@ fn by_gemm_crate<T: Float + Send + Sync + 'static>(
         }
         return true;
     }
-    if id == TypeId::of::<f32>() && super::narrow::runs((m, n, k), sb) {
-        // SAFETY: T is f32 (checked), so the casts are identities; each
-        // block lies inside the operands, C's rows contiguous (`in_pieces`'
-        // contract).
-        let piece = |block, (a, sa): At<*const T>, (b, sb): At<*const T>, (c, sc): At<*mut T>| unsafe {
-            super::narrow::product(block, (a.cast(), sa), (b.cast(), sb), (c.cast(), sc))
-        };
-        in_pieces((m, n, k), (a, sa), (b, sb), c, epilogue, piece);
-        return true;
-    }
-    // SAFETY: T is f32 or f64, which the crate dispatches on; each block
-    // lies inside the operands (`in_pieces`' contract).
-    let piece =
-        |block, a, b, c| unsafe { gemm_raw(block, a, b, c, false, gemm::Parallelism::None) };
-    in_pieces((m, n, k), (a, sa), (b, sb), c, epilogue, piece);
+    in_pieces(
+        (m, n, k),
+        (a, sa),
+        (b, sb),
+        c,
+        epilogue,
+        Library::for_gemm_crate::<T>((m, n, k), sb),
+    );
     true
 }
 
@@ -221,66 +214,184 @@ pub(crate) type Block = (usize, usize, usize);
 /// column stride)`.
 pub(crate) type At<P> = (P, (isize, isize));
 
+/// The single-threaded call that computes one piece of C.
+#[derive(Clone, Copy)]
+pub(crate) enum Library {
+    /// The `gemm` crate's kernels.
+    GemmCrate,
+    /// `narrow.rs`'s kernel: `f32` only, for a product it [`runs`](super::narrow::runs).
+    Narrow,
+    /// OpenBLAS, at the leading dimensions of the whole operands.
+    #[cfg(feature = "openblas")]
+    OpenBlas {
+        transposes: (bool, bool),
+        leading: (usize, usize),
+    },
+}
+
+impl Library {
+    /// The `gemm` crate's kernels, or the narrow kernel where it runs the
+    /// product (`T` = f32, a side of at most 16, AVX-512).
+    fn for_gemm_crate<T: 'static>(mnk: Block, sb: (isize, isize)) -> Self {
+        if TypeId::of::<T>() == TypeId::of::<f32>() && super::narrow::runs(mnk, sb) {
+            Library::Narrow
+        } else {
+            Library::GemmCrate
+        }
+    }
+
+    /// `c = op(A)·op(B)` for one block, on the calling thread.
+    ///
+    /// # Safety
+    /// `T` is f32 or f64 (f32 for [`Library::Narrow`]); each operand's
+    /// block lies inside its allocation at its strides; C's rows are
+    /// contiguous, and no other thread touches C's block meanwhile.
+    unsafe fn product<T: Float + 'static>(
+        self,
+        block: Block,
+        a: At<*const T>,
+        b: At<*const T>,
+        c: At<*mut T>,
+    ) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match self {
+                Library::GemmCrate => gemm_raw(block, a, b, c, false, gemm::Parallelism::None),
+                Library::Narrow => super::narrow::product(
+                    block,
+                    (a.0.cast(), a.1),
+                    (b.0.cast(), b.1),
+                    (c.0.cast(), c.1),
+                ),
+                #[cfg(feature = "openblas")]
+                Library::OpenBlas {
+                    transposes,
+                    leading,
+                } => openblas::block(block, (a.0, b.0, c.0), transposes, leading, c.1 .0),
+            }
+        }
+    }
+}
+
 /// `c = op(A)·op(B)` on all the pool's threads: C is cut along its longer
-/// side into one piece per thread, each a single-threaded `product` (of a
-/// block inside the operands, on the calling thread), and
-/// `epilogue` runs on each piece's rows right after it, on the same core.
-/// A product under [`MIN_SPLIT_MACS`] runs whole on the calling thread.
+/// side into one piece per thread ([`Cut`]), and `epilogue` runs on each
+/// piece's rows right after it, on the same core. A product under
+/// [`MIN_SPLIT_MACS`] (or any, with one thread) runs whole on the calling
+/// thread, its epilogue then split over the cores.
 ///
 /// On the training step's shapes the `gemm` crate ran mostly 1.1–1.3×
 /// faster cut this way than by its own split (`Parallelism::Rayon`) at
 /// batch 256, and 1.4–2.1× at batch 64 (PERFORMANCE.md, "The CPU backend").
-fn in_pieces<T: Float + Send + Sync>(
-    (m, n, k): Block,
-    (a, sa): (&[T], (isize, isize)),
-    (b, sb): (&[T], (isize, isize)),
+fn in_pieces<T: Float + Send + Sync + 'static>(
+    mnk: Block,
+    a: (&[T], (isize, isize)),
+    b: (&[T], (isize, isize)),
     c: &mut [T],
     epilogue: Option<Epilogue<'_, T>>,
-    product: impl Fn(Block, At<*const T>, At<*const T>, At<*mut T>) + Sync,
+    library: Library,
 ) {
-    let threads = rayon::current_num_threads();
-    let sc = (n as isize, 1);
-    if threads == 1 || m * n * k < MIN_SPLIT_MACS {
-        product(
-            (m, n, k),
-            (a.as_ptr(), sa),
-            (b.as_ptr(), sb),
-            (c.as_mut_ptr(), sc),
-        );
+    let pieces = pieces_for(mnk, 1.0);
+    if pieces == 1 {
+        // SAFETY: the caller asserted that the slices hold op(A), op(B)
+        // and C (borrowed mutably), and chose a library that suits T.
+        unsafe {
+            library.product(
+                mnk,
+                (a.0.as_ptr(), a.1),
+                (b.0.as_ptr(), b.1),
+                (c.as_mut_ptr(), (mnk.1 as isize, 1)),
+            )
+        };
         if let Some(epilogue) = epilogue {
-            each_row(n, c, epilogue);
+            each_row(mnk.1, c, epilogue);
         }
         return;
     }
-    let (a, b, c) = (
-        Shared(a.as_ptr()),
-        Shared(b.as_ptr()),
-        Shared(c.as_mut_ptr()),
-    );
-    // Pieces in whole 16-float vectors (one AVX-512 register).
-    let along_n = n >= m;
-    let len = if along_n { n } else { m };
-    let piece = len.div_ceil(threads).next_multiple_of(16);
-    for_each_piece(len.div_ceil(piece), &|p| {
-        let (start, width) = (p * piece, piece.min(len - p * piece));
-        // SAFETY: the caller asserted that the slices hold op(A),
-        // op(B) and C, and each piece reads a block of rows of op(A)
-        // (or columns of op(B)) and writes the same block of C, which
-        // no other piece writes and neither input aliases (`c` was
-        // borrowed mutably).
+    let cut = Cut::new(mnk, a, b, c, epilogue, library, pieces);
+    for_each_piece(cut.count, &|p| cut.run(p));
+}
+
+/// How many pieces a product of `mnk` gets when it is `fraction` of a
+/// job's multiply-adds: that fraction of the pool's threads (at least one),
+/// and one under [`MIN_SPLIT_MACS`].
+fn pieces_for((m, n, k): Block, fraction: f64) -> usize {
+    if m * n * k < MIN_SPLIT_MACS {
+        return 1;
+    }
+    let threads = rayon::current_num_threads() as f64;
+    ((threads * fraction).round() as usize).max(1)
+}
+
+/// A product cut along C's longer side into pieces of whole 16-float
+/// vectors (one AVX-512 register), each a single-threaded [`Library`]
+/// call on a block inside the operands, then the epilogue on the piece's
+/// rows while they are in cache. Built from borrowed slices, it can run
+/// as part of any pool job: its pieces touch disjoint blocks of C.
+struct Cut<'a, T> {
+    mnk: Block,
+    a: At<Shared<*const T>>,
+    b: At<Shared<*const T>>,
+    c: Shared<*mut T>,
+    epilogue: Option<Epilogue<'a, T>>,
+    library: Library,
+    along_n: bool,
+    /// Rows or columns of C a piece holds (the last may hold fewer).
+    piece: usize,
+    /// Pieces: at most the number asked for, at least one.
+    count: usize,
+}
+
+impl<'a, T: Float + 'static> Cut<'a, T> {
+    fn new(
+        (m, n, k): Block,
+        (a, sa): (&'a [T], (isize, isize)),
+        (b, sb): (&'a [T], (isize, isize)),
+        c: &'a mut [T],
+        epilogue: Option<Epilogue<'a, T>>,
+        library: Library,
+        pieces: usize,
+    ) -> Self {
+        let along_n = n >= m;
+        let len = if along_n { n } else { m };
+        let piece = len.div_ceil(pieces.max(1)).next_multiple_of(16).max(1);
+        Cut {
+            mnk: (m, n, k),
+            a: (Shared(a.as_ptr()), sa),
+            b: (Shared(b.as_ptr()), sb),
+            c: Shared(c.as_mut_ptr()),
+            epilogue,
+            library,
+            along_n,
+            piece,
+            count: len.div_ceil(piece).max(1),
+        }
+    }
+
+    /// Piece `p` (`p < count`).
+    fn run(&self, p: usize) {
+        let (m, n, k) = self.mnk;
+        let len = if self.along_n { n } else { m };
+        let (start, width) = (p * self.piece, self.piece.min(len - p * self.piece));
+        let ((a, sa), (b, sb)) = ((self.a.0.get(), self.a.1), (self.b.0.get(), self.b.1));
+        // SAFETY: `new` borrowed the slices for 'a, whose lengths the
+        // caller asserted hold op(A), op(B) and C; each piece reads a block
+        // of rows of op(A) (or columns of op(B)) and writes the same block
+        // of C, which no other piece writes and neither input aliases (`c`
+        // was borrowed mutably). The library suits T (`Library::product`).
         unsafe {
-            let (a, b, c) = (a.get(), b.get(), c.get());
-            let (rows, cols) = if along_n {
+            let (rows, cols) = if self.along_n {
                 (0..m, start..start + width)
             } else {
                 (start..start + width, 0..n)
             };
             let a = a.offset(rows.start as isize * sa.0);
             let b = b.offset(cols.start as isize * sb.1);
-            let corner = c.add(rows.start * n + cols.start);
-            product((rows.len(), cols.len(), k), (a, sa), (b, sb), (corner, sc));
+            let corner = self.c.get().add(rows.start * n + cols.start);
+            let block = (rows.len(), cols.len(), k);
+            self.library
+                .product(block, (a, sa), (b, sb), (corner, (n as isize, 1)));
             // The piece's rows of C, still in this core's cache.
-            if let Some(epilogue) = epilogue {
+            if let Some(epilogue) = self.epilogue {
                 for (r, i) in rows.enumerate() {
                     let row = corner.add(r * n);
                     epilogue(
@@ -291,7 +402,96 @@ fn in_pieces<T: Float + Send + Sync>(
                 }
             }
         }
+    }
+}
+
+/// A product for [`jointly`]: `c = op(A)·op(B)` with `op(A)` of shape
+/// `m × k`, then `epilogue` over C's rows, as [`gemm`] takes it.
+pub(crate) struct Product<'a, T> {
+    pub mnk: Block,
+    pub a: (&'a [T], bool),
+    pub b: (&'a [T], bool),
+    pub c: &'a mut [T],
+    pub epilogue: Option<Epilogue<'a, T>>,
+}
+
+/// Runs `products` and `extra(i)` for `i` in `0..extra.0` as one job on
+/// the pool: one wait for them all instead of one each, and with several,
+/// fewer, larger pieces. Each product gets its share of the threads by
+/// multiply-adds (at least one piece); with two threads and two products
+/// of equal size, each runs whole on one core, so neither packs the
+/// other's operand (PERFORMANCE.md). The products' pieces come first, the
+/// extra work after, for whichever thread finishes first.
+///
+/// Returns false, touching nothing, where this machine's library does not
+/// run products in pieces on the pool (matrixmultiply; a `T` other than
+/// f32 and f64; a deep product): the caller then runs them one by one.
+/// Each element of C is summed as [`gemm`] would sum it.
+pub(crate) fn jointly<T: Float + Send + Sync + 'static>(
+    products: Vec<Product<'_, T>>,
+    extra: (usize, &(dyn Fn(usize) + Sync)),
+) -> bool {
+    jointly_with(cpu_gemm(), products, extra)
+}
+
+/// [`jointly`] by the library `engine`.
+pub(crate) fn jointly_with<T: Float + Send + Sync + 'static>(
+    engine: CpuGemm,
+    products: Vec<Product<'_, T>>,
+    extra: (usize, &(dyn Fn(usize) + Sync)),
+) -> bool {
+    let id = TypeId::of::<T>();
+    if id != TypeId::of::<f32>() && id != TypeId::of::<f64>() {
+        return false;
+    }
+    let deep = |&(m, n, k): &Block| k >= DEEP * m * n;
+    let pieceable = match engine {
+        CpuGemm::Gemm => true,
+        #[cfg(feature = "openblas")]
+        CpuGemm::OpenBlas => true,
+        _ => false,
+    };
+    if !pieceable || products.iter().any(|p| deep(&p.mnk)) {
+        return false;
+    }
+    let macs = |&(m, n, k): &Block| (m * n * k) as f64;
+    let total: f64 = products.iter().map(|p| macs(&p.mnk)).sum::<f64>().max(1.0);
+    let cuts: Vec<Cut<'_, T>> = products
+        .into_iter()
+        .map(|p| {
+            let (m, n, k) = p.mnk;
+            assert!(p.a.0.len() == m * k && p.b.0.len() == k * n && p.c.len() == m * n);
+            let sa = strides(m, k, p.a.1);
+            let sb = strides(k, n, p.b.1);
+            let library = match engine {
+                #[cfg(feature = "openblas")]
+                CpuGemm::OpenBlas => openblas::library(p.mnk, p.a.1, p.b.1),
+                _ => Library::for_gemm_crate::<T>(p.mnk, sb),
+            };
+            let pieces = pieces_for(p.mnk, macs(&p.mnk) / total);
+            Cut::new(
+                p.mnk,
+                (p.a.0, sa),
+                (p.b.0, sb),
+                p.c,
+                p.epilogue,
+                library,
+                pieces,
+            )
+        })
+        .collect();
+    let (extra_count, extra) = extra;
+    let count = cuts.iter().map(|c| c.count).sum::<usize>() + extra_count;
+    for_each_piece(count, &|mut p| {
+        for cut in &cuts {
+            if p < cut.count {
+                return cut.run(p);
+            }
+            p -= cut.count;
+        }
+        extra(p)
     });
+    true
 }
 
 /// A pointer that [`in_pieces`]' pieces share across threads: each
@@ -408,7 +608,7 @@ pub(crate) fn gemm_on_thread<T: Float + 'static>(
 /// CBLAS interface, cut into pieces like the `gemm` crate's.
 #[cfg(feature = "openblas")]
 pub(crate) mod openblas {
-    use super::{in_pieces, At, Block, Epilogue};
+    use super::{in_pieces, Block, Epilogue, Library};
     use cblas_sys::{cblas_dgemm, cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
     use num_traits::Float;
     use std::any::TypeId;
@@ -445,13 +645,41 @@ pub(crate) mod openblas {
         epilogue: Option<Epilogue<'_, T>>,
     ) -> bool {
         let id = TypeId::of::<T>();
-        let double = id == TypeId::of::<f64>();
-        if !double && id != TypeId::of::<f32>() {
+        if id != TypeId::of::<f64>() && id != TypeId::of::<f32>() {
             return false;
         }
+        let library = library((m, n, k), ta, tb);
+        in_pieces((m, n, k), (a, sa), (b, sb), c, epilogue, library);
+        true
+    }
+
+    /// The pieces' calls for the product `mnk` of op(A), op(B) stored
+    /// transposed as `ta`, `tb`: the leading dimension is the stored
+    /// matrix's row length, which a piece's offset does not change.
+    pub(crate) fn library((m, n, k): Block, ta: bool, tb: bool) -> Library {
         static ONE_THREAD: Once = Once::new();
         // SAFETY: sets a global thread count; called before any product.
         ONE_THREAD.call_once(|| unsafe { openblas_set_num_threads(1) });
+        Library::OpenBlas {
+            transposes: (ta, tb),
+            leading: (if ta { m } else { k }, if tb { k } else { n }),
+        }
+    }
+
+    /// One piece: `rows × cols` of C at depth `k`, by `cblas_sgemm` or
+    /// `cblas_dgemm` as `T` is.
+    ///
+    /// # Safety
+    /// `T` is f32 or f64; the blocks lie inside the operands at the
+    /// leading dimensions `(lda, ldb)` and `ldc`; no other thread touches
+    /// C's block meanwhile.
+    pub(crate) unsafe fn block<T: 'static>(
+        (rows, cols, k): Block,
+        (a, b, c): (*const T, *const T, *mut T),
+        (ta, tb): (bool, bool),
+        (lda, ldb): (usize, usize),
+        ldc: isize,
+    ) {
         let op = |t| {
             if t {
                 CBLAS_TRANSPOSE::CblasTrans
@@ -459,51 +687,40 @@ pub(crate) mod openblas {
                 CBLAS_TRANSPOSE::CblasNoTrans
             }
         };
-        // The leading dimension is the stored matrix's row length, which a
-        // piece's offset does not change.
-        let (lda, ldb) = (if ta { m } else { k }, if tb { k } else { n });
-        let piece = |(rows, cols, k): Block,
-                     (a, _): At<*const T>,
-                     (b, _): At<*const T>,
-                     (c, (ldc, _)): At<*mut T>| {
-            // (BLAS wants every leading dimension ≥ 1, even for an empty matrix.)
-            let [rows, cols, k, lda, ldb, ldc] =
-                [rows, cols, k, lda.max(1), ldb.max(1), (ldc as usize).max(1)]
-                    .map(|v| v.try_into().expect("BLAS dimensions fit in an int"));
-            let layout = CBLAS_LAYOUT::CblasRowMajor;
-            // One call per scalar type: the same arguments, cast.
-            macro_rules! call {
-                ($gemm:ident, $t:ty) => {
-                    $gemm(
-                        layout,
-                        op(ta),
-                        op(tb),
-                        rows,
-                        cols,
-                        k,
-                        1.0,
-                        a.cast::<$t>(),
-                        lda,
-                        b.cast::<$t>(),
-                        ldb,
-                        0.0,
-                        c.cast::<$t>(),
-                        ldc,
-                    )
-                };
+        // (BLAS wants every leading dimension ≥ 1, even for an empty matrix.)
+        let [rows, cols, k, lda, ldb, ldc] =
+            [rows, cols, k, lda.max(1), ldb.max(1), (ldc as usize).max(1)]
+                .map(|v| v.try_into().expect("BLAS dimensions fit in an int"));
+        let layout = CBLAS_LAYOUT::CblasRowMajor;
+        // One call per scalar type: the same arguments, cast.
+        macro_rules! call {
+            ($gemm:ident, $t:ty) => {
+                $gemm(
+                    layout,
+                    op(ta),
+                    op(tb),
+                    rows,
+                    cols,
+                    k,
+                    1.0,
+                    a.cast::<$t>(),
+                    lda,
+                    b.cast::<$t>(),
+                    ldb,
+                    0.0,
+                    c.cast::<$t>(),
+                    ldc,
+                )
+            };
+        }
+        // SAFETY: T is f64 (or f32) in its branch, so the casts are
+        // identities; the caller's contract covers the rest.
+        unsafe {
+            if TypeId::of::<T>() == TypeId::of::<f64>() {
+                call!(cblas_dgemm, f64)
+            } else {
+                call!(cblas_sgemm, f32)
             }
-            // SAFETY: T is f64 (or f32) in its branch, so the casts are
-            // identities; `in_pieces` passes blocks inside the operands,
-            // at the leading dimensions of the whole.
-            unsafe {
-                if double {
-                    call!(cblas_dgemm, f64)
-                } else {
-                    call!(cblas_sgemm, f32)
-                }
-            }
-        };
-        in_pieces((m, n, k), (a, sa), (b, sb), c, epilogue, piece);
-        true
+        }
     }
 }

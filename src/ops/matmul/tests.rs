@@ -503,3 +503,106 @@ fn narrow_products_do_not_depend_on_the_cut() {
         assert_eq!(cut, whole, "{m}x{n}x{k}");
     }
 }
+
+#[test]
+fn products_run_jointly_give_the_bits_of_each_run_alone() {
+    // `jointly` cuts products differently from `gemm_with` (a product may
+    // run whole on one thread, or in more pieces), and runs the epilogues
+    // and the extra work in the same job: the results must not change.
+    use super::cpu_engine::CpuGemm;
+    use super::gemm::{gemm_with, jointly_with, Epilogue, Product};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Adds a value that names the element, so a row or column offset gone
+    // wrong shows.
+    let mark = |i: usize, j0: usize, row: &mut [f32]| {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v += (i * 1000 + j0 + j) as f32;
+        }
+    };
+    let mark: Epilogue<'_, f32> = &mark;
+    // (rows, outs, ins) of a dense layer: its weight gradient gᵀ·x (outs ×
+    // ins, depth rows) and input gradient g·W (rows × ins, depth outs).
+    // Both over 2^20 multiply-adds (cut), one over and one under, both
+    // under, the output layer's (narrow kernel), and sides of one.
+    for (rows, outs, ins) in [
+        (96, 160, 144),
+        (64, 200, 130),
+        (33, 7, 257),
+        (256, 10, 512),
+        (1, 1, 1),
+        (7, 33, 5),
+    ] {
+        let g = random(11, rows * outs);
+        let x = random(12, rows * ins);
+        let w = random(13, outs * ins);
+        let forms = [
+            ((outs, ins, rows), (&g, true), (&x, false), None),
+            ((rows, ins, outs), (&g, false), (&w, false), Some(mark)),
+        ];
+        for &engine in CpuGemm::ALL {
+            // Each alone (cut into a piece per thread) and both together.
+            for chosen in [&forms[..1], &forms[1..], &forms[..]] {
+                let alone: Vec<Vec<f32>> = chosen
+                    .iter()
+                    .map(|&((m, n, k), a, b, epilogue)| {
+                        let mut c = vec![0.0f32; m * n];
+                        assert!(gemm_with(
+                            engine,
+                            (m, n, k),
+                            (a.0, a.1),
+                            (b.0, b.1),
+                            &mut c,
+                            None
+                        ));
+                        if let Some(e) = epilogue {
+                            c.chunks_mut(n)
+                                .enumerate()
+                                .for_each(|(i, row)| e(i, 0, row));
+                        }
+                        c
+                    })
+                    .collect();
+                let mut outs_joint: Vec<Vec<f32>> =
+                    chosen.iter().map(|f| vec![-7.0; f.0 .0 * f.0 .1]).collect();
+                let products = chosen
+                    .iter()
+                    .zip(outs_joint.iter_mut())
+                    .map(|(&(mnk, a, b, epilogue), c)| Product {
+                        mnk,
+                        a: (a.0, a.1),
+                        b: (b.0, b.1),
+                        c,
+                        epilogue,
+                    })
+                    .collect();
+                let extra_runs: Vec<AtomicUsize> = (0..5).map(|_| AtomicUsize::new(0)).collect();
+                let ran = jointly_with(
+                    engine,
+                    products,
+                    (5, &|i| {
+                        extra_runs[i].fetch_add(1, Ordering::Relaxed);
+                    }),
+                );
+                let what = format!(
+                    "{engine:?} {rows}x{outs}x{ins}, {} product(s)",
+                    chosen.len()
+                );
+                if engine == CpuGemm::MatrixMultiply {
+                    // Its own threads: the caller runs the products alone.
+                    assert!(!ran, "{what}");
+                    assert!(
+                        outs_joint.iter().flatten().all(|&v| v == -7.0),
+                        "{what} touched C"
+                    );
+                    continue;
+                }
+                assert!(ran, "{what}");
+                assert_eq!(outs_joint, alone, "{what}");
+                assert!(
+                    extra_runs.iter().all(|r| r.load(Ordering::Relaxed) == 1),
+                    "{what}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The CPU backend's dense backward pass: both products and the bias
+//! gradient's column sums as one job on the pool (`gemm::jointly`), or,
+//! where this machine's library does not run in pieces, one after another.
+
+use super::{input_spec, weight_spec, DenseGrads};
+use crate::backend::CpuTensor;
+use crate::ops::matmul::cpu::{epilogue, matmul};
+use crate::ops::matmul::gemm::{jointly, Epilogue, Product};
+use crate::ops::reduce::cpu::sum_rows;
+use crate::Result;
+use num_traits::Float;
+use std::sync::Mutex;
+
+/// Columns of the bias gradient one piece of the job sums: enough that a
+/// piece is worth handing to another core (64 columns of 256 rows is about
+/// 2 µs), few enough that the cores share the sums of a layer of 512.
+const SUM_COLUMNS: usize = 64;
+
+pub(crate) fn dense_backward<T: Float + std::fmt::Debug + Send + Sync + 'static>(
+    g: &CpuTensor<T>,
+    x: &CpuTensor<T>,
+    w: &CpuTensor<T>,
+    grads: DenseGrads<'_, CpuTensor<T>>,
+) -> Result<()> {
+    let DenseGrads {
+        weight,
+        mut bias,
+        mut input,
+    } = grads;
+    let (rows, outs, ins) = (g.rows, g.cols, x.cols);
+    let gate = input.as_ref().and_then(|(_, gate)| *gate);
+    let input_spec = input_spec(gate);
+    let gated = epilogue(&input_spec, ins);
+    let gated = gated.as_ref().map(|e| e as Epilogue<'_, T>);
+    let mut products = vec![Product {
+        mnk: (outs, ins, rows),
+        a: (&g.data[..], true),
+        b: (&x.data[..], false),
+        c: &mut weight.data[..],
+        epilogue: None,
+    }];
+    if let Some((input, _)) = &mut input {
+        products.push(Product {
+            mnk: (rows, ins, outs),
+            a: (&g.data[..], false),
+            b: (&w.data[..], false),
+            c: &mut input.data[..],
+            epilogue: gated,
+        });
+    }
+    // The column sums in blocks of columns, each summed over the rows in
+    // order, as `sum_rows` sums them: the same bits.
+    let blocks: Vec<Mutex<(usize, &mut [T])>> = match &mut bias {
+        Some(bias) => bias
+            .data
+            .chunks_mut(SUM_COLUMNS)
+            .enumerate()
+            .map(|(i, block)| Mutex::new((i * SUM_COLUMNS, block)))
+            .collect(),
+        None => Vec::new(),
+    };
+    let sum_block = |i: usize| {
+        let mut guard = blocks[i].lock().unwrap_or_else(|e| e.into_inner());
+        let (first, ref mut sums) = *guard;
+        sums.iter_mut().for_each(|s| *s = T::zero());
+        for row in g.data.chunks(outs) {
+            for (s, &v) in sums.iter_mut().zip(&row[first..]) {
+                *s = *s + v;
+            }
+        }
+    };
+    if jointly(products, (blocks.len(), &sum_block)) {
+        return Ok(());
+    }
+    drop(blocks);
+    // One after another, as the composite default runs them.
+    matmul(g, x, weight, weight_spec())?;
+    if let Some(bias) = bias {
+        sum_rows(g, bias)?;
+    }
+    if let Some((input, _)) = input {
+        matmul(g, w, input, input_spec)?;
+    }
+    Ok(())
+}
