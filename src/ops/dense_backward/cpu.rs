@@ -11,9 +11,9 @@ use crate::Result;
 use num_traits::Float;
 use std::sync::Mutex;
 
-/// Columns of the bias gradient one piece of the job sums: enough that a
-/// piece is worth handing to another core (64 columns of 256 rows is about
-/// 2 µs), few enough that the cores share the sums of a layer of 512.
+/// Columns of the bias gradient one piece of the job sums: eight pieces
+/// for a 512-wide layer, so that both cores share them as they finish
+/// their products.
 const SUM_COLUMNS: usize = 64;
 
 pub(crate) fn dense_backward<T: Float + std::fmt::Debug + Send + Sync + 'static>(

@@ -3,11 +3,11 @@
 //! the input gradient `(g·W) ⊙ gate'(z)`, from `g = ∂L/∂y`.
 //!
 //! Every device has the composite default, two products and a sum
-//! ([`Kernels::dense_backward`](crate::backend::Kernels::dense_backward)), which is
-//! what the GPU runs: its queue already overlaps them. The CPU runs all
-//! three as one job on its threads (`cpu.rs`): one wait instead of three,
-//! the two products on a core each where that balances, and the column
-//! sums on whichever core finishes first. Each element is summed in the
+//! ([`Kernels::dense_backward`](crate::backend::Kernels::dense_backward)),
+//! which is what the GPU runs. The CPU runs all three as one job on its
+//! threads (`cpu.rs`): one wait instead of three, the two products on a
+//! core each where that balances, and the column sums on whichever core
+//! finishes first. Each element is summed in the
 //! same order either way (`tests.rs` checks the bits).
 
 pub(crate) mod cpu;
