@@ -97,15 +97,7 @@ pub trait Kernels: Clone + Send + Sync + 'static {
         w: &Self::Tensor,
         grads: DenseGrads<'_, Self::Tensor>,
     ) -> Result<()> {
-        use crate::ops::dense_backward::{input_spec, weight_spec};
-        Kernels::matmul(self, g, x, grads.weight, weight_spec())?;
-        if let Some(bias) = grads.bias {
-            Kernels::sum_rows(self, g, bias)?;
-        }
-        if let Some((input, gate)) = grads.input {
-            Kernels::matmul(self, g, w, input, input_spec(gate))?;
-        }
-        Ok(())
+        crate::ops::dense_backward::in_turn(self, g, x, w, grads)
     }
     /// `out = act(x)`.
     fn activation(&self, act: Activation, x: &Self::Tensor, out: &mut Self::Tensor) -> Result<()>;

@@ -2,12 +2,11 @@
 //! gradient's column sums as one job on the pool (`gemm::jointly`), or,
 //! where this machine's library does not run in pieces, one after another.
 
-use super::{input_spec, weight_spec, DenseGrads};
+use super::{in_turn, input_spec, DenseGrads};
 use crate::backend::CpuTensor;
-use crate::ops::matmul::cpu::{epilogue, matmul};
+use crate::ops::matmul::cpu::epilogue;
 use crate::ops::matmul::gemm::{jointly, Epilogue, Product};
-use crate::ops::reduce::cpu::sum_rows;
-use crate::Result;
+use crate::{Cpu, Result};
 use num_traits::Float;
 use std::sync::Mutex;
 
@@ -73,13 +72,10 @@ pub(crate) fn dense_backward<T: Float + std::fmt::Debug + Send + Sync + 'static>
         return Ok(());
     }
     drop(blocks);
-    // One after another, as the composite default runs them.
-    matmul(g, x, weight, weight_spec())?;
-    if let Some(bias) = bias {
-        sum_rows(g, bias)?;
-    }
-    if let Some((input, _)) = input {
-        matmul(g, w, input, input_spec)?;
-    }
-    Ok(())
+    let grads = DenseGrads {
+        weight,
+        bias,
+        input,
+    };
+    in_turn(&Cpu::new(), g, x, w, grads)
 }

@@ -14,7 +14,7 @@ pub(crate) mod cpu;
 #[cfg(test)]
 mod tests;
 
-use crate::backend::Shaped;
+use crate::backend::{Kernels, Shaped};
 use crate::ops::activation::Activation;
 use crate::ops::matmul::{check_matmul, MatmulSpec};
 use crate::ops::reduce::check_sum_rows;
@@ -65,6 +65,25 @@ pub(crate) fn input_spec<T>(gate: Option<(Activation, &T)>) -> MatmulSpec<'_, T>
         gate,
         ..MatmulSpec::default()
     }
+}
+
+/// The two products and the column sums in turn: every device's default,
+/// and the CPU's where its library does not run products in pieces.
+pub(crate) fn in_turn<K: Kernels>(
+    k: &K,
+    g: &K::Tensor,
+    x: &K::Tensor,
+    w: &K::Tensor,
+    grads: DenseGrads<'_, K::Tensor>,
+) -> Result<()> {
+    k.matmul(g, x, grads.weight, weight_spec())?;
+    if let Some(bias) = grads.bias {
+        k.sum_rows(g, bias)?;
+    }
+    if let Some((input, gate)) = grads.input {
+        k.matmul(g, w, input, input_spec(gate))?;
+    }
+    Ok(())
 }
 
 /// The checks of its three parts, each as the op on its own makes them.
