@@ -4,7 +4,8 @@
 //!
 //! Backward (seeds 000/004): `∂ρ/∂W = δᵀ·X`, `∂ρ/∂b = Σᵢ δᵢ`, `δ_in = δ·W`,
 //! with the derivative of an activation before the layer applied in the
-//! same product (`δ_in ⊙ σ'(z)`).
+//! same product (`δ_in ⊙ σ'(z)`): all three by one
+//! [`Backend::dense_backward`] call.
 
 use super::{BuildCtx, GradIn, Kept, LayerUnit, Module, Pass, Shape, Stage};
 use crate::backend::{Activation, Backend, DenseGrads, MatmulSpec, Shaped};
