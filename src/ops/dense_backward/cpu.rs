@@ -6,6 +6,7 @@ use super::{in_turn, input_spec, DenseGrads};
 use crate::backend::CpuTensor;
 use crate::ops::matmul::cpu::epilogue;
 use crate::ops::matmul::gemm::{jointly, Epilogue, Product};
+use crate::ops::reduce::cpu::column_sums;
 use crate::{Cpu, Result};
 use num_traits::Float;
 use std::sync::Mutex;
@@ -47,8 +48,7 @@ pub(crate) fn dense_backward<T: Float + std::fmt::Debug + Send + Sync + 'static>
             epilogue: gated,
         });
     }
-    // The column sums in blocks of columns, each summed over the rows in
-    // order, as `sum_rows` sums them: the same bits.
+    // The column sums in blocks of columns, as `sum_rows` sums them.
     let blocks: Vec<Mutex<(usize, &mut [T])>> = match &mut bias {
         Some(bias) => bias
             .data
@@ -61,12 +61,7 @@ pub(crate) fn dense_backward<T: Float + std::fmt::Debug + Send + Sync + 'static>
     let sum_block = |i: usize| {
         let mut guard = blocks[i].lock().unwrap_or_else(|e| e.into_inner());
         let (first, ref mut sums) = *guard;
-        sums.iter_mut().for_each(|s| *s = T::zero());
-        for row in g.data.chunks(outs) {
-            for (s, &v) in sums.iter_mut().zip(&row[first..]) {
-                *s = *s + v;
-            }
-        }
+        column_sums(&g.data, outs, first, sums);
     };
     if jointly(products, (blocks.len(), &sum_block)) {
         return Ok(());

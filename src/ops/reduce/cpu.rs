@@ -10,13 +10,21 @@ pub(crate) fn sum_rows<T: Float + std::fmt::Debug + Send + Sync + 'static>(
     x: &CpuTensor<T>,
     out: &mut CpuTensor<T>,
 ) -> Result<()> {
-    out.data.iter_mut().for_each(|v| *v = T::zero());
-    for row in x.data.chunks(x.cols) {
-        for (o, &v) in out.data.iter_mut().zip(row) {
+    column_sums(&x.data, x.cols, 0, &mut out.data);
+    Ok(())
+}
+
+/// `out[j] = Σᵢ x[i, first + j]` over the rows of the row-major `x` with
+/// `cols` columns, each summed down the rows in order: the column sums of
+/// [`sum_rows`], and of any block of its columns (the dense backward pass
+/// sums its bias gradient in blocks on several threads, to the same bits).
+pub(crate) fn column_sums<T: Float>(x: &[T], cols: usize, first: usize, out: &mut [T]) {
+    out.iter_mut().for_each(|v| *v = T::zero());
+    for row in x.chunks(cols) {
+        for (o, &v) in out.iter_mut().zip(&row[first..]) {
             *o = *o + v;
         }
     }
-    Ok(())
 }
 
 pub(crate) fn sum_cols<T: Float + std::fmt::Debug + Send + Sync + 'static>(
