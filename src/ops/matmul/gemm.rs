@@ -11,6 +11,7 @@
 //! process, so the same product always sums in the same order.
 
 use super::cpu_engine::{cpu_gemm, CpuGemm};
+use super::transpose;
 use crate::backend::par::split;
 use crate::backend::pool::for_each_piece;
 use num_traits::Float;
@@ -256,7 +257,7 @@ impl Library {
         // SAFETY: the caller's contract.
         unsafe {
             match self {
-                Library::GemmCrate => gemm_raw(block, a, b, c, false, gemm::Parallelism::None),
+                Library::GemmCrate => gemm_crate(block, a, b, c),
                 Library::Narrow => super::narrow::product(
                     block,
                     (a.0.cast(), a.1),
@@ -492,6 +493,36 @@ pub(crate) fn jointly_with<T: Float + Send + Sync + 'static>(
         extra(p)
     });
     true
+}
+
+/// The `gemm` crate's `c = op(A)·op(B)` on the calling thread. A
+/// transposed f32 op(B) (`Wᵀ`) is first copied into rows where
+/// [`transpose::pays`].
+///
+/// # Safety
+/// As [`gemm_raw`].
+unsafe fn gemm_crate<T: Float + 'static>(
+    (m, n, k): Block,
+    a: At<*const T>,
+    b: At<*const T>,
+    c: At<*mut T>,
+) {
+    let with_b = |b: At<*const T>| {
+        // SAFETY: the caller's contract (with op(B) perhaps copied into
+        // rows that live until the product returns).
+        unsafe { gemm_raw((m, n, k), a, b, c, false, gemm::Parallelism::None) }
+    };
+    if TypeId::of::<T>() != TypeId::of::<f32>() {
+        return with_b(b);
+    }
+    let (b, sb) = b;
+    // SAFETY: T is f32; the caller's contract puts every element of op(B)
+    // (k × n) inside its allocation.
+    unsafe {
+        transpose::in_rows_where_it_pays(m, (k, n), (b.cast(), sb), |(b, sb)| {
+            with_b((b.cast(), sb))
+        })
+    }
 }
 
 /// A pointer that [`in_pieces`]' pieces share across threads: each

@@ -14,6 +14,7 @@ pub(crate) mod gpu;
 pub(crate) mod narrow;
 #[cfg(test)]
 mod tests;
+pub(crate) mod transpose;
 
 pub use cpu::reference_matmul;
 

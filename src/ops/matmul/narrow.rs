@@ -8,8 +8,8 @@
 //! One kernel serves all three (`X·W₃ᵀ`, `δ·W₃` with k = 10, `δᵀ·H` with
 //! m = 10): up to twelve rows of C at a time, 32 columns a pass (masked at
 //! the edge), every A element broadcast against a row of B. When op(B)'s rows
-//! are not contiguous (`Wᵀ` in the forward pass), the narrow side is
-//! first copied into a contiguous block. Every element of C is the sum
+//! are not contiguous (`Wᵀ` in the forward pass), they are first copied
+//! into rows (`transpose.rs`). Every element of C is the sum
 //! over `p` in order, one fused multiply-add per term, whatever its row
 //! block or piece: the result does not depend on how C was cut.
 
@@ -48,27 +48,19 @@ pub(crate) unsafe fn product(
     (b, (rsb, csb)): At<*const f32>,
     (c, (rsc, _)): At<*mut f32>,
 ) {
-    thread_local! {
-        static ROWS_OF_B: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     if csb == 1 {
         // SAFETY: the caller's contract; AVX-512 was checked by `runs`.
         return unsafe { rows_of_c((m, n, k), (a, sa), (b, rsb), (c, rsc)) };
     }
-    // op(B) is n ≤ NARROW columns of stride csb: copy it into k rows of n.
-    ROWS_OF_B.with_borrow_mut(|rows| {
-        rows.clear();
-        rows.resize(k * n, 0.0);
-        // Column by column: each reads one contiguous run of B.
-        for j in 0..n {
-            for p in 0..k {
-                // SAFETY: element (p, j) of op(B) lies inside B (the contract).
-                rows[p * n + j] = unsafe { *b.offset(p as isize * rsb + j as isize * csb) };
-            }
-        }
-        // SAFETY: as above, with B now `rows`, k × n at row stride n.
-        unsafe { rows_of_c((m, n, k), (a, sa), (rows.as_ptr(), n as isize), (c, rsc)) }
-    })
+    // op(B) is n ≤ NARROW columns of stride csb (with rsb = 1: `Wᵀ`):
+    // copied into k rows of n.
+    debug_assert_eq!(rsb, 1, "op(B) with neither stride 1");
+    // SAFETY: as above, with B now k × n at row stride n.
+    unsafe {
+        super::transpose::with_rows((k, n), b, csb, |rows| {
+            rows_of_c((m, n, k), (a, sa), (rows, n as isize), (c, rsc))
+        })
+    }
 }
 
 /// The kernel, op(B)'s rows contiguous at row stride `rsb`: C in blocks

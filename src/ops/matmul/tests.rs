@@ -471,6 +471,32 @@ fn both_cpu_libraries_match_the_reference_loop() {
 }
 
 #[test]
+fn transposed_weights_copied_into_rows_match_the_reference_loop() {
+    // `X·Wᵀ` where `transpose::pays` (W's rows 256 and 512 floats apart):
+    // a product whole on one thread, and ones cut into pieces along n with
+    // an edge of the 16 × 16 blocks (200 columns: 112 + 88 on two threads).
+    use super::cpu_engine::{has_avx512, CpuGemm};
+    use super::transpose;
+    use crate::backend::reference_matmul;
+    let cpu = Cpu::<f64>::new();
+    for (m, n, k) in [(16, 48, 256), (40, 200, 512), (96, 200, 512)] {
+        assert!(!has_avx512() || transpose::pays(m, (k, n.min(112)), k as isize));
+        let (a, b) = (random(1, m * k), random(2, k * n));
+        let spec = MatmulSpec {
+            transpose_b: true,
+            ..Default::default()
+        };
+        let (at, bt) = (cpu.upload(m, k, &a).unwrap(), cpu.upload(n, k, &b).unwrap());
+        let mut want = cpu.zeros(m, n).unwrap();
+        reference_matmul(&at, &bt, &mut want, spec).unwrap();
+        let want = cpu.download(&want).unwrap();
+        let got = product_in::<f32>(CpuGemm::Gemm, (m, n, k), (&a, false), (&b, true));
+        // f32 sums of k ≤ 512 products of values in [-1, 1].
+        assert_parity(&format!("{m}x{n}x{k}"), &got, &want, 1e-4);
+    }
+}
+
+#[test]
 fn narrow_products_do_not_depend_on_the_cut() {
     // The output layer's three products, cut into a piece per thread by
     // `gemm_with`, give the same bits as the narrow kernel over the whole.
