@@ -497,7 +497,7 @@ pub(crate) fn jointly_with<T: Float + Send + Sync + 'static>(
 
 /// The `gemm` crate's `c = op(A)·op(B)` on the calling thread. A
 /// transposed f32 op(B) (`Wᵀ`) is first copied into rows where
-/// [`transpose::pays`].
+/// [`transpose::pays`], in slabs of its depth, one product each.
 ///
 /// # Safety
 /// As [`gemm_raw`].
@@ -507,20 +507,39 @@ unsafe fn gemm_crate<T: Float + 'static>(
     b: At<*const T>,
     c: At<*mut T>,
 ) {
-    let with_b = |b: At<*const T>| {
-        // SAFETY: the caller's contract (with op(B) perhaps copied into
-        // rows that live until the product returns).
-        unsafe { gemm_raw((m, n, k), a, b, c, false, gemm::Parallelism::None) }
-    };
-    if TypeId::of::<T>() != TypeId::of::<f32>() {
-        return with_b(b);
+    let (b, (rsb, csb)) = b;
+    let copied = TypeId::of::<T>() == TypeId::of::<f32>()
+        && rsb == 1
+        && csb != 1
+        && n > 1
+        && transpose::pays(m, (k, n), csb);
+    if !copied {
+        // SAFETY: the caller's contract.
+        return unsafe {
+            gemm_raw(
+                (m, n, k),
+                a,
+                (b, (rsb, csb)),
+                c,
+                false,
+                gemm::Parallelism::None,
+            )
+        };
     }
-    let (b, sb) = b;
-    // SAFETY: T is f32; the caller's contract puts every element of op(B)
-    // (k × n) inside its allocation.
+    let (a, (rsa, csa)) = a;
+    // SAFETY: T is f32; the caller's contract puts every element of op(A)
+    // and op(B) inside its allocation; each slab's rows live until its
+    // product returns, which adds to C after the first.
     unsafe {
-        transpose::in_rows_where_it_pays(m, (k, n), (b.cast(), sb), |(b, sb)| {
-            with_b((b.cast(), sb))
+        transpose::in_row_slabs((k, n), b.cast(), csb, |first, depth, slab| {
+            gemm_raw(
+                (m, n, depth),
+                (a.offset(first as isize * csa), (rsa, csa)),
+                (slab.cast::<T>(), (n as isize, 1)),
+                c,
+                first > 0,
+                gemm::Parallelism::None,
+            )
         })
     }
 }

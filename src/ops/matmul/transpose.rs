@@ -9,7 +9,8 @@
 //! transposing 16 × 16 blocks in AVX-512 registers (31–34 µs for half of a
 //! 512 × 512 weight matrix on one core of the Xeon measured), and the
 //! crate then packs plain rows. [`pays`] says where that was faster. The
-//! copy is exact: only the time changes.
+//! copy is exact; only the time changes, and, for op(B) deeper than
+//! [`SLAB`], the order in which the slabs' sums are added.
 //!
 //! The weight gradient `δᵀ·X` reads `δ` as a transposed op(A) the same
 //! way, but there copying took 0.97–1.03× the time of the gather at the
@@ -39,7 +40,7 @@ use std::arch::x86_64::*;
 pub(crate) fn pays(uses: usize, (rows, cols): (usize, usize), cs: isize) -> bool {
     uses >= MIN_USES
         && cs % ALIASING_STRIDE == 0
-        && rows * cols <= MAX_FLOATS
+        && rows.min(SLAB) * cols <= MAX_FLOATS
         && super::cpu_engine::has_avx512()
 }
 
@@ -49,27 +50,33 @@ const ALIASING_STRIDE: isize = 256;
 /// The fewest uses measured (16 × 512 × 512 with op(B) copied: 90–103 µs,
 /// gathered: 149–205 µs).
 const MIN_USES: usize = 16;
-/// The largest op(B) copied: 4 MiB of f32.
+/// The deepest slab of op(B) copied at a time ([`in_row_slabs`]): the
+/// same for every shape, so that where C was cut never changes its sums.
+pub(crate) const SLAB: usize = 512;
+/// The largest slab copied: 4 MiB of f32.
 const MAX_FLOATS: usize = 1 << 20;
 
-/// `f` of op(B) `x` (`rows × cols` at strides `(rs, cs)`), in rows where
-/// it is stored transposed (`rs` = 1) and [`pays`] (each element used
-/// `uses` times); else `f` of `x` as it is.
+/// `f(first, depth, rows)` for each slab of op(B)'s rows `first ..
+/// first + depth`, at most [`SLAB`] deep, copied into `depth` rows of
+/// `cols` (`x`: op(B), `rows × cols`, row stride 1, column stride `cs`).
 ///
 /// # Safety
-/// Every element `(r, c)` of op(B), at `x + r·rs + c·cs`, lies inside one
+/// Every element `(r, c)` of op(B), at `x + r + c·cs`, lies inside one
 /// allocation; `f` does not call [`with_rows`].
-pub(crate) unsafe fn in_rows_where_it_pays<R>(
-    uses: usize,
+pub(crate) unsafe fn in_row_slabs(
     (rows, cols): (usize, usize),
-    (x, (rs, cs)): (*const f32, (isize, isize)),
-    f: impl FnOnce((*const f32, (isize, isize))) -> R,
-) -> R {
-    if rs == 1 && cs != 1 && cols > 1 && pays(uses, (rows, cols), cs) {
-        // SAFETY: the caller's contract; the rows live until `f` returns.
-        unsafe { with_rows((rows, cols), x, cs, |x| f((x, (cols as isize, 1)))) }
-    } else {
-        f((x, (rs, cs)))
+    x: *const f32,
+    cs: isize,
+    mut f: impl FnMut(usize, usize, *const f32),
+) {
+    for first in (0..rows).step_by(SLAB) {
+        let depth = SLAB.min(rows - first);
+        // SAFETY: the slab's elements are op(B)'s (the caller's contract).
+        unsafe {
+            with_rows((depth, cols), x.add(first), cs, |slab| {
+                f(first, depth, slab)
+            })
+        }
     }
 }
 
