@@ -25,7 +25,7 @@ use std::arch::x86_64::*;
 /// op(B) (`rows × cols` = `k × n`, column stride `cs`, each element used
 /// `uses` = m times) copied by [`into_rows`] first.
 /// Measured with each form in turn on a 2-core Emerald Rapids Xeon
-/// (PERFORMANCE.md, "this session"):
+/// (PERFORMANCE.md, "transposed weights copied into rows"):
 /// - a column stride a multiple of 256 floats. At 512, 1024, 1536 and
 ///   2048 the copy and product took 0.50–0.95× the time of the crate's
 ///   own gather (0.50–0.79× at 16–64 rows, 0.86–0.95× at 256); at 256 and
@@ -33,8 +33,11 @@ use std::arch::x86_64::*;
 ///   there.
 /// - used at least [`MIN_USES`] times: the copy costs the same whatever
 ///   the other side of the product.
-/// - at most [`MAX_FLOATS`]: beyond, the copy runs at memory speed (4 MB
-///   copies took 0.93–0.99×, 8 MB 1.03–1.10×, 32 MB 1.19×).
+/// - slabs of at most [`MAX_FLOATS`]. A deep op(B) is copied in slabs of
+///   [`SLAB`] rows, one product each: copied whole, 8 MB copies took
+///   1.03–1.10× and 32 MB (half of a 4096 × 4096 `Wᵀ`) 1.19×, at memory
+///   speed; in 4 MB slabs, 0.86–0.97× (1024 to 4096 wide). Wider slabs
+///   were not measured.
 ///
 /// Only with AVX-512, where this was measured.
 pub(crate) fn pays(uses: usize, (rows, cols): (usize, usize), cs: isize) -> bool {
