@@ -8,7 +8,7 @@ mod common;
 
 use common::{random, random_labels};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use wgtrain::optim::{Adam, Optim};
 use wgtrain::train::{fit, Report, TrainConfig, LAST, OPTIMIZER};
@@ -68,15 +68,46 @@ fn leftovers(dir: &Path) -> Vec<String> {
     found
 }
 
+/// The child process, training in `dir` (resuming from it if it holds a
+/// set).
+fn spawn_child(dir: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["child", "--exact", "--test-threads=1"])
+        .env("WGTRAIN_CRASH_DIR", dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn killed_runs_resume_to_the_uninterrupted_bytes() {
     let base = std::env::temp_dir().join(format!("wgtrain-crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
-    let reference = base.join("reference");
-    let started = Instant::now();
-    train(&reference, false).unwrap();
-    let took = started.elapsed();
-    let expected = files(&reference);
+    // Three uninterrupted children: their bytes are the reference (and must
+    // agree), and the median of their times, start-up included, is what the
+    // kills are spread over. (Timing the run inside this process instead
+    // let a machine that sped up afterwards see its children finish before
+    // most kills: 10 of 24 landed mid-run in one CI run.)
+    let mut took: Vec<Duration> = (0..3)
+        .map(|i| {
+            let started = Instant::now();
+            let status = spawn_child(&base.join(format!("reference-{i}")))
+                .wait()
+                .unwrap();
+            assert!(status.success(), "uninterrupted child {i}: {status}");
+            started.elapsed()
+        })
+        .collect();
+    took.sort();
+    let took = took[1];
+    let expected = files(&base.join("reference-0"));
+    for i in 1..3 {
+        assert_eq!(
+            files(&base.join(format!("reference-{i}"))),
+            expected,
+            "reference {i}"
+        );
+    }
     let trials: usize = std::env::var("WGTRAIN_CRASH_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -84,15 +115,9 @@ fn killed_runs_resume_to_the_uninterrupted_bytes() {
     let (mut killed_mid_run, mut identical, mut refused) = (0, 0, 0);
     for trial in 0..trials {
         let dir = base.join(format!("trial-{trial}"));
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["child", "--exact", "--test-threads=1"])
-            .env("WGTRAIN_CRASH_DIR", &dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // Spread over the run (plus the child's start-up), deterministically.
-        let at =
-            took.mul_f64(1.3 * (trial as f64 + 0.5) / trials as f64) + Duration::from_millis(5);
+        let mut child = spawn_child(&dir);
+        // Spread over the run, deterministically.
+        let at = took.mul_f64(1.3 * (trial as f64 + 0.5) / trials as f64);
         std::thread::sleep(at);
         if child.try_wait().unwrap().is_none() {
             killed_mid_run += 1;
