@@ -417,6 +417,30 @@ fn product_in<T: num_traits::Float + Send + Sync + 'static>(
     c.iter().map(|v| v.to_f64().unwrap()).collect()
 }
 
+/// `op(A)·op(B)` by the reference loop in f64, with the f32 operands `a`
+/// and `b` stored transposed as `ta`, `tb` say.
+fn reference_product(
+    (m, n, k): (usize, usize, usize),
+    (a, ta): (&[f32], bool),
+    (b, tb): (&[f32], bool),
+) -> Vec<f64> {
+    let cpu = Cpu::<f64>::new();
+    let (ar, ac) = if ta { (k, m) } else { (m, k) };
+    let (br, bc) = if tb { (n, k) } else { (k, n) };
+    let spec = MatmulSpec {
+        transpose_a: ta,
+        transpose_b: tb,
+        ..Default::default()
+    };
+    let mut want = cpu.zeros(m, n).unwrap();
+    let (at, bt) = (
+        cpu.upload(ar, ac, a).unwrap(),
+        cpu.upload(br, bc, b).unwrap(),
+    );
+    crate::backend::reference_matmul(&at, &bt, &mut want, spec).unwrap();
+    cpu.download(&want).unwrap()
+}
+
 #[test]
 fn both_cpu_libraries_match_the_reference_loop() {
     // Whichever library this machine chose, the other is checked too: every
@@ -425,8 +449,6 @@ fn both_cpu_libraries_match_the_reference_loop() {
     // ones `gemm` cuts into a piece per thread, along m (257 rows: pieces of
     // 144 and 113 on two threads) and along n, in f32 and f64.
     use super::cpu_engine::CpuGemm;
-    use crate::backend::reference_matmul;
-    let cpu = Cpu::<f64>::new();
     for (m, n, k) in [
         (1, 1, 1),
         (7, 33, 257),
@@ -444,20 +466,7 @@ fn both_cpu_libraries_match_the_reference_loop() {
     ] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let (a, b) = (random(1, m * k), random(2, k * n));
-            let (ar, ac) = if ta { (k, m) } else { (m, k) };
-            let (br, bc) = if tb { (n, k) } else { (k, n) };
-            let spec = MatmulSpec {
-                transpose_a: ta,
-                transpose_b: tb,
-                ..Default::default()
-            };
-            let mut want = cpu.zeros(m, n).unwrap();
-            let (at, bt) = (
-                cpu.upload(ar, ac, &a).unwrap(),
-                cpu.upload(br, bc, &b).unwrap(),
-            );
-            reference_matmul(&at, &bt, &mut want, spec).unwrap();
-            let want = cpu.download(&want).unwrap();
+            let want = reference_product((m, n, k), (&a, ta), (&b, tb));
             for &engine in CpuGemm::ALL {
                 let what = format!("{engine:?} {m}x{n}x{k} ta {ta} tb {tb}");
                 let got32 = product_in::<f32>(engine, (m, n, k), (&a, ta), (&b, tb));
@@ -478,8 +487,6 @@ fn transposed_weights_copied_into_rows_match_the_reference_loop() {
     // and ones deeper than a slab (two and three slabs, the last short).
     use super::cpu_engine::{has_avx512, CpuGemm};
     use super::transpose;
-    use crate::backend::reference_matmul;
-    let cpu = Cpu::<f64>::new();
     for (m, n, k) in [
         (16, 48, 256),
         (40, 200, 512),
@@ -489,14 +496,7 @@ fn transposed_weights_copied_into_rows_match_the_reference_loop() {
     ] {
         assert!(!has_avx512() || transpose::pays(m, (k, n.min(112)), k as isize));
         let (a, b) = (random(1, m * k), random(2, k * n));
-        let spec = MatmulSpec {
-            transpose_b: true,
-            ..Default::default()
-        };
-        let (at, bt) = (cpu.upload(m, k, &a).unwrap(), cpu.upload(n, k, &b).unwrap());
-        let mut want = cpu.zeros(m, n).unwrap();
-        reference_matmul(&at, &bt, &mut want, spec).unwrap();
-        let want = cpu.download(&want).unwrap();
+        let want = reference_product((m, n, k), (&a, false), (&b, true));
         let got = product_in::<f32>(CpuGemm::Gemm, (m, n, k), (&a, false), (&b, true));
         // f32 sums of k ≤ 1280 products of values in [-1, 1] (measured:
         // 4e-6 at k = 256, 2e-5 at 1280).
