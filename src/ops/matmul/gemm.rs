@@ -13,7 +13,7 @@
 use super::cpu_engine::{cpu_gemm, CpuGemm};
 use super::transpose;
 use crate::backend::par::split;
-use crate::backend::pool::for_each_piece;
+use crate::backend::pool::{balanced, for_each_piece};
 use num_traits::Float;
 use std::any::TypeId;
 use std::ops::Range;
@@ -218,8 +218,10 @@ pub(crate) type At<P> = (P, (isize, isize));
 /// The single-threaded call that computes one piece of C.
 #[derive(Clone, Copy)]
 pub(crate) enum Library {
-    /// The `gemm` crate's kernels.
-    GemmCrate,
+    /// The `gemm` crate's kernels; `copy_b`: a transposed f32 op(B) is
+    /// first copied into rows ([`copies_b`]), decided once for all of a
+    /// product's pieces ([`Library::fitted`]).
+    GemmCrate { copy_b: bool },
     /// `narrow.rs`'s kernel: `f32` only, for a product it [`runs`](super::narrow::runs).
     Narrow,
     /// OpenBLAS, at the leading dimensions of the whole operands.
@@ -237,7 +239,19 @@ impl Library {
         if TypeId::of::<T>() == TypeId::of::<f32>() && super::narrow::runs(mnk, sb) {
             Library::Narrow
         } else {
-            Library::GemmCrate
+            Library::GemmCrate { copy_b: false }
+        }
+    }
+
+    /// The library for the pieces of a product whose largest piece is
+    /// `block`: whether the `gemm` crate copies op(B) is decided here, once,
+    /// so that every piece, whatever its length, sums the same way.
+    fn fitted<T: 'static>(self, block: Block, sb: (isize, isize)) -> Self {
+        match self {
+            Library::GemmCrate { .. } => Library::GemmCrate {
+                copy_b: copies_b::<T>(block, sb),
+            },
+            other => other,
         }
     }
 
@@ -257,7 +271,7 @@ impl Library {
         // SAFETY: the caller's contract.
         unsafe {
             match self {
-                Library::GemmCrate => gemm_crate(block, a, b, c),
+                Library::GemmCrate { copy_b } => gemm_crate(block, a, b, c, copy_b),
                 Library::Narrow => super::narrow::product(
                     block,
                     (a.0.cast(), a.1),
@@ -275,14 +289,23 @@ impl Library {
 }
 
 /// `c = op(A)·op(B)` on all the pool's threads: C is cut along its longer
-/// side into one piece per thread ([`Cut`]), and `epilogue` runs on each
+/// side into one piece per thread ([`Cut`]), each as long as its thread's
+/// recent speed predicts ([`balanced`]), and `epilogue` runs on each
 /// piece's rows right after it, on the same core. A product under
 /// [`MIN_SPLIT_MACS`] (or any, with one thread) runs whole on the calling
-/// thread, its epilogue then split over the cores.
+/// thread, its epilogue then split over the cores. Where C is cut never
+/// changes its sums (each element is summed over the whole of k in the
+/// same blocks), so the pieces' lengths may follow the machine's load.
 ///
 /// On the training step's shapes the `gemm` crate ran mostly 1.1–1.3×
 /// faster cut this way than by its own split (`Parallelism::Rayon`) at
 /// batch 256, and 1.4–2.1× at batch 64 (PERFORMANCE.md, "The CPU backend").
+/// Cut by speed rather than in equal pieces, the peer network's step was
+/// the faster in 156 of 240 pairs of 10-step blocks alternated with the
+/// equal cut (four runs; the equal cut's median step took 0.987–1.061×
+/// the balanced one's) on a
+/// 2-vCPU AMD EPYC whose cores' speeds drifted apart; at batch 64 in 77 of
+/// 120 (PERFORMANCE.md, "an AMD EPYC with AVX2 only").
 fn in_pieces<T: Float + Send + Sync + 'static>(
     mnk: Block,
     a: (&[T], (isize, isize)),
@@ -293,6 +316,7 @@ fn in_pieces<T: Float + Send + Sync + 'static>(
 ) {
     let pieces = pieces_for(mnk, 1.0);
     if pieces == 1 {
+        let library = library.fitted::<T>(mnk, b.1);
         // SAFETY: the caller asserted that the slices hold op(A), op(B)
         // and C (borrowed mutably), and chose a library that suits T.
         unsafe {
@@ -309,7 +333,10 @@ fn in_pieces<T: Float + Send + Sync + 'static>(
         return;
     }
     let cut = Cut::new(mnk, a, b, c, epilogue, library, pieces);
-    for_each_piece(cut.count, &|p| cut.run(p));
+    match cut.least_balanced_piece() {
+        Some(least) => balanced(cut.len(), (LANES, least), &|range| cut.run_range(range)),
+        None => for_each_piece(cut.count, &|p| cut.run(p)),
+    }
 }
 
 /// How many pieces a product of `mnk` gets when it is `fraction` of a
@@ -323,8 +350,12 @@ fn pieces_for((m, n, k): Block, fraction: f64) -> usize {
     ((threads * fraction).round() as usize).max(1)
 }
 
-/// A product cut along C's longer side into pieces of whole 16-float
-/// vectors (one AVX-512 register), each a single-threaded [`Library`]
+/// What a piece's rows or columns of C come in multiples of: 16 floats,
+/// one AVX-512 register.
+const LANES: usize = 16;
+
+/// A product cut along C's longer side into pieces of whole [`LANES`]
+/// (but for the last), each a single-threaded [`Library`]
 /// call on a block inside the operands, then the epilogue on the piece's
 /// rows while they are in cache. Built from borrowed slices, it can run
 /// as part of any pool job: its pieces touch disjoint blocks of C.
@@ -354,7 +385,13 @@ impl<'a, T: Float + 'static> Cut<'a, T> {
     ) -> Self {
         let along_n = n >= m;
         let len = if along_n { n } else { m };
-        let piece = len.div_ceil(pieces.max(1)).next_multiple_of(16).max(1);
+        let piece = len.div_ceil(pieces.max(1)).next_multiple_of(LANES).max(1);
+        let largest = if along_n {
+            (m, piece.min(n), k)
+        } else {
+            (piece.min(m), n, k)
+        };
+        let library = library.fitted::<T>(largest, sb);
         Cut {
             mnk: (m, n, k),
             a: (Shared(a.as_ptr()), sa),
@@ -368,11 +405,43 @@ impl<'a, T: Float + 'static> Cut<'a, T> {
         }
     }
 
+    /// Rows or columns of C, whichever side it is cut along.
+    fn len(&self) -> usize {
+        if self.along_n {
+            self.mnk.1
+        } else {
+            self.mnk.0
+        }
+    }
+
+    /// The least piece length at which [`balanced`] may cut this product
+    /// anywhere (at multiples of [`LANES`]) and each element of C still
+    /// be summed as in any other cut; `None` where only the even cut keeps
+    /// the sums (then it is the same on every step). The `gemm` crate
+    /// sums differently for pieces it takes special paths for: one column
+    /// (`gemv`), at most 256 elements of C from a row-major op(A) and a
+    /// column-major op(B) (dot products, k in blocks of 1,024), and at
+    /// most 64 × 64 (k in blocks of 512 rather than evenly): so only cuts
+    /// along n, with at least 4 rows, and pieces over 64 columns where
+    /// there are 64 rows or fewer. OpenBLAS's small-matrix kernels are not
+    /// known well enough: its products keep the even cut.
+    fn least_balanced_piece(&self) -> Option<usize> {
+        let (m, n, _) = self.mnk;
+        let sums_alike = matches!(self.library, Library::GemmCrate { .. } | Library::Narrow);
+        let least = if m > 64 { LANES } else { 5 * LANES };
+        (self.along_n && sums_alike && m >= 4 && n >= 2 * least).then_some(least)
+    }
+
     /// Piece `p` (`p < count`).
     fn run(&self, p: usize) {
+        let start = p * self.piece;
+        self.run_range(start..(start + self.piece).min(self.len()));
+    }
+
+    /// The piece of C's rows or columns `range` (inside `0..len()`).
+    fn run_range(&self, range: Range<usize>) {
         let (m, n, k) = self.mnk;
-        let len = if self.along_n { n } else { m };
-        let (start, width) = (p * self.piece, self.piece.min(len - p * self.piece));
+        let (start, width) = (range.start, range.len());
         let ((a, sa), (b, sb)) = ((self.a.0.get(), self.a.1), (self.b.0.get(), self.b.1));
         // SAFETY: `new` borrowed the slices for 'a, whose lengths the
         // caller asserted hold op(A), op(B) and C; each piece reads a block
@@ -495,25 +564,32 @@ pub(crate) fn jointly_with<T: Float + Send + Sync + 'static>(
     true
 }
 
-/// The `gemm` crate's `c = op(A)·op(B)` on the calling thread. A
-/// transposed f32 op(B) (`Wᵀ`) is first copied into rows where
-/// [`transpose::pays`], in slabs of its depth, one product each.
+/// Whether the `gemm` crate's product of `block` should first copy a
+/// transposed f32 op(B) (`Wᵀ`, at strides `(rsb, csb)`) into rows: where
+/// [`transpose::pays`].
+fn copies_b<T: 'static>((m, n, k): Block, (rsb, csb): (isize, isize)) -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>()
+        && rsb == 1
+        && csb != 1
+        && n > 1
+        && transpose::pays(m, (k, n), csb)
+}
+
+/// The `gemm` crate's `c = op(A)·op(B)` on the calling thread. With
+/// `copy_b` ([`copies_b`]), the transposed f32 op(B) is first copied into
+/// rows, in slabs of its depth, one product each.
 ///
 /// # Safety
-/// As [`gemm_raw`].
+/// As [`gemm_raw`]; with `copy_b`, `T` is f32 and op(B) has row stride 1.
 unsafe fn gemm_crate<T: Float + 'static>(
     (m, n, k): Block,
     a: At<*const T>,
     b: At<*const T>,
     c: At<*mut T>,
+    copy_b: bool,
 ) {
     let (b, (rsb, csb)) = b;
-    let copied = TypeId::of::<T>() == TypeId::of::<f32>()
-        && rsb == 1
-        && csb != 1
-        && n > 1
-        && transpose::pays(m, (k, n), csb);
-    if !copied {
+    if !copy_b {
         // SAFETY: the caller's contract.
         return unsafe {
             gemm_raw(
@@ -770,6 +846,74 @@ pub(crate) mod openblas {
                 call!(cblas_dgemm, f64)
             } else {
                 call!(cblas_sgemm, f32)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::random;
+
+    #[test]
+    fn a_product_gives_the_same_bits_wherever_balanced_may_cut_it() {
+        // `balanced` cuts C where the threads' recent speeds say, so the
+        // cut moves from one step to the next. Where it may
+        // (`least_balanced_piece`), every cut must give the bits of the
+        // even cut, epilogue included (it marks each element with its row
+        // and column, so a piece at the wrong offset shows): `X·Wᵀ` with
+        // more than 64 rows (pieces of 16 columns and more), with 64 rows
+        // and fewer (pieces over 64 columns, k past one block of 512), and
+        // the input gradient `δ·W`. Cut along m (more rows than columns,
+        // the output layer's `X·W₃ᵀ`), or at 3 rows, it may not.
+        let mark = |i: usize, j0: usize, row: &mut [f32]| {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v += (i * 1000 + j0 + j) as f32;
+            }
+        };
+        for ((m, n, k), (ta, tb), balances) in [
+            ((96, 200, 512), (false, true), true),
+            ((64, 200, 784), (false, true), true),
+            ((7, 400, 600), (false, true), true),
+            ((80, 176, 77), (false, false), true),
+            ((256, 10, 512), (false, true), false),
+            ((3, 400, 600), (false, true), false),
+        ] {
+            let (a, b) = (random(1, m * k), random(2, k * n));
+            let (sa, sb) = (strides(m, k, ta), strides(k, n, tb));
+            let library = Library::for_gemm_crate::<f32>((m, n, k), sb);
+            let cut_at = |ends: &[usize]| {
+                let mut c = vec![0.0f32; m * n];
+                let cut = Cut::new(
+                    (m, n, k),
+                    (&a, sa),
+                    (&b, sb),
+                    &mut c,
+                    Some(&mark),
+                    library,
+                    2,
+                );
+                let mut start = 0;
+                for &end in ends.iter().chain([cut.len()].iter()) {
+                    cut.run_range(start..end);
+                    start = end;
+                }
+                c
+            };
+            let mut c = vec![0.0f32; m * n];
+            let least = Cut::new((m, n, k), (&a, sa), (&b, sb), &mut c, None, library, 2)
+                .least_balanced_piece();
+            assert_eq!(least.is_some(), balances, "{m}x{n}x{k}");
+            let Some(least) = least else { continue };
+            let even = n.div_ceil(2).next_multiple_of(LANES);
+            let want = cut_at(&[even]);
+            for end in (least..=n - least).step_by(LANES) {
+                assert!(cut_at(&[end]) == want, "{m}x{n}x{k} cut at {end}");
+            }
+            // Three pieces, as on three threads.
+            if n >= 3 * least {
+                assert!(cut_at(&[least, 2 * least]) == want, "{m}x{n}x{k} in three");
             }
         }
     }
