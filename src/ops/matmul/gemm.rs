@@ -293,9 +293,10 @@ impl Library {
 /// recent speed predicts ([`balanced`]), and `epilogue` runs on each
 /// piece's rows right after it, on the same core. A product under
 /// [`MIN_SPLIT_MACS`] (or any, with one thread) runs whole on the calling
-/// thread, its epilogue then split over the cores. Where C is cut never
-/// changes its sums (each element is summed over the whole of k in the
-/// same blocks), so the pieces' lengths may follow the machine's load.
+/// thread, its epilogue then split over the cores. The pieces' lengths
+/// follow the machine's load only where every cut allowed sums each
+/// element of C alike ([`Cut::least_balanced_piece`]); elsewhere they are
+/// equal, the same cut on every step.
 ///
 /// On the training step's shapes the `gemm` crate ran mostly 1.1–1.3×
 /// faster cut this way than by its own split (`Parallelism::Rayon`) at
@@ -303,9 +304,9 @@ impl Library {
 /// Cut by speed rather than in equal pieces, the peer network's step was
 /// the faster in 156 of 240 pairs of 10-step blocks alternated with the
 /// equal cut (four runs; the equal cut's median step took 0.987–1.061×
-/// the balanced one's) on a
-/// 2-vCPU AMD EPYC whose cores' speeds drifted apart; at batch 64 in 77 of
-/// 120 (PERFORMANCE.md, "an AMD EPYC with AVX2 only").
+/// the balanced one's) on a 2-vCPU AMD EPYC whose cores' speeds drifted
+/// apart; at batch 64 in 77 of 120 (PERFORMANCE.md, "an AMD EPYC with
+/// AVX2 only").
 fn in_pieces<T: Float + Send + Sync + 'static>(
     mnk: Block,
     a: (&[T], (isize, isize)),
