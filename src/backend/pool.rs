@@ -526,19 +526,23 @@ mod tests {
     fn every_piece_runs_once_in_consecutive_and_concurrent_jobs() {
         // Jobs back to back, and from several threads at once (all but one
         // find the pool busy and go to rayon), each piece exactly once.
+        jobs_from_three_threads(|t, job| {
+            let count = 1 + (job * 7 + t) % 37;
+            let hits: Vec<AtomicUsize> = (0..count).map(|_| AtomicUsize::new(0)).collect();
+            for_each_piece(count, &|i| {
+                hits[i].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        });
+    }
+
+    /// `job(thread, job)` for 200 jobs back to back on each of three
+    /// threads at once.
+    fn jobs_from_three_threads(job: impl Fn(usize, usize) + Sync) {
+        let job = &job;
         std::thread::scope(|s| {
             for t in 0..3 {
-                s.spawn(move || {
-                    for job in 0..200 {
-                        let count = 1 + (job * 7 + t) % 37;
-                        let hits: Vec<AtomicUsize> =
-                            (0..count).map(|_| AtomicUsize::new(0)).collect();
-                        for_each_piece(count, &|i| {
-                            hits[i].fetch_add(1, Ordering::Relaxed);
-                        });
-                        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
-                    }
-                });
+                s.spawn(move || (0..200).for_each(|j| job(t, j)));
             }
         });
     }
@@ -547,32 +551,25 @@ mod tests {
     fn balanced_jobs_cover_their_range_once_in_aligned_pieces() {
         // Back to back and from several threads at once (then on rayon),
         // at lengths under, at and over one alignment, and with the shares
-        // moving between jobs: every index once, each piece but the last
-        // a multiple of the alignment.
-        std::thread::scope(|s| {
-            for t in 0..3 {
-                s.spawn(move || {
-                    for job in 0..200 {
-                        let len = [1, 7, 16, 33, 257, 1000][(job + t) % 6];
-                        let (align, least) = [(1, 1), (16, 16), (16, 80)][job % 3];
-                        let hits: Vec<AtomicUsize> =
-                            (0..len).map(|_| AtomicUsize::new(0)).collect();
-                        let pieces = Mutex::new(Vec::new());
-                        balanced(len, (align, least), &|range| {
-                            for i in range.clone() {
-                                hits[i].fetch_add(1, Ordering::Relaxed);
-                            }
-                            pieces.lock().unwrap().push(range);
-                        });
-                        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "{len}");
-                        let mut pieces = pieces.into_inner().unwrap();
-                        pieces.sort_by_key(|r| r.start);
-                        assert!(pieces.len() <= rayon::current_num_threads().max(1));
-                        assert!(pieces.len() == 1 || pieces.iter().all(|r| r.len() >= least));
-                        assert!(pieces.iter().all(|r| r.start % align == 0), "{pieces:?}");
-                    }
-                });
-            }
+        // moving between jobs: every index once, each piece at least the
+        // least length and starting at a multiple of the alignment.
+        jobs_from_three_threads(|t, job| {
+            let len = [1, 7, 16, 33, 257, 1000][(job + t) % 6];
+            let (align, least) = [(1, 1), (16, 16), (16, 80)][job % 3];
+            let hits: Vec<AtomicUsize> = (0..len).map(|_| AtomicUsize::new(0)).collect();
+            let pieces = Mutex::new(Vec::new());
+            balanced(len, (align, least), &|range| {
+                for i in range.clone() {
+                    hits[i].fetch_add(1, Ordering::Relaxed);
+                }
+                pieces.lock().unwrap().push(range);
+            });
+            assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1), "{len}");
+            let mut pieces = pieces.into_inner().unwrap();
+            pieces.sort_by_key(|r| r.start);
+            assert!(pieces.len() <= rayon::current_num_threads().max(1));
+            assert!(pieces.len() == 1 || pieces.iter().all(|r| r.len() >= least));
+            assert!(pieces.iter().all(|r| r.start % align == 0), "{pieces:?}");
         });
     }
 
