@@ -11,6 +11,12 @@
 //! [--no-phases]`
 //!
 //! The last line is `RESULT {json}` for scripts.
+//!
+//! `--serve BATCHxWIDTH` (with `--backend cpu` or `gpu`) instead trains that
+//! case in blocks that another process asks for: a line `K` on standard
+//! input runs K steps and a loss readback, and answers `DONE seconds`.
+//! `scripts/paired_vs_torch.py` alternates such blocks with PyTorch's, so
+//! that both are timed within a second of each other.
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -39,17 +45,21 @@ struct Opts {
     max_step_s: f64,
     batches: Vec<usize>,
     widths: Vec<usize>,
+    /// `--serve`: the `(batch, width)` to train in blocks asked for on stdin.
+    serve: Option<(usize, usize)>,
 }
 
 const USAGE: &str = "usage: throughput [--backend gpu|cpu|both] [--cases peer|all] \
 [--steps N] [--repeats R] [--warmup W] [--budget SECONDS] [--max-step-s SECONDS] \
-[--batches LIST] [--widths LIST] [--no-phases]
+[--batches LIST] [--widths LIST] [--no-phases] [--serve BATCHxWIDTH]
   --steps N        steps per timed repeat (default: the peers' 50, reduced where one
                    repeat would take longer than --budget, default 1.5 s)
   --max-step-s S   skip sweep cases whose step, predicted from the peer case's
                    measured GFLOP/s on that backend, exceeds S (default 1)
   --batches/--widths  sweep sizes (defaults 64,256,1024,4096 at width 512 and
-                   256,1024,2048,4096 at batch 256)";
+                   256,1024,2048,4096 at batch 256)
+  --serve BxW      train batch B, width W on one backend in blocks: each line K read
+                   from stdin runs K steps and answers `DONE seconds`";
 
 fn parse() -> Result<Opts, String> {
     let mut o = Opts {
@@ -64,6 +74,7 @@ fn parse() -> Result<Opts, String> {
         max_step_s: 1.0,
         batches: vec![64, 256, 1024, 4096],
         widths: vec![256, 1024, 2048, 4096],
+        serve: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -112,8 +123,25 @@ fn parse() -> Result<Opts, String> {
             "--max-step-s" => o.max_step_s = num(&value)?,
             "--batches" => o.batches = list(&value)?,
             "--widths" => o.widths = list(&value)?,
+            "--serve" => {
+                let case = value.split_once('x').and_then(|(b, w)| {
+                    Some((
+                        b.parse().ok().filter(|&b| b > 0)?,
+                        w.parse().ok().filter(|&w| w > 0)?,
+                    ))
+                });
+                o.serve =
+                    Some(case.ok_or_else(|| {
+                        format!("--serve {value}: expected BATCHxWIDTH, as 256x512")
+                    })?);
+            }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
+    }
+    if o.serve.is_some() && o.gpu == o.cpu {
+        return Err(format!(
+            "--serve needs --backend cpu or --backend gpu\n{USAGE}"
+        ));
     }
     Ok(o)
 }
@@ -731,7 +759,48 @@ fn main() {
     }
 }
 
+/// `--serve`: `o.warmup` steps, then a block of steps for each line of
+/// standard input, each timed with its loss readback (as a repeat is).
+fn serve<B: Backend>(b: &B, o: &Opts, (n, width): (usize, usize)) -> wgtrain::Result<()> {
+    use std::io::BufRead;
+    let mut model = spec(width).build(b, 0)?;
+    let mut opt = Optim::new(Adam::default())?;
+    let (x, y) = batch(b, n)?;
+    for _ in 0..o.warmup {
+        train_step(&mut model, &mut opt, &x, &y)?;
+    }
+    model.loss_value(n)?;
+    println!("READY {}", b.describe());
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|source| wgtrain::Error::Io {
+            path: "standard input".into(),
+            source,
+        })?;
+        let Ok(steps) = line.trim().parse::<usize>() else {
+            return Err(wgtrain::Error::Setting {
+                name: "--serve's step count",
+                value: line,
+                allowed: "a whole number on each line",
+            });
+        };
+        let t = Instant::now();
+        for _ in 0..steps {
+            train_step(&mut model, &mut opt, &x, &y)?;
+        }
+        model.loss_value(n)?;
+        println!("DONE {}", t.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
 fn run(o: &Opts) -> wgtrain::Result<()> {
+    if let Some(case) = o.serve {
+        return if o.cpu {
+            serve(&Cpu::<f32>::new(), o, case)
+        } else {
+            serve(&Gpu::new()?, o, case)
+        };
+    }
     println!(
         "MLP {INPUT}-w-w-{CLASSES}, ReLU, softmax CE (mean), Adam(lr 1e-3, betas 0.9/0.999, eps 1e-8), \
          fp32, fixed random batch on the device; median of {} repeats; GFLOP/st = exact FLOPs per step \

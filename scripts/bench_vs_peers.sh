@@ -6,20 +6,21 @@
 #   bash scripts/bench_vs_peers.sh            # from the repo root
 #
 # Environment: PEERS (default ../shared/peers, where CI puts shared/), STEPS
-# (steps per timed repeat, default the peers' 50), ROUNDS (interleaved
-# rounds of ours and PyTorch fused on the peer case, default 3), PY (a python with numpy
+# (steps per timed repeat, default the peers' 50), ROUNDS (rounds of
+# alternating blocks per case, default 60), PY (a python with numpy
 # and/or torch; without one, torch 2.15.0 and numpy 2.4.6, the peers'
 # versions, are installed into /tmp/peers-venv: about 5.4 GB with torch's
 # CUDA dependencies), BURN (a built peers/burn_mlp binary).
 #
-# Besides the peer case it times batch 64 (width 512) and width 4096 (batch
-# 256) on our CPU backend and PyTorch's (fused and default Adam), and prints
-# every ratio from this one run with the CPU's model name and vector width.
+# Then it times our CPU backend and PyTorch's (fused and default Adam) in
+# alternating blocks of steps (scripts/paired_vs_torch.py) on the peer case,
+# batch 64 (width 512) and width 4096 (batch 256), and prints every ratio
+# from this one run with the CPU's model name and vector width.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=${PEERS:-../shared/peers}
 export STEPS=${STEPS:-50}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-60}
 BURN=${BURN:-/tmp/burn_target/release/burn_mlp_wgsl}
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}" # silences Mesa's warning
 out=$(mktemp -d)
@@ -93,21 +94,13 @@ if [[ -n $torch_py ]]; then
   for variant in default fused; do
     measure torch.txt "$torch_py" "$PEERS/torch_mlp.py" mlp 5 "$variant"
   done
+  # The machine's speed can move by 2x within seconds: blocks of a fraction
+  # of a second, ours and PyTorch's alternated, each round's ratio taken
+  # within it, are the ratios to quote (scripts/paired_vs_torch.py).
   echo
-  echo "== batch 64 and width 4096: ours (CPU backend), then PyTorch CPU (scripts/torch_cpu_mlp.py)"
-  measure ours_sweep.txt cargo run -q --release --example throughput -- --backend cpu --no-phases \
-    --steps "$STEPS" --batches 64 --widths 4096
-  measure torch_sweep.txt "$torch_py" scripts/torch_cpu_mlp.py 64x512 256x4096
-  # The machine's speed can move by 2x within minutes; rounds that alternate
-  # ours and PyTorch fused, each round's ratio taken within it, show how far
-  # one ratio can be trusted.
-  echo
-  echo "== peer case, $ROUNDS interleaved rounds: ours (CPU backend, 3 repeats), then PyTorch fused Adam (3 repeats)"
-  for round in $(seq 1 "$ROUNDS"); do
-    measure "ours_round$round.txt" cargo run -q --release --example throughput -- --backend cpu \
-      --cases peer --no-phases --steps "$STEPS" --repeats 3 >/dev/null
-    measure "torch_round$round.txt" "$torch_py" "$PEERS/torch_mlp.py" mlp 3 fused >/dev/null
-  done
+  echo "== ours (CPU backend) and PyTorch CPU in alternating blocks, $ROUNDS rounds per case (scripts/paired_vs_torch.py)"
+  measure paired.txt env ROUNDS="$ROUNDS" OURS=target/release/examples/throughput \
+    "$torch_py" scripts/paired_vs_torch.py 256x512 64x512 256x4096
 fi
 
 echo
@@ -137,14 +130,6 @@ for line in read("ours.txt").splitlines():
     if line.startswith("RESULT "):
         for b in json.loads(line[len("RESULT "):])["backends"]:
             ours[b["backend"]] = b["peer"]["samples_per_s"]
-
-def ours_cpu(text):
-    for line in text.splitlines():
-        if line.startswith("RESULT "):
-            for b in json.loads(line[len("RESULT "):])["backends"]:
-                if b["backend"] == "cpu":
-                    return b["peer"]["samples_per_s"]
-    return None
 
 # (peer, samples/s, source): measured now, then recorded.
 peers_now = []
@@ -189,42 +174,12 @@ for label, v, source in rows:
     ratios = " ".join(f"{ours[c] / v:>14.3f}" for c in cols)
     print(f"{label:<28} {v:>10.0f} {ratios}  {source}")
 
-# The interleaved rounds: each round's ratio, and their median.
-round_ratios = []
-fused = re.compile(r"^RESULT mlp\[fused\] samples/s median ([\d.]+)")
-r = 1
-while read(f"ours_round{r}.txt"):
-    mine = ours_cpu(read(f"ours_round{r}.txt"))
-    theirs = [float(m.group(1)) for m in map(fused.match, read(f"torch_round{r}.txt").splitlines()) if m]
-    if mine and theirs:
-        round_ratios.append((mine, theirs[0]))
-    r += 1
-if round_ratios:
+# The paired blocks: the same-run ratios to quote.
+paired = [line[len("RESULT paired "):] for line in read("paired.txt").splitlines()
+          if line.startswith("RESULT paired ")]
+if paired:
     print()
-    print("== peer case, interleaved rounds: ours CPU / PyTorch CPU fused Adam, samples/s")
-    for i, (mine, theirs) in enumerate(round_ratios, 1):
-        print(f"   round {i}: ours {mine:.0f}, PyTorch fused {theirs:.0f}: {mine / theirs:.3f}x")
-    ratios = sorted(m / t for m, t in round_ratios)
-    print(f"   median of {len(ratios)} rounds: {ratios[len(ratios) // 2]:.3f}x (range {ratios[0]:.3f}-{ratios[-1]:.3f})")
-
-# Batch 64 and width 4096, both sides measured in this run.
-ours_sweep = {}
-for line in read("ours_sweep.txt").splitlines():
-    if line.startswith("RESULT "):
-        for b in json.loads(line[len("RESULT "):])["backends"]:
-            for case in b["sweep"]:
-                ours_sweep[(case["batch"], case["width"])] = case["samples_per_s"]
-torch_sweep = {}
-pat = re.compile(r"^RESULT torch-cpu mlp\[(\w+)\] batch (\d+) width (\d+): .* samples/s median (\d+)")
-for line in read("torch_sweep.txt").splitlines():
-    m = pat.match(line)
-    if m:
-        torch_sweep[(int(m.group(2)), int(m.group(3)), m.group(1))] = float(m.group(4))
-if ours_sweep and torch_sweep:
-    print()
-    print("== batch 64 and width 4096 (both measured now): ours CPU / PyTorch CPU, samples/s")
-    for (batch, width), v in sorted(ours_sweep.items()):
-        peers = [(var, torch_sweep.get((batch, width, var))) for var in ("fused", "default")]
-        text = ", ".join(f"{var} Adam {p:.0f} ({v / p:.3f}x)" for var, p in peers if p)
-        print(f"   batch {batch:>4} width {width:>4}: ours {v:.0f}; PyTorch {text}")
+    print("== ours CPU / PyTorch CPU, timed in alternating blocks (same run; the ratios to quote)")
+    for line in paired:
+        print("   " + line)
 EOF

@@ -27,7 +27,9 @@ WARMUP, REPEATS, STEPS = 10, 5, int(os.environ.get("STEPS", "50"))
 SWEEP = [(64, 512), (256, 512), (1024, 512), (4096, 512), (256, 256), (256, 1024), (256, 2048), (256, 4096)]
 
 
-def bench_mlp(dev, batch, width, variant):
+def make_step(dev, batch, width, variant):
+    """The peers' model, optimizer and fixed batch on `dev`; returns `step()`,
+    one training step that returns the loss tensor (not read back)."""
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Linear(IN, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, OUT)
@@ -46,6 +48,11 @@ def bench_mlp(dev, batch, width, variant):
         opt.step()
         return loss
 
+    return step
+
+
+def bench_mlp(dev, batch, width, variant):
+    step = make_step(dev, batch, width, variant)
     for _ in range(WARMUP):
         loss = step()
     loss.item()
