@@ -169,6 +169,21 @@ fn batch<B: Backend>(b: &B, n: usize) -> wgtrain::Result<(B::Tensor, B::Index)> 
     Ok((b.upload(n, INPUT, &x)?, b.indices(&y, CLASSES)?))
 }
 
+/// A model, its optimizer, and the batch's inputs and labels.
+type Trainee<B> = (
+    Model<B>,
+    Optim<B, Adam>,
+    <B as Backend>::Tensor,
+    <B as Backend>::Index,
+);
+
+/// The peers' network at `width`, Adam with PyTorch's defaults, and a fixed
+/// batch of `n` rows: what every timed case trains.
+fn case<B: Backend>(b: &B, n: usize, width: usize) -> wgtrain::Result<Trainee<B>> {
+    let (x, y) = batch(b, n)?;
+    Ok((spec(width).build(b, 0)?, Optim::new(Adam::default())?, x, y))
+}
+
 /// The library's training step, as `fit` runs it.
 fn train_step<B: Backend>(
     model: &mut Model<B>,
@@ -263,9 +278,7 @@ fn measure<B: Backend>(
     width: usize,
 ) -> wgtrain::Result<Case> {
     let b = bench.backend;
-    let mut model = spec(width).build(b, 0)?;
-    let mut opt = Optim::new(Adam::default())?;
-    let (x, y) = batch(b, n)?;
+    let (mut model, mut opt, x, y) = case(b, n, width)?;
 
     // Each warm-up step is read back, so that its time is the step's and the
     // budget check below sees finished work; the first step compiles pipelines.
@@ -763,9 +776,7 @@ fn main() {
 /// standard input, each timed with its loss readback (as a repeat is).
 fn serve<B: Backend>(b: &B, o: &Opts, (n, width): (usize, usize)) -> wgtrain::Result<()> {
     use std::io::BufRead;
-    let mut model = spec(width).build(b, 0)?;
-    let mut opt = Optim::new(Adam::default())?;
-    let (x, y) = batch(b, n)?;
+    let (mut model, mut opt, x, y) = case(b, n, width)?;
     for _ in 0..o.warmup {
         train_step(&mut model, &mut opt, &x, &y)?;
     }
@@ -880,9 +891,7 @@ fn kernel_timestamps(gpu: &Gpu, n: usize, width: usize) -> wgtrain::Result<Value
         return Ok(Value::Null);
     }
     let steps = 10;
-    let mut model = spec(width).build(gpu, 0)?;
-    let mut opt = Optim::new(Adam::default())?;
-    let (x, y) = batch(gpu, n)?;
+    let (mut model, mut opt, x, y) = case(gpu, n, width)?;
     for _ in 0..3 {
         train_step(&mut model, &mut opt, &x, &y)?;
     }
