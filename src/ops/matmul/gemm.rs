@@ -224,6 +224,8 @@ pub(crate) enum Library {
     GemmCrate { copy_b: bool },
     /// `narrow.rs`'s kernel: `f32` only, for a product it [`runs`](super::narrow::runs).
     Narrow,
+    /// `packed.rs`'s kernel: `f32` only, for a product it [`runs`](super::packed::runs).
+    Packed,
     /// OpenBLAS, at the leading dimensions of the whole operands.
     #[cfg(feature = "openblas")]
     OpenBlas {
@@ -233,11 +235,15 @@ pub(crate) enum Library {
 }
 
 impl Library {
-    /// The `gemm` crate's kernels, or the narrow kernel where it runs the
-    /// product (`T` = f32, a side of at most 16, AVX-512).
+    /// The `gemm` crate's kernels, or for `T` = f32 the narrow kernel where
+    /// it runs the product (a side of at most 16, AVX-512) or the packed one
+    /// (AVX2 without AVX-512, C from 16 × 16 to 2¹⁹ elements).
     fn for_gemm_crate<T: 'static>(mnk: Block, sb: (isize, isize)) -> Self {
-        if TypeId::of::<T>() == TypeId::of::<f32>() && super::narrow::runs(mnk, sb) {
+        let f32 = TypeId::of::<T>() == TypeId::of::<f32>();
+        if f32 && super::narrow::runs(mnk, sb) {
             Library::Narrow
+        } else if f32 && super::packed::runs(mnk) {
+            Library::Packed
         } else {
             Library::GemmCrate { copy_b: false }
         }
@@ -273,6 +279,12 @@ impl Library {
             match self {
                 Library::GemmCrate { copy_b } => gemm_crate(block, a, b, c, copy_b),
                 Library::Narrow => super::narrow::product(
+                    block,
+                    (a.0.cast(), a.1),
+                    (b.0.cast(), b.1),
+                    (c.0.cast(), c.1),
+                ),
+                Library::Packed => super::packed::product(
                     block,
                     (a.0.cast(), a.1),
                     (b.0.cast(), b.1),
@@ -425,9 +437,13 @@ impl<'a, T: Float + 'static> Cut<'a, T> {
     /// most 64 × 64 (k in blocks of 512 rather than evenly): so only cuts
     /// along n, with at least 4 rows, and pieces over 64 columns where
     /// there are 64 rows or fewer. OpenBLAS's small-matrix kernels are not
-    /// known well enough: its products keep the even cut.
+    /// known well enough: its products keep the even cut. The packed
+    /// kernel sums alike in any cut along n.
     fn least_balanced_piece(&self) -> Option<usize> {
         let (m, n, _) = self.mnk;
+        if matches!(self.library, Library::Packed) {
+            return (self.along_n && n >= 2 * LANES).then_some(LANES);
+        }
         let sums_alike = matches!(self.library, Library::GemmCrate { .. } | Library::Narrow);
         let least = if m > 64 { LANES } else { 5 * LANES };
         (self.along_n && sums_alike && m >= 4 && n >= 2 * least).then_some(least)

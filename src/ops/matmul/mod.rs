@@ -12,6 +12,21 @@ pub(crate) mod cpu_engine;
 pub(crate) mod gemm;
 pub(crate) mod gpu;
 pub(crate) mod narrow;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod packed;
+/// Off x86-64 the packed kernel never runs.
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) mod packed {
+    use super::gemm::{At, Block};
+
+    pub(crate) fn runs(_: Block) -> bool {
+        false
+    }
+
+    pub(crate) unsafe fn product(_: Block, _: At<*const f32>, _: At<*const f32>, _: At<*mut f32>) {
+        unreachable!("packed::runs is false off x86-64")
+    }
+}
 #[cfg(test)]
 mod tests;
 pub(crate) mod transpose;

@@ -640,3 +640,55 @@ fn products_run_jointly_give_the_bits_of_each_run_alone() {
         }
     }
 }
+
+#[test]
+fn the_packed_kernel_matches_the_reference_loop_at_awkward_sizes() {
+    // `packed.rs` called directly, whatever `packed::runs` says of the
+    // size: edge tiles of 1 to 5 rows and 1 to 15 columns, depths of one
+    // block, of two (513) and of three uneven ones (1030 → 344 + 344 + 342),
+    // in every transpose form, from a C holding garbage (the first block
+    // must overwrite it).
+    use super::cpu_engine::has_avx2_fma;
+    use super::packed;
+    if !has_avx2_fma() {
+        // The kernel is AVX2 code; `packed::runs` never picks it here.
+        assert!(!packed::runs((64, 64, 64)));
+        return;
+    }
+    for (m, n, k) in [
+        (1, 1, 1),
+        (7, 33, 257),
+        (33, 7, 65),
+        (6, 16, 513),
+        (257, 65, 3),
+        (97, 50, 1030),
+        (1, 1000, 7),
+    ] {
+        for (ta, tb) in FORMS {
+            let (a, b) = (random(1, m * k), random(2, k * n));
+            let want = reference_product((m, n, k), (&a, ta), (&b, tb));
+            let sa = if ta { (1, m as isize) } else { (k as isize, 1) };
+            let sb = if tb { (1, k as isize) } else { (n as isize, 1) };
+            let mut c = vec![f32::NAN; m * n];
+            // SAFETY: AVX2 and FMA exist; the operands hold op(A) and
+            // op(B) at these strides and C's m × n rows.
+            unsafe {
+                packed::product(
+                    (m, n, k),
+                    (a.as_ptr(), sa),
+                    (b.as_ptr(), sb),
+                    (c.as_mut_ptr(), (n as isize, 1)),
+                )
+            };
+            let got: Vec<f64> = c.iter().map(|&v| f64::from(v)).collect();
+            // f32 sums of k ≤ 1030 products of values in [-1, 1]: the
+            // bound of MATMUL_TOL.
+            assert_parity(
+                &format!("packed {m}x{n}x{k} ta {ta} tb {tb}"),
+                &got,
+                &want,
+                MATMUL_TOL,
+            );
+        }
+    }
+}
