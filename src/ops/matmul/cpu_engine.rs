@@ -31,7 +31,10 @@ pub enum CpuGemm {
     /// The `gemm` crate: AVX-512 kernels where the CPU has them (its AVX2
     /// ones elsewhere), threads over the output and the depth; on an
     /// AVX-512 CPU, products with a side of at most 16 (a 10-class output
-    /// layer's) run in wgtrain's own kernel instead.
+    /// layer's) run in wgtrain's own kernel instead (`narrow.rs`), and on
+    /// an AVX2 CPU without AVX-512 the f32 products with an output of
+    /// 16 × 16 to 2¹⁹ elements run in wgtrain's packed 6 × 16 kernel
+    /// (`packed.rs`).
     Gemm,
     /// The system's OpenBLAS (feature `openblas`; Debian: libopenblas-dev),
     /// one single-threaded call per piece of the output. Chosen only by
@@ -62,8 +65,13 @@ impl CpuGemm {
     }
 
     /// Its name, and for OpenBLAS the kernels it picked for this CPU
-    /// (`openblas (SkylakeX kernels)`).
+    /// (`openblas (SkylakeX kernels)`); for `gemm` on a CPU where
+    /// wgtrain's packed kernel runs, that it does
+    /// (`gemm, f32 by wgtrain's AVX2 kernel`).
     pub fn describe(self) -> String {
+        if self == CpuGemm::Gemm && super::packed::runs((64, 64, 64)) {
+            return format!("{}, f32 by wgtrain's AVX2 kernel", self.name());
+        }
         #[cfg(feature = "openblas")]
         if self == CpuGemm::OpenBlas {
             let core = super::gemm::openblas::core_name();

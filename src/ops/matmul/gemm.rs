@@ -4,7 +4,9 @@
 //! [`cpu_gemm`] chose for this machine; a product whose
 //! output is tiny beside its depth always goes to `gemm`, and under `gemm`
 //! one with a side of at most 16 (the output layer's) to the kernel in
-//! `narrow.rs`. Row and column
+//! `narrow.rs` (AVX-512), and on an AVX2 CPU without AVX-512 an f32 one
+//! with an output of 16 × 16 to 2¹⁹ elements to the kernel in
+//! `packed.rs`. Row and column
 //! strides describe every transpose form, so nothing is copied; an
 //! epilogue (the CPU matmul's bias, activation and gate) runs on each row
 //! of C once it is written. The choice is fixed for the

@@ -10,9 +10,10 @@
 //! 25 instructions per 12 FMAs against 21 here), and its blocks keep less
 //! in L2. On a 2-vCPU AMD EPYC (Zen 3), whose speed moved by up to 1.5×
 //! within seconds while a plain FMA loop's did not, the crate ran the
-//! peer network's first-layer product at 54–59 GFLOP/s in the slow
-//! seconds and 70–74 in the fast; this blocking ran it 1.09–1.16× faster
-//! per second (PERFORMANCE.md).
+//! peer network's first-layer product at 54–59 GFLOP/s in its slow
+//! seconds and 70–74 in the fast ones, and with this kernel the peer
+//! step ran 1.07–1.09× faster than with the crate's (PERFORMANCE.md,
+//! "a packed AVX2 kernel of our own").
 //!
 //! Every element of C is summed alike wherever its piece starts: over
 //! each depth block in order (the blocks depend on k alone), one FMA per
@@ -23,9 +24,9 @@ use std::arch::x86_64::*;
 use std::cell::RefCell;
 
 /// Rows of the register tile: each a broadcast of op(A).
-pub(crate) const MR: usize = 6;
+const MR: usize = 6;
 /// Columns of the register tile: two 8-float registers of op(B).
-pub(crate) const NR: usize = 16;
+const NR: usize = 16;
 /// Rows of op(A) packed at a time: 96 × 512 floats (192 KB) stay in L2.
 const MC: usize = 96;
 /// The deepest block of k: a B panel of 16 × 512 floats (32 KB) fills L1,
@@ -39,7 +40,7 @@ const KC: usize = 512;
 /// [`MAX_OUTPUT`] elements. Narrower, the padded
 /// panels waste much of the tile, and packing op(B) for a few rows of C
 /// costs as much as the product: the crate ran the output layer's `X·W₃ᵀ`
-/// (n = 10) and `δᵀ·H` (m = 10) 1.4–1.6× faster.
+/// (n = 10) and `δᵀ·H` (m = 10) 1.3–1.6× faster.
 pub(crate) fn runs((m, n, _): Block) -> bool {
     use super::cpu_engine::{has_avx2_fma, has_avx512};
     m >= NR && n >= NR && m * n <= MAX_OUTPUT && has_avx2_fma() && !has_avx512()
@@ -48,18 +49,24 @@ pub(crate) fn runs((m, n, _): Block) -> bool {
 /// The most elements of C a product runs here with: at width 4096 (C of
 /// 256 × 4096 and more) op(B)'s packed block outgrows L2 and is read
 /// again from L3 for every block of rows, and the `gemm` crate ran the
-/// step 1.05–1.15× faster.
+/// step 1.05–1.18× faster.
 const MAX_OUTPUT: usize = 1 << 19;
+
+/// The most floats of packed op(B) a thread keeps between products (4 MiB:
+/// a 2048-wide piece at depth 512); a wider product's are freed after it.
+const KEPT_B: usize = 1 << 20;
 
 /// The depth of every block of a product of depth `k`: as even as [`KC`]
 /// allows, so that it depends on `k` alone.
-pub(crate) fn k_block(k: usize) -> usize {
+fn k_block(k: usize) -> usize {
     k.div_ceil(k.div_ceil(KC).max(1)).max(1)
 }
 
 thread_local! {
     /// This thread's packed panels of op(A) and op(B), kept between
-    /// products so that a step allocates nothing.
+    /// products so that a step allocates nothing (op(A)'s hold at most
+    /// [`MC`] × [`KC`] floats; op(B)'s are dropped after a product that
+    /// needed more than [`KEPT_B`]).
     static PANELS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
@@ -68,9 +75,9 @@ thread_local! {
 /// contiguous.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA (as [`runs`] checks); each operand's block lies
-/// inside its allocation at its strides; no other thread touches C's block meanwhile, and C aliases
-/// neither input.
+/// The CPU has AVX2 and FMA (as [`runs`] checks); each operand's block
+/// lies inside its allocation at its strides; no other thread touches C's
+/// block meanwhile, and C aliases neither input.
 pub(crate) unsafe fn product(
     (m, n, k): Block,
     a: At<*const f32>,
@@ -139,6 +146,9 @@ unsafe fn blocked(
                     }
                 }
             }
+        }
+        if pb.capacity() > KEPT_B {
+            *pb = Vec::new();
         }
     });
 }
