@@ -10,10 +10,11 @@
 //! 25 instructions per 12 FMAs against 21 here), and its blocks keep less
 //! in L2. On a 2-vCPU AMD EPYC (Zen 3), whose speed moved by up to 1.5×
 //! within seconds while a plain FMA loop's did not, the crate ran the
-//! peer network's first-layer product at 54–59 GFLOP/s in its slow
-//! seconds and 70–74 in the fast ones, and with this kernel the peer
-//! step ran 1.07–1.09× faster than with the crate's (PERFORMANCE.md,
-//! "a packed AVX2 kernel of our own").
+//! peer network's first-layer product at 48–59 GFLOP/s in its slow
+//! seconds and 65–74 in the fast ones, and with this kernel the peer
+//! step ran 1.07–1.09× faster than with the crate's, before the tile's
+//! loop was unrolled (1.03× more; PERFORMANCE.md, "a packed AVX2 kernel
+//! of our own").
 //!
 //! Every element of C is summed alike wherever its piece starts: over
 //! each depth block in order (the blocks depend on k alone), one FMA per
