@@ -69,7 +69,7 @@ impl CpuGemm {
     /// wgtrain's packed kernel runs, that it does
     /// (`gemm, f32 by wgtrain's AVX2 kernel`).
     pub fn describe(self) -> String {
-        if self == CpuGemm::Gemm && super::packed::runs((64, 64, 64)) {
+        if self == CpuGemm::Gemm && super::packed::on_this_cpu() {
             return format!("{}, f32 by wgtrain's AVX2 kernel", self.name());
         }
         #[cfg(feature = "openblas")]

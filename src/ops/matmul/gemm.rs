@@ -22,7 +22,7 @@ use std::ops::Range;
 
 /// Where `op(X)` lives in a row-major buffer: `(row stride, column stride)`
 /// of the `rows × cols` matrix op(X), stored transposed when `transposed`.
-fn strides(rows: usize, cols: usize, transposed: bool) -> (isize, isize) {
+pub(super) fn strides(rows: usize, cols: usize, transposed: bool) -> (isize, isize) {
     if transposed {
         (1, rows as isize)
     } else {

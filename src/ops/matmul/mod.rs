@@ -23,6 +23,10 @@ pub(crate) mod packed {
         false
     }
 
+    pub(crate) fn on_this_cpu() -> bool {
+        false
+    }
+
     pub(crate) unsafe fn product(_: Block, _: At<*const f32>, _: At<*const f32>, _: At<*mut f32>) {
         unreachable!("packed::runs is false off x86-64")
     }

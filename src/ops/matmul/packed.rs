@@ -43,8 +43,14 @@ const KC: usize = 512;
 /// costs as much as the product: the crate ran the output layer's `X·W₃ᵀ`
 /// (n = 10) and `δᵀ·H` (m = 10) 1.3–1.6× faster.
 pub(crate) fn runs((m, n, _): Block) -> bool {
+    m >= NR && n >= NR && m * n <= MAX_OUTPUT && on_this_cpu()
+}
+
+/// Whether this CPU is one the packed kernel runs on: AVX2 and FMA
+/// without AVX-512.
+pub(crate) fn on_this_cpu() -> bool {
     use super::cpu_engine::{has_avx2_fma, has_avx512};
-    m >= NR && n >= NR && m * n <= MAX_OUTPUT && has_avx2_fma() && !has_avx512()
+    has_avx2_fma() && !has_avx512()
 }
 
 /// The most elements of C a product runs here with: at width 4096 (C of
@@ -331,24 +337,21 @@ unsafe fn tile(
         // SAFETY: the caller's contract, the tile whole.
         return unsafe { kernel(kc, a, b, (c, rsc), accumulate) };
     }
-    // An edge tile: through a full tile on the stack.
+    // An edge tile: through a full tile on the stack, zero unless C's
+    // values are to be added to.
     let mut edge = [0.0f32; MR * NR];
-    for r in 0..rows {
-        for j in 0..cols {
-            // SAFETY: (r, j) is inside the tile, inside C.
-            edge[r * NR + j] = if accumulate {
-                unsafe { *c.offset(r as isize * rsc + j as isize) }
-            } else {
-                0.0
-            };
+    // SAFETY: each of the tile's `rows` rows of C holds `cols` floats
+    // inside C; `edge` is a whole tile with row stride NR.
+    unsafe {
+        let row = |r: usize| c.offset(r as isize * rsc);
+        if accumulate {
+            for r in 0..rows {
+                std::ptr::copy_nonoverlapping(row(r), edge.as_mut_ptr().add(r * NR), cols);
+            }
         }
-    }
-    // SAFETY: `edge` is a whole tile with row stride NR.
-    unsafe { kernel(kc, a, b, (edge.as_mut_ptr(), NR as isize), true) };
-    for r in 0..rows {
-        for j in 0..cols {
-            // SAFETY: as above.
-            unsafe { *c.offset(r as isize * rsc + j as isize) = edge[r * NR + j] };
+        kernel(kc, a, b, (edge.as_mut_ptr(), NR as isize), true);
+        for r in 0..rows {
+            std::ptr::copy_nonoverlapping(edge.as_ptr().add(r * NR), row(r), cols);
         }
     }
 }

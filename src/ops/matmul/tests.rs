@@ -649,6 +649,7 @@ fn the_packed_kernel_matches_the_reference_loop_at_awkward_sizes() {
     // in every transpose form, from a C holding garbage (the first block
     // must overwrite it).
     use super::cpu_engine::has_avx2_fma;
+    use super::gemm::strides;
     use super::packed;
     if !has_avx2_fma() {
         // The kernel is AVX2 code; `packed::runs` never picks it here.
@@ -667,8 +668,7 @@ fn the_packed_kernel_matches_the_reference_loop_at_awkward_sizes() {
         for (ta, tb) in FORMS {
             let (a, b) = (random(1, m * k), random(2, k * n));
             let want = reference_product((m, n, k), (&a, ta), (&b, tb));
-            let sa = if ta { (1, m as isize) } else { (k as isize, 1) };
-            let sb = if tb { (1, k as isize) } else { (n as isize, 1) };
+            let (sa, sb) = (strides(m, k, ta), strides(k, n, tb));
             let mut c = vec![f32::NAN; m * n];
             // SAFETY: AVX2 and FMA exist; the operands hold op(A) and
             // op(B) at these strides and C's m × n rows.
